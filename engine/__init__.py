@@ -1,0 +1,1 @@
+"""Rivulet's engine: sources, parse, pipeline, operators, store and snapshots. No Streamlit here."""

@@ -1,0 +1,151 @@
+"""The command line. User errors exit 2 with one line on stderr, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:        # one line, not argparse's usage block
+        sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
+        sys.exit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="python -m engine", description="Rivulet's streaming engine, without the dashboard.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    r = sub.add_parser("replay", help="replay a CSV file to its end and print the final snapshot",
+                       description="Replay FILE at full speed to its end, storing rows in the data folder, "
+                                   "then print the final snapshot. Run again to resume after a crash.")
+    r.add_argument("file", metavar="FILE")
+    r.add_argument("--time-column", metavar="C", help="timestamp column for event time (default: the first one)")
+    w = r.add_mutually_exclusive_group()
+    w.add_argument("--window-rows", type=_positive_int, metavar="N", help="count window: the last N rows (default 10000)")
+    w.add_argument("--window-seconds", type=_positive_float, metavar="S", help="time window: the last S seconds")
+    r.add_argument("--pipeline", metavar="P.json", help="preprocessing spec to apply")
+    r.add_argument("--data-dir", metavar="D", help="data folder (default $RIVULET_DATA_DIR or ./data)")
+    r.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+
+    s = sub.add_parser("status", help="list the streams stored in a data folder",
+                       description="List every stream in the data folder with its counts and source position.")
+    s.add_argument("--data-dir", metavar="D")
+    s.add_argument("--json", action="store_true")
+
+    q = sub.add_parser("quarantine", help="show the quarantined rows of a stream",
+                       description="Print the newest quarantined rows of STREAM: position, reason, raw text.")
+    q.add_argument("stream", metavar="STREAM")
+    q.add_argument("--limit", type=_positive_int, default=50)
+    q.add_argument("--data-dir", metavar="D")
+    q.add_argument("--json", action="store_true")
+    return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return v
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be greater than 0")
+    return v
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .errors import UserError
+    try:
+        return {"replay": cmd_replay, "status": cmd_status, "quarantine": cmd_quarantine}[args.command](args)
+    except UserError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_replay(args) -> int:
+    from .operators import WindowSpec
+    from .pipeline import Pipeline
+    from .runtime import Engine
+
+    if not os.path.isfile(args.file):
+        from .errors import UserError
+        raise UserError(f"no such file: {args.file}")
+    if args.pipeline:
+        from .errors import UserError
+        try:
+            with open(args.pipeline) as f:
+                pipeline = Pipeline.from_json(f.read())
+        except OSError as e:
+            raise UserError(f"cannot read the pipeline {args.pipeline}: {e.strerror}") from None
+        if pipeline.steps:
+            raise UserError("pipeline steps are not available in this version yet")
+    if args.window_seconds:
+        window = WindowSpec("time", args.window_seconds, "event")
+    else:
+        window = WindowSpec("count", args.window_rows or 10_000)
+    with Engine(args.data_dir) as engine:
+        name = engine.add_replay(args.file, time_column=args.time_column, window=window)
+        snap = engine.wait(name)
+    _print(snap.to_json(), args.json)
+    return 0
+
+
+def cmd_status(args) -> int:
+    from .store import Store
+    store = Store(args.data_dir or _default_dir())
+    try:
+        out = []
+        for s in store.streams():
+            st = store.state(s["id"])
+            out.append({"stream": s["name"], "source": s["config"].get("source"), "path": s["config"].get("path"),
+                        "rows": {"ingested": st["ingested"], "quarantined": st["quarantined"],
+                                 "flagged": st["flagged"], "late": st["late"]},
+                        "stored": store.count(s["id"]), "offsets": store.offsets(s["id"])})
+    finally:
+        store.close()
+    _print(out, args.json)
+    return 0
+
+
+def cmd_quarantine(args) -> int:
+    from .errors import UserError
+    from .store import Store
+    store = Store(args.data_dir or _default_dir())
+    try:
+        ids = {s["name"]: s["id"] for s in store.streams()}
+        if args.stream not in ids:
+            raise UserError(f"no stream named {args.stream!r}; streams: {', '.join(ids) or 'none'}")
+        rows = store.quarantine(ids[args.stream], args.limit).to_pylist()
+    finally:
+        store.close()
+    for r in rows:
+        r["seen"] = r["seen"].isoformat()
+    _print(rows, args.json)
+    return 0
+
+
+def _default_dir() -> str:
+    from .runtime import default_data_dir
+    return default_data_dir()
+
+
+def _print(value, as_json: bool) -> None:
+    if as_json:
+        json.dump(value, sys.stdout, indent=None, separators=(",", ":"))
+        sys.stdout.write("\n")
+    else:
+        json.dump(value, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")

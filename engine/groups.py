@@ -1,0 +1,109 @@
+"""Per-column statistics for many keys at once (buckets, groups), vectorised.
+
+`KeyedStats` holds, for m sorted keys and k columns, the count, mean, M2, min and
+max of each column. It is built from rows or merged from partials with the same
+Chan formulas as `Moments`, but only per column (no co-moments), so a batch
+spanning thousands of buckets costs a few numpy passes, not a Python loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+STAT_NAMES = ("count", "mean", "var", "std", "min", "max")
+
+
+@dataclass(frozen=True)
+class KeyedStats:
+    keys: np.ndarray   # (m,) int64, strictly increasing
+    n: np.ndarray      # (m, k)
+    mean: np.ndarray   # (m, k)
+    m2: np.ndarray     # (m, k)
+    min: np.ndarray    # (m, k), +inf where empty
+    max: np.ndarray    # (m, k), -inf where empty
+
+    @classmethod
+    def empty(cls, k: int) -> "KeyedStats":
+        z = np.zeros((0, k))
+        return cls(np.zeros(0, np.int64), z, z, z, z, z)
+
+    @property
+    def k(self) -> int:
+        return self.n.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def of_rows(cls, keys: np.ndarray, X: np.ndarray) -> "KeyedStats":
+        """Group the rows of X (n x k, NaN = missing) by integer key."""
+        X = np.asarray(X, dtype=np.float64)
+        valid = ~np.isnan(X)
+        return _reduce(np.asarray(keys, dtype=np.int64), valid.astype(np.float64),
+                       np.where(valid, X, 0.0), np.zeros_like(X),
+                       np.where(valid, X, np.inf), np.where(valid, X, -np.inf))
+
+    def merge(self, other: "KeyedStats") -> "KeyedStats":
+        """Union of keys; statistics of shared keys combine exactly."""
+        if len(other) == 0:
+            return self
+        if len(self) == 0:
+            return other
+        return _reduce(np.concatenate([self.keys, other.keys]),
+                       np.concatenate([self.n, other.n]), np.concatenate([self.mean, other.mean]),
+                       np.concatenate([self.m2, other.m2]), np.concatenate([self.min, other.min]),
+                       np.concatenate([self.max, other.max]))
+
+    def rollup(self, divisor: int) -> "KeyedStats":
+        """Coarser keys (key // divisor), e.g. 1 s buckets into 10 s buckets."""
+        return _reduce(self.keys // divisor, self.n, self.mean, self.m2, self.min, self.max)
+
+    def tail(self, count: int) -> "KeyedStats":
+        if len(self) <= count:
+            return self
+        s = slice(len(self) - count, None)
+        return KeyedStats(self.keys[s], self.n[s], self.mean[s], self.m2[s], self.min[s], self.max[s])
+
+    def since(self, first_key: int) -> "KeyedStats":
+        i = int(np.searchsorted(self.keys, first_key))
+        return self.tail(len(self) - i)
+
+    def stats(self) -> dict[str, np.ndarray]:
+        """count, mean, var, std (ddof=1), min, max as (m, k) arrays, NaN where undefined."""
+        n = self.n
+        with np.errstate(invalid="ignore", divide="ignore"):
+            var = np.where(n > 1, self.m2 / (n - 1), np.nan)
+        has = n > 0
+        return {
+            "count": n,
+            "mean": np.where(has, self.mean, np.nan),
+            "var": var,
+            "std": np.sqrt(var),
+            "min": np.where(has, self.min, np.nan),
+            "max": np.where(has, self.max, np.nan),
+        }
+
+
+def _reduce(keys, n, mean, m2, mn, mx) -> KeyedStats:
+    """Combine partials (one per row of the inputs) that share a key.
+
+    For rows, n is 0/1, mean is the value and m2 is 0. The combined mean is the
+    weighted mean; M2 adds each part's spread around the combined mean
+    (sum M2_p + n_p * (mean_p - mean)^2), which is Chan's merge for many parts.
+    """
+    k = n.shape[1] if n.ndim == 2 else 0
+    if len(keys) == 0:
+        return KeyedStats.empty(k)
+    if not np.all(keys[1:] >= keys[:-1]):
+        order = np.argsort(keys, kind="stable")
+        keys, n, mean, m2, mn, mx = (a[order] for a in (keys, n, mean, m2, mn, mx))
+    starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
+    seg = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(keys))))
+    tot_n = np.add.reduceat(n, starts, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tot_mean = np.where(tot_n > 0, np.add.reduceat(n * mean, starts, axis=0) / tot_n, 0.0)
+    dev = np.where(n > 0, mean - tot_mean[seg], 0.0)
+    tot_m2 = np.add.reduceat(m2 + n * dev * dev, starts, axis=0)
+    return KeyedStats(keys[starts], tot_n, tot_mean, tot_m2,
+                      np.minimum.reduceat(mn, starts, axis=0), np.maximum.reduceat(mx, starts, axis=0))

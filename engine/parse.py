@@ -1,0 +1,391 @@
+"""Bytes -> typed columns, vectorised, with a quarantine for rows that do not fit.
+
+The fast path hands a whole block (cut on a record boundary) to pyarrow's CSV
+reader with the stream's fixed types. Only when that reports a problem (a row
+with the wrong field count, a value that does not convert, a repeated header,
+bad bytes, a non-finite number) does the block go through the slow path, which
+finds each record's byte span with numpy, sets the bad records aside with a
+reason, reads the rest as text and converts column by column, so one bad value
+costs its row (or just its value, flagged), never the block.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from .errors import UserError
+from .schema import Column, Schema
+
+NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "none", "#N/A", "<NA>"]
+RESERVED = ("_rid", "_ingest")
+MAX_LINE = 1 << 20          # bytes; a longer record is quarantined
+RAW_KEEP = 2000             # characters of a bad record kept in the quarantine
+_NUMBER = r"^[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf|Inf|INF|infinity|Infinity|nan|NaN)$"
+_ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A row set aside (kept=False) or accepted with missing values and flagged (kept=True)."""
+    position: int
+    raw: str
+    reason: str
+    kept: bool = False
+
+
+@dataclass
+class Parsed:
+    table: pa.Table
+    bad: list[Bad] = field(default_factory=list)
+    ends: np.ndarray | None = None     # per row: source offset just after its record
+
+    @property
+    def rejected(self) -> int:
+        return sum(not b.kept for b in self.bad)
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    delimiter: str
+    encoding: str            # "utf-8" or "cp1252"
+    header: bytes            # the header line, as in the file, without its line end
+    names: tuple[str, ...]
+    data_start: int          # offset of the first data record
+
+
+def sniff(head: bytes, final: bool) -> CsvFormat | None:
+    """Find the header, delimiter and encoding; None until the header line is complete."""
+    start = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError("the file is UTF-16; it is converted to UTF-8 on upload or replay, not while tailing")
+    pos = start
+    while True:        # skip blank lines before the header
+        nl = head.find(b"\n", pos)
+        line = head[pos:nl if nl >= 0 else len(head)]
+        if nl < 0 and not final:
+            return None
+        if line.strip(b"\r\t ") or nl < 0:
+            break
+        pos = nl + 1
+    header = line.rstrip(b"\r")
+    if not header.strip():
+        return None
+    encoding = _encoding(head[start:])
+    text = header.decode(encoding, errors="replace")
+    delimiter = max([",", ";", "\t", "|"], key=lambda d: (text.count(d), d == ","))
+    if text.count(delimiter) == 0:
+        delimiter = ","
+    names = next(csv.reader([text], delimiter=delimiter))
+    return CsvFormat(delimiter, encoding, header, tuple(clean_names(names)),
+                     pos + len(line) + (1 if nl >= 0 else 0))
+
+
+def _encoding(data: bytes) -> str:
+    """UTF-8 unless most non-ASCII lines of the head are not UTF-8 (then Windows-1252/Latin-1).
+
+    A UTF-8 file with a few bad bytes stays UTF-8 and those lines are quarantined.
+    """
+    end = data.rfind(b"\n")
+    sample = data[:end] if end > 0 else data
+    try:
+        sample.decode("utf-8")
+        return "utf-8"
+    except UnicodeDecodeError:
+        pass
+    valid = invalid = 0
+    for line in sample.split(b"\n"):
+        if not line.isascii():
+            try:
+                line.decode("utf-8")
+                valid += 1
+            except UnicodeDecodeError:
+                invalid += 1
+    return "cp1252" if invalid > valid else "utf-8"
+
+
+def clean_names(names: list[str]) -> list[str]:
+    """Strip padding, name empty columns, de-duplicate like pandas (a, a.1, a.2)."""
+    out: list[str] = []
+    seen = set(RESERVED)
+    for i, raw in enumerate(names):
+        name = raw.strip() or f"column_{i + 1}"
+        base, n = name, 0
+        while name in seen:
+            n += 1
+            name = f"{base}.{n}"
+        seen.add(name)
+        out.append(name)
+    return out
+
+
+# --- record boundaries ---------------------------------------------------------
+
+def cut(data: bytes) -> int:
+    """Length of the longest prefix of `data` that ends on a record boundary."""
+    if b'"' not in data:
+        return data.rfind(b"\n") + 1
+    arr = np.frombuffer(data, np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    q = np.flatnonzero(arr == 34)
+    ok = nl[np.searchsorted(q, nl) % 2 == 0]       # an even number of quotes before it
+    return int(ok[-1]) + 1 if len(ok) else 0
+
+
+def spans(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(starts, ends, blank) of every record in `data`; ends include the line end."""
+    arr = np.frombuffer(data, np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    if b'"' in data:
+        q = np.flatnonzero(arr == 34)
+        nl = nl[np.searchsorted(q, nl) % 2 == 0]
+    ends = nl + 1
+    if len(data) and (len(ends) == 0 or ends[-1] < len(data)):
+        ends = np.append(ends, len(data))
+    starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
+    content = ends - starts
+    content = content - (arr[ends - 1] == 10)
+    has_cr = (content > 0) & (arr[np.maximum(starts + content - 1, 0)] == 13)
+    content = content - has_cr
+    return starts, ends, content == 0
+
+
+def _field_counts(data: bytes, ends: np.ndarray, delimiter: str) -> np.ndarray:
+    arr = np.frombuffer(data, np.uint8)
+    d = np.flatnonzero(arr == ord(delimiter))
+    if b'"' in data:
+        q = np.flatnonzero(arr == 34)
+        d = d[np.searchsorted(q, d) % 2 == 0]
+    rec = np.searchsorted(ends, d, side="right")
+    return np.bincount(rec, minlength=len(ends))[:len(ends)] + 1
+
+
+# --- parsing -----------------------------------------------------------------
+
+class Parser:
+    """Parses blocks of one CSV stream into tables of its fixed schema."""
+
+    def __init__(self, fmt: CsvFormat, schema: Schema, max_line: int = MAX_LINE):
+        self.fmt = fmt
+        self.schema = schema
+        self.max_line = max_line
+        self._types = {c.name: c.arrow_type() for c in schema.columns}
+
+    def parse(self, data: bytes, base: int, positions: bool = False) -> Parsed:
+        """Parse whole records; `base` is the source offset of data[0]."""
+        if not data:
+            return Parsed(self.schema.arrow().empty_table(), [], np.zeros(0, np.int64) if positions else None)
+        table = self._fast(data)
+        if table is not None:
+            if not positions:
+                return Parsed(table)
+            starts, ends, blank = spans(data)
+            if int((~blank).sum()) == table.num_rows:
+                return Parsed(table, [], base + ends[~blank])
+        return self._slow(data, base)
+
+    def _read(self, data: bytes, types: dict, handler=None, threads: bool = True) -> pa.Table:
+        if self.fmt.encoding != "utf-8":
+            data = _transcode(data, self.fmt.encoding)
+        return pcsv.read_csv(
+            io.BytesIO(data),
+            read_options=pcsv.ReadOptions(column_names=list(self.schema.names), use_threads=threads,
+                                          block_size=max(len(data) + 1, 1 << 20)),
+            parse_options=pcsv.ParseOptions(delimiter=self.fmt.delimiter, newlines_in_values=b'"' in data,
+                                            invalid_row_handler=handler),
+            convert_options=pcsv.ConvertOptions(column_types=types, null_values=NA_VALUES,
+                                                strings_can_be_null=True, quoted_strings_can_be_null=False))
+
+    def _fast(self, data: bytes) -> pa.Table | None:
+        if self._has_header(data):
+            return None
+        invalid = []
+        try:
+            table = self._read(data, self._types, lambda row: invalid.append(1) or "skip")
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
+            return None
+        if invalid:
+            return None
+        for col in self.schema.columns:
+            arr = table.column(col.name)
+            if col.kind == "number" and arr.null_count < len(arr) and pc.any(pc.is_inf(arr)).as_py():
+                return None
+            if col.kind == "text" and len(arr) and (pc.max(pc.utf8_length(arr)).as_py() or 0) > self.max_line:
+                return None
+        return table
+
+    def _has_header(self, data: bytes) -> bool:
+        h = self.fmt.header
+        i = data.find(h)
+        while i >= 0:
+            end = i + len(h)
+            if (i == 0 or data[i - 1:i] == b"\n") and data[end:end + 1] in (b"\n", b"\r", b""):
+                return True
+            i = data.find(h, i + 1)
+        return False
+
+    def _slow(self, data: bytes, base: int) -> Parsed:
+        starts, ends, blank = spans(data)
+        keep = ~blank
+        reasons: dict[int, str] = {}
+        length = ends - starts
+
+        for i in np.flatnonzero(keep & (length > self.max_line)):
+            reasons[int(i)] = f"line longer than {self.max_line} bytes"
+        counts = _field_counts(data, ends, self.fmt.delimiter)
+        want = len(self.schema.columns)
+        for i in np.flatnonzero(keep & (counts != want)):
+            reasons.setdefault(int(i), f"expected {want} fields, found {int(counts[i])}")
+        hlen = len(self.fmt.header)
+        for i in np.flatnonzero(keep & (length >= hlen) & (length <= hlen + 2)):
+            if data[starts[i]:ends[i]].rstrip(b"\r\n") == self.fmt.header:
+                reasons.setdefault(int(i), "repeated header line")
+        if self.fmt.encoding == "utf-8":
+            self._bad_bytes(data, starts, ends, keep, reasons)
+
+        for i in reasons:
+            keep[i] = False
+        bad = [Bad(base + int(starts[i]), _raw(data[starts[i]:ends[i]], self.fmt.encoding), r)
+               for i, r in reasons.items()]
+        rows = np.flatnonzero(keep)
+        good = _slice_join(data, starts, ends, _runs(rows))
+        table = self._read(good, {n: pa.string() for n in self.schema.names}, threads=False) if len(rows) else \
+            pa.table({n: pa.array([], pa.string()) for n in self.schema.names})
+        if table.num_rows != len(rows):     # cannot happen with the checks above; keep nothing silently wrong
+            raise RuntimeError(f"parser lost track of records ({table.num_rows} != {len(rows)})")
+        columns, flags = [], {}
+        for col in self.schema.columns:
+            arr, problem = convert(table.column(col.name).combine_chunks(), col)
+            columns.append(arr)
+            for r in np.flatnonzero(problem):
+                value = table.column(col.name)[int(r)].as_py()
+                flags.setdefault(int(r), []).append(f"column {col.name!r}: {value!r} is {_what(col)}")
+        for r, why in flags.items():
+            i = rows[r]
+            bad.append(Bad(base + int(starts[i]), _raw(data[starts[i]:ends[i]], self.fmt.encoding),
+                           "; ".join(why), kept=True))
+        bad.sort(key=lambda b: b.position)
+        return Parsed(pa.Table.from_arrays(columns, schema=self.schema.arrow()), bad, base + ends[rows])
+
+    @staticmethod
+    def _bad_bytes(data: bytes, starts, ends, keep, reasons) -> None:
+        pos = 0
+        while pos < len(data):
+            try:
+                data[pos:].decode("utf-8")
+                return
+            except UnicodeDecodeError as e:
+                i = int(np.searchsorted(ends, pos + e.start, side="right"))
+                if keep[i]:
+                    reasons.setdefault(i, f"invalid UTF-8 at byte {pos + e.start - int(starts[i])} of the line")
+                pos = int(ends[i])
+
+
+def _runs(rows: np.ndarray):
+    """Yield slices covering consecutive record indexes, so good records join cheaply."""
+    if not len(rows):
+        return
+    breaks = np.flatnonzero(np.diff(rows) != 1)
+    first = np.concatenate(([0], breaks + 1))
+    last = np.concatenate((breaks, [len(rows) - 1]))
+    for a, b in zip(rows[first], rows[last]):
+        yield slice(int(a), int(b) + 1)
+
+
+def _slice_join(data: bytes, starts, ends, runs) -> bytes:
+    return b"".join(data[starts[r.start]:ends[r.stop - 1]] for r in runs)
+
+
+def _raw(line: bytes, encoding: str) -> str:
+    text = line.rstrip(b"\r\n").decode(encoding if encoding != "utf-8" else "utf-8", errors="replace")
+    return text if len(text) <= RAW_KEEP else text[:RAW_KEEP] + f"... ({len(text)} characters)"
+
+
+def _transcode(data: bytes, encoding: str) -> bytes:
+    return data.decode(encoding, errors="replace").encode("utf-8")
+
+
+def _what(col: Column) -> str:
+    return {"number": "not a finite number", "bool": "not true/false",
+            "time": "not an ISO 8601 time"}.get(col.kind, "invalid")
+
+
+def convert(arr: pa.Array, col: Column) -> tuple[pa.Array, np.ndarray]:
+    """Text -> the column's kind; returns the values and a mask of rows whose value was lost."""
+    present = arr.is_valid()
+    if col.kind == "text":
+        return arr, np.zeros(len(arr), bool)
+    s = pc.utf8_trim_whitespace(arr)
+    if col.kind == "number":
+        ok = pc.match_substring_regex(s, _NUMBER)
+        out = pc.cast(pc.if_else(ok, s, pa.scalar(None, pa.string())), pa.float64())
+        finite = pc.is_finite(out)
+        ok = pc.and_kleene(ok, finite)
+        out = pc.if_else(finite, out, pa.scalar(None, pa.float64()))
+    elif col.kind == "bool":
+        low = pc.utf8_lower(s)
+        ok = pc.is_in(low, pa.array(["true", "false", "1", "0", "yes", "no"]))
+        out = pc.if_else(ok, pc.is_in(low, pa.array(["true", "1", "yes"])), pa.scalar(None, pa.bool_()))
+    else:
+        ok = pc.match_substring_regex(s, _ISO_TIME)
+        out, ok = _to_time(pc.if_else(ok, s, pa.scalar(None, pa.string())), ok, col.arrow_type())
+    lost = pc.and_(present, pc.invert(pc.fill_null(ok, False)))
+    return out, lost.to_numpy(zero_copy_only=False)
+
+
+def _to_time(s: pa.Array, ok: pa.Array, t: pa.DataType) -> tuple[pa.Array, pa.Array]:
+    try:
+        return pc.cast(s, t), ok
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        values, good = [], []
+        for v in s.to_pylist():           # only values that looked like ISO times
+            try:
+                values.append(pc.cast(pa.array([v], pa.string()), t)[0].as_py() if v is not None else None)
+                good.append(v is not None)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                values.append(None)
+                good.append(False)
+        return pa.array(values, t), pa.array(good)
+
+
+def infer_schema(fmt: CsvFormat, sample: bytes) -> Schema:
+    """Column kinds from the first records: numbers win when 90% of values parse."""
+    text = Schema(tuple(Column(n, "text") for n in fmt.names))
+    parsed = Parser(fmt, text)._slow(sample, 0)
+    cols = []
+    for name in fmt.names:
+        arr = parsed.table.column(name).combine_chunks()
+        cols.append(Column(name, *_guess(arr)))
+    return Schema(tuple(cols))
+
+
+def _guess(arr: pa.Array) -> tuple[str, bool]:
+    s = pc.utf8_trim_whitespace(arr.drop_null())
+    if len(s) == 0:
+        return "text", False
+    numeric = pc.match_substring_regex(s, _NUMBER)
+    share = pc.sum(numeric).as_py() / len(s)
+    if share >= 0.9:
+        nums = pc.cast(s.filter(numeric), pa.float64())
+        # integers beyond 2**53 lose digits as float64: keep them as text (ids)
+        big = pc.and_(pc.greater(pc.abs(nums), 2.0 ** 53), pc.equal(pc.floor(nums), nums))
+        if not pc.any(big).as_py():
+            return "number", False
+        return "text", False
+    low = pc.utf8_lower(s)
+    if pc.all(pc.is_in(low, pa.array(["true", "false"]))).as_py():
+        return "bool", False
+    if pc.all(pc.match_substring_regex(s, _ISO_TIME)).as_py():
+        utc = pc.any(pc.match_substring_regex(s, r"(Z|[+-]\d{2}:?\d{2})$")).as_py()
+        try:
+            pc.cast(s, pa.timestamp("us", tz="UTC" if utc else None))
+            return "time", bool(utc)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass
+    return "text", False

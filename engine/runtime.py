@@ -1,0 +1,276 @@
+"""The Engine: one per data folder. Streams, threads, commands, snapshots.
+
+Threads: one ingest thread per stream (read, parse, pipeline, vectorised
+operator work) and one writer thread for the whole engine (commit to DuckDB,
+merge, publish). Readers call `snapshot()` and get the latest published value
+without taking any lock the ingest path holds.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+
+from .errors import UserError
+from .operators import WindowSpec
+from .snapshot import Snapshot
+from .sources.base import Source
+from .sources.demo import DemoSource
+from .sources.replay import ReplaySource, Speed
+from .store import Store
+from .stream import Stream, Work
+
+log = logging.getLogger("rivulet")
+DEFAULT_RETENTION_ROWS = 1_000_000
+DEMO_NAME = "demo"
+
+
+def default_data_dir() -> str:
+    return os.environ.get("RIVULET_DATA_DIR") or "data"
+
+
+class Engine:
+    def __init__(self, data_dir: str | None = None, demo: bool = False):
+        self.data_dir = os.path.abspath(data_dir or default_data_dir())
+        self.store = Store(self.data_dir)
+        self.streams: dict[str, Stream] = {}
+        self.lock = threading.RLock()
+        self.queue: queue.Queue[Work | None] = queue.Queue(maxsize=4)
+        self.stopping = threading.Event()
+        self.threads: dict[str, threading.Thread] = {}
+        self.writer = threading.Thread(target=self._write_loop, name="rivulet-writer", daemon=True)
+        self.writer.start()
+        self.started = time.time()
+        for row in self.store.streams():
+            try:
+                self._start(row["id"], row["name"], row["config"], row["schema"])
+            except UserError as e:
+                log.warning("stream %s not resumed: %s", row["name"], e)
+        if demo and DEMO_NAME not in self.streams:
+            self.add_demo()
+
+    # --- adding and removing streams ---------------------------------------------------
+    def add_replay(self, path: str, name: str | None = None, speed: Speed = Speed(), loop: bool = False,
+                   time_column: str | None = None, window: WindowSpec | None = None,
+                   retention_rows: int | None = DEFAULT_RETENTION_ROWS, retention_seconds: float | None = None,
+                   group_by: str | None = None) -> str:
+        """Start replaying `path`; a stream already replaying the same file is resumed instead."""
+        path = os.path.abspath(path)
+        if not os.path.isfile(path):
+            raise UserError(f"no such file: {path}")
+        with self.lock:
+            for s in self.streams.values():
+                if s.config.get("path") == path and s.config.get("source") == "replay":
+                    if window is not None and WindowSpec.from_json(s.config.get("window")) != window:
+                        self._set_config(s, window=window.to_json())
+                    return s.name
+            name = self._free_name(name or os.path.splitext(os.path.basename(path))[0])
+            config = {"source": "replay", "path": path, "speed": {"mode": speed.mode, "value": speed.value},
+                      "loop": loop, "time_column": time_column, "window": (window or WindowSpec()).to_json(),
+                      "retention_rows": retention_rows, "retention_seconds": retention_seconds,
+                      "group_by": group_by}
+            # open the file first, so a bad path or column never leaves a stream behind
+            ReplaySource(path, speed=speed, loop=loop, time_column=time_column).close()
+            sid = self.store.create_stream(name, config)
+            self._start(sid, name, config, None)
+            return name
+
+    def add_demo(self, rate: float = 20.0) -> str:
+        with self.lock:
+            config = {"source": "demo", "rate": rate, "window": WindowSpec(size=1000).to_json(),
+                      "retention_rows": 200_000, "retention_seconds": None, "group_by": "site"}
+            sid = self.store.create_stream(DEMO_NAME, config)
+            self._start(sid, DEMO_NAME, config, None)
+            return DEMO_NAME
+
+    def remove(self, name: str) -> None:
+        with self.lock:
+            s = self._get(name)
+            s.config["removed"] = True
+            thread = self.threads.pop(name, None)
+            self.streams.pop(name)
+        if thread:
+            thread.join(timeout=5)
+        self._drain(s)
+        s.source.close()
+        self.store.delete_stream(s.id)
+
+    def _free_name(self, base: str) -> str:
+        name, n = base, 1
+        while name in self.streams or name == DEMO_NAME:
+            n += 1
+            name = f"{base}-{n}"
+        return name
+
+    def _source_for(self, config: dict, position: dict | None, schema) -> Source:
+        if config["source"] == "demo":
+            return DemoSource(rate=config.get("rate", 20.0), position=position)
+        if config["source"] == "replay":
+            sp = config.get("speed") or {}
+            return ReplaySource(config["path"], position=position, speed=Speed(sp.get("mode", "max"), sp.get("value", 0)),
+                                loop=config.get("loop", False), time_column=config.get("time_column"), schema=schema)
+        raise UserError(f"unknown source kind {config['source']!r}")
+
+    def _start(self, sid: int, name: str, config: dict, schema) -> None:
+        offsets = self.store.offsets(sid)
+        source = self._source_for(config, next(iter(offsets.values()), None), schema)
+        stream = Stream(sid, name, config, source, self.store)
+        if config.get("paused"):
+            source.pause()
+        self.streams[name] = stream
+        t = threading.Thread(target=self._ingest_loop, args=(stream,), name=f"rivulet-{name}", daemon=True)
+        self.threads[name] = t
+        t.start()
+
+    # --- commands ----------------------------------------------------------------------
+    def _get(self, name: str) -> Stream:
+        try:
+            return self.streams[name]
+        except KeyError:
+            raise UserError(f"no stream named {name!r}; streams: {', '.join(self.streams) or 'none'}") from None
+
+    def _set_config(self, s: Stream, **changes) -> None:
+        s.config.update(changes)
+        self.store.update_config(s.id, s.config)
+
+    def pause(self, name: str) -> None:
+        s = self._get(name)
+        s.source.pause()
+        self._set_config(s, paused=True)
+
+    def resume(self, name: str) -> None:
+        s = self._get(name)
+        s.source.resume()
+        self._set_config(s, paused=False)
+
+    def set_speed(self, name: str, mode: str, value: float = 0.0) -> None:
+        s = self._get(name)
+        speed = Speed.parse(mode, value)
+        if not isinstance(s.source, ReplaySource):
+            raise UserError(f"stream {name!r} is not a replay; only replays have a speed")
+        s.source.set_speed(speed)
+        self._set_config(s, speed={"mode": speed.mode, "value": speed.value})
+
+    def set_loop(self, name: str, loop: bool) -> None:
+        s = self._replay(name)
+        s.source.set_loop(loop)
+        self._set_config(s, loop=loop)
+
+    def seek(self, name: str, row: int | None = None, at: float | None = None) -> None:
+        """Continue from a data row (0-based) or from the first row at or after epoch seconds `at`."""
+        if (row is None) == (at is None):
+            raise UserError("seek needs exactly one of a row or a time")
+        self._replay(name).source.seek(row=row, at=at)
+
+    def _replay(self, name: str) -> Stream:
+        s = self._get(name)
+        if not isinstance(s.source, ReplaySource):
+            raise UserError(f"stream {name!r} is not a replay")
+        return s
+
+    # --- reading ---------------------------------------------------------------------
+    def snapshot(self, name: str) -> Snapshot | None:
+        return self._get(name).snapshot
+
+    def snapshots(self) -> dict[str, Snapshot]:
+        return {n: s.snapshot for n, s in list(self.streams.items()) if s.snapshot is not None}
+
+    def names(self) -> list[str]:
+        return list(self.streams)
+
+    def quarantine(self, name: str, limit: int = 1000):
+        return self.store.quarantine(self._get(name).id, limit)
+
+    def wait(self, name: str, timeout: float | None = None) -> Snapshot:
+        """Block until a finite source has been read to its end and every batch is committed."""
+        s = self._get(name)
+        deadline = None if timeout is None else time.time() + timeout
+        while True:
+            if s.error:
+                raise UserError(f"stream {name!r} stopped: {s.error}")
+            if s.restored and s.source.done and not s.busy and s.inflight == 0:
+                return s.snapshot
+            if deadline is not None and time.time() > deadline:
+                raise TimeoutError(f"stream {name!r} still running after {timeout}s")
+            time.sleep(0.005)
+
+    # --- threads ---------------------------------------------------------------------
+    def _ingest_loop(self, s: Stream) -> None:
+        try:
+            s.restore()
+        except Exception as e:       # a broken store must not take the engine down
+            log.exception("restoring %s failed", s.name)
+            s.error = f"could not restore from the store: {e}"
+            s.publish()
+            return
+        while not self.stopping.is_set() and not s.config.get("removed"):
+            if s.error:
+                time.sleep(0.2)
+                continue
+            s.busy = True
+            try:
+                batch = s.source.next_batch()
+                if batch is None:
+                    s.busy = False
+                    if s.source.done or getattr(s.source, "paused", False):
+                        if s.inflight == 0 and s.snapshot and s.snapshot.state != s.source.status().get("state"):
+                            s.publish()      # show "ended" / "paused" without waiting for data
+                        time.sleep(0.05)
+                    else:
+                        time.sleep(0.01)
+                    continue
+                work = s.prepare(batch)
+                s.queued += 1
+                self.queue.put(work)
+            except Exception as e:
+                log.exception("stream %s failed", s.name)
+                s.error = f"{type(e).__name__}: {e}"
+                s.publish()
+            finally:
+                s.busy = False
+
+    def _write_loop(self) -> None:
+        last_prune: dict[int, float] = {}
+        while True:
+            work = self.queue.get()
+            if work is None:
+                return
+            s = work.stream
+            try:
+                s.commit(work)
+                s.publish()
+                if time.time() - last_prune.get(s.id, 0) > 5:
+                    last_prune[s.id] = time.time()
+                    self.store.prune(s.id, s.counters.next_rid, s.config.get("retention_rows"),
+                                     s.config.get("retention_seconds"))
+            except Exception as e:
+                log.exception("commit for %s failed", s.name)
+                s.error = f"could not store a batch: {e}"
+                s.publish()
+            finally:
+                s.done_count += 1
+
+    def _drain(self, s: Stream) -> None:
+        while s.inflight > 0:
+            time.sleep(0.005)
+
+    def close(self) -> None:
+        """Stop the threads after the queued batches are committed, then release the folder."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        for t in list(self.threads.values()):
+            t.join(timeout=10)
+        self.queue.put(None)
+        self.writer.join(timeout=30)
+        for s in self.streams.values():
+            s.source.close()
+        self.store.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,145 @@
+"""The immutable view of a stream that pages and the CLI read.
+
+The engine publishes a new `Snapshot` after every committed batch; readers take
+the latest one without locks. The configured window's statistics are computed
+at publish time; other windows, buckets and group-bys are answered lazily from
+the immutable chunks and bucket arrays the snapshot holds.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+
+from .groups import STAT_NAMES, KeyedStats
+from .moments import Moments
+from .operators import GroupCodes, WindowSpec
+from .windows import Chunk, last_rows, last_seconds, merged, table_of
+
+
+def _num(x) -> float | None:
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def stats_dict(m: Moments, columns: list[str]) -> dict:
+    values = {"count": m.count(), "mean": m.mean(), "var": m.var(), "std": m.std(), "min": m.min(), "max": m.max()}
+    return {c: {s: (int(values[s][j]) if s == "count" else _num(values[s][j])) for s in STAT_NAMES}
+            for j, c in enumerate(columns)}
+
+
+def matrix_dict(a: np.ndarray, columns: list[str]) -> dict:
+    return {ci: {cj: _num(a[i, j]) for j, cj in enumerate(columns)} for i, ci in enumerate(columns)}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    stream: str
+    seq: int
+    columns: list[str]                  # numeric columns the statistics cover
+    schema: pa.Schema                   # every column of the rows, after the pipeline
+    window_spec: WindowSpec
+    window_moments: Moments
+    window_rows: int
+    cumulative_moments: Moments
+    counts: dict                        # ingested, quarantined, flagged, late
+    source: dict
+    pipeline: int
+    chunks: tuple[Chunk, ...] = ()
+    series: dict = field(default_factory=dict)       # width -> KeyedStats
+    groups: dict = field(default_factory=dict)       # width -> KeyedStats keyed bucket * slots + code
+    codes: GroupCodes | None = None
+    group_column: str | None = None
+    time_column: str | None = None
+    throughput: tuple = ()                            # (epoch second, rows) for the last minutes
+    state: str = "running"
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+
+    # --- the contract JSON -------------------------------------------------------
+    def to_json(self) -> dict:
+        w = self.window_spec
+        return {
+            "stream": self.stream,
+            "snapshot": self.seq,
+            "state": self.state,
+            "rows": {"ingested": self.counts["ingested"], "quarantined": self.counts["quarantined"],
+                     "late": self.counts["late"], "flagged": self.counts["flagged"]},
+            "window": {"kind": w.kind, "size": int(w.size) if w.kind == "count" else w.size,
+                       "count": self.window_rows, **({"clock": w.clock} if w.kind == "time" else {})},
+            "stats": self.stats,
+            "cov": matrix_dict(self.window_moments.cov(), self.columns),
+            "corr": matrix_dict(self.window_moments.corr(), self.columns),
+            "cumulative": stats_dict(self.cumulative_moments, self.columns),
+            "pipeline": self.pipeline,
+            "source": self.source,
+            "error": self.error,
+        }
+
+    @cached_property
+    def stats(self) -> dict:
+        return stats_dict(self.window_moments, self.columns)
+
+    # --- other windows, answered from the chunks ------------------------------------
+    def window(self, rows: int | None = None, seconds: float | None = None,
+               clock: str | None = None) -> tuple[Moments, list[Chunk]]:
+        """Moments and chunks of the last `rows` rows or `seconds` seconds held by this snapshot."""
+        if seconds is not None:
+            clock = clock or ("event" if self.time_column else "ingest")
+            now = self._newest(clock)
+            chunks = last_seconds(self.chunks, seconds, clock, now) if now is not None else []
+        else:
+            chunks = last_rows(self.chunks, rows if rows is not None else int(self.window_spec.size))
+        return merged(chunks, len(self.columns)), chunks
+
+    def _newest(self, clock: str) -> float | None:
+        if clock == "ingest":
+            return time.time()
+        t = [float(np.nanmax(c.event)) for c in self.chunks if len(c) and not np.all(np.isnan(c.event))]
+        return max(t) if t else None
+
+    def window_table(self, rows: int | None = None, seconds: float | None = None) -> pa.Table:
+        return table_of(self.window(rows, seconds)[1], self.schema)
+
+    def group_stats(self, column: str, rows: int | None = None, seconds: float | None = None) -> dict:
+        """Per-group count, mean, var, std, min, max of every numeric column over a window."""
+        _, chunks = self.window(rows, seconds)
+        if not chunks:
+            return {}
+        codes = GroupCodes(limit=100)
+        keys = np.concatenate([codes.encode(c.table.column(column)) for c in chunks])
+        X = np.concatenate([c.X for c in chunks])
+        ks = KeyedStats.of_rows(keys, X)
+        return {codes.label(int(k)): self._row_stats(ks, i) for i, k in enumerate(ks.keys)}
+
+    def _row_stats(self, ks: KeyedStats, i: int) -> dict:
+        s = ks.stats()
+        return {c: {name: (int(s[name][i, j]) if name == "count" else _num(s[name][i, j]))
+                    for name in STAT_NAMES} for j, c in enumerate(self.columns)}
+
+    # --- buckets -------------------------------------------------------------------
+    def bucket_series(self, width: int) -> dict:
+        """Per bucket start (epoch seconds): arrays of each statistic per column."""
+        ks = self.series.get(width)
+        if ks is None:
+            raise KeyError(f"no buckets of width {width}s; widths: {sorted(self.series)}")
+        return {"start": ks.keys * width, **ks.stats()}
+
+    def bucket_groups(self, width: int) -> dict:
+        ks = self.groups.get(width)
+        if ks is None or self.codes is None:
+            return {"start": np.zeros(0), "group": []}
+        slots = self.codes.slots
+        return {"start": (ks.keys // slots) * width,
+                "group": [self.codes.label(int(c)) for c in ks.keys % slots], **ks.stats()}
+
+    def headline(self) -> dict:
+        src = self.source or {}
+        return {"rows": self.counts["ingested"], "rows_per_s": src.get("rows_per_s", 0.0),
+                "quarantined": self.counts["quarantined"], "lag_s": src.get("lag_s", 0.0),
+                "state": self.state}
+

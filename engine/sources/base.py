@@ -1,0 +1,68 @@
+"""The surface every source has: next_batch() never blocks, position() resumes, close()."""
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import pyarrow as pa
+
+from ..parse import Bad
+from ..schema import Schema
+
+
+@dataclass
+class Batch:
+    table: pa.Table               # rows in the source's schema
+    bad: list[Bad]                # quarantined and flagged rows of the same span
+    position: dict                # where to resume after this batch; committed with it
+    nbytes: int = 0
+    read_at: float = field(default_factory=time.time)
+    reset: bool = False           # windows restart here (after a seek)
+
+
+class Rate:
+    """Rows per second over the last few seconds."""
+
+    def __init__(self, span: float = 5.0):
+        self.span = span
+        self.marks: deque[tuple[float, int]] = deque()
+
+    def add(self, rows: int, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        self.marks.append((now, rows))
+        while self.marks and self.marks[0][0] < now - self.span:
+            self.marks.popleft()
+
+    def per_second(self, now: float | None = None) -> float:
+        now = time.time() if now is None else now
+        while self.marks and self.marks[0][0] < now - self.span:
+            self.marks.popleft()
+        if not self.marks:
+            return 0.0
+        return sum(r for _, r in self.marks) / self.span
+
+
+class Source:
+    """A partition of input. Subclasses fill in next_batch/position/status."""
+
+    kind = "source"
+    schema: Schema | None = None
+    time_column: str | None = None
+
+    def next_batch(self) -> Batch | None:      # pragma: no cover - interface
+        raise NotImplementedError
+
+    def position(self) -> dict:                # pragma: no cover - interface
+        raise NotImplementedError
+
+    @property
+    def done(self) -> bool:
+        """True when the source will produce nothing more (a replay at its end)."""
+        return False
+
+    def status(self) -> dict:
+        return {}
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,330 @@
+"""Replay a CSV file: as fast as possible, at N rows/s, or at a multiple of real time.
+
+The position is (byte offset, loop) of the next record, committed with each
+batch, so a restart resumes exactly after the last committed row. Paced modes
+parse ahead a small block and release rows from it as their time comes; the
+offset committed then is the end of the last released record.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import UserError
+from ..parse import MAX_LINE, Bad, CsvFormat, Parsed, Parser, cut, infer_schema, sniff, spans
+from ..schema import Schema
+from .base import Batch, Rate, Source
+
+FAST_BLOCK = 8 << 20       # bytes per block at full speed
+PACED_BLOCK = 256 << 10    # bytes parsed ahead in paced modes
+SAMPLE = 1 << 20           # bytes used to infer the schema
+
+
+@dataclass(frozen=True)
+class Speed:
+    mode: str = "max"          # "max" | "rows" (value rows/s) | "realtime" (value x real time)
+    value: float = 0.0
+
+    @classmethod
+    def parse(cls, mode: str, value: float = 0.0) -> "Speed":
+        if mode not in ("max", "rows", "realtime"):
+            raise UserError(f"unknown speed {mode!r}: use max, rows or realtime")
+        if mode != "max" and not value > 0:
+            raise UserError(f"speed {mode} needs a positive value, got {value}")
+        return cls(mode, float(value))
+
+
+def time_seconds(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Epoch seconds of a time or number column (numbers: seconds, or ms when > 1e11); NaN if missing."""
+    t = arr.type
+    if pa.types.is_timestamp(t):
+        us = pc.cast(pc.cast(arr, pa.timestamp("us", tz=t.tz)), pa.int64())
+        return pc.divide(pc.cast(us, pa.float64()), 1e6).to_numpy(zero_copy_only=False).astype(np.float64)
+    v = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    return np.where(np.abs(v) > 1e11, v / 1e3, v)
+
+
+class ReplaySource(Source):
+    kind = "replay"
+
+    def __init__(self, path: str, position: dict | None = None, speed: Speed = Speed(),
+                 loop: bool = False, time_column: str | None = None, schema: Schema | None = None,
+                 max_line: int = MAX_LINE):
+        if not os.path.isfile(path):
+            raise UserError(f"no such file: {path}")
+        self.path = path
+        self.speed = speed
+        self.loop = loop
+        self.max_line = max_line
+        self.lock = threading.RLock()
+        self.size = os.path.getsize(path)
+        self.file = open(path, "rb")
+        self.fmt: CsvFormat | None = None
+        self.parser: Parser | None = None
+        self.schema = schema
+        self.time_column = time_column
+        pos = position or {}
+        self.loop_count = int(pos.get("loop", 0))
+        self.offset = int(pos.get("offset", 0))
+        self.finished = False
+        self.paused = False
+        self.error: str | None = None
+        self.pending: Parsed | None = None     # parsed ahead, not yet released (paced modes)
+        self.pending_end = 0                   # source offset where the pending block ends
+        self.reset_next = False
+        self.rows = 0
+        self.bytes = 0
+        self.rate = Rate()
+        self._anchor()
+        self._open()
+
+    # --- setup -------------------------------------------------------------
+    def _open(self) -> None:
+        head = self._read_at(0, SAMPLE)
+        if not head.strip():
+            self.finished = not self.loop
+            return
+        self.fmt = sniff(head, final=True)
+        if self.fmt is None:
+            self.finished = True
+            return
+        if self.schema is None:
+            body = head[self.fmt.data_start:]
+            self.schema = infer_schema(self.fmt, body[:cut(body)] if len(head) == SAMPLE else body)
+        elif tuple(self.schema.names) != self.fmt.names:
+            raise UserError(f"{self.path}: the header changed since this stream started "
+                            f"({', '.join(self.fmt.names)} instead of {', '.join(self.schema.names)})")
+        self.parser = Parser(self.fmt, self.schema, self.max_line)
+        if self.time_column is None:
+            times = self.schema.of_kind("time")
+            self.time_column = times[0] if times else None
+        elif self.time_column not in self.schema or self.schema[self.time_column].kind not in ("time", "number"):
+            raise UserError(f"time column {self.time_column!r} must be a timestamp or number column; "
+                            f"columns: {', '.join(self.schema.names)}")
+        if self.speed.mode == "realtime" and self.time_column is None:
+            raise UserError("replay at a multiple of real time needs a timestamp column (--time-column)")
+        self.offset = max(self.offset, self.fmt.data_start)
+
+    def _read_at(self, offset: int, size: int) -> bytes:
+        self.file.seek(offset)
+        return self.file.read(size)
+
+    # --- controls (thread-safe) ---------------------------------------------
+    def pause(self) -> None:
+        with self.lock:
+            self.paused = True
+
+    def resume(self) -> None:
+        with self.lock:
+            self.paused = False
+            self._anchor()
+
+    def set_speed(self, speed: Speed) -> None:
+        with self.lock:
+            if speed.mode == "realtime" and self.time_column is None:
+                raise UserError("replay at a multiple of real time needs a timestamp column")
+            self.speed = speed
+            self._anchor()
+
+    def set_loop(self, loop: bool) -> None:
+        with self.lock:
+            self.loop = loop
+            if loop and self.finished and self.fmt is not None:
+                self._restart()
+
+    def seek(self, row: int | None = None, at: float | None = None) -> None:
+        """Continue from data record `row` (0-based) or the first row at or after epoch `at`."""
+        with self.lock:
+            if self.fmt is None:
+                raise UserError("nothing to seek in an empty file")
+            self.offset = self._offset_of_row(row) if row is not None else self._offset_of_time(at)
+            self.pending = None
+            self.finished = False
+            self.reset_next = True
+            self._anchor()
+
+    def _offset_of_row(self, row: int) -> int:
+        if row < 0:
+            raise UserError("row must be 0 or more")
+        offset, seen = self.fmt.data_start, 0
+        while True:
+            data = self._read_at(offset, FAST_BLOCK)
+            n = cut(data) if len(data) == FAST_BLOCK else len(data)
+            if n == 0:
+                return offset
+            starts, ends, blank = spans(data[:n])
+            real = np.flatnonzero(~blank)
+            if seen + len(real) > row:
+                return offset + int(starts[real[row - seen]])
+            seen += len(real)
+            offset += n
+
+    def _offset_of_time(self, at: float) -> int:
+        if self.time_column is None:
+            raise UserError("seeking to a time needs a timestamp column")
+        offset = self.fmt.data_start
+        while True:
+            data = self._read_at(offset, FAST_BLOCK)
+            n = cut(data) if len(data) == FAST_BLOCK else len(data)
+            if n == 0:
+                return offset
+            parsed = self.parser.parse(data[:n], offset, positions=True)
+            t = time_seconds(parsed.table.column(self.time_column))
+            hit = np.flatnonzero(t >= at)
+            if len(hit):
+                i = int(hit[0])
+                return int(parsed.ends[i - 1]) if i else offset
+            offset += n
+
+    def _anchor(self) -> None:
+        self.anchor_wall = time.time()
+        self.anchor_rows = 0
+        self.anchor_event: float | None = None
+
+    def _restart(self) -> None:
+        self.offset = self.fmt.data_start
+        self.loop_count += 1
+        self.finished = False
+        self.pending = None
+        self._anchor()
+
+    # --- reading ---------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self.finished
+
+    def position(self) -> dict:
+        return {"offset": self.offset, "loop": self.loop_count}
+
+    def next_batch(self) -> Batch | None:
+        with self.lock:
+            if self.paused or self.finished or self.parser is None:
+                return None
+            try:
+                batch = self._next_fast() if self.speed.mode == "max" else self._next_paced()
+                self.error = None
+            except OSError as e:
+                self.error = f"cannot read {self.path}: {e.strerror or e}"
+                return None
+            if batch is not None:
+                batch.reset, self.reset_next = self.reset_next, False
+                self.rows += batch.table.num_rows
+                self.bytes += batch.nbytes
+                self.rate.add(batch.table.num_rows)
+            return batch
+
+    def _block(self, size: int) -> tuple[bytes, list[Bad], int]:
+        """The next whole records from `offset`, skipping an over-long or unterminated one."""
+        data = self._read_at(self.offset, size)
+        if not data:
+            return b"", [], self.offset
+        if len(data) < size:                  # the rest of the file: the last line needs no newline
+            return data, [], self.offset + len(data)
+        n = cut(data)
+        if n:
+            return data[:n], [], self.offset + n
+        # no record boundary in a whole block: a line longer than the block (or an open quote)
+        nl = self._find_newline(self.offset + len(data))
+        raw = data[:2000].decode("utf-8", errors="replace")
+        bad = Bad(self.offset, raw + "...", f"line longer than {len(data)} bytes or an unterminated quote")
+        return b"", [bad], nl
+
+    def _find_newline(self, offset: int) -> int:
+        while True:
+            data = self._read_at(offset, FAST_BLOCK)
+            if not data:
+                return offset
+            i = data.find(b"\n")
+            if i >= 0:
+                return offset + i + 1
+            offset += len(data)
+
+    def _at_end(self) -> Batch | None:
+        if self.loop:
+            self._restart()
+        else:
+            self.finished = True
+        return None
+
+    def _next_fast(self) -> Batch | None:
+        if self.pending is not None:
+            return self._release(self.pending.table.num_rows)
+        size = max(FAST_BLOCK, self.max_line + 1)
+        data, skipped, end = self._block(size)
+        if end == self.offset:
+            return self._at_end()
+        start = self.offset
+        parsed = self.parser.parse(data, start)
+        self.offset = end
+        return Batch(parsed.table, skipped + parsed.bad, self.position(), nbytes=end - start)
+
+    def _next_paced(self) -> Batch | None:
+        if self.pending is None or self.pending.table.num_rows == 0:
+            size = max(PACED_BLOCK, self.max_line + 1)
+            data, skipped, end = self._block(size)
+            if end == self.offset:
+                return self._at_end()
+            parsed = self.parser.parse(data, self.offset, positions=True)
+            parsed.bad[:0] = skipped
+            self.pending, self.pending_end = parsed, end
+            if parsed.table.num_rows == 0:
+                return self._release(0)
+        due = self._due()
+        if due <= 0:
+            return None
+        return self._release(due)
+
+    def _due(self) -> int:
+        now = time.time()
+        table = self.pending.table
+        if self.speed.mode == "rows":
+            target = int((now - self.anchor_wall) * self.speed.value)
+            if target - self.anchor_rows > self.speed.value:     # stalled for over a second: no burst
+                self._anchor()
+                self.anchor_wall = now - 1.0 / self.speed.value
+                target = 1
+            return min(target - self.anchor_rows, table.num_rows)
+        t = time_seconds(table.column(self.time_column))
+        if self.anchor_event is None:
+            known = t[~np.isnan(t)]
+            if not len(known):
+                return table.num_rows
+            self.anchor_event, self.anchor_wall = float(known[0]), now
+        clock = self.anchor_event + (now - self.anchor_wall) * self.speed.value
+        later = np.flatnonzero(t > clock)
+        return int(later[0]) if len(later) else table.num_rows
+
+    def _release(self, count: int) -> Batch:
+        """Hand out the first `count` pending rows with the bad records before them."""
+        p = self.pending
+        start = self.offset
+        if count >= p.table.num_rows:
+            end, table, bad = self.pending_end, p.table, p.bad
+            self.pending = None
+        else:
+            end = int(p.ends[count - 1])
+            table = p.table.slice(0, count)
+            bad = [b for b in p.bad if b.position < end]
+            self.pending = Parsed(p.table.slice(count), [b for b in p.bad if b.position >= end], p.ends[count:])
+        self.offset = end
+        self.anchor_rows += table.num_rows
+        return Batch(table, bad, self.position(), nbytes=end - start)
+
+    def status(self) -> dict:
+        with self.lock:
+            state = "error" if self.error else "paused" if self.paused else "ended" if self.finished else "running"
+            total = max(self.size - (self.fmt.data_start if self.fmt else 0), 1)
+            done = self.offset - (self.fmt.data_start if self.fmt else 0)
+            return {"state": state, "path": self.path, "speed": self.speed.mode, "speed_value": self.speed.value,
+                    "loop": self.loop, "loops": self.loop_count, "rows": self.rows, "bytes": self.bytes,
+                    "rows_per_s": round(self.rate.per_second(), 1), "bytes_behind": max(self.size - self.offset, 0),
+                    "progress": round(min(max(done / total, 0.0), 1.0), 4), "last_error": self.error}
+
+    def close(self) -> None:
+        self.file.close()

@@ -1,0 +1,192 @@
+"""One stream: its source, pipeline and operators, and the thread that feeds them.
+
+The ingest thread reads a batch, runs the pipeline and the vectorised operator
+work, and queues it for the engine's writer. The writer commits it (rows,
+quarantine, offset, counters in one transaction), merges it into the operators
+and publishes a new snapshot. After a restart, `restore` rebuilds windows and
+buckets from stored history and the cumulative moments from the stored state.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from .errors import UserError
+from .moments import Moments
+from .operators import Operators, Prepared, WindowSpec
+from .pipeline import Pipeline
+from .schema import Schema
+from .snapshot import Snapshot
+from .sources.base import Batch, Source
+from .store import Store
+from .windows import last_rows, last_seconds, merged
+
+log = logging.getLogger("rivulet")
+RESTORE_CHUNK = 200_000
+
+
+@dataclass
+class Work:
+    """A batch on its way to the writer."""
+    stream: "Stream"
+    batch: Batch
+    rows: pa.Table              # after the pipeline
+    prepared: Prepared | None
+    ingest_us: int
+
+
+@dataclass
+class Counters:
+    next_rid: int = 0
+    ingested: int = 0
+    quarantined: int = 0
+    flagged: int = 0
+    late: int = 0
+    window_from: int = 0
+
+
+@dataclass
+class Stream:
+    id: int
+    name: str
+    config: dict
+    source: Source
+    store: Store
+    pipeline: Pipeline = field(default_factory=Pipeline)
+    operators: Operators | None = None
+    counters: Counters = field(default_factory=Counters)
+    snapshot: Snapshot | None = None
+    error: str | None = None
+    queued: int = 0            # written by the ingest thread only
+    done_count: int = 0        # written by the writer thread only
+    busy: bool = False
+    restored: bool = False
+    seq: int = 0
+    throughput: deque = field(default_factory=lambda: deque(maxlen=300))
+    lag_s: float = 0.0
+
+    # --- set-up ----------------------------------------------------------------------
+    @property
+    def schema(self) -> Schema | None:
+        return self.source.schema
+
+    def _make_operators(self) -> None:
+        schema = self.schema
+        arrow = schema.arrow()
+        tcol = self.source.time_column
+        numeric = [c.name for c in schema.columns if c.kind in ("number", "bool") and c.name != tcol]
+        group = self.config.get("group_by")
+        if group is None:
+            texts = schema.of_kind("text")
+            group = texts[0] if texts else None
+        elif group not in schema:
+            raise UserError(f"group-by column {group!r} is not in the stream")
+        self.operators = Operators(arrow, numeric, WindowSpec.from_json(self.config.get("window")), tcol, group)
+
+    def restore(self) -> None:
+        """Counters and cumulative moments from the state table; windows and buckets from stored rows."""
+        st = self.store.state(self.id)
+        self.counters = Counters(st["next_rid"] or 0, st["ingested"] or 0, st["quarantined"] or 0,
+                                 st["flagged"] or 0, st["late"] or 0, st["window_from"] or 0)
+        if self.schema is not None:
+            self.store.set_schema(self.id, self.schema)
+            self._make_operators()
+            ops = self.operators
+            stored = self.store.count(self.id)
+            start = max(self.counters.window_from, self.counters.next_rid - stored)
+            rid = start
+            while rid < self.counters.next_rid:     # oldest first, as they arrived
+                rows = self.store.rows(self.id, since_rid=rid, limit=RESTORE_CHUNK)
+                if rows.num_rows == 0:
+                    break
+                rid = int(rows.column("_rid")[-1].as_py()) + 1
+                ingest = rows.column("_ingest").cast(pa.int64()).to_numpy().astype(np.float64) / 1e6
+                data = self.pipeline.apply(rows.drop_columns(["_rid", "_ingest"]))
+                ops.add(ops.prepare(data, ingest), cumulative=False)
+            if st["cumulative"] is not None:
+                ops.cumulative = Moments.from_bytes(st["cumulative"])
+        self.restored = True
+        self.publish()
+
+    # --- ingest thread -------------------------------------------------------------
+    def prepare(self, batch: Batch) -> Work:
+        now_us = int(batch.read_at * 1e6)
+        rows = self.pipeline.apply(batch.table) if batch.table.num_rows else batch.table
+        if self.operators is None and self.schema is not None:
+            self.store.set_schema(self.id, self.schema)
+            self._make_operators()
+        prepared = None
+        if self.operators is not None and rows.num_rows:
+            ingest = np.full(rows.num_rows, now_us / 1e6)
+            prepared = self.operators.prepare(rows, ingest)
+        return Work(self, batch, rows, prepared, now_us)
+
+    # --- writer thread -------------------------------------------------------------
+    def commit(self, work: Work) -> None:
+        batch, c = work.batch, self.counters
+        n = batch.table.num_rows
+        stored = None
+        if n:
+            stored = batch.table
+            stored = stored.add_column(0, "_ingest", pa.array(np.full(n, work.ingest_us), pa.timestamp("us")))
+            stored = stored.add_column(0, "_rid", pa.array(np.arange(c.next_rid, c.next_rid + n), pa.int64()))
+        ops = self.operators
+        cumulative = ops.cumulative + work.prepared.chunk.moments if (ops and work.prepared) else \
+            (ops.cumulative if ops else None)
+        late = ops.late_rows(work.prepared) if ops and work.prepared and not batch.reset else 0
+        new = Counters(c.next_rid + n, c.ingested + n,
+                       c.quarantined + sum(not b.kept for b in batch.bad),
+                       c.flagged + sum(b.kept for b in batch.bad), c.late + late,
+                       c.next_rid if batch.reset else c.window_from)
+        self.store.commit(self.id, stored, batch.bad, self.source.kind, batch.position,
+                          {**new.__dict__, "cumulative": cumulative.to_bytes() if cumulative is not None else None})
+        self.counters = new
+        if ops is not None:
+            if batch.reset:
+                ops.reset_window()
+            if work.prepared is not None:
+                ops.add(work.prepared, cumulative=False)
+                ops.cumulative = cumulative
+        self.lag_s = time.time() - batch.read_at
+        second = int(time.time())
+        if self.throughput and self.throughput[-1][0] == second:
+            self.throughput[-1] = (second, self.throughput[-1][1] + n)
+        else:
+            self.throughput.append((second, n))
+
+    def publish(self) -> None:
+        ops = self.operators
+        self.seq += 1
+        source = {**self.source.status(), "kind": self.source.kind, "lag_s": round(self.lag_s, 3)}
+        state = "error" if self.error else source.get("state", "running")
+        if not self.restored:
+            state = "restoring"
+        c = self.counters
+        counts = {"ingested": c.ingested, "quarantined": c.quarantined, "flagged": c.flagged, "late": c.late}
+        if ops is None:
+            self.snapshot = Snapshot(self.name, self.seq, [], pa.schema([]), WindowSpec.from_json(
+                self.config.get("window")), Moments(0), 0, Moments(0), counts, source, self.pipeline.version,
+                state=state, error=self.error, throughput=tuple(self.throughput))
+            return
+        w = ops.window
+        if w.kind == "count":
+            chunks = last_rows(ops.recent.chunks, int(w.size))
+        else:
+            now = time.time() if w.clock == "ingest" else ops.recent.newest
+            chunks = last_seconds(ops.recent.chunks, w.size, w.clock, now) if np.isfinite(now) else []
+        self.snapshot = Snapshot(
+            self.name, self.seq, list(ops.columns), ops.schema, w, merged(chunks, ops.k),
+            sum(len(ch) for ch in chunks), ops.cumulative.copy(), counts, source, self.pipeline.version,
+            chunks=ops.recent.chunks, series=dict(ops.buckets.series), groups=dict(ops.buckets.groups),
+            codes=ops.codes, group_column=ops.group_column, time_column=ops.time_column,
+            throughput=tuple(self.throughput), state=state, error=self.error)
+
+    @property
+    def inflight(self) -> int:
+        return self.queued - self.done_count
