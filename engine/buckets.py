@@ -17,24 +17,53 @@ WIDTHS = (1, 10, 60, 600, 3600)   # seconds
 
 @dataclass(frozen=True)
 class BucketPartial:
-    """A batch reduced to 1-second buckets (and bucket x group), ready to merge."""
-    base: KeyedStats
-    groups: KeyedStats | None
+    """A batch reduced to buckets of every width (and bucket x group), ready to merge."""
+    series: dict[int, KeyedStats]
+    groups: dict[int, KeyedStats] | None
     slots: int
 
 
-def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, slots: int = 0) -> BucketPartial:
-    """Reduce rows to 1-second buckets; rows without a time are left out."""
+def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, slots: int = 0,
+            widths: tuple[int, ...] = WIDTHS, keep: int = 720) -> BucketPartial:
+    """Reduce rows to buckets of each width; rows without a time are left out.
+
+    Each width is rolled up from the previous one (1 s -> 10 s -> 1 min ...), so
+    only the first reduction touches every row.
+    """
     ok = ~np.isnan(times)
     if not ok.all():
         times, X = times[ok], X[ok]
         codes = codes[ok] if codes is not None else None
     keys = np.floor(times).astype(np.int64)
-    base = KeyedStats.of_rows(keys, X)
-    groups = None
-    if codes is not None and slots:
-        groups = KeyedStats.of_rows(keys * slots + codes, X)
-    return BucketPartial(base, groups, slots)
+    grouped = codes is not None and slots > 0
+    per = slots if grouped else 1
+    level = KeyedStats.of_rows(keys * slots + codes if grouped else keys, X)
+    series, groups, prev = {}, {}, 1
+    for w in widths:
+        if w != prev:
+            level = _coarser(level, w // prev, per)
+            prev = w
+        level = _newest(level, keep, per)
+        if grouped:
+            groups[w] = level
+            series[w] = level.rollup(slots)
+        else:
+            series[w] = level
+    return BucketPartial(series, groups if grouped else None, slots)
+
+
+def _coarser(ks: KeyedStats, factor: int, per: int) -> KeyedStats:
+    if per == 1:
+        return ks.rollup(factor)
+    keys = (ks.keys // per) // factor * per + ks.keys % per
+    return KeyedStats(keys, ks.n, ks.mean, ks.m2, ks.min, ks.max).rollup(1)
+
+
+def _newest(ks: KeyedStats, keep: int, per: int = 1) -> KeyedStats:
+    """Only the newest `keep` buckets are charted; older ones need no work."""
+    if len(ks) == 0:
+        return ks
+    return ks.since((int(ks.keys[-1]) // per - keep + 1) * per)
 
 
 class Buckets:
@@ -47,20 +76,10 @@ class Buckets:
         self.slots = 0
 
     def add(self, p: BucketPartial) -> None:
+        if p.groups is not None and p.slots != self.slots:
+            self.groups = {w: KeyedStats.empty(self.k) for w in self.widths}
+            self.slots = p.slots
         for w in self.widths:
-            self._merge_into(self.series, w, p.base if w == 1 else p.base.rollup(w))
+            self.series[w] = _newest(self.series[w].merge(p.series[w]), self.keep)
             if p.groups is not None:
-                if p.slots != self.slots:
-                    self.groups = {x: KeyedStats.empty(self.k) for x in self.widths}
-                    self.slots = p.slots
-                g = p.groups
-                if w != 1:
-                    keys = (g.keys // p.slots) // w * p.slots + g.keys % p.slots
-                    g = KeyedStats(keys, g.n, g.mean, g.m2, g.min, g.max).rollup(1)
-                self._merge_into(self.groups, w, g, per=p.slots)
-
-    def _merge_into(self, table: dict[int, KeyedStats], w: int, part: KeyedStats, per: int = 1) -> None:
-        merged = table[w].merge(part)
-        if len(merged):
-            # keep the newest `keep` buckets; a row older than that is not charted
-            table[w] = merged.since((int(merged.keys[-1]) // per - self.keep + 1) * per)
+                self.groups[w] = _newest(self.groups[w].merge(p.groups[w]), self.keep, p.slots)
