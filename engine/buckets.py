@@ -43,12 +43,12 @@ def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, s
         if w != prev:
             level = _coarser(level, w // prev, per)
             prev = w
-        level = _newest(level, keep, per)
+        kept = _newest(level, keep, per)
         if grouped:
-            groups[w] = level
-            series[w] = level.rollup(slots)
+            groups[w] = kept
+            series[w] = kept.rollup(slots)
         else:
-            series[w] = level
+            series[w] = kept
     return BucketPartial(series, groups if grouped else None, slots)
 
 

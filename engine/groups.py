@@ -99,19 +99,22 @@ class KeyedStats:
         i = int(np.searchsorted(self.keys, first_key))
         return self.tail(len(self) - i)
 
-    def stats(self) -> dict[str, np.ndarray]:
-        """count, mean, var, std (ddof=1), min, max as (m, k) arrays, NaN where undefined."""
+    def stats(self, shift: np.ndarray | float = 0.0) -> dict[str, np.ndarray]:
+        """count, mean, var, std (ddof=1), min, max as (m, k) arrays, NaN where undefined.
+
+        `shift` is added back to mean, min and max when the rows were shifted first.
+        """
         n = self.n
         with np.errstate(invalid="ignore", divide="ignore"):
             var = np.where(n > 1, self.m2 / (n - 1), np.nan)
         has = n > 0
         return {
             "count": n,
-            "mean": np.where(has, self.mean, np.nan),
+            "mean": np.where(has, self.mean + shift, np.nan),
             "var": var,
             "std": np.sqrt(var),
-            "min": np.where(has, self.min, np.nan),
-            "max": np.where(has, self.max, np.nan),
+            "min": np.where(has, self.min + shift, np.nan),
+            "max": np.where(has, self.max + shift, np.nan),
         }
 
 

@@ -10,6 +10,10 @@ Missing values follow pandas: per-column statistics skip them, and each pair
 the state is kept per pair: for pair (i, j), ``n[i, j]`` rows, ``mean[i, j]`` and
 ``m2[i, j]`` of column i over those rows, and the co-moment ``c[i, j]``. The
 diagonal holds the plain per-column values.
+
+Means are stored relative to a per-column ``shift`` (the first batch's mean), so
+values around 1e9 with a spread of 1 keep their digits through every merge; an
+absolute mean near 1e9 could not hold more than about 1e-7 of them.
 """
 from __future__ import annotations
 
@@ -29,9 +33,10 @@ class Moments:
     (3.0, 4.0)
     """
 
-    __slots__ = ("n", "mean_", "m2", "c", "min_", "max_")
+    __slots__ = ("n", "mean_", "m2", "c", "min_", "max_", "shift")
 
     def __init__(self, k: int):
+        self.shift = np.zeros(k)
         self.n = np.zeros((k, k))
         self.mean_ = np.zeros((k, k))
         self.m2 = np.zeros((k, k))
@@ -66,7 +71,8 @@ class Moments:
         with np.errstate(invalid="ignore", divide="ignore"):
             d_mean = np.where(n > 0, s / n, 0.0)
             m.n = n
-            m.mean_ = np.where(n > 0, shift[:, None] + d_mean, 0.0)
+            m.shift = shift
+            m.mean_ = d_mean
             m.m2 = np.where(n > 0, (D * D).T @ V - s * d_mean, 0.0)
             m.c = np.where(n > 0, D.T @ D - s * d_mean.T, 0.0)
         np.maximum(m.m2, 0.0, out=m.m2)
@@ -80,15 +86,22 @@ class Moments:
             setattr(out, name, getattr(self, name).copy())
         return out
 
+    def _other_mean(self, other: "Moments") -> np.ndarray:
+        """other's pair means relative to this value's shift."""
+        if not self.n.any():
+            self.shift = other.shift.copy()
+        return other.mean_ + (other.shift - self.shift)[:, None]
+
     def __iadd__(self, other: "Moments") -> "Moments":
+        mean_b = self._other_mean(other)
         na, nb = self.n, other.n
         n = na + nb
         with np.errstate(invalid="ignore", divide="ignore"):
             w = np.where(n > 0, nb / n, 0.0)
             f = np.where(n > 0, na * nb / n, 0.0)
-        d = other.mean_ - self.mean_
+        d = mean_b - self.mean_
         d = np.where(nb > 0, np.where(na > 0, d, 0.0), 0.0)
-        self.mean_ = np.where(na > 0, self.mean_ + d * w, other.mean_)
+        self.mean_ = np.where(na > 0, self.mean_ + d * w, mean_b)
         self.m2 = self.m2 + other.m2 + d * d * f
         self.c = self.c + other.c + d * d.T * f
         self.n = n
@@ -109,14 +122,15 @@ class Moments:
         because subtraction loses precision when the rows that remain have a
         much smaller spread than the rows removed.
         """
+        mean_b = self._other_mean(other)
         n, nb = self.n, other.n
         na = n - nb
         if np.any(na < 0):
             raise ValueError("cannot subtract more rows than were added")
         with np.errstate(invalid="ignore", divide="ignore"):
-            mean_a = np.where(na > 0, (n * self.mean_ - nb * other.mean_) / na, 0.0)
+            mean_a = np.where(na > 0, (n * self.mean_ - nb * mean_b) / na, 0.0)
             f = np.where(n > 0, na * nb / n, 0.0)
-        d = np.where((na > 0) & (nb > 0), other.mean_ - mean_a, 0.0)
+        d = np.where((na > 0) & (nb > 0), mean_b - mean_a, 0.0)
         self.m2 = np.where(na > 0, np.maximum(self.m2 - other.m2 - d * d * f, 0.0), 0.0)
         self.c = np.where(na > 0, self.c - other.c - d * d.T * f, 0.0)
         self.mean_ = mean_a
@@ -130,7 +144,7 @@ class Moments:
         return np.diag(self.n).copy()
 
     def mean(self) -> np.ndarray:
-        return np.where(self.count() > 0, np.diag(self.mean_), np.nan)
+        return np.where(self.count() > 0, self.shift + np.diag(self.mean_), np.nan)
 
     def var(self, ddof: int = 1) -> np.ndarray:
         n = self.count()
@@ -171,6 +185,8 @@ class Moments:
         pos = 4 + size
         for name in cls.__slots__:
             shape = (k, k) if name in ("n", "mean_", "m2", "c") else (k,)
+            if pos >= len(blob):
+                break
             length = 8 * int(np.prod(shape))
             setattr(m, name, np.frombuffer(blob[pos:pos + length], dtype="<f8").reshape(shape).copy())
             pos += length
@@ -182,6 +198,6 @@ class Moments:
         out = Moments.__new__(Moments)
         for name in ("n", "mean_", "m2", "c"):
             setattr(out, name, getattr(self, name)[np.ix_(idx, idx)].copy())
-        out.min_ = self.min_[idx].copy()
-        out.max_ = self.max_[idx].copy()
+        for name in ("min_", "max_", "shift"):
+            setattr(out, name, getattr(self, name)[idx].copy())
         return out

@@ -95,6 +95,7 @@ class Operators:
         self.recent = RecentRows(self.k, max(rows, BUFFER_ROWS), seconds, clock)
         self.buckets = Buckets(self.k)
         self.cumulative = Moments(self.k)
+        self.shift: np.ndarray | None = None    # bucket rows are shifted by it to keep digits at large offsets
 
     def prepare(self, table: pa.Table, ingest: np.ndarray) -> Prepared:
         n = table.num_rows
@@ -109,7 +110,11 @@ class Operators:
         chunk = Chunk(X, event, ingest, table, Moments.of(X))
         codes = self.codes.encode(table.column(self.group_column)) if self.group_column and n else None
         times = event if self.bucket_clock == "event" else ingest
-        bucket = partial(times, X, codes, self.codes.slots if codes is not None else 0)
+        if self.shift is None and n:
+            with np.errstate(all="ignore"):
+                self.shift = np.nan_to_num(np.nanmean(X, axis=0)) if np.isfinite(X).any() else np.zeros(self.k)
+        shift = self.shift if self.shift is not None else 0.0
+        bucket = partial(times, X - shift, codes, self.codes.slots if codes is not None else 0)
         return Prepared(chunk, bucket)
 
     def add(self, p: Prepared, cumulative: bool = True) -> None:

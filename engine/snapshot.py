@@ -55,6 +55,7 @@ class Snapshot:
     codes: GroupCodes | None = None
     group_column: str | None = None
     time_column: str | None = None
+    bucket_shift: object = 0.0
     throughput: tuple = ()                            # (epoch second, rows) for the last minutes
     state: str = "running"
     error: str | None = None
@@ -127,7 +128,7 @@ class Snapshot:
         ks = self.series.get(width)
         if ks is None:
             raise KeyError(f"no buckets of width {width}s; widths: {sorted(self.series)}")
-        return {"start": ks.keys * width, **ks.stats()}
+        return {"start": ks.keys * width, **ks.stats(self.bucket_shift)}
 
     def bucket_groups(self, width: int) -> dict:
         ks = self.groups.get(width)
@@ -135,7 +136,7 @@ class Snapshot:
             return {"start": np.zeros(0), "group": []}
         slots = self.codes.slots
         return {"start": (ks.keys // slots) * width,
-                "group": [self.codes.label(int(c)) for c in ks.keys % slots], **ks.stats()}
+                "group": [self.codes.label(int(c)) for c in ks.keys % slots], **ks.stats(self.bucket_shift)}
 
     def headline(self) -> dict:
         src = self.source or {}

@@ -163,7 +163,10 @@ class Stream:
     def publish(self) -> None:
         ops = self.operators
         self.seq += 1
-        source = {**self.source.status(), "kind": self.source.kind, "lag_s": round(self.lag_s, 3)}
+        now = int(time.time())
+        recent = sum(n for t, n in self.throughput if t >= now - 5)
+        source = {**self.source.status(), "kind": self.source.kind, "lag_s": round(self.lag_s, 3),
+                  "rows_per_s": round(recent / 5, 1)}
         state = "error" if self.error else source.get("state", "running")
         if not self.restored:
             state = "restoring"
@@ -185,6 +188,7 @@ class Stream:
             sum(len(ch) for ch in chunks), ops.cumulative.copy(), counts, source, self.pipeline.version,
             chunks=ops.recent.chunks, series=dict(ops.buckets.series), groups=dict(ops.buckets.groups),
             codes=ops.codes, group_column=ops.group_column, time_column=ops.time_column,
+            bucket_shift=ops.shift if ops.shift is not None else 0.0,
             throughput=tuple(self.throughput), state=state, error=self.error)
 
     @property

@@ -1,0 +1,33 @@
+"""The one engine per server process, shared by every browser session."""
+from __future__ import annotations
+
+import os
+import threading
+
+import streamlit as st
+
+from engine.errors import UserError
+from engine.runtime import Engine
+
+_lock = threading.Lock()
+
+
+def _close(engine: Engine) -> None:
+    engine.close()
+
+
+@st.cache_resource(show_spinner="Starting the engine…", on_release=_close)
+def _shared_engine(data_dir: str | None, demo: bool) -> Engine:
+    # cache_resource may run this for two first sessions at once; the lock keeps it to one engine
+    with _lock:
+        return Engine(data_dir, demo=demo)
+
+
+def get_engine() -> Engine | None:
+    """The shared engine, or None after showing why it could not start."""
+    demo = os.environ.get("RIVULET_DEMO", "1") != "0"
+    try:
+        return _shared_engine(os.environ.get("RIVULET_DATA_DIR"), demo)
+    except UserError as e:
+        st.error(f"The engine could not start: {e}")
+        return None
