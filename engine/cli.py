@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     w = r.add_mutually_exclusive_group()
     w.add_argument("--window-rows", type=_positive_int, metavar="N", help="count window: the last N rows (default 10000)")
     w.add_argument("--window-seconds", type=_positive_float, metavar="S", help="time window: the last S seconds")
+    r.add_argument("--retention-rows", type=int, default=1_000_000, metavar="N",
+                   help="keep at most the newest N rows in the store (0 keeps all; default 1000000)")
     r.add_argument("--pipeline", metavar="P.json", help="preprocessing spec to apply")
     r.add_argument("--data-dir", metavar="D", help="data folder (default $RIVULET_DATA_DIR or ./data)")
     r.add_argument("--json", action="store_true", help="print the snapshot as JSON")
@@ -97,7 +99,8 @@ def cmd_replay(args) -> int:
     else:
         window = WindowSpec("count", args.window_rows or 10_000)
     with Engine(args.data_dir) as engine:
-        name = engine.add_replay(args.file, time_column=args.time_column, window=window)
+        name = engine.add_replay(args.file, time_column=args.time_column, window=window,
+                                 retention_rows=args.retention_rows or None)
         snap = engine.wait(name)
     _print(snap.to_json(), args.json)
     return 0

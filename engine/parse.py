@@ -374,7 +374,8 @@ def _guess(arr: pa.Array) -> tuple[str, bool]:
     if share >= 0.9:
         nums = pc.cast(s.filter(numeric), pa.float64())
         # integers beyond 2**53 lose digits as float64: keep them as text (ids)
-        big = pc.and_(pc.greater(pc.abs(nums), 2.0 ** 53), pc.equal(pc.floor(nums), nums))
+        big = pc.and_(pc.and_(pc.greater(pc.abs(nums), 2.0 ** 53), pc.is_finite(nums)),
+                      pc.equal(pc.floor(nums), nums))
         if not pc.any(big).as_py():
             return "number", False
         return "text", False

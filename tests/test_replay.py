@@ -1,0 +1,121 @@
+"""Replay controls: pause holds, seek and loop land where asked, rows/s is honoured."""
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from engine.errors import EngineBusy, UserError
+from engine.operators import WindowSpec
+from engine.runtime import Engine
+from engine.sources.replay import Speed
+
+
+@pytest.fixture
+def csv_file(tmp_path):
+    n = 5000
+    df = pd.DataFrame({"ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n), unit="s"),
+                       "id": np.arange(n), "x": np.random.default_rng(0).normal(size=n)})
+    path = tmp_path / "r.csv"
+    df.to_csv(path, index=False)
+    return str(path)
+
+
+def wait_for(cond, timeout=10):
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def ingested(engine, name):
+    snap = engine.snapshot(name)
+    return snap.counts["ingested"] if snap else 0
+
+
+def test_rate_is_honoured_and_pause_holds(tmp_path, csv_file):
+    with Engine(str(tmp_path / "d")) as e:
+        name = e.add_replay(csv_file, speed=Speed("rows", 200))
+        assert wait_for(lambda: ingested(e, name) > 0)
+        start, t0 = ingested(e, name), time.time()
+        time.sleep(3)
+        rate = (ingested(e, name) - start) / (time.time() - t0)
+        assert 200 * 0.8 < rate < 200 * 1.2, rate
+        e.pause(name)
+        time.sleep(0.3)
+        held = ingested(e, name)
+        time.sleep(1.0)
+        assert ingested(e, name) == held
+        e.resume(name)
+        assert wait_for(lambda: ingested(e, name) > held)
+
+
+def test_seek_to_row_and_time_then_loop(tmp_path, csv_file):
+    with Engine(str(tmp_path / "d")) as e:
+        name = e.add_replay(csv_file, speed=Speed("rows", 1000), window=WindowSpec("count", 100000))
+        e.pause(name)
+        e.seek(name, row=4900)
+        e.set_speed(name, "max")
+        e.resume(name)
+        snap = e.wait(name, timeout=30)
+        ids = snap.window_table().column("id").to_pylist()
+        assert ids[-100:] == list(range(4900, 5000)) and ids.count(4900) == 1
+        e.seek(name, at=pd.Timestamp("2024-01-01 01:23:00").timestamp())   # row 4980
+        snap = e.wait(name, timeout=30)
+        assert snap.window_table().column("id").to_pylist() == list(range(4980, 5000))
+        before = snap.counts["ingested"]
+        e.set_speed(name, "rows", 500)
+        e.set_loop(name, True)
+        assert wait_for(lambda: ingested(e, name) > before + 100)
+        ids = e.snapshot(name).window_table().column("id").to_pylist()
+        again = ids.index(0)                                         # the loop starts again at row 0
+        assert ids[again - 1] == 4999 and ids[again:] == list(range(len(ids) - again))
+
+
+def test_realtime_speed(tmp_path, csv_file):
+    with Engine(str(tmp_path / "d")) as e:
+        name = e.add_replay(csv_file, speed=Speed("realtime", 50))     # 50 s of data per second
+        assert wait_for(lambda: ingested(e, name) > 0)
+        start, t0 = ingested(e, name), time.time()
+        time.sleep(2)
+        rate = (ingested(e, name) - start) / (time.time() - t0)
+        assert 40 < rate < 60, rate
+
+
+def test_second_engine_on_the_same_folder_is_refused(tmp_path):
+    with Engine(str(tmp_path / "d")):
+        with pytest.raises(EngineBusy, match="in use by another Rivulet engine"):
+            Engine(str(tmp_path / "d"))
+
+
+def test_bad_requests_are_user_errors(tmp_path, csv_file):
+    with Engine(str(tmp_path / "d")) as e:
+        with pytest.raises(UserError, match="no such file"):
+            e.add_replay(str(tmp_path / "missing.csv"))
+        with pytest.raises(UserError, match="time column"):
+            e.add_replay(csv_file, time_column="x_missing")
+        with pytest.raises(UserError, match="no stream named"):
+            e.pause("nope")
+        assert e.names() == []
+
+
+def test_restart_resumes_and_rebuilds_state(tmp_path, csv_file):
+    with Engine(str(tmp_path / "d")) as e:
+        name = e.add_replay(csv_file, window=WindowSpec("count", 700))
+        first = e.wait(name, timeout=30).to_json()
+    with Engine(str(tmp_path / "d")) as e:
+        again = e.wait(name, timeout=30).to_json()
+    assert again["rows"] == first["rows"] and again["rows"]["ingested"] == 5000
+    assert again["stats"] == first["stats"] and again["cumulative"] == first["cumulative"]
+
+
+def test_retention_bounds_the_store(tmp_path, csv_file):
+    with Engine(str(tmp_path / "d")) as e:
+        name = e.add_replay(csv_file, retention_rows=1000)
+        e.wait(name, timeout=30)
+        s = e.streams[name]
+        e.store.prune(s.id, s.counters.next_rid, 1000, None)
+        assert e.store.count(s.id) == 1000
+        assert e.snapshot(name).counts["ingested"] == 5000
