@@ -1,0 +1,1 @@
+"""Sources: each has next_batch() / position() / close()."""
