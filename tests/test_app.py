@@ -20,11 +20,11 @@ def app(tmp_path, monkeypatch):
 def test_overview_shows_the_demo_stream(app):
     at = AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=30).run()
     assert not at.exception
-    assert at.metric[0].value == "1"                  # one stream: the demo
     for _ in range(40):                               # AppTest does not tick run_every: rerun by hand
         time.sleep(0.25)
         at.run()
         if int(at.metric[1].value.replace(",", "")) > 0:
             break
+    assert at.metric[0].value == "1"                  # one stream: the demo
     assert int(at.metric[1].value.replace(",", "")) > 0
     assert at.dataframe[0].value["stream"].tolist() == ["demo"]
