@@ -72,9 +72,9 @@ class Engine:
                       "retention_rows": retention_rows, "retention_seconds": retention_seconds,
                       "group_by": group_by}
             # open the file first, so a bad path or column never leaves a stream behind
-            ReplaySource(path, speed=speed, loop=loop, time_column=time_column).close()
+            source = ReplaySource(path, speed=speed, loop=loop, time_column=time_column)
             sid = self.store.create_stream(name, config)
-            self._start(sid, name, config, None)
+            self._start(sid, name, config, None, source)
             return name
 
     def add_demo(self, rate: float = 20.0) -> str:
@@ -113,9 +113,10 @@ class Engine:
                                 loop=config.get("loop", False), time_column=config.get("time_column"), schema=schema)
         raise UserError(f"unknown source kind {config['source']!r}")
 
-    def _start(self, sid: int, name: str, config: dict, schema) -> None:
-        offsets = self.store.offsets(sid)
-        source = self._source_for(config, next(iter(offsets.values()), None), schema)
+    def _start(self, sid: int, name: str, config: dict, schema, source: Source | None = None) -> None:
+        if source is None:
+            offsets = self.store.offsets(sid)
+            source = self._source_for(config, next(iter(offsets.values()), None), schema)
         stream = Stream(sid, name, config, source, self.store)
         if config.get("paused"):
             source.pause()
