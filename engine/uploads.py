@@ -129,3 +129,13 @@ def peek_columns(head: bytes) -> Schema | None:
         return None
     body = head[fmt.data_start:]
     return infer_schema(fmt, body[:cut(body)] or body)    # the last line of a sample may be cut short
+
+
+def replay_upload(engine, src: BinaryIO, name: str, **replay) -> str:
+    """Spool an upload and start replaying it; the file is removed again if the replay is refused."""
+    path = save_upload(src, name, engine.data_dir)
+    try:
+        return engine.add_replay(path, **replay)
+    except BaseException:
+        os.unlink(path)
+        raise

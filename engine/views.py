@@ -54,11 +54,25 @@ def _operand(field: pa.Field, op: str, text: str):
             raise UserError(f"{field.name} holds true/false values: enter true or false")
         return pa.scalar(v in ("true", "1", "yes"))
     if pa.types.is_timestamp(t):
-        try:
-            return pa.scalar(np.datetime64(text.strip().replace("T", " ").replace(" ", "T"), "us")).cast(t)
-        except ValueError:
-            raise UserError(f"{field.name} holds times: enter one like 2024-01-31 12:00:00") from None
+        return pa.scalar(int(round(parse_time(text) * 1e6)), pa.int64()).cast(t)
     return pa.scalar(text)
+
+
+def parse_time(text: str) -> float:
+    """Epoch seconds of a time typed by a user ("2024-01-31 12:00:00", ISO with T, or epoch seconds).
+
+    >>> parse_time("1970-01-02 00:00:00"), parse_time("86400")
+    (86400.0, 86400.0)
+    """
+    text = (text or "").strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        return int(np.datetime64(text.replace(" ", "T"), "us").astype(np.int64)) / 1e6
+    except ValueError:
+        raise UserError(f"{text!r} is not a time: enter one like 2024-01-31 12:00:00") from None
 
 
 def _kind(t: pa.DataType) -> str:
