@@ -1,6 +1,7 @@
 """Sources: upload and replay CSVs, control each replay, read the quarantine."""
 from __future__ import annotations
 
+import math
 import os
 
 import pandas as pd
@@ -31,7 +32,7 @@ def upload_panel() -> None:
     st.session_state.setdefault("upload_round", 0)
     files = st.file_uploader("CSV files", type=["csv", "tsv", "txt"],
                              accept_multiple_files=True, key=f"upload_{st.session_state.upload_round}",
-                             max_upload_size=int(limit_mb))
+                             max_upload_size=max(1, math.ceil(limit_mb)))
     columns = None
     if files:
         with guard("Reading the file's header"):

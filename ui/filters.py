@@ -27,9 +27,9 @@ def filters_panel(snap: Snapshot) -> tuple[list[Filter], float | None, float | N
                 st.rerun()
         with st.form("add_filter", border=False):
             c1, c2, c3, c4 = st.columns([2, 1, 2, 1], vertical_alignment="bottom")
-            column = c1.selectbox("Column", snap.schema.names)
-            op = c2.selectbox("Operator", OPS)
-            value = c3.text_input("Value", placeholder="e.g. 20, north, 2024-01-31 12:00")
+            column = c1.selectbox("Column", snap.schema.names, key="filter_column")
+            op = c2.selectbox("Operator", OPS, key="filter_op")
+            value = c3.text_input("Value", placeholder="e.g. 20, north, 2024-01-31 12:00", key="filter_value")
             if c4.form_submit_button("Add filter", icon=":material/add:", width="stretch"):
                 with guard("The filter"):
                     row_mask(snap.schema.empty_table(), [Filter(column, op, value)])   # a bad value fails now

@@ -43,9 +43,9 @@ def seconds(s) -> str:
     if s < 60:
         return f"{s:.0f} s" if s == int(s) or s >= 10 else f"{s:.1f} s"
     if s < 3600:
-        return f"{int(s // 60)} min {int(s % 60)} s"
+        return f"{int(s // 60)} min" + (f" {int(s % 60)} s" if int(s % 60) else "")
     if s < 86400:
-        return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
+        return f"{int(s // 3600)} h" + (f" {int(s % 3600 // 60)} min" if int(s % 3600 // 60) else "")
     return f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
 
 
