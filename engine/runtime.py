@@ -20,6 +20,7 @@ from .sources.base import Source
 from .sources.demo import DemoSource
 from .sources.replay import ReplaySource, Speed
 from .store import Store
+from .transcode import as_utf8
 from .stream import Stream, Work
 
 log = logging.getLogger("rivulet")
@@ -62,12 +63,13 @@ class Engine:
             raise UserError(f"no such file: {path}")
         with self.lock:
             for s in self.streams.values():
-                if s.config.get("path") == path and s.config.get("source") == "replay":
+                if s.config.get("original", s.config.get("path")) == path and s.config.get("source") == "replay":
                     if window is not None and WindowSpec.from_json(s.config.get("window")) != window:
                         self._set_config(s, window=window.to_json())
                     return s.name
             name = self._free_name(name or os.path.splitext(os.path.basename(path))[0])
-            config = {"source": "replay", "path": path, "speed": {"mode": speed.mode, "value": speed.value},
+            original, path = path, as_utf8(path, os.path.join(self.data_dir, "converted"))
+            config = {"source": "replay", "path": path, "original": original, "speed": {"mode": speed.mode, "value": speed.value},
                       "loop": loop, "time_column": time_column, "window": (window or WindowSpec()).to_json(),
                       "retention_rows": retention_rows, "retention_seconds": retention_seconds,
                       "group_by": group_by}
