@@ -208,7 +208,7 @@ class Store:
             sql += " ORDER BY _rid" + (f" LIMIT {int(limit)}" if limit else "")
         with self.read() as cur:
             try:
-                return cur.execute(sql, [since_rid]).to_arrow_table()
+                return cur.sql(sql, params=[since_rid]).to_arrow_table()
             except duckdb.CatalogException:
                 return pa.table({})
 
@@ -221,5 +221,5 @@ class Store:
 
     def quarantine(self, stream_id: int, limit: int = 1000) -> pa.Table:
         with self.read() as cur:
-            return cur.execute("SELECT source, position, reason, kept, raw, seen FROM quarantine WHERE stream = ? "
-                               "ORDER BY seen DESC, position DESC LIMIT ?", [stream_id, limit]).to_arrow_table()
+            return cur.sql("SELECT source, position, reason, kept, raw, seen FROM quarantine WHERE stream = ? "
+                           "ORDER BY seen DESC, position DESC LIMIT ?", params=[stream_id, limit]).to_arrow_table()
