@@ -93,7 +93,7 @@ def train(rows: Rows, spec: ModelSpec, progress: Progress | None = None) -> Trai
     base = evaluate.baseline(y_train, y_test, spec.task, classes)
     progress(spec.cv + 1, spec.cv + 1, "done")
     report = {
-        "task": spec.task, "algorithm": spec.algorithm, "target": spec.target,
+        "task": spec.task, "algorithm": spec.algorithm, "params": dict(spec.params), "target": spec.target,
         "rows": {"used": len(y), "train": cut, "holdout": len(y) - cut, "missing_target": rows.missing_target},
         "holdout": holdout, "baseline": base, "cv": cv,
     }
