@@ -49,6 +49,12 @@ class Engine:
                 self._start(row["id"], row["name"], row["config"], row["schema"])
             except UserError as e:
                 log.warning("stream %s not resumed: %s", row["name"], e)
+                continue
+            if row["config"].get("deployed"):
+                try:
+                    self.deploy(row["name"], row["config"]["deployed"])
+                except UserError as e:
+                    log.warning("model %s not redeployed on %s: %s", row["config"]["deployed"], row["name"], e)
         if demo and DEMO_NAME not in self.streams:
             self.add_demo()
 
@@ -173,6 +179,36 @@ class Engine:
             raise UserError(f"stream {name!r} is not a replay")
         return s
 
+    # --- models --------------------------------------------------------------------
+    @property
+    def models(self):
+        """Training jobs, the model registry and deployments (engine/models/service.py)."""
+        with self.lock:
+            if getattr(self, "_models", None) is None:
+                from .models.service import Models     # scikit-learn loads only when models are used
+                self._models = Models(self)
+            return self._models
+
+    def deploy(self, name: str, model_id: str) -> dict:
+        """Predict every new row of stream `name` with a stored model, replacing any deployed one."""
+        self._set_deployment(name, self.models.deployment(name, model_id))
+        return self._get(name).deployment.status()
+
+    def deploy_online(self, name: str, target: str, features: list[str], classes=None,
+                      task: str = "classification", **options) -> dict:
+        """Deploy an online SGD learner that learns from the stream's labelled rows."""
+        self._set_deployment(name, self.models.online(name, target, features, classes, task, **options))
+        return self._get(name).deployment.status()
+
+    def undeploy(self, name: str) -> None:
+        self._set_deployment(name, None)
+
+    def _set_deployment(self, name: str, deployment) -> None:
+        s = self._get(name)
+        s.deployment, s.deploy_error = deployment, None     # one assignment: the ingest thread sees old or new
+        self._set_config(s, deployed=deployment.model_id if deployment is not None and deployment.model is not None
+                         else None)     # online learners live in memory only
+
     # --- reading ---------------------------------------------------------------------
     def snapshot(self, name: str) -> Snapshot | None:
         return self._get(name).snapshot
@@ -268,6 +304,8 @@ class Engine:
             t.join(timeout=10)
         self.queue.put(None)
         self.writer.join(timeout=30)
+        if getattr(self, "_models", None) is not None:
+            self._models.close()
         for s in self.streams.values():
             s.source.close()
         self.store.close()
