@@ -219,6 +219,16 @@ class Engine:
     def names(self) -> list[str]:
         return list(self.streams)
 
+    def health(self) -> dict:
+        """How the engine itself is doing: threads alive, writer queue, streams in error."""
+        snaps = self.snapshots()
+        return {"uptime_s": time.time() - self.started, "writer_alive": self.writer.is_alive(),
+                "queue_depth": self.queue.qsize(), "queue_capacity": self.queue.maxsize,
+                "streams": len(self.streams),
+                "ingest_alive": sum(t.is_alive() for t in list(self.threads.values())),
+                "errors": sorted(n for n, s in snaps.items() if s.error),
+                "data_dir": self.data_dir}
+
     def quarantine(self, name: str, limit: int = 1000):
         return self.store.quarantine(self._get(name).id, limit)
 
