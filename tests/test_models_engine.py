@@ -1,5 +1,7 @@
 import os
+import sys
 import time
+import types
 
 import numpy as np
 import pandas as pd
@@ -162,3 +164,16 @@ def test_online_learner_deployed_learns_from_labels(engine, tmp_path):
     assert snap.model["labelled"] == 500
     assert engine.store.predictions(engine.streams[stream].id).num_rows == 500
     assert snap.model["accuracy"] > 0.7
+
+
+def test_jobs_start_cleanly_when_main_is_a_page_script(tmp_path, monkeypatch):
+    """Under Streamlit, __main__ is the page script; a spawned worker must not run it."""
+    script = tmp_path / "page.py"
+    script.write_text("import sys\nsys.exit(3)\n")
+    page = types.ModuleType("__main__")
+    page.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", page)
+    jobs = Jobs()
+    job = jobs.wait(jobs.submit("sleep", {"steps": 1, "seconds": 0, "result": 7}), timeout=60)
+    assert job.state == "done" and job.result == 7, job.error
+    assert sys.modules["__main__"] is page

@@ -8,11 +8,14 @@ the worker) can never leave anything half-written.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
+import sys
 import threading
 import time
 import traceback
+import types
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable
@@ -63,6 +66,26 @@ def _work(kind: str, payload, conn) -> None:
         conn.close()
 
 
+_main_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _plain_main():
+    """Start workers as if from a bare interpreter.
+
+    "spawn" re-runs the parent's __main__ in the worker. Under Streamlit (and
+    AppTest) __main__ is the page script, so the worker would run the dashboard,
+    open the engine's data folder and die; an empty __main__ avoids that.
+    """
+    with _main_lock:
+        saved = sys.modules.get("__main__")
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = saved
+
+
 class Jobs:
     def __init__(self, max_running: int = 2):
         self.ctx = mp.get_context("spawn")
@@ -87,7 +110,8 @@ class Jobs:
         parent, child = self.ctx.Pipe(duplex=False)
         proc = self.ctx.Process(target=_work, args=(kind, payload, child), daemon=True,
                                 name=f"rivulet-job-{job.id}")
-        proc.start()
+        with _plain_main():
+            proc.start()
         child.close()
         self._procs[job.id] = proc
         threading.Thread(target=self._watch, args=(job, proc, parent, on_done), daemon=True,
