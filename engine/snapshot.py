@@ -76,6 +76,7 @@ class Snapshot:
     state: str = "running"
     error: str | None = None
     created: float = field(default_factory=time.time)
+    model: dict | None = None                         # the deployed model's status, if any
 
     # --- the contract JSON -------------------------------------------------------
     def to_json(self) -> dict:
@@ -95,6 +96,7 @@ class Snapshot:
             "pipeline": self.pipeline,
             "source": self.source,
             "error": self.error,
+            **({"model": self.model} if self.model is not None else {}),
         }
 
     @cached_property
