@@ -37,9 +37,21 @@ def stream_rows(snaps: dict) -> list[dict]:
             "progress": src.get("progress") if src.get("kind") == "replay" else None,
             "throughput": throughput_series(s.throughput, SPARK_SECONDS).tolist(),
             "pipeline": f"v{s.pipeline}",
+            "model": model_label(s.model),
             "last error": s.error or src.get("last_error") or "",
         })
     return rows
+
+
+def model_label(status: dict | None) -> str:
+    if not status:
+        return ""
+    if not status.get("deployed"):
+        return "stopped: " + (status.get("error") or "")
+    metric = status.get("metric")
+    score = status.get(metric)
+    return status["name"] + (f" · live {metric} {score:.3f}" if score is not None else "") + \
+        (" · drift" if status.get("drift") else "")
 
 
 @st.fragment(run_every=every)
@@ -82,6 +94,7 @@ def live_status() -> None:
                 "progress": st.column_config.ProgressColumn("replayed", min_value=0, max_value=1, format="percent"),
                 "throughput": st.column_config.AreaChartColumn(f"rows/s, last {SPARK_SECONDS // 60} min",
                                                                y_min=0, width="medium"),
+                "model": st.column_config.TextColumn("deployed model", width="medium"),
                 "last error": st.column_config.TextColumn(width="medium"),
             })
         st.caption(f"Updated {fmt.clock()} · "
@@ -92,7 +105,9 @@ def live_status() -> None:
 if engine is not None:
     live_status()
     st.divider()
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4, c5 = st.columns(5)
     c1.page_link("pages/1_Sources.py", label="Sources: upload, replay, quarantine", icon=":material/upload_file:")
     c2.page_link("pages/2_Aggregates.py", label="Aggregates: windows, buckets, groups", icon=":material/monitoring:")
     c3.page_link("pages/3_Correlations.py", label="Correlations: heatmap, pairs, drift", icon=":material/grid_on:")
+    c4.page_link("pages/5_Models.py", label="Models: train, compare, deploy", icon=":material/model_training:")
+    c5.page_link("pages/6_Export.py", label="Export: models and data", icon=":material/download:")

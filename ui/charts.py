@@ -117,3 +117,87 @@ def correlation_line(series: dict, a: str, b: str, width: int) -> go.Figure:
     fig.update_yaxes(title_text=f"r({a}, {b})", range=[-1.05, 1.05])
     fig.update_xaxes(title_text=f"bucket start (UTC), {fmt.seconds(width)} buckets")
     return _layout(fig, 300)
+
+
+# --- models ---------------------------------------------------------------------------
+
+def confusion(matrix: list[list[int]], classes: list, target: str) -> go.Figure:
+    """Counts with each row's share (recall per true class) as the colour, so rare classes still show."""
+    m = np.asarray(matrix, dtype=np.float64)
+    share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    labels = [str(c) for c in classes]
+    text = [[f"{int(v):,}<br>{s:.0%}" for v, s in zip(row, srow)] for row, srow in zip(m, share)]
+    fig = go.Figure(go.Heatmap(z=share, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues", text=text,
+                               texttemplate="%{text}", textfont=dict(size=14), xgap=2, ygap=2,
+                               colorbar=dict(title="share of<br>true class", thickness=12, tickformat=".0%"),
+                               hovertemplate=f"true {target} %{{y}}<br>predicted %{{x}}<br>%{{text}}<extra></extra>"))
+    fig.update_xaxes(title_text=f"predicted {target}", type="category")
+    fig.update_yaxes(title_text=f"true {target}", type="category", autorange="reversed")
+    return _layout(fig, 320)
+
+
+def roc(fpr: list[float], tpr: list[float], auc: float | None, positive) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#8c959f", dash="dot", width=1),
+                             name="chance", hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", line=dict(color=PALETTE[0], width=2.5), fill="tozeroy",
+                             fillcolor=_alpha(PALETTE[0], 0.1), name=f"model (AUC {fmt.num(auc)})",
+                             hovertemplate="false positive rate %{x:.2f}<br>true positive rate %{y:.2f}"
+                                           "<extra></extra>"))
+    fig.update_xaxes(title_text=f"false positive rate (positive class: {positive})", range=[0, 1], tickformat=".0%")
+    fig.update_yaxes(title_text="true positive rate", range=[0, 1.02], tickformat=".0%")
+    return _layout(fig, 320, showlegend=True, legend=dict(x=0.98, y=0.04, xanchor="right", yanchor="bottom"))
+
+
+def fold_scores(scores: list[float], metric: str, baseline: float | None, kind: str) -> go.Figure:
+    x = [f"fold {i}" for i in range(1, len(scores) + 1)]
+    fig = go.Figure(go.Bar(x=x, y=scores, marker_color=PALETTE[0], text=[fmt.num(s) for s in scores],
+                           textposition="outside", cliponaxis=False,
+                           hovertemplate=f"%{{x}}<br>{metric} %{{y:.3f}}<extra></extra>"))
+    if scores:
+        mean = float(np.nanmean(np.asarray(scores, float)))
+        fig.add_hline(y=mean, line=dict(color=PALETTE[0], dash="dash", width=1),
+                      annotation_text=f"mean {fmt.num(mean)}", annotation_position="top left")
+    if baseline is not None:
+        fig.add_hline(y=baseline, line=dict(color=PALETTE[4], dash="dot", width=1.5),
+                      annotation_text=f"baseline (holdout) {fmt.num(baseline)}",
+                      annotation_position="bottom right")
+    fig.update_xaxes(title_text="time-ordered folds, oldest first" if kind == "time" else "stratified folds")
+    fig.update_yaxes(title_text=metric, rangemode="tozero")
+    return _layout(fig, 300)
+
+
+def residuals(predicted: list[float], residual: list[float], target: str) -> go.Figure:
+    fig = go.Figure(go.Scattergl(x=predicted, y=residual, mode="markers",
+                                 marker=dict(size=5, color=PALETTE[0], opacity=0.5),
+                                 hovertemplate="predicted %{x:.4g}<br>residual %{y:.4g}<extra></extra>"))
+    fig.add_hline(y=0, line=dict(color="#8c959f", width=1, dash="dot"))
+    fig.update_xaxes(title_text=f"predicted {target}")
+    fig.update_yaxes(title_text=f"actual − predicted {target}")
+    return _layout(fig, 320)
+
+
+def ranking(features: list[str], scores: list[float], label: str) -> go.Figure:
+    fig = go.Figure(go.Bar(x=scores, y=features, orientation="h", marker_color=PALETTE[2],
+                           text=[fmt.num(s) for s in scores], textposition="outside", cliponaxis=False,
+                           hovertemplate=f"%{{y}}<br>{label} %{{x:.4g}}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed", title_text=None)
+    fig.update_xaxes(title_text=label, rangemode="tozero")
+    return _layout(fig, 60 + 32 * len(features))
+
+
+def live_score(curve: dict, drift_rows: list[int], metric: str, window: int) -> go.Figure:
+    """The deployed model's windowed score after each batch, against labelled rows, drift as red lines."""
+    fig = go.Figure(go.Scatter(x=curve["labelled"], y=curve["score"], mode="lines", line=dict(color=PALETTE[0], width=2),
+                               customdata=times(curve["time"]),
+                               hovertemplate=f"%{{x:,}} labelled rows<br>{metric} %{{y:.3f}}"
+                                             "<br>%{customdata|%H:%M:%S}<extra></extra>"))
+    first = curve["labelled"][0] if curve["labelled"] else 0
+    shown = [r for r in drift_rows if r >= first]
+    for i, row in enumerate(shown):
+        fig.add_vline(x=row, line=dict(color=PALETTE[4], width=1.5, dash="dash"),
+                      annotation_text="drift" if i == len(shown) - 1 else None, annotation_position="top")
+    fig.update_xaxes(title_text="labelled rows seen since deployment")
+    fig.update_yaxes(title_text=f"{metric}, last {window:,} labelled rows",
+                     **({"range": [0, 1.02], "tickformat": ".0%"} if metric == "accuracy" else {"rangemode": "tozero"}))
+    return _layout(fig, 300)

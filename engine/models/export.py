@@ -41,21 +41,27 @@ def to_bytes(model, card: dict, fmt: str) -> bytes:
     raise UserError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
 
 
-def export(model, card: dict, path: str, fmt: str | None = None) -> dict:
-    """Write the model and its card atomically; returns the card as written."""
-    fmt = fmt or _format_of(path)
+def export_bytes(model, card: dict, fmt: str, file_name: str) -> tuple[bytes, dict]:
+    """The model file's bytes and the card that goes beside it (format, hash, warnings)."""
     data = to_bytes(model, card, fmt)
-    out = {**card, "format": fmt, "sha256": sha256(data), "file": os.path.basename(path)}
+    out = {**card, "format": fmt, "sha256": sha256(data), "file": file_name}
     if fmt == "joblib":
         out["unsafe_to_load"] = True
         out["warning"] = JOBLIB_WARNING
     if fmt == "onnx":
         out["onnx"] = onnx_io(card)
+    return data, json_safe(out)
+
+
+def export(model, card: dict, path: str, fmt: str | None = None) -> dict:
+    """Write the model and its card atomically; returns the card as written."""
+    fmt = fmt or _format_of(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UserError(f"no such folder: {folder}")
+    data, out = export_bytes(model, card, fmt, os.path.basename(path))
     write_atomic(path, data)
-    write_atomic(card_path(path), json.dumps(json_safe(out), indent=1).encode())
+    write_atomic(card_path(path), json.dumps(out, indent=1).encode())
     return out
 
 
@@ -77,6 +83,29 @@ def import_file(path: str) -> tuple[object, dict]:
         except (OSError, json.JSONDecodeError):
             card = None
     return model, card or card_from_model(model)
+
+
+def import_bytes(data: bytes, name: str, card_data: bytes | None = None) -> tuple[object, dict]:
+    """(model, card) from uploaded .skops bytes and, optionally, its .card.json.
+
+    The card only describes the model: features and classes are checked against the
+    model itself, so a card cannot make a model look like something else.
+    """
+    model = safe.loads(data, name)
+    card = card_from_model(model)
+    if card_data:
+        try:
+            given = json.loads(card_data)
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            raise UserError("the model card is not JSON; upload the .card.json written beside the model") from None
+        if not isinstance(given, dict) or not isinstance(given.get("features"), list):
+            raise UserError("the model card has no feature list; upload the .card.json written beside the model")
+        names = [f.get("name") for f in given["features"] if isinstance(f, dict)]
+        if names != [f["name"] for f in card["features"]]:
+            raise UserError("the model card's features do not match the model's; upload the card that came "
+                            "with this model")
+        card = {**given, "classes": card["classes"]}
+    return model, card
 
 
 def card_from_model(model) -> dict:

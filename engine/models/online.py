@@ -8,6 +8,8 @@ new concept instead of averaging the old one in.
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 from sklearn.linear_model import SGDClassifier, SGDRegressor
 from sklearn.preprocessing import StandardScaler
@@ -17,6 +19,7 @@ from .drift import PageHinkley
 # River's default threshold (50) fires about every 100,000 rows on a steady 5% error stream
 # (bench/online.py); 100 still flags a jump from 5% to 50% errors within about 60 rows.
 DRIFT_THRESHOLD = 100.0
+CURVE_POINTS = 600        # batches of live score history kept for the Models page
 
 
 class LiveMetrics:
@@ -32,6 +35,9 @@ class LiveMetrics:
         self.total_error = 0.0
         self.drift = drift or PageHinkley(threshold=DRIFT_THRESHOLD)
         self.drifts: list[int] = []          # row numbers (labelled rows, from 0) where drift fired
+        # (labelled rows so far, windowed score, epoch seconds) after each batch, newest last; replaced
+        # whole so a reader on another thread always sees a complete tuple
+        self.curve: tuple = ()
 
     def update(self, predicted, actual) -> np.ndarray:
         """Score one batch of predictions; returns the rows of this batch where drift fired."""
@@ -48,6 +54,8 @@ class LiveMetrics:
         self.drifts.extend((self.rows + hits).tolist())
         self.rows += len(err)
         self.total_error += float(err.sum())
+        if len(err):
+            self.curve = self.curve[-(CURVE_POINTS - 1):] + ((self.rows, self.score(), time.time()),)
         return hits
 
     def _push(self, err: np.ndarray) -> None:

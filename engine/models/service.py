@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 
 import numpy as np
@@ -108,6 +109,17 @@ class Models:
         return self.jobs.submit("compare", {"rows": rows, "specs": [s.to_dict() for s in specs]},
                                 f"compare {len(specs)} models", save_all)
 
+    def leaderboard(self, stream: str | None = None, target: str | None = None) -> list[dict]:
+        """Stored models (of a stream, for a target) as comparison rows, best cross-validation score first."""
+        from .selection import comparison_table
+        cards = [c for c in self.registry.list() if c.get("metrics") and c["metrics"].get("cv")
+                 and (stream is None or (c.get("training") or {}).get("stream") == stream)
+                 and (target is None or (c.get("spec") or {}).get("target") == target)]
+        named = {c["id"]: c for c in cards}
+        rows = comparison_table([{**c["metrics"], "model_id": c["id"]} for c in cards])
+        return [{**r, "name": named[r["model"]].get("name"), "created": named[r["model"]].get("created"),
+                 "rows": (named[r["model"]].get("training") or {}).get("rows")} for r in rows]
+
     def rank(self, stream: str, target: str, features: list[str], task: str, method: str = "mutual_info",
              slice: dict | None = None) -> list[dict]:
         from .data import split_features
@@ -124,7 +136,27 @@ class Models:
         return self.jobs.submit("importance", {"model": model, "rows": rows, "task": spec.task},
                                 f"importance of {model_id}")
 
+    def import_model(self, data: bytes, file_name: str, card_data: bytes | None = None) -> str:
+        """Store an uploaded .skops model (never unpickled: safe.loads checks its types first)."""
+        from .export import import_bytes
+        model, card = import_bytes(data, file_name, card_data)
+        card = {**card, "name": card.get("name") if card.get("name") not in (None, "imported")
+                else os.path.splitext(os.path.basename(file_name))[0], "imported_from": os.path.basename(file_name)}
+        card.pop("id", None)
+        return self.registry.save(model, card)
+
     # --- deploy -------------------------------------------------------------------------
+    def live(self, stream: str) -> dict | None:
+        """The deployed model's live status, its score after each batch and the rows where drift fired."""
+        d = self.engine._get(stream).deployment
+        if d is None:
+            return None
+        m = d.metrics
+        curve = m.curve                  # one read: the ingest thread replaces the tuple whole
+        return {**d.status(), "curve": {"labelled": [c[0] for c in curve], "score": [c[1] for c in curve],
+                                        "time": [c[2] for c in curve]},
+                "drift_rows": list(m.drifts[-100:])}
+
     def deployment(self, stream: str, model_id: str) -> Deployment:
         model, card = self.registry.load(model_id)
         d = Deployment(model_id, card, model)

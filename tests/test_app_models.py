@@ -1,0 +1,162 @@
+"""Models and Export pages under AppTest: train on an uploaded CSV and check the scores against
+scikit-learn, deploy, export a .skops that loads back, import it, refuse a pickle, download data."""
+import io
+import pickle
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import skops.io as sio
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from streamlit.runtime.media_file_manager import MediaFileManager
+
+from tests.test_app import SOURCES, app, button, metric, open_app, rerun_until  # noqa: F401  (fixture)
+
+MODELS, EXPORT = "pages/5_Models.py", "pages/6_Export.py"
+
+
+def frame(n=600, one_class=False) -> pd.DataFrame:
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=n), rng.normal(size=n)
+    label = np.zeros(n, int) if one_class else ((x + 0.5 * y + rng.normal(0, 0.7, n)) > 0).astype(int)
+    kind = np.where(rng.random(n) < 0.1, "=HYPERLINK(\"x\")", rng.choice(["a", "b"], n))
+    return pd.DataFrame({"kind": kind, "x": x.round(6), "y": y.round(6), "label": label})
+
+
+@pytest.fixture
+def downloads(monkeypatch):
+    """Bytes of every download button drawn, by file name (AppTest keeps them in a mock runtime)."""
+    got = {}
+    add = MediaFileManager.add
+
+    def record(self, data, mimetype, coordinates, file_name=None, is_for_static_download=False):
+        if file_name is not None:
+            got[file_name] = data if isinstance(data, bytes) else data.encode()
+        return add(self, data, mimetype, coordinates, file_name, is_for_static_download)
+    monkeypatch.setattr(MediaFileManager, "add", record)
+    return got
+
+
+def uploaded(df: pd.DataFrame, name: str, monkeypatch):
+    monkeypatch.setenv("RIVULET_DEMO", "0")
+    at = open_app(SOURCES)
+    at.file_uploader[0].set_value((f"{name}.csv", df.to_csv(index=False).encode(), "text/csv")).run()
+    button(at, "Start replay").click().run()
+    rerun_until(at, lambda a: metric(a, "Rows") == f"{len(df):,}")
+    at.switch_page(MODELS).run()
+    assert not at.exception
+    return at
+
+
+def train_clicked(at, target="label", features=("x", "y"), folds=3):
+    at.selectbox(key="m_target").set_value(target).run()
+    at.multiselect(key="m_features").set_value(list(features)).run()
+    at.radio(key="m_slice").set_value("All stored rows").run()
+    at.number_input(key="m_folds").set_value(folds).run()
+    button(at, "Train").click().run()
+    assert not at.exception, at.exception
+    return rerun_until(at, lambda a: "m_job" not in a.session_state, timeout=120)
+
+
+def test_train_deploy_export_and_import(app, monkeypatch, downloads):
+    df = frame()
+    at = uploaded(df, "plant", monkeypatch)
+    assert any("No trained models" in i.value for i in at.info)
+    at = train_clicked(at)
+    assert any("done, stored as" in s.value for s in at.success), [e.value for e in at.error]
+    # the holdout scores equal scikit-learn's on the same time-ordered split
+    cut = len(df) - round(len(df) * 0.2)
+    ref = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression())
+    ref.fit(df[["x", "y"]][:cut], df["label"][:cut])
+    pred = ref.predict(df[["x", "y"]][cut:])
+    assert metric(at, "F1") == f"{f1_score(df['label'][cut:], pred, average='macro'):.3f}"
+    assert metric(at, "Accuracy") == f"{accuracy_score(df['label'][cut:], pred):.3f}"
+    charts = at.get("plotly_chart")
+    assert len(charts) >= 3                        # confusion matrix, ROC, folds
+    board = at.dataframe[-1].value
+    assert board["algorithm"].tolist() == ["Logistic regression"]
+
+    button(at, "Deploy onto plant").click().run()
+    assert not at.exception
+    at = rerun_until(at, lambda a: metric(a, "Rows predicted") == "0")
+    assert any("deployed" in m.value for m in at.markdown)
+    button(at, "Undeploy").click().run()
+    at = rerun_until(at, lambda a: any("No model is deployed" in i.value for i in a.info))
+
+    at.switch_page(EXPORT).run()
+    assert not at.exception
+    model_id = at.selectbox(key="x_model").value
+    data = downloads[f"{model_id}.skops"]
+    model = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    np.testing.assert_array_equal(model.predict(df[["x", "y"]][cut:]), pred)
+    assert b"sha256" in downloads[f"{model_id}.skops.card.json"]
+
+    at.radio(key="x_format").set_value("joblib").run()
+    assert any("pickles" in w.value for w in at.warning)
+
+    # import: the .skops comes back as a new model; a pickle is refused with a message
+    at.file_uploader(key="x_import_0").set_value(("mine.skops", data, "application/octet-stream")).run()
+    button(at, "Import").click().run()
+    assert not at.exception
+    assert any("Imported as" in s.value for s in at.success)
+    assert len(at.selectbox(key="x_model").options) == 2
+    at.file_uploader(key="x_import_1").set_value(("evil.skops", pickle.dumps(model), "application/octet-stream"))
+    at.run()
+    button(at, "Import").click().run()
+    assert any("never loaded" in e.value for e in at.error)
+    assert len(at.selectbox(key="x_model").options) == 2
+
+    # stored history as CSV has formula cells escaped; as Parquet it keeps the values
+    at.radio(key="x_data").set_value("Stored history").run()
+    csv = downloads["plant-history.csv"].decode()
+    assert "'=HYPERLINK" in csv and "\n=HYPERLINK" not in csv and ",=HYPERLINK" not in csv
+    at.radio(key="x_data_format").set_value("parquet").run()
+    table = pq.read_table(io.BytesIO(downloads["plant-history.parquet"]))
+    assert table.num_rows == len(df) and table.column("kind").to_pylist() == df["kind"].tolist()
+
+
+def test_analyst_errors_are_messages(app, monkeypatch):
+    at = uploaded(frame(300, one_class=True), "flat", monkeypatch)
+    at = train_clicked(at)
+    assert any("one class only" in e.value for e in at.error), [e.value for e in at.error]
+    # a text target cannot be regressed: a message, before any job starts
+    at.selectbox(key="m_target").set_value("kind").run()
+    at.multiselect(key="m_features").set_value(["x"]).run()
+    at.radio(key="m_task_kind").set_value("regression").run()
+    button(at, "Train").click().run()
+    assert any("regression needs a numeric target" in e.value for e in at.error)
+    # too few rows for the folds
+    at.radio(key="m_task_kind").set_value("classification").run()
+    at.radio(key="m_slice").set_value("Last N rows").run()
+    at.number_input(key="m_last").set_value(20).run()
+    at.number_input(key="m_folds").set_value(10).run()
+    button(at, "Train").click().run()
+    at = rerun_until(at, lambda a: "m_job" not in a.session_state, timeout=120)
+    assert any("too few" in e.value for e in at.error), [e.value for e in at.error]
+    assert not at.exception
+    assert all("Traceback" not in e.value for e in at.error)
+
+
+def test_models_page_renders_with_the_demo_and_cancels_a_job(app):
+    at = open_app(MODELS)
+    at = rerun_until(at, lambda a: any(s.key == "m_target" for s in a.selectbox), timeout=30)
+    time.sleep(2)
+    at.run()
+    assert at.selectbox(key="m_target").value == "alarm"
+    assert at.radio(key="m_task_alarm").value == "classification"
+    at.selectbox(key="m_algorithm_classification").set_value("rf").run()
+    at.number_input(key="m_trees").set_value(1000).run()
+    at.radio(key="m_slice").set_value("All stored rows").run()
+    at.number_input(key="m_folds").set_value(2).run()
+    button(at, "Train").click().run()
+    assert any(b.label == "Cancel" for b in at.button)
+    button(at, "Cancel").click().run()
+    at = rerun_until(at, lambda a: "m_job" not in a.session_state, timeout=60)
+    assert any("cancelled" in i.value for i in at.info), [e.value for e in at.error]
+    assert not at.exception
