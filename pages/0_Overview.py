@@ -81,8 +81,10 @@ def live_status() -> None:
                     "RIVULET_DEMO=1 (the default) for the built-in demo stream.", icon=":material/info:")
             st.page_link("pages/1_Sources.py", label="Add a source", icon=":material/upload_file:")
             return
+        rows = stream_rows(snaps)
+        hide = {k for k in ("model", "last error", "flagged") if not any(r[k] for r in rows)}
         st.dataframe(
-            stream_rows(snaps), hide_index=True, width="stretch",
+            rows, hide_index=True, width="stretch", column_order=[k for k in rows[0] if k not in hide],
             column_config={
                 "rows": st.column_config.NumberColumn(format="localized"),
                 "rows/s": st.column_config.NumberColumn(format="%.1f", help="Over the last 5 seconds"),
@@ -91,9 +93,11 @@ def live_status() -> None:
                 "quarantined": st.column_config.NumberColumn(format="localized"),
                 "flagged": st.column_config.NumberColumn(format="localized",
                                                          help="Rows kept with some values missing"),
-                "progress": st.column_config.ProgressColumn("replayed", min_value=0, max_value=1, format="percent"),
-                "throughput": st.column_config.AreaChartColumn(f"rows/s, last {SPARK_SECONDS // 60} min",
-                                                               y_min=0, width="medium"),
+                "progress": st.column_config.ProgressColumn("replayed", min_value=0, max_value=1, format="percent",
+                                                            width="small"),
+                "throughput": st.column_config.AreaChartColumn("throughput",
+                                                               help=f"rows/s over the last {SPARK_SECONDS // 60} min",
+                                                               y_min=0, width="small"),
                 "model": st.column_config.TextColumn("deployed model", width="medium"),
                 "last error": st.column_config.TextColumn(width="medium"),
             })
@@ -105,9 +109,11 @@ def live_status() -> None:
 if engine is not None:
     live_status()
     st.divider()
-    c1, c2, c3, c4, c5 = st.columns(5)
-    c1.page_link("pages/1_Sources.py", label="Sources: upload, replay, quarantine", icon=":material/upload_file:")
-    c2.page_link("pages/2_Aggregates.py", label="Aggregates: windows, buckets, groups", icon=":material/monitoring:")
-    c3.page_link("pages/3_Correlations.py", label="Correlations: heatmap, pairs, drift", icon=":material/grid_on:")
-    c4.page_link("pages/5_Models.py", label="Models: train, compare, deploy", icon=":material/model_training:")
-    c5.page_link("pages/6_Export.py", label="Export: models and data", icon=":material/download:")
+    links = [("pages/1_Sources.py", "Sources", ":material/upload_file:", "upload, replay, quarantine"),
+             ("pages/2_Aggregates.py", "Aggregates", ":material/monitoring:", "windows, buckets, groups"),
+             ("pages/3_Correlations.py", "Correlations", ":material/grid_on:", "heatmap, pairs, over time"),
+             ("pages/5_Models.py", "Models", ":material/model_training:", "train, compare, deploy"),
+             ("pages/6_Export.py", "Export", ":material/download:", "models and data")]
+    for col, (path, label, icon, what) in zip(st.columns(len(links)), links):
+        col.page_link(path, label=label, icon=icon)
+        col.caption(what)

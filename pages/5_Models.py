@@ -64,7 +64,7 @@ def hyperparameters(algorithm: str) -> dict:
 
 
 def training_slice() -> dict:
-    c1, c2, c3 = st.columns([2, 1, 1])
+    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     remember("m_slice", SLICES[0], SLICES)
     kind = c1.radio("Training rows", SLICES, key="m_slice", horizontal=True, on_change=keep, args=("m_slice",))
     if kind == SLICES[0]:
@@ -91,7 +91,8 @@ def form(name: str, snap) -> tuple[ModelSpec | None, dict]:
         st.info("The stream needs a target column and at least one feature column.")
         return None, {}
     c1, c2, c3 = st.columns([2, 1, 2])
-    target = kept_select("Target", names, "m_target", names[-1], help="The column to predict.")
+    with c1:
+        target = kept_select("Target", names, "m_target", names[-1], help="The column to predict.")
     recent = snap.window_table(rows=2000)
     guessed = guess_task(recent, target) if recent.num_rows else "classification"
     tasks = ["classification", "regression"]
@@ -106,7 +107,7 @@ def form(name: str, snap) -> tuple[ModelSpec | None, dict]:
                               help="Numbers are imputed and scaled; text columns are one-hot encoded.")
     params = hyperparameters(algorithm)
     slice_ = training_slice()
-    c1, c2, c3 = st.columns([2, 1, 1])
+    c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
     cv_label = c1.radio("Cross-validation", list(CV_KINDS), key="m_cv_kind", horizontal=True,
                         help="Time-series split trains on older rows and scores the rows right after them; "
                              "stratified k-fold shuffles time away (only for classification).")
@@ -124,7 +125,7 @@ def form(name: str, snap) -> tuple[ModelSpec | None, dict]:
 
 def actions(name: str, spec: ModelSpec, slice_: dict) -> None:
     busy = st.session_state.get("m_job") is not None
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, _ = st.columns([1, 1.5, 1.5, 1])
     if c1.button("Train", type="primary", icon=":material/model_training:", width="stretch", disabled=busy):
         with guard("Training"):
             start_job(engine.models.train(name, spec, slice_), "train")
@@ -226,29 +227,29 @@ def results(model_id: str) -> None:
     metric_cards(report)
     h = report["holdout"]
     cv = report["cv"]
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3, gap="medium")
     if report["task"] == "classification":
         with c1:
-            st.markdown("**Confusion matrix** (holdout)")
+            st.markdown("**Confusion matrix** · holdout rows")
             st.plotly_chart(charts.confusion(h["confusion"], h["classes"], spec["target"]), key="m_chart_confusion",
                             config={"displayModeBar": False})
         with c2:
             if h.get("roc"):
-                st.markdown("**ROC curve** (holdout)")
-                st.plotly_chart(charts.roc(h["roc"]["fpr"], h["roc"]["tpr"], h.get("roc_auc"), h["classes"][1]),
+                st.markdown(f"**ROC curve** · positive class {h['classes'][1]!r}")
+                st.plotly_chart(charts.roc(h["roc"]["fpr"], h["roc"]["tpr"], h.get("roc_auc")),
                                 key="m_chart_roc", config={"displayModeBar": False})
             else:
-                st.markdown("**Per class** (holdout)")
+                st.markdown("**Per class** · holdout rows")
                 st.dataframe([{"class": k, **v} for k, v in h["per_class"].items()], hide_index=True,
-                             width="stretch")
+                             width="stretch", column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                                             for c in ("precision", "recall", "f1")})
     else:
         with c1:
-            st.markdown("**Residuals** (holdout)")
+            st.markdown("**Residuals** · holdout rows")
             st.plotly_chart(charts.residuals(h["residuals"]["predicted"], h["residuals"]["residual"],
                                              spec["target"]), key="m_chart_residuals", config={"displayModeBar": False})
-    with (c2 if report["task"] == "regression" else st.container()):
-        st.markdown(f"**Cross-validation** · {cv['metric']} per fold, mean {fmt.num(cv['mean'])} "
-                    f"± {fmt.num(cv['std'])}")
+    with (c3 if report["task"] == "classification" else c2):
+        st.markdown(f"**Cross-validation** · {cv['metric']} per fold, {score(cv['mean'])} ± {score(cv['std'])}")
         st.plotly_chart(charts.fold_scores(cv["scores"], cv["metric"], report["baseline"].get(cv["metric"]),
                                            cv["kind"]), key="m_chart_folds", config={"displayModeBar": False})
     if report.get("search"):
@@ -288,8 +289,8 @@ def leaderboard(name: str, target: str) -> None:
     st.dataframe([{"model": r["name"], "algorithm": NAMES.get(r["algorithm"], r["algorithm"]),
                    "hyperparameters": ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "defaults",
                    f"CV {metric}": r["cv_mean"], "± std": r["cv_std"], f"holdout {metric}": r["holdout"],
-                   f"baseline {metric}": r["baseline"], "rows": r["rows"], "trained (UTC)": r["created"],
-                   "id": r["model"]} for r in rows], hide_index=True, width="stretch",
+                   f"baseline {metric}": r["baseline"], "rows": r["rows"],
+                   "trained (UTC)": (r["created"] or "").replace("T", " ").rstrip("Z")} for r in rows], hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3f")
                                 for c in (f"CV {metric}", "± std", f"holdout {metric}", f"baseline {metric}")}
                  | {f"CV {metric}": st.column_config.ProgressColumn(f"CV {metric}", min_value=0.0, max_value=1.0,
@@ -299,7 +300,7 @@ def leaderboard(name: str, target: str) -> None:
 
 
 def ranking(name: str, spec: ModelSpec, slice_: dict) -> None:
-    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
     method = c1.radio("Score", ["mutual_info", "f_test"], horizontal=True, key="m_rank_method",
                       format_func={"mutual_info": "Mutual information", "f_test": "F-test"}.get)
     if c2.button("Rank features", icon=":material/sort:", width="stretch"):
@@ -327,7 +328,7 @@ def live_panel(name: str, spec: ModelSpec | None) -> None:
                         "learner that learns from every labelled row.", icon=":material/info:")
                 return
             metric = status["metric"]
-            cols = st.columns(5)
+            cols = st.columns(4)
             cols[0].metric("Live " + ("accuracy" if metric == "accuracy" else "MAE"),
                            fmt.num(status.get(metric)) if status.get(metric) is not None else "waiting",
                            help=f"Prequential: each labelled row is scored before the model sees its label; "
@@ -336,20 +337,19 @@ def live_panel(name: str, spec: ModelSpec | None) -> None:
             cols[2].metric("Labelled rows", fmt.count(status["labelled"]))
             cols[3].metric("Drift alarms", fmt.count(status["drifts"]),
                            help="Page-Hinkley test on the error rate; a jump in errors raises an alarm.")
-            cols[4].metric("Model", status["name"], help=status["model_id"])
             if status.get("drift"):
                 st.warning(f"Drift detected at labelled row {status['last_drift_row']:,}: the error rate rose. "
                            + ("The online learner restarted from the rows after it." if status["online"] else
                               "Consider retraining on recent rows."), icon=":material/warning:")
             if status["curve"]["labelled"]:
-                st.plotly_chart(charts.live_score(status["curve"], status["drift_rows"], metric, status["window"]),
+                st.plotly_chart(charts.live_score(status["curve"], status["drift_rows"], metric, status["window_size"]),
                                 key="m_chart_live", config={"displayModeBar": False})
             else:
                 st.caption("The chart starts with the first labelled row.")
-            st.caption(f"Updated {fmt.clock()}")
+            st.caption(f"**{status['name']}** ({status['model_id']}) on {name} · updated {fmt.clock()}")
     live()
     if spec is not None and spec.numeric:
-        c1, c2 = st.columns([1, 3], vertical_alignment="center")
+        c1, c2 = st.columns([1, 2], vertical_alignment="center")
         if c1.button("Start online learner", icon=":material/autorenew:", width="stretch",
                      help="An SGD model that predicts each batch, then learns from its labels; "
                           "it restarts when drift is detected."):
@@ -369,43 +369,43 @@ def page() -> None:
     note = st.session_state.pop("m_note", None)
     if note:
         {"success": st.success, "info": st.info, "error": st.error}[note[0]](note[1])
-    left, right = st.columns([2, 3], gap="large")
-    with left:
-        with st.container(border=True):
-            st.subheader("Train")
-            spec = slice_ = None
-            with guard("The training settings"):
-                spec, slice_ = form(name, snap)
-            if spec is not None:
-                actions(name, spec, slice_)
-        job_panel()
+    spec = slice_ = None
+    with st.container(border=True):
+        st.subheader("Train")
+        with guard("The training settings"):
+            spec, slice_ = form(name, snap)
         if spec is not None:
-            with st.container(border=True):
-                st.subheader("Feature ranking")
-                with guard("The ranking"):
-                    ranking(name, spec, slice_)
-    with right:
-        st.subheader("Evaluation")
-        models = [c for c in engine.models.registry.list() if (c.get("training") or {}).get("stream") == name]
-        if not models:
-            st.info("No trained models for this stream yet: choose a target and features, then Train. "
-                    "The results appear here.", icon=":material/info:")
-        else:
-            ids = [c["id"] for c in models]
-            labels = {c["id"]: f"{c['name']} · {c['spec']['target']} · {c['created'].replace('T', ' ')[:-1]}"
-                      for c in models}
-            if st.session_state.get("m_selected") in ids:
-                st.session_state["m_model"] = st.session_state.pop("m_selected")
-            model_id = st.selectbox("Model", ids, format_func=labels.get, key="m_model")
-            with guard("The evaluation"):
-                results(model_id)
-                deploy_controls(name, model_id)
+            actions(name, spec, slice_)
+    job_panel()
+    st.subheader("Evaluation")
+    models = [c for c in engine.models.registry.list() if (c.get("training") or {}).get("stream") == name]
+    if not models:
+        st.info("No trained models for this stream yet: choose a target and features, then Train. "
+                "The results appear here.", icon=":material/info:")
+    else:
+        ids = [c["id"] for c in models]
+        labels = {c["id"]: f"{c['name']} · {c['spec']['target']} · trained {c['created'].replace('T', ' ')[:-4]}"
+                  for c in models}
+        if st.session_state.get("m_selected") in ids:
+            st.session_state["m_model"] = st.session_state.pop("m_selected")
+        c1, _ = st.columns([1, 1])
+        model_id = c1.selectbox("Model", ids, format_func=labels.get, key="m_model")
+        with guard("The evaluation"):
+            results(model_id)
+            deploy_controls(name, model_id)
     if spec is not None:
         st.subheader(f"Trained models for {spec.target}")
         with guard("The comparison"):
             leaderboard(name, spec.target)
-    st.subheader("Live score")
-    live_panel(name, spec)
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        st.subheader("Feature ranking")
+        if spec is not None:
+            with guard("The ranking"):
+                ranking(name, spec, slice_)
+    with right:
+        st.subheader("Live score")
+        live_panel(name, spec)
 
 
 if engine is not None:

@@ -205,9 +205,16 @@ def test_deploy_on_the_demo_and_save_every_page(server, page):
 
 
 def screenshot(page, name: str) -> None:
+    """A full-height screenshot taken between two live refreshes (no element faded as stale, charts drawn)."""
     os.makedirs(ARTIFACTS, exist_ok=True)
     height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
     page.set_viewport_size({"width": 1440, "height": max(900, height)})
-    page.wait_for_timeout(500)
+    page.wait_for_timeout(1000)
+    settled = """() => !document.querySelector('[data-stale="true"]') &&
+        [...document.querySelectorAll('.js-plotly-plot')].every(p => p.querySelector('.main-svg .plot *'))"""
+    for _ in range(100):
+        if page.evaluate(settled):
+            break
+        page.wait_for_timeout(50)
     page.screenshot(path=os.path.join(ARTIFACTS, f"{name}.png"))
     page.set_viewport_size({"width": 1440, "height": 900})

@@ -128,43 +128,48 @@ def confusion(matrix: list[list[int]], classes: list, target: str) -> go.Figure:
     labels = [str(c) for c in classes]
     text = [[f"{int(v):,}<br>{s:.0%}" for v, s in zip(row, srow)] for row, srow in zip(m, share)]
     fig = go.Figure(go.Heatmap(z=share, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues", text=text,
-                               texttemplate="%{text}", textfont=dict(size=14), xgap=2, ygap=2,
-                               colorbar=dict(title="share of<br>true class", thickness=12, tickformat=".0%"),
+                               texttemplate="%{text}", textfont=dict(size=14), xgap=2, ygap=2, showscale=False,
                                hovertemplate=f"true {target} %{{y}}<br>predicted %{{x}}<br>%{{text}}<extra></extra>"))
     fig.update_xaxes(title_text=f"predicted {target}", type="category")
     fig.update_yaxes(title_text=f"true {target}", type="category", autorange="reversed")
     return _layout(fig, 320)
 
 
-def roc(fpr: list[float], tpr: list[float], auc: float | None, positive) -> go.Figure:
+def roc(fpr: list[float], tpr: list[float], auc: float | None) -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="#8c959f", dash="dot", width=1),
                              name="chance", hoverinfo="skip"))
     fig.add_trace(go.Scatter(x=fpr, y=tpr, mode="lines", line=dict(color=PALETTE[0], width=2.5), fill="tozeroy",
-                             fillcolor=_alpha(PALETTE[0], 0.1), name=f"model (AUC {fmt.num(auc)})",
+                             fillcolor=_alpha(PALETTE[0], 0.1),
+                             name=f"model (AUC {auc:.3f})" if auc is not None else "model",
                              hovertemplate="false positive rate %{x:.2f}<br>true positive rate %{y:.2f}"
                                            "<extra></extra>"))
-    fig.update_xaxes(title_text=f"false positive rate (positive class: {positive})", range=[0, 1], tickformat=".0%")
+    fig.update_xaxes(title_text="false positive rate", range=[0, 1], tickformat=".0%")
     fig.update_yaxes(title_text="true positive rate", range=[0, 1.02], tickformat=".0%")
     return _layout(fig, 320, showlegend=True, legend=dict(x=0.98, y=0.04, xanchor="right", yanchor="bottom"))
 
 
 def fold_scores(scores: list[float], metric: str, baseline: float | None, kind: str) -> go.Figure:
+    """Bars per fold; the folds' mean and the baseline as lines named in the legend (no overlapping labels)."""
     x = [f"fold {i}" for i in range(1, len(scores) + 1)]
-    fig = go.Figure(go.Bar(x=x, y=scores, marker_color=PALETTE[0], text=[fmt.num(s) for s in scores],
-                           textposition="outside", cliponaxis=False,
+    fig = go.Figure(go.Bar(x=x, y=scores, marker_color=PALETTE[0], text=[f"{s:.3f}" for s in scores],
+                           textposition="inside", insidetextanchor="end", textangle=0,
+                           textfont=dict(color="white", size=11),
+                           name="fold", showlegend=False,
                            hovertemplate=f"%{{x}}<br>{metric} %{{y:.3f}}<extra></extra>"))
+    ends = [-0.5, len(scores) - 0.5]
     if scores:
         mean = float(np.nanmean(np.asarray(scores, float)))
-        fig.add_hline(y=mean, line=dict(color=PALETTE[0], dash="dash", width=1),
-                      annotation_text=f"mean {fmt.num(mean)}", annotation_position="top left")
+        fig.add_trace(go.Scatter(x=ends, y=[mean, mean], mode="lines", xaxis="x2", name=f"mean {mean:.3f}",
+                                 line=dict(color="#0a3069", dash="dash", width=1.5), hoverinfo="skip"))
     if baseline is not None:
-        fig.add_hline(y=baseline, line=dict(color=PALETTE[4], dash="dot", width=1.5),
-                      annotation_text=f"baseline (holdout) {fmt.num(baseline)}",
-                      annotation_position="bottom right")
-    fig.update_xaxes(title_text="time-ordered folds, oldest first" if kind == "time" else "stratified folds")
-    fig.update_yaxes(title_text=metric, rangemode="tozero")
-    return _layout(fig, 300)
+        fig.add_trace(go.Scatter(x=ends, y=[baseline, baseline], mode="lines", xaxis="x2",
+                                 name=f"baseline {baseline:.3f}", line=dict(color=PALETTE[4], dash="dot", width=2),
+                                 hoverinfo="skip"))
+    fig.update_layout(xaxis2=dict(overlaying="x", range=ends, visible=False),
+                      xaxis=dict(title_text="time-ordered folds, oldest first" if kind == "time" else "stratified folds"))
+    fig.update_yaxes(title_text=metric, **({"range": [0, 1.05]} if metric in ("f1", "accuracy") else {}))
+    return _layout(fig, 320, showlegend=True, legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
 
 
 def residuals(predicted: list[float], residual: list[float], target: str) -> go.Figure:
@@ -182,7 +187,7 @@ def ranking(features: list[str], scores: list[float], label: str) -> go.Figure:
                            text=[fmt.num(s) for s in scores], textposition="outside", cliponaxis=False,
                            hovertemplate=f"%{{y}}<br>{label} %{{x:.4g}}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", title_text=None)
-    fig.update_xaxes(title_text=label, rangemode="tozero")
+    fig.update_xaxes(title_text=label, range=[0, max([*scores, 1e-12]) * 1.25])     # room for the labels
     return _layout(fig, 60 + 32 * len(features))
 
 
@@ -198,6 +203,6 @@ def live_score(curve: dict, drift_rows: list[int], metric: str, window: int) -> 
         fig.add_vline(x=row, line=dict(color=PALETTE[4], width=1.5, dash="dash"),
                       annotation_text="drift" if i == len(shown) - 1 else None, annotation_position="top")
     fig.update_xaxes(title_text="labelled rows seen since deployment")
-    fig.update_yaxes(title_text=f"{metric}, last {window:,} labelled rows",
+    fig.update_yaxes(title_text=f"{metric}, rolling {window:,} rows",
                      **({"range": [0, 1.02], "tickformat": ".0%"} if metric == "accuracy" else {"rangemode": "tozero"}))
     return _layout(fig, 300)

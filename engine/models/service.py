@@ -155,7 +155,7 @@ class Models:
         curve = m.curve                  # one read: the ingest thread replaces the tuple whole
         return {**d.status(), "curve": {"labelled": [c[0] for c in curve], "score": [c[1] for c in curve],
                                         "time": [c[2] for c in curve]},
-                "drift_rows": list(m.drifts[-100:])}
+                "drift_rows": list(m.drifts[-100:]), "window_size": m.window}
 
     def deployment(self, stream: str, model_id: str) -> Deployment:
         model, card = self.registry.load(model_id)
