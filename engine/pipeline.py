@@ -14,11 +14,23 @@ import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 
 from .errors import UserError
 from .schema import Schema, kind_of
 from .steps import STEPS, Kinds, Step, arrow_type, kinds_of
+
+FREEZE_ROWS = 10_000      # newest stored rows that frozen statistics and data checks come from
+
+
+def as_pipeline(spec) -> "Pipeline":
+    """A spec as a page or the CLI has it: a Pipeline, a dict, a list of steps or JSON text."""
+    if isinstance(spec, Pipeline):
+        return spec
+    if isinstance(spec, str):
+        return Pipeline.from_json(spec)
+    return Pipeline.from_dict(spec)
 
 
 @contextmanager
@@ -125,6 +137,37 @@ class Pipeline:
         # a column that keeps its kind keeps its arrow type (a time column keeps its zone)
         return pa.schema([(c, tz[c] if c in tz and kind_of(tz[c]) == k else arrow_type(k)) for c, k in kinds.items()])
 
+    def fit(self, schema: pa.Schema | Schema, sample: pa.Table) -> tuple["Pipeline", pa.Schema]:
+        """Check against a stream and its recent rows, freeze statistics from them: (spec, output schema)."""
+        self.check(schema, sample)
+        if self.needs_freeze:
+            if sample.num_rows == 0:
+                step = next(i for i, s in enumerate(self.build()) if s.needs_freeze())
+                raise UserError(f"step {step + 1} ({self.steps[step]['kind']}): there are no stored rows yet to "
+                                f"take its statistics from; wait for data or give the values in the spec")
+            frozen = self.freeze(sample)
+        else:
+            frozen = self
+        return frozen, frozen.check(schema)
+
+    def preview(self, schema: pa.Schema | Schema, sample: pa.Table, n: int) -> "Preview":
+        """Before and after for the last `n` rows of `sample`; running statistics warm up on the rows before."""
+        frozen, out = self.fit(schema, sample)
+        n = max(0, min(int(n), sample.num_rows))
+        runner = frozen.runner()
+        runner.run(sample.slice(0, sample.num_rows - n))
+        before = sample.slice(sample.num_rows - n)
+        after, kept = runner.run_indexed(before)
+        kept = np.arange(before.num_rows) if kept is None else kept
+        return Preview(before, after, kept, frozen, out)
+
+    def matches(self, other: "Pipeline") -> bool:
+        """True when `other` is this spec, possibly with statistics frozen into it (same steps)."""
+        if len(self.steps) != len(other.steps):
+            return False
+        return all(a["kind"] == b["kind"] and all(b["params"].get(k) == v for k, v in a["params"].items())
+                   for a, b in zip(self.steps, other.steps))
+
     def freeze(self, sample: pa.Table) -> "Pipeline":
         """The same spec with statistics from `sample` written in where a step needs them."""
         table, steps = sample, []
@@ -148,6 +191,28 @@ class Pipeline:
         return p.runner().run(table)
 
 
+@dataclass(frozen=True)
+class Preview:
+    """What a spec would do to recent rows; nothing in the engine changes."""
+    before: pa.Table            # the raw rows
+    after: pa.Table             # the same rows after the pipeline (rows a filter drops are absent)
+    kept: np.ndarray            # positions in `before` of the rows in `after`
+    pipeline: Pipeline          # the spec with frozen statistics written in, as `apply` would record it
+    schema: pa.Schema           # the columns the operators would see
+
+    @property
+    def dropped(self) -> int:
+        return self.before.num_rows - self.after.num_rows
+
+    @property
+    def added(self) -> list[str]:
+        return [c for c in self.schema.names if c not in self.before.column_names]
+
+    @property
+    def removed(self) -> list[str]:
+        return [c for c in self.before.column_names if c not in self.schema.names]
+
+
 class Runner:
     """Runs a frozen pipeline batch after batch, carrying each step's state (JSON-serialisable)."""
 
@@ -165,14 +230,23 @@ class Runner:
         return self.pipeline.version
 
     def run(self, table: pa.Table) -> pa.Table:
+        return self.run_indexed(table)[0]
+
+    def run_indexed(self, table: pa.Table) -> tuple[pa.Table, np.ndarray | None]:
+        """The output and, when a step dropped rows, the input positions of the rows kept (else None)."""
         if not self.steps:
-            return table
-        state = list(self.state)
+            return table, None
+        state, kept = list(self.state), None
         for i, step in enumerate(self.steps):
             with _step(i, step.kind):
-                table, state[i] = step.run(table, state[i])
+                keep = step.keep(table)         # steps that drop rows hold no state
+                if keep is None:
+                    table, state[i] = step.run(table, state[i])
+                elif not keep.all():
+                    kept = np.flatnonzero(keep) if kept is None else kept[keep]
+                    table = table.filter(pa.array(keep))
         self.state = state        # only a batch that went through every step moves the state on
-        return table
+        return table, kept
 
     def state_json(self) -> str:
         return json.dumps(self.state)

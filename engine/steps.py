@@ -122,8 +122,15 @@ class Step:
     def check_sample(self, table: pa.Table) -> None:
         """Data checks on a sample of the input (a cast that fails on every row)."""
 
+    def keep(self, table: pa.Table) -> np.ndarray | None:
+        """Steps that drop rows say which to keep (None: all); `run` then filters."""
+        return None
+
     def run(self, table: pa.Table, state):
-        return table, state
+        keep = self.keep(table)
+        if keep is None or keep.all():
+            return table, state
+        return table.filter(pa.array(keep)), state
 
 
 # --- the step kinds ---------------------------------------------------------------------------
@@ -141,13 +148,12 @@ class DropMissing(Step):
         _need(kinds, self.columns or [])
         return kinds
 
-    def run(self, table, state):
+    def keep(self, table):
         cols = self.columns or table.column_names
         if not cols or table.num_rows == 0:
-            return table, state
+            return None
         m = np.column_stack([missing(table.column(c)) for c in cols])
-        drop = m.any(axis=1) if self.how == "any" else m.all(axis=1)
-        return (table.filter(pa.array(~drop)) if drop.any() else table), state
+        return ~(m.any(axis=1) if self.how == "any" else m.all(axis=1))
 
 
 class FillMissing(Step):
@@ -465,11 +471,8 @@ class Filter(Step):
         _condition_check(self.params["where"], kinds)
         return kinds
 
-    def run(self, table, state):
-        if table.num_rows == 0:
-            return table, state
-        keep = _condition(self.params["where"], table)
-        return (table if keep.all() else table.filter(pa.array(keep))), state
+    def keep(self, table):
+        return _condition(self.params["where"], table) if table.num_rows else None
 
 
 def _condition_shape(cond) -> None:
