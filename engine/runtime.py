@@ -215,7 +215,7 @@ class Engine:
     def apply(self, name: str, spec, backfill: bool = False) -> dict:
         """Check `spec`, freeze its statistics from recent rows, record it as the next version and run
         it from the next batch. A spec that does not fit raises UserError naming the step; the running
-        pipeline then stays as it was. Returns {"version", "spec", "rebuilt"} (+ "backfill")."""
+        pipeline then stays as it was. Returns {"version", "spec", "from_row", "rebuilt"} (+ "backfill")."""
         s = self._with_columns(name)
         frozen, _ = as_pipeline(spec).fit(s.schema, self._sample(s))
         version = self.store.add_pipeline(s.id, frozen.to_dict())
@@ -259,8 +259,7 @@ class Engine:
 
     def _switch(self, s: Stream, pipeline: Pipeline, backfill: bool) -> dict:
         self.cancel_backfill(s.name)         # it would rebuild with the old version
-        rebuilt = s.switch(pipeline)
-        out = {"version": pipeline.version, "spec": pipeline.to_dict(), "rebuilt": rebuilt}
+        out = {"version": pipeline.version, "spec": pipeline.to_dict(), **s.switch(pipeline)}
         if backfill:
             if s.backfill is not None:
                 s.backfill.wait(timeout=30)

@@ -131,9 +131,10 @@ class Stream:
         self.publish()
 
     # --- switching versions (any thread but the ingest and writer threads) ----------------
-    def switch(self, pipeline: Pipeline) -> bool:
-        """Run `pipeline` from the next batch. Returns True when the operators were rebuilt (empty)
-        because the columns they see changed; otherwise windows keep their rows."""
+    def switch(self, pipeline: Pipeline) -> dict:
+        """Run `pipeline` from the next batch: {"from_row": the first row id it runs on, "rebuilt": True
+        when the operators were rebuilt (empty) because the columns they see changed; otherwise windows
+        keep their rows}."""
         with self.lock:
             self._drain()
             rebuilt = False
@@ -148,7 +149,7 @@ class Stream:
                 self.pipeline_from = pipeline.version
             self._save_config(pipeline=pipeline.version, pipeline_from=self.pipeline_from)
             self.publish()
-            return rebuilt
+            return {"from_row": self.counters.next_rid, "rebuilt": rebuilt}
 
     def install(self, backfill, runner: Runner, ops: Operators, rid: int) -> bool:
         """Swap in state a backfill rebuilt up to `rid`, after feeding it the rows committed since."""
