@@ -105,8 +105,8 @@ def cmd_replay(args) -> int:
         name = engine.add_replay(args.file, time_column=args.time_column, window=window,
                                  retention_rows=args.retention_rows or None, pipeline=pipeline)
         snap = engine.wait(name)
-        if snap.pipeline_from != snap.pipeline:       # resumed with another spec: rebuild from history
-            status = engine.backfill(name).wait()
+        status = engine.wait_backfill(name)       # resumed with another spec: history is re-run through it
+        if status is not None:
             if status["state"] != "done":
                 raise UserError(f"the backfill did not finish: {status['error'] or status['state']}")
             snap = engine.snapshot(name)

@@ -70,7 +70,7 @@ class Engine:
         """Start replaying `path`; a stream already replaying the same file is resumed instead.
 
         `pipeline` runs from the first row (statistics to freeze come from the first batch); on a
-        resumed stream a different spec is applied as a new version (run `backfill` for history)."""
+        resumed stream a different spec is applied as a new version and history is backfilled."""
         pipeline = as_pipeline(pipeline) if pipeline is not None else None
         path = os.path.abspath(path)
         if not os.path.isfile(path):
@@ -81,7 +81,7 @@ class Engine:
                     if window is not None and WindowSpec.from_json(s.config.get("window")) != window:
                         self._set_config(s, window=window.to_json())
                     if pipeline is not None and not pipeline.matches(s.pipeline):
-                        self.apply(s.name, pipeline)
+                        self.apply(s.name, pipeline, backfill=True)
                     return s.name
             name = self._free_name(name or os.path.splitext(os.path.basename(path))[0])
             original, path = path, as_utf8(path, os.path.join(self.data_dir, "converted"))
@@ -251,6 +251,11 @@ class Engine:
     def backfill_status(self, name: str) -> dict | None:
         b = self._get(name).backfill
         return b.status() if b is not None else None
+
+    def wait_backfill(self, name: str, timeout: float | None = None) -> dict | None:
+        """Block until the stream's backfill (if any) has finished; its final status."""
+        b = self._get(name).backfill
+        return b.wait(timeout) if b is not None else None
 
     def cancel_backfill(self, name: str) -> None:
         b = self._get(name).backfill
