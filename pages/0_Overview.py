@@ -110,8 +110,9 @@ if engine is not None:
     live_status()
     st.divider()
     links = [("pages/1_Sources.py", "Sources", ":material/upload_file:", "upload, replay, quarantine"),
-             ("pages/2_Aggregates.py", "Aggregates", ":material/monitoring:", "windows, buckets, groups"),
-             ("pages/3_Correlations.py", "Correlations", ":material/grid_on:", "heatmap, pairs, over time"),
+             ("pages/2_Preprocessing.py", "Preprocessing", ":material/tune:", "clean, derive, backfill"),
+             ("pages/3_Aggregates.py", "Aggregates", ":material/monitoring:", "windows, buckets, groups"),
+             ("pages/4_Correlations.py", "Correlations", ":material/grid_on:", "heatmap, pairs, over time"),
              ("pages/5_Models.py", "Models", ":material/model_training:", "train, compare, deploy"),
              ("pages/6_Export.py", "Export", ":material/download:", "models and data")]
     for col, (path, label, icon, what) in zip(st.columns(len(links)), links):

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
-SOURCES, AGGREGATES, CORRELATIONS = "pages/1_Sources.py", "pages/2_Aggregates.py", "pages/3_Correlations.py"
+SOURCES, AGGREGATES, CORRELATIONS = "pages/1_Sources.py", "pages/3_Aggregates.py", "pages/4_Correlations.py"
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from tests.conftest import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
-PAGES = ["Overview", "Sources", "Aggregates", "Correlations", "Models", "Export"]
+PAGES = ["Overview", "Sources", "Preprocessing", "Aggregates", "Correlations", "Models", "Export"]
 ARTIFACTS = os.environ.get("RIVULET_ARTIFACTS", os.path.join(ROOT, "tests", "artifacts", "screenshots"))
 
 
