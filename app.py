@@ -10,6 +10,7 @@ import os
 
 import streamlit as st
 
+from ui.auth import require_sign_in
 from ui.engine import get_engine
 
 ICONS = {"Overview": ":material/dashboard:", "Sources": ":material/upload_file:",
@@ -35,5 +36,6 @@ def pages() -> list:
     return found
 
 
+require_sign_in()     # off unless .streamlit/secrets.toml has an [auth] section; then every page needs it
 get_engine()          # start the engine on the first visit, whatever page it opens
 st.navigation(pages()).run()

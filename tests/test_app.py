@@ -225,3 +225,33 @@ def test_guard_turns_a_bug_into_a_message():
     assert not at.exception
     assert "The widget could not be shown (ValueError)" in at.error[0].value
     assert "boom" not in at.error[0].value and "Traceback" not in at.error[0].value
+
+
+def test_sign_in_is_off_by_default_and_guards_every_page_when_configured(app):
+    at = open_app()
+    assert not any("needs you to sign in" in i.value for i in at.info)
+    auth = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "s" * 32,
+            "client_id": "rivulet", "client_secret": "x",
+            "server_metadata_url": "https://id.example.com/.well-known/openid-configuration"}
+    for page in (None, SOURCES, "pages/5_Models.py", "pages/6_Export.py"):
+        at = AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=30)
+        at.secrets["auth"] = auth
+        at.user = {"is_logged_in": False}
+        at.run()
+        if page:
+            at.switch_page(page).run()
+        assert not at.exception
+        assert any("needs you to sign in" in i.value for i in at.info)
+        assert [b.label for b in at.button] == ["Sign in"]
+        assert not at.metric and not at.file_uploader             # nothing of the page itself
+    at.user = {"is_logged_in": True, "name": "Ada", "email": "ada@example.com"}
+    at.run()
+    assert not any("needs you to sign in" in i.value for i in at.info)
+    assert at.get("download_button")                               # the Export page itself
+    at = AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=30)
+    at.secrets["auth"] = auth
+    at.user = {"is_logged_in": True, "name": "Ada", "email": "ada@example.com"}
+    at.run()
+    assert metric(at, "Streams") == "1"
+    assert any("Signed in as **Ada**" in c.value for c in at.sidebar.caption)
+    assert any(b.label == "Sign out" for b in at.button)

@@ -8,6 +8,7 @@ import streamlit as st
 
 from engine.errors import UserError
 from engine.runtime import Engine
+from ui.auth import require_sign_in
 
 _lock = threading.Lock()
 
@@ -24,7 +25,8 @@ def _shared_engine(data_dir: str | None, demo: bool) -> Engine:
 
 
 def get_engine() -> Engine | None:
-    """The shared engine, or None after showing why it could not start."""
+    """The shared engine, or None after showing why it could not start. Stops at sign-in when it is on."""
+    require_sign_in(first=False)
     demo = os.environ.get("RIVULET_DEMO", "1") != "0"
     try:
         return _shared_engine(os.environ.get("RIVULET_DATA_DIR"), demo)
