@@ -83,13 +83,17 @@ def preview_panel(name: str, steps: list[dict]):
     if p.removed:
         notes.append("removes " + ", ".join(p.removed))
     st.caption(" · ".join(notes))
+    # the columns a step adds or removes come first, so the change is in view without scrolling
+    before_cols = p.removed + [c for c in p.before.column_names if c not in p.removed]
+    after_cols = p.added + [c for c in p.after.column_names if c not in p.added]
     c1, c2 = st.columns(2)
     with c1:
         st.markdown("**Before** (as parsed)")
-        st.dataframe(p.before.to_pandas(), hide_index=True, width="stretch", height=380)
+        st.dataframe(p.before.to_pandas(), hide_index=True, width="stretch", height=380, column_order=before_cols)
     with c2:
         st.markdown("**After** (as the statistics and models would see them)")
-        st.dataframe(p.after.to_pandas(), hide_index=True, width="stretch", height=380)
+        st.dataframe(p.after.to_pandas(), hide_index=True, width="stretch", height=380, column_order=after_cols,
+                     column_config={c: st.column_config.Column(f"{c} (new)") for c in p.added})
     return p
 
 
@@ -135,7 +139,7 @@ def backfill_panel(name: str) -> None:
 def history_panel(name: str) -> None:
     versions = engine.pipelines(name)
     current = engine.pipeline(name)["version"]
-    rows = [{"version": 0, "created (UTC)": "", "steps": "no preprocessing"}] + [
+    rows = [{"version": 0, "created (UTC)": "—", "steps": "no preprocessing"}] + [
         {"version": v["version"], "created (UTC)": time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(v["created"]))
          if v.get("created") is not None else "",
          "steps": " → ".join(describe(s) for s in v["spec"]["steps"]) or "no preprocessing"} for v in versions]

@@ -194,8 +194,20 @@ def test_deploy_on_the_demo_and_save_every_page(server, page):
     wait_text(page, "mutual information (nats)", 60_000)
     assert_no_exception(page)
     screenshot(page, "Models")
+
+    page.goto(url + "/Preprocessing")                     # a draft step, previewed, not applied
+    wait_text(page, "Add a step", 30_000)
+    choose(page, "Kind", "Derive a column")
+    page.get_by_role("textbox", name="New column").fill("power_per_degree")
+    page.get_by_role("textbox", name="Expression").fill("power / (temperature + 273.15)")
+    page.get_by_role("textbox", name="Expression").press("Enter")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Add step").click()
+    wait_text(page, "adds power_per_degree", 30_000)
+    assert_no_exception(page)
+    screenshot(page, "Preprocessing")
     for name in PAGES:
-        if name == "Models":
+        if name in ("Models", "Preprocessing"):
             continue
         page.goto(url + ("/" if name == "Overview" else f"/{name}"))
         page.locator('[data-testid="stMainBlockContainer"] h1').first.wait_for()
@@ -207,6 +219,7 @@ def test_deploy_on_the_demo_and_save_every_page(server, page):
 def screenshot(page, name: str) -> None:
     """A full-height screenshot taken between two live refreshes (no element faded as stale, charts drawn)."""
     os.makedirs(ARTIFACTS, exist_ok=True)
+    page.mouse.move(0, 0)                          # no hover toolbars in the picture
     height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
     page.set_viewport_size({"width": 1440, "height": max(900, height)})
     page.wait_for_timeout(1000)
