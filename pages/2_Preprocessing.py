@@ -8,7 +8,7 @@ import streamlit as st
 from engine.errors import UserError
 from engine.steps import kinds_of
 from ui import format as fmt
-from ui.controls import pick_stream
+from ui.controls import flash, pick_stream, show_flash
 from ui.engine import get_engine
 from ui.guard import guard
 from ui.refresh import live_every
@@ -108,8 +108,8 @@ def apply_controls(name: str, steps: list[dict]) -> None:
         with guard("Applying"):
             out = engine.apply(name, {"steps": steps}, backfill=backfill)
             st.session_state["pp_drafts"][name] = [dict(s) for s in out["spec"]["steps"]]
-            st.session_state["pp_note"] = f"Version {out['version']} runs from row {out['from_row']:,}" + (
-                "; stored history is being re-run." if backfill else ".")
+            flash("preprocessing", "success", f"Version {out['version']} runs from row {out['from_row']:,}" + (
+                "; stored history is being re-run." if backfill else "."))
             st.rerun()
     c3.caption(f"Running now: version **{current['version']}** with {len(current['steps'])} step(s).")
 
@@ -154,7 +154,7 @@ def history_panel(name: str) -> None:
         with guard("Switching version"):
             out = engine.use_pipeline(name, int(choice), backfill=st.session_state.get("pp_backfill", True))
             st.session_state["pp_drafts"][name] = [dict(s) for s in out["spec"]["steps"]]
-            st.session_state["pp_note"] = f"Version {choice} runs again from row {out['from_row']:,}."
+            flash("preprocessing", "success", f"Version {choice} runs again from row {out['from_row']:,}.")
             st.rerun()
     if c3.button("Edit a copy", icon=":material/edit:", width="stretch"):
         spec = next((v["spec"] for v in versions if v["version"] == choice), {"steps": []})
@@ -168,9 +168,7 @@ def page() -> None:
         name, snap = pick_stream(engine)
     if snap is None:
         return
-    note = st.session_state.pop("pp_note", None)
-    if note:
-        st.success(note, icon=":material/check_circle:")
+    show_flash("preprocessing")
     steps = draft(name)
     with st.container(border=True):
         st.subheader("Steps")

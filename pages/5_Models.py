@@ -11,7 +11,7 @@ from engine.models.spec import ALGORITHMS, ModelSpec
 from engine.views import parse_time
 from ui import charts
 from ui import format as fmt
-from ui.controls import pick_stream
+from ui.controls import flash, pick_stream, show_flash
 from ui.engine import get_engine
 from ui.guard import guard
 from ui.refresh import keep, live_every, remember
@@ -152,7 +152,7 @@ def actions(name: str, spec: ModelSpec, slice_: dict) -> None:
 
 def start_job(job_id: str, kind: str) -> None:
     st.session_state["m_job"] = job_id
-    st.session_state.pop("m_note", None)
+    st.session_state.pop("_flash_models", None)
     st.rerun()
 
 
@@ -176,16 +176,15 @@ def job_panel() -> None:
         st.session_state.pop("m_job")
         if job.state == "done":
             if job.kind == "compare":
-                st.session_state["m_note"] = ("success", f"Compared {len(job.result)} models; the table below "
-                                                         "ranks them.")
+                flash("models", "success", f"Compared {len(job.result)} models; the table below ranks them.")
                 st.session_state["m_selected"] = job.result[0]["model"] if job.result else None
             else:
                 st.session_state["m_selected"] = job.result
-                st.session_state["m_note"] = ("success", f"{job.label}: done, stored as {job.result}.")
+                flash("models", "success", f"{job.label}: done, stored as {job.result}.")
         elif job.state == "cancelled":
-            st.session_state["m_note"] = ("info", f"{job.label}: cancelled; nothing was stored.")
+            flash("models", "info", f"{job.label}: cancelled; nothing was stored.")
         else:
-            st.session_state["m_note"] = ("error", f"{job.label} failed: {job.error}")
+            flash("models", "error", f"{job.label} failed: {job.error}")
         st.rerun(scope="app")
 
 
@@ -366,9 +365,7 @@ def page() -> None:
         name, snap = pick_stream(engine)
     if snap is None:
         return
-    note = st.session_state.pop("m_note", None)
-    if note:
-        {"success": st.success, "info": st.info, "error": st.error}[note[0]](note[1])
+    show_flash("models")
     spec = slice_ = None
     with st.container(border=True):
         st.subheader("Train")

@@ -67,3 +67,17 @@ def pick_columns(snap: Snapshot, prefix: str, limit: int = 4, label: str = "Colu
 def window_label(rows: int | None, seconds: float | None) -> str:
     from ui import format as fmt
     return f"last {rows:,} rows" if rows is not None else f"last {fmt.seconds(seconds)}"
+
+
+def flash(key: str, kind: str, text: str) -> None:
+    """A message to show once, on the next run of the page (an action usually ends with st.rerun())."""
+    st.session_state[f"_flash_{key}"] = (kind, text)
+
+
+def show_flash(key: str) -> None:
+    kept = st.session_state.pop(f"_flash_{key}", None)
+    if kept:
+        kind, text = kept
+        {"success": st.success, "info": st.info, "error": st.error}[kind](
+            text, icon={"success": ":material/check_circle:", "info": ":material/info:",
+                        "error": ":material/error:"}[kind])
