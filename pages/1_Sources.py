@@ -75,18 +75,17 @@ def upload_panel() -> None:
 
 
 def tail_panel() -> None:
-    # Filled in by the tailing engine (Engine.add_tail); this tab only shows once that API exists.
-    roots = [r for r in os.environ.get("RIVULET_ROOTS", "").split(os.pathsep) if r]
+    # Shown once the engine has the tailing API (Engine.add_tail); paths are confined to engine.roots.
+    roots = list(getattr(engine, "roots", None) or [])
     st.caption("Follow a file, a glob (logs/*.csv) or a folder that another program appends to. "
                "Rotation and restarts are handled." +
                (f" Allowed folders: {', '.join(roots)}." if roots else ""))
-    c1, c2, c3 = st.columns([3, 1, 1])
+    c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     path = c1.text_input("Path, glob or folder", key="tail_path", placeholder="/data/incoming/*.csv")
     kind = c2.radio("Format", ["csv", "jsonl"], horizontal=True, key="tail_format")
-    c3.write("")
     if c3.button("Start tailing", type="primary", icon=":material/play_arrow:", disabled=not path.strip()):
         with guard("Starting the tail"):
-            name = engine.add_tail(path.strip(), fmt=kind, **({"roots": roots} if roots else {}))
+            name = engine.add_tail(path.strip(), fmt=kind)
             keep_selection(name)
             st.success(f"Tailing {path} as stream **{name}**")
 
@@ -136,8 +135,9 @@ def controls(name: str) -> None:
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([1, 2, 1, 1], vertical_alignment="bottom")
         paused = src.get("state") == "paused"
+        ended = snap.state == "ended"            # nothing left to pause; seek or loop starts it again
         if c1.button("Resume" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
-                     width="stretch"):
+                     width="stretch", disabled=ended and not paused):
             with guard("Pausing"):
                 engine.resume(name) if paused else engine.pause(name)
                 st.rerun()

@@ -46,7 +46,7 @@ def model_export() -> None:
         data, card = _artefact(model_id, fmt_name)
         base = f"{model_id}{SUFFIX[fmt_name]}"
         c1, c2 = st.columns(2)
-        c1.download_button(f"Download {base}", data, file_name=base, mime="application/octet-stream",
+        c1.download_button(f"Download {SUFFIX[fmt_name]}", data, file_name=base, help=base, mime="application/octet-stream",
                            icon=":material/download:", type="primary", width="stretch", on_click="ignore")
         c2.download_button("Download model card (JSON)", json.dumps(card, indent=1), file_name=base + ".card.json",
                            mime="application/json", icon=":material/description:", width="stretch",
@@ -114,7 +114,8 @@ def data_export() -> None:
         return
     what = c2.radio("Data", list(DATA), horizontal=True, key="x_data")
     kind = DATA[what]
-    out_fmt = c4.radio("Format", list(downloads.FORMATS), format_func=str.upper, key="x_data_format")
+    out_fmt = c4.radio("Format", list(downloads.FORMATS), format_func={"csv": "CSV", "parquet": "Parquet"}.get,
+                       key="x_data_format")
     if kind == "stats":
         rows = int(c3.number_input("Last N rows", 1, 100_000, int(snap.window_spec.size)
                                    if snap.window_spec.kind == "count" else 10_000, key="x_stats_rows"))
@@ -135,8 +136,8 @@ def data_export() -> None:
     st.caption(f"{table.num_rows:,} rows × {table.num_columns} columns, {fmt.size(len(data))}: {note}."
                + (" Text cells starting with = + - @ get a leading apostrophe so spreadsheets do not run "
                   "them as formulas." if out_fmt == "csv" else ""))
-    st.dataframe(table.slice(max(0, table.num_rows - 200)).to_pandas(), hide_index=True, width="stretch",
-                 height=280)
+    shown = table.slice(max(0, table.num_rows - 200))
+    st.dataframe(shown.to_pandas(), hide_index=True, width="stretch", height=min(280, 38 + 35 * shown.num_rows))
 
 
 if engine is not None:

@@ -219,7 +219,7 @@ def test_deploy_on_the_demo_and_save_every_page(server, page):
 def screenshot(page, name: str) -> None:
     """A full-height screenshot taken between two live refreshes (no element faded as stale, charts drawn)."""
     os.makedirs(ARTIFACTS, exist_ok=True)
-    page.mouse.move(0, 0)                          # no hover toolbars in the picture
+    page.mouse.move(900, 5)                        # over the empty header: no hover toolbars in the picture
     height = page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollHeight")
     page.set_viewport_size({"width": 1440, "height": max(900, height)})
     page.wait_for_timeout(1000)
