@@ -217,3 +217,15 @@ def throughput_series(throughput: tuple, seconds: int = 120, now: float | None =
         ok = (idx >= 0) & (idx < seconds)
         np.add.at(out, idx[ok], n[ok])
     return out
+
+
+def recent_rate(throughput: tuple, seconds: int = 5, now: float | None = None) -> float:
+    """Rows per second over the last `seconds` seconds, read now: a stream that stopped publishing
+    (an ended replay) drops to 0 instead of keeping the rate of its last batch.
+
+    >>> recent_rate(((100, 50), (103, 50)), seconds=5, now=104.5)
+    20.0
+    >>> recent_rate(((100, 50),), seconds=5, now=200.0)
+    0.0
+    """
+    return float(throughput_series(throughput, seconds, now).sum()) / seconds

@@ -5,7 +5,7 @@ import os
 
 import streamlit as st
 
-from engine.views import throughput_series
+from engine.views import recent_rate, throughput_series
 from ui import format as fmt
 from ui.engine import get_engine
 from ui.guard import guard
@@ -30,7 +30,7 @@ def stream_rows(snaps: dict) -> list[dict]:
             "source": src.get("kind", "") + (f" · {os.path.basename(path)}" if path else ""),
             "state": s.state,
             "rows": s.counts["ingested"],
-            "rows/s": src.get("rows_per_s", 0.0),
+            "rows/s": recent_rate(s.throughput),
             "lag (s)": src.get("lag_s", 0.0),
             "quarantined": s.counts["quarantined"],
             "flagged": s.counts["flagged"],
@@ -59,7 +59,7 @@ def live_status() -> None:
     with guard("The overview"):
         snaps = engine.snapshots()
         health = engine.health()
-        total_rate = sum((s.source or {}).get("rows_per_s", 0.0) for s in snaps.values())
+        total_rate = sum(recent_rate(s.throughput) for s in snaps.values())
         ok = health["writer_alive"] and health["ingest_alive"] == health["streams"] and not health["errors"]
         cols = st.columns(6)
         cols[0].metric("Streams", len(snaps))

@@ -11,7 +11,7 @@ from engine.export_csv import to_csv_bytes
 from engine.operators import WindowSpec
 from engine.sources.replay import Speed
 from engine.uploads import peek_columns, replay_upload, upload_limit_bytes
-from engine.views import parse_time
+from engine.views import parse_time, recent_rate
 from ui import format as fmt
 from ui.engine import get_engine
 from ui.guard import guard
@@ -110,7 +110,7 @@ def status_panel(name: str) -> None:
                         + (f" · `{src['path']}`" if src.get("path") else ""))
             c = st.columns(5)
             c[0].metric("Rows", fmt.count(snap.counts["ingested"]))
-            c[1].metric("Rows/s", fmt.rate(src.get("rows_per_s", 0)))
+            c[1].metric("Rows/s", fmt.rate(recent_rate(snap.throughput)), help="Over the last 5 seconds")
             c[2].metric("Quarantined", fmt.count(snap.counts["quarantined"]))
             c[3].metric("Flagged", fmt.count(snap.counts["flagged"]), help="Rows kept with missing values")
             c[4].metric("Lag", fmt.seconds(src.get("lag_s", 0)), help="From reading a batch to committing it")
