@@ -160,3 +160,35 @@ def test_models_page_renders_with_the_demo_and_cancels_a_job(app):
     at = rerun_until(at, lambda a: "m_job" not in a.session_state, timeout=60)
     assert any("cancelled" in i.value for i in at.info), [e.value for e in at.error]
     assert not at.exception
+
+
+def test_regression_cards_search_and_comparison(app, monkeypatch):
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import mean_absolute_error
+    rng = np.random.default_rng(4)
+    n = 400
+    df = pd.DataFrame({"a": rng.normal(size=n).round(5), "b": rng.normal(size=n).round(5)})
+    df["z"] = (2 * df["a"] - df["b"] + rng.normal(0, 0.3, n)).round(5)
+    at = uploaded(df, "reg", monkeypatch)
+    at.selectbox(key="m_target").set_value("z").run()
+    assert at.radio(key="m_task_z").value == "regression"            # guessed from a continuous target
+    at.selectbox(key="m_algorithm_regression").set_value("ridge").run()
+    at = train_clicked(at, target="z", features=("a", "b"))
+    cut = n - round(n * 0.2)
+    ref = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), Ridge()).fit(df[["a", "b"]][:cut],
+                                                                                         df["z"][:cut])
+    assert metric(at, "MAE") == f"{mean_absolute_error(df['z'][cut:], ref.predict(df[['a', 'b']][cut:])):.3f}"
+    assert [m.label for m in at.metric][:3] == ["MAE", "RMSE", "R²"]
+
+    button(at, "Start search").click().run()
+    at = rerun_until(at, lambda a: "m_job" not in a.session_state, timeout=180)
+    assert any("search ridge: done" in s.value for s in at.success), [e.value for e in at.error]
+    assert any(e.label.startswith("Hyperparameter search") for e in at.expander)
+
+    at.multiselect(key="m_compare").set_value(["ridge", "rf"]).run()
+    button(at, "Start comparison").click().run()
+    at = rerun_until(at, lambda a: "m_job" not in a.session_state, timeout=180)
+    assert any("Compared 2 models" in s.value for s in at.success), [e.value for e in at.error]
+    board = at.dataframe[-1].value
+    assert len(board) == 4                                     # train, search, and the two compared
+    assert board["CV r2"].is_monotonic_decreasing
