@@ -348,6 +348,9 @@ class Normalise(Step):
                 raise UserError(f"column {c!r} has fewer than 2 values in the recent rows to freeze statistics from")
             values[c] = {"mean": float(np.mean(x)), "std": float(np.std(x, ddof=1))} if self.method == "zscore" \
                 else {"min": float(np.min(x)), "max": float(np.max(x))}
+            if np.min(x) == np.max(x):
+                raise UserError(f"column {c!r} is constant ({x[0]:g}) in the recent rows; scaling it would divide "
+                                f"by zero (use stats 'running', or give 'values')")
         return {**self.params, "values": values}
 
     def run(self, table, state):

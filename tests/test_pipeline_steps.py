@@ -206,3 +206,10 @@ def test_check_returns_the_output_schema():
     assert out.field("num").type == pa.float64() and out.field("big").type == pa.bool_()
     assert "beta" in out.names and "s" not in out.names and "s_red" in out.names
     assert out == spec.apply(t).schema
+
+
+def test_frozen_scaling_of_a_constant_column_is_refused():
+    t = pa.table({"k": [2.0] * 50, "a": np.arange(50.0)})
+    spec = Pipeline.from_dict([{"kind": "normalise", "params": {"columns": ["a", "k"], "stats": "frozen"}}])
+    with pytest.raises(UserError, match=r"step 1 \(normalise\): column 'k' is constant \(2\)"):
+        spec.fit(t.schema, t)
