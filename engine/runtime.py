@@ -80,8 +80,7 @@ class Engine:
                 if s.config.get("original", s.config.get("path")) == path and s.config.get("source") == "replay":
                     if window is not None and WindowSpec.from_json(s.config.get("window")) != window:
                         self._set_config(s, window=window.to_json())
-                    if pipeline is not None and not pipeline.matches(s.pipeline):
-                        self.apply(s.name, pipeline, backfill=True)
+                    self._resume_pipeline(s, pipeline)
                     return s.name
             name = self._free_name(name or os.path.splitext(os.path.basename(path))[0])
             original, path = path, as_utf8(path, os.path.join(self.data_dir, "converted"))
@@ -94,10 +93,7 @@ class Engine:
             if pipeline is not None:
                 pipeline.check(source.schema)
             sid = self.store.create_stream(name, config)
-            if pipeline is not None and pipeline.steps:
-                version = self.store.add_pipeline(sid, pipeline.to_dict())
-                config.update(pipeline=version, pipeline_from=version)
-                self.store.update_config(sid, config)
+            self._first_pipeline(sid, config, pipeline)
             self._start(sid, name, config, None, source)
             return name
 
@@ -270,6 +266,19 @@ class Engine:
                 s.backfill.wait(timeout=30)
             out["backfill"] = self.backfill(s.name).status()
         return out
+
+    def _first_pipeline(self, sid: int, config: dict, pipeline: Pipeline | None) -> None:
+        """Record the spec a new stream starts with (checked against the source's schema by the caller)
+        as version 1, before its thread starts; statistics to freeze come from the first batch."""
+        if pipeline is not None and pipeline.steps:
+            version = self.store.add_pipeline(sid, pipeline.to_dict())
+            config.update(pipeline=version, pipeline_from=version)
+            self.store.update_config(sid, config)
+
+    def _resume_pipeline(self, s: Stream, pipeline: Pipeline | None) -> None:
+        """A source started again with a spec: a different one becomes a new version, history backfilled."""
+        if pipeline is not None and not pipeline.matches(s.pipeline):
+            self.apply(s.name, pipeline, backfill=True)
 
     def _with_columns(self, name: str) -> Stream:
         s = self._get(name)
