@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import sys
 import tempfile
-import time
 
 import numpy as np
 
@@ -26,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from replay import make_file, timed  # noqa: E402  (same file as the replay benchmark)
+from replay import make_file, print_table, timed  # noqa: E402  (same file as the replay benchmark)
 
 SPEC = [
     {"kind": "fill_missing", "params": {"columns": ["x0"], "method": "ffill"}},
@@ -88,13 +86,7 @@ def main() -> None:
     results.append(("pandas: 5 transformations + rolling(10000) mean/var/corr + describe + groupby",
                     n / timed(pandas_with_stats)))
 
-    ours = results[0][1]
-    print(f"\n{n:,} stored rows, 12 columns; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d')}\n")
-    print(f"| {'case':<78} | {'rows/s':>12} | {'backfill / case':>15} |")
-    print(f"|{'-' * 80}|{'-' * 14}|{'-' * 17}|")
-    for case, rate in results:
-        print(f"| {case:<78} | {rate:>12,.0f} | {ours / rate:>15.2f} |")
+    print_table(f"{n:,} stored rows, 12 columns", results, "backfill / case")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

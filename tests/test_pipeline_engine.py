@@ -1,5 +1,4 @@
 """The pipeline on a running engine: preview, apply from the next batch, versions, backfill, restart."""
-import time
 
 import numpy as np
 import pandas as pd
@@ -10,6 +9,7 @@ from engine.errors import UserError
 from engine.operators import WindowSpec
 from engine.runtime import Engine
 from engine.sources.replay import Speed
+from tests.conftest import wait_for
 from tests.reference import check_matrix, check_stats, close
 
 N = 40_000
@@ -42,15 +42,6 @@ def csv(tmp_path):
     path = tmp_path / "p.csv"
     df.to_csv(path, index=False)
     return str(path), df
-
-
-def wait_for(cond, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def pandas_stateful(df: pd.DataFrame) -> pd.DataFrame:
@@ -108,7 +99,7 @@ def test_apply_takes_effect_from_the_next_batch(tmp_path, csv):
     path, df = csv
     with Engine(str(tmp_path / "d")) as e:
         name = e.add_replay(path, time_column="t", speed=Speed("rows", 20_000), window=BIG)
-        assert wait_for(lambda: e.snapshot(name) and e.snapshot(name).counts["ingested"] >= 2000)
+        assert wait_for(lambda: e.snapshot(name) and e.snapshot(name).counts["ingested"] >= 2000, 60)
         out = e.apply(name, [{"kind": "derive", "params": {"name": "c", "expr": "a * 2 - b"}}])
         k = out["from_row"]
         assert out["version"] == 1 and out["rebuilt"] and 2000 <= k < N
@@ -124,7 +115,7 @@ def test_apply_keeping_columns_keeps_the_window_then_backfill_rebuilds_it(tmp_pa
     path, df = csv
     with Engine(str(tmp_path / "d")) as e:
         name = e.add_replay(path, time_column="t", speed=Speed("rows", 20_000), window=BIG)
-        assert wait_for(lambda: e.snapshot(name) and e.snapshot(name).counts["ingested"] >= 2000)
+        assert wait_for(lambda: e.snapshot(name) and e.snapshot(name).counts["ingested"] >= 2000, 60)
         out = e.apply(name, [{"kind": "clip", "params": {"columns": ["a"], "lower": 9, "upper": 11}}])
         k = out["from_row"]
         assert not out["rebuilt"]
@@ -144,11 +135,11 @@ def test_backfill_during_ingest_equals_a_fresh_replay_with_the_spec(tmp_path, cs
     path, df = csv
     with Engine(str(tmp_path / "live")) as e:
         name = e.add_replay(path, time_column="t", speed=Speed("rows", 15_000), window=WindowSpec("count", 5000))
-        assert wait_for(lambda: e.snapshot(name) and e.snapshot(name).counts["ingested"] >= 5000)
+        assert wait_for(lambda: e.snapshot(name) and e.snapshot(name).counts["ingested"] >= 5000, 60)
         out = e.apply(name, STATEFUL, backfill=True)
         assert out["backfill"]["state"] == "running"
         assert e.wait(name, 120) is not None
-        assert wait_for(lambda: e.backfill_status(name)["state"] != "running")
+        assert wait_for(lambda: e.backfill_status(name)["state"] != "running", 60)
         assert e.backfill_status(name)["state"] == "done"
         assert e.snapshot(name).counts["ingested"] == N
         ours = e.snapshot(name).to_json()
