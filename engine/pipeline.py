@@ -19,7 +19,8 @@ and leaves the running pipeline as it was:
     engine.apply(name, spec, backfill=False) -> {"version", "spec", "from_row", "rebuilt"[, "backfill"]}
         checks the spec against the stream and its 10,000 newest stored rows, freezes
         statistics (frozen normalise, mean/median fill, one-hot categories) from them,
-        records it as the next version and runs it from the next batch (`from_row`).
+        records it as the next version (the engine numbers versions; a "version" in the
+        spec is ignored) and runs it from the next batch (`from_row`).
         If the columns the operators see change, windows/buckets/groups/cumulative
         restart empty (`rebuilt`); otherwise they keep their rows until a backfill.
     engine.use_pipeline(name, version, backfill=False) -> same dict; back to a recorded

@@ -30,6 +30,7 @@ from .stream import Stream, Work
 log = logging.getLogger("rivulet")
 DEFAULT_RETENTION_ROWS = 1_000_000
 DEMO_NAME = "demo"
+PREVIEW_MAX = 100_000
 
 
 def default_data_dir() -> str:
@@ -206,6 +207,8 @@ class Engine:
     def preview(self, name: str, spec, n: int = 20) -> Preview:
         """Before/after of `spec` on the stream's `n` newest stored rows. Changes nothing."""
         s = self._with_columns(name)
+        if not 1 <= int(n) <= PREVIEW_MAX:
+            raise UserError(f"a preview shows 1 to {PREVIEW_MAX:,} rows, not {n}")
         return as_pipeline(spec).preview(s.schema, self._sample(s, max(int(n), FREEZE_ROWS)), n)
 
     def apply(self, name: str, spec, backfill: bool = False) -> dict:

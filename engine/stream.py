@@ -121,8 +121,10 @@ class Stream:
             self.store.set_schema(self.id, self.schema)
             self.operators = ops = self.operators_for(self.pipeline)
             c = self.counters
-            start = max(c.window_from, c.next_rid - self.store.count(self.id))
-            rerun(self.store, self.id, self.runner, ops, start, c.next_rid, start, cumulative=False)
+            # rows before the window only move running pipeline state on (forward fill, running
+            # statistics), so a restart continues as a backfill would; without steps they are skipped
+            start = 0 if self.pipeline.steps else max(c.window_from, c.next_rid - self.store.count(self.id))
+            rerun(self.store, self.id, self.runner, ops, start, c.next_rid, c.window_from, cumulative=False)
             if st["cumulative"] is not None:
                 saved = Moments.from_bytes(st["cumulative"])
                 if saved.k == ops.k:
