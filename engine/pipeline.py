@@ -221,10 +221,19 @@ class Pipeline:
     def runner(self, state: list | None = None) -> "Runner":
         return Runner(self, state)
 
-    def apply(self, table: pa.Table) -> pa.Table:
-        """A fresh-state run over one whole table; statistics still to freeze come from the table itself."""
-        p = self.freeze(table) if self.needs_freeze else self
-        return p.runner().run(table)
+    def apply(self, table: pa.Table, keep: tuple[str, ...] = ()) -> pa.Table:
+        """A fresh-state run over one whole table; statistics still to freeze come from the table itself.
+
+        Columns in `keep` (e.g. the store's _rid, _ingest) skip the steps and come back first, for the
+        rows the steps kept."""
+        keep = tuple(c for c in keep if c in table.column_names)
+        data = table.drop_columns(list(keep)) if keep else table
+        p = self.freeze(data) if self.needs_freeze else self
+        out, kept = p.runner().run_indexed(data)
+        for i, c in enumerate(keep):
+            col = table.column(c)
+            out = out.add_column(i, c, col if kept is None else col.take(pa.array(kept, pa.int64())))
+        return out
 
 
 @dataclass(frozen=True)

@@ -245,3 +245,18 @@ def test_a_spec_given_before_any_row_freezes_from_the_first_batch(tmp_path, csv)
     assert values["mean"] == pytest.approx(df["b"].mean(), rel=1e-12)      # the whole file is one first batch
     close(snap.stats["b"]["mean"], 0.0, atol=1e-9)
     close(snap.stats["b"]["std"], 1.0)
+
+
+def test_training_history_goes_through_the_pipeline_and_keeps_row_ids(tmp_path, csv):
+    path, df = csv
+    with Engine(str(tmp_path / "d")) as e:
+        name = e.add_replay(path, time_column="t")
+        e.wait(name, 60)
+        e.apply(name, [{"kind": "filter", "params": {"where": {"column": "s", "op": "==", "value": "x"}}},
+                       {"kind": "derive", "params": {"name": "c", "expr": "b * 2"}},
+                       {"kind": "select", "params": {"columns": ["c", "a"]}}])
+        hist = e.models.history(name).to_pandas()
+    want = df[df["s"] == "x"]
+    assert list(hist.columns) == ["_rid", "_ingest", "c", "a"]
+    assert hist["_rid"].tolist() == want.index.tolist()
+    np.testing.assert_allclose(hist["c"], want["b"] * 2, rtol=1e-12)
