@@ -271,8 +271,9 @@ class Engine:
         return out
 
     def _first_pipeline(self, sid: int, config: dict, pipeline: Pipeline | None) -> None:
-        """Record the spec a new stream starts with (checked against the source's schema by the caller)
-        as version 1, before its thread starts; statistics to freeze come from the first batch."""
+        """Record the spec a new stream starts with as version 1, before its thread starts. Check it
+        against the source's schema first when that is known; the first batch checks it again and
+        gives the statistics it freezes."""
         if pipeline is not None and pipeline.steps:
             version = self.store.add_pipeline(sid, pipeline.to_dict())
             config.update(pipeline=version, pipeline_from=version)

@@ -108,7 +108,10 @@ class Stream:
                 raise UserError(f"pipeline version {version} is not in the store")
             self.pipeline = Pipeline.from_dict(spec)
         self.pipeline_from = self.config.get("pipeline_from", self.pipeline.version)
-        self.runner = None if self.pipeline.needs_freeze else self.pipeline.runner()
+        # a spec given before the columns were known (a tail waiting for its files) or with statistics
+        # to freeze starts on the first batch
+        first = self.pipeline.needs_freeze or (self.pipeline.steps and self.schema is None)
+        self.runner = None if first else self.pipeline.runner()
 
     def restore(self) -> None:
         """Counters and cumulative moments from the state table; windows and buckets from stored rows."""
@@ -177,11 +180,12 @@ class Stream:
         self.config.update(changes)
         self.store.update_config(self.id, self.config)
 
-    def _freeze_from(self, table: pa.Table) -> None:
-        """A spec given before any row arrived takes its statistics from the first batch."""
-        frozen = self.pipeline.freeze(table)
+    def _start_pipeline(self, table: pa.Table) -> None:
+        """A spec given before any row arrived is checked against, and takes its statistics from,
+        the first batch; one that does not fit stops the stream with a message naming the step."""
+        frozen = self.pipeline.freeze(table) if self.pipeline.needs_freeze else self.pipeline
         frozen.check(self.schema, table)
-        if frozen.version:
+        if frozen.version and frozen is not self.pipeline:
             self.store.update_pipeline(self.id, frozen.version, frozen.to_dict())
         self.pipeline, self.runner = frozen, frozen.runner()
 
@@ -189,7 +193,7 @@ class Stream:
     def prepare(self, batch: Batch) -> Work:
         now_us = int(batch.read_at * 1e6)
         if self.runner is None and batch.table.num_rows:
-            self._freeze_from(batch.table)
+            self._start_pipeline(batch.table)
         rows = self.runner.run(batch.table) if self.runner is not None and batch.table.num_rows else batch.table
         if self.operators is None and self.schema is not None and self.runner is not None:
             self.store.set_schema(self.id, self.schema)

@@ -66,6 +66,8 @@ def test_replay_again_with_another_spec_backfills(tmp_path, files):
     ('{"steps": [{"kind": "clip", "params": {"columns": ["nope"], "lower": 0}}]}', "step 1 (clip): unknown column 'nope'"),
     ('{"steps": [{"kind": "derive", "params": {"name": "q", "expr": "__import__(\'os\')"}}]}', "step 1 (derive)"),
     ('{"steps": [', "is not valid JSON"),
+    # fits the columns, but not the rows: found on the first batch, the stream stops with the step named
+    ('[{"kind": "cast", "params": {"columns": ["s"], "to": "time"}}]', "step 1 (cast): casting column 's' to time fails"),
 ])
 def test_a_bad_spec_file_exits_2_with_one_line(tmp_path, files, text, message):
     path, _, _ = files
