@@ -108,9 +108,10 @@ class Stream:
                 raise UserError(f"pipeline version {version} is not in the store")
             self.pipeline = Pipeline.from_dict(spec)
         self.pipeline_from = self.config.get("pipeline_from", self.pipeline.version)
-        # a spec given before the columns were known (a tail waiting for its files) or with statistics
-        # to freeze starts on the first batch
-        first = self.pipeline.needs_freeze or (self.pipeline.steps and self.schema is None)
+        # a spec given before any row arrived (or before the columns were known: a tail waiting for
+        # its files) is checked against the first batch, which also gives statistics to freeze
+        first = self.pipeline.needs_freeze or (self.pipeline.steps and (self.schema is None
+                                                                        or self.counters.next_rid == 0))
         self.runner = None if first else self.pipeline.runner()
 
     def restore(self) -> None:
