@@ -80,7 +80,8 @@ def test_cast_to_number_bool_text_time():
     same(run(df, ("cast", {"columns": ["flag"], "to": "number"}))["flag"], df["flag"].astype("float64"))
     assert list(run(df, ("cast", {"columns": ["a"], "to": "text"}))["a"].dropna().astype(float)) == \
         list(df["a"].dropna())
-    t = pd.DataFrame({"when": ["2024-01-01 00:00:01", "nope", "2024-03-05T10:00:00Z"], "yes": ["Yes", "0", "maybe"]})
+    t = pd.DataFrame({"when": ["2024-01-01 00:00:01", "nope", "2024-03-05T10:00:00Z", "03/05/2024 10:00",
+                               "2024-01-01T00:00:00+02:00"], "yes": ["Yes", "0", "maybe", "off", None]})
     out = run(t, ("cast", {"columns": ["when"], "to": "time"}), ("cast", {"columns": ["yes"], "to": "bool"}))
     want = pd.to_datetime(t["when"], errors="coerce", utc=True, format="mixed")
     assert out["when"].isna().tolist() == want.isna().tolist()
