@@ -40,6 +40,7 @@ class Work:
     ingest_us: int
     predicted: object = None    # a deployed model's output for `rows` (models.deploy.Predicted)
     deployment: object = None
+    kept: np.ndarray | None = None   # positions in the batch of `rows`, when the pipeline dropped some
 
 
 @dataclass
@@ -195,7 +196,8 @@ class Stream:
         now_us = int(batch.read_at * 1e6)
         if self.runner is None and batch.table.num_rows:
             self._start_pipeline(batch.table)
-        rows = self.runner.run(batch.table) if self.runner is not None and batch.table.num_rows else batch.table
+        rows, kept = self.runner.run_indexed(batch.table) if self.runner is not None and batch.table.num_rows \
+            else (batch.table, None)
         if self.operators is None and self.schema is not None and self.runner is not None:
             self.store.set_schema(self.id, self.schema)
             self.operators = self.operators_for(self.pipeline)
@@ -206,7 +208,7 @@ class Stream:
         deployment, predicted = self.deployment, None
         if deployment is not None and rows.num_rows:
             predicted = self._predict(deployment, rows)
-        return Work(self, batch, rows, prepared, now_us, predicted, deployment)
+        return Work(self, batch, rows, prepared, now_us, predicted, deployment, kept)
 
     def _predict(self, deployment, rows: pa.Table):
         """The deployed model's predictions; a model that fails stops predicting, never the stream."""
@@ -237,9 +239,10 @@ class Stream:
                        c.flagged + sum(b.kept for b in batch.bad), c.late + late,
                        c.next_rid if batch.reset else c.window_from)
         extra = None
-        if work.predicted is not None and n == work.rows.num_rows:     # a filtering pipeline loses the rid match
+        if work.predicted is not None:
             from .models.deploy import predictions_table
-            extra = {predictions_table(self.id): work.deployment.rows(np.arange(c.next_rid, c.next_rid + n),
+            rids = np.arange(c.next_rid, c.next_rid + n)
+            extra = {predictions_table(self.id): work.deployment.rows(rids if work.kept is None else rids[work.kept],
                                                                       work.predicted)}
         self.store.commit(self.id, stored, batch.bad, self.source.kind, batch.position,
                           {**new.__dict__, "cumulative": cumulative.to_bytes() if cumulative is not None else None},
