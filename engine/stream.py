@@ -77,6 +77,7 @@ class Stream:
     deployment: object = None  # models.deploy.Deployment; replaced whole, so a swap is atomic
     deploy_error: str | None = None
     backfill: object = None    # backfill.Backfill, the latest one
+    pipeline_error: str | None = None   # a spec given at start that did not fit the first rows
     # held by the ingest thread while it reads and prepares a batch: whoever holds it and sees
     # `inflight == 0` may swap the pipeline and operators at a batch boundary
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -151,7 +152,7 @@ class Stream:
                         or ops.columns != self.operators.columns:
                     self.operators, rebuilt = ops, True
                     self.store.set_cumulative(self.id, ops.cumulative.to_bytes())
-            self.pipeline, self.runner = pipeline, pipeline.runner()
+            self.pipeline, self.runner, self.pipeline_error = pipeline, pipeline.runner(), None
             if rebuilt or self.operators is None:
                 self.pipeline_from = pipeline.version
             self._save_config(pipeline=pipeline.version, pipeline_from=self.pipeline_from)
@@ -184,9 +185,18 @@ class Stream:
 
     def _start_pipeline(self, table: pa.Table) -> None:
         """A spec given before any row arrived is checked against, and takes its statistics from,
-        the first batch; one that does not fit stops the stream with a message naming the step."""
-        frozen = self.pipeline.freeze(table) if self.pipeline.needs_freeze else self.pipeline
-        frozen.check(self.schema, table)
+        the first batch. One that does not fit is refused as `apply` would refuse it: the stream goes
+        on without steps (version 0) and `pipeline_error` names the step and the problem."""
+        try:
+            frozen = self.pipeline.freeze(table) if self.pipeline.needs_freeze else self.pipeline
+            frozen.check(self.schema, table)
+        except UserError as e:
+            self.pipeline_error = str(e)
+            if self.pipeline.version:
+                self.store.drop_pipeline(self.id, self.pipeline.version)
+            frozen = Pipeline()
+            self._save_config(pipeline=0, pipeline_from=0)
+            self.pipeline_from = 0
         if frozen.version and frozen is not self.pipeline:
             self.store.update_pipeline(self.id, frozen.version, frozen.to_dict())
         self.pipeline, self.runner = frozen, frozen.runner()
@@ -276,7 +286,7 @@ class Stream:
         if ops is None:
             self.snapshot = Snapshot(self.name, self.seq, [], pa.schema([]), WindowSpec.from_json(
                 self.config.get("window")), Moments(0), 0, Moments(0), counts, source, self.pipeline.version,
-                pipeline_from=self.pipeline_from, state=state, error=self.error, throughput=tuple(self.throughput), model=self.model_status())
+                pipeline_from=self.pipeline_from, pipeline_error=self.pipeline_error, state=state, error=self.error, throughput=tuple(self.throughput), model=self.model_status())
             return
         w = ops.window
         if w.kind == "count":
@@ -287,7 +297,7 @@ class Stream:
         self.snapshot = Snapshot(
             self.name, self.seq, list(ops.columns), ops.schema, w, merged(chunks, ops.k),
             sum(len(ch) for ch in chunks), ops.cumulative.copy(), counts, source, self.pipeline.version,
-            pipeline_from=self.pipeline_from, chunks=ops.recent.chunks, series=dict(ops.buckets.series), groups=dict(ops.buckets.groups),
+            pipeline_from=self.pipeline_from, pipeline_error=self.pipeline_error, chunks=ops.recent.chunks, series=dict(ops.buckets.series), groups=dict(ops.buckets.groups),
             codes=ops.codes, group_column=ops.group_column, time_column=ops.time_column,
             bucket_shift=ops.shift if ops.shift is not None else 0.0,
             throughput=tuple(self.throughput), state=state, error=self.error, model=self.model_status())

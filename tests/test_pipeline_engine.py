@@ -260,3 +260,20 @@ def test_training_history_goes_through_the_pipeline_and_keeps_row_ids(tmp_path, 
     assert list(hist.columns) == ["_rid", "_ingest", "c", "a"]
     assert hist["_rid"].tolist() == want.index.tolist()
     np.testing.assert_allclose(hist["c"], want["b"] * 2, rtol=1e-12)
+
+
+def test_a_spec_given_at_start_that_the_first_rows_refuse_leaves_the_stream_running(tmp_path, csv):
+    path, df = csv
+    bad = [{"kind": "cast", "params": {"columns": ["s"], "to": "time"}}]
+    with Engine(str(tmp_path / "d")) as e:
+        name = e.add_replay(path, time_column="t", window=BIG, pipeline=bad)
+        snap = e.wait(name, 60)
+        assert snap.pipeline == 0 and snap.error is None
+        assert snap.to_json()["pipeline_error"].startswith("step 1 (cast): casting column 's' to time fails")
+        assert snap.counts["ingested"] == N and e.pipelines(name) == []
+        check_stats(snap.stats, df[["a", "b"]])
+        e.apply(name, [{"kind": "clip", "params": {"columns": ["a"], "upper": 10}}], backfill=True)
+        e.wait_backfill(name, 60)
+        snap = e.snapshot(name)
+        assert "pipeline_error" not in snap.to_json() and snap.pipeline == 1
+        check_stats(snap.stats, df[["a", "b"]].assign(a=df["a"].clip(upper=10)))
