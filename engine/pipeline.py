@@ -36,7 +36,9 @@ and leaves the running pipeline as it was:
 
 Every snapshot carries `pipeline` (the version new rows go through) and
 `pipeline_from` (the oldest version behind any row in its statistics; equal to
-`pipeline` after a rebuild or a backfill).
+`pipeline` after a rebuild or a backfill), and `pipeline_error` when a spec given
+at start (`add_replay(..., pipeline=spec)`) was refused by the first rows: the
+stream then runs without steps until an `apply`.
 
 In this module: `Pipeline.check` validates a spec against a schema (and recent
 rows) and returns the schema it produces; `freeze` writes statistics into the
