@@ -389,7 +389,8 @@ class Engine:
                     s.busy = False
                     if s.source.done or getattr(s.source, "paused", False):
                         if s.inflight == 0 and s.snapshot and s.snapshot.state != s.source.status().get("state"):
-                            s.publish()      # show "ended" / "paused" without waiting for data
+                            with s.lock:     # not over a pipeline switch publishing at the same time
+                                s.publish()  # show "ended" / "paused" without waiting for data
                         time.sleep(0.05)
                     else:
                         time.sleep(0.01)
