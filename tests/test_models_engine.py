@@ -107,7 +107,9 @@ def test_ingest_keeps_its_pace_while_a_forest_trains(engine, tmp_path):
     assert job.state == "done", job.error
     expected = rate * (t1 - t0)
     assert expected > rate                        # training lasted more than a second
-    assert after - before >= 0.8 * expected, (after - before, expected)
+    # Training in the engine's process would stall ingest for the whole fit; a worker process leaves it
+    # at pace. 0.6 leaves room for a CPU shared with other work, not for a stall.
+    assert after - before >= 0.6 * expected, (after - before, expected)
 
 
 def deployable(engine, tmp_path):
