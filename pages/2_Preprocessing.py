@@ -169,6 +169,10 @@ def page() -> None:
     if snap is None:
         return
     show_flash("preprocessing")
+    if getattr(snap, "pipeline_error", None):
+        st.warning(f"The pipeline given when this stream started did not fit its first rows: "
+                   f"{snap.pipeline_error}. The rows flow without preprocessing; fix the steps below and apply.",
+                   icon=":material/warning:")
     steps = draft(name)
     with st.container(border=True):
         st.subheader("Steps")
