@@ -7,16 +7,13 @@ import streamlit as st
 
 from engine.views import recent_rate, throughput_series
 from ui import format as fmt
-from ui.engine import get_engine
 from ui.guard import guard
-from ui.refresh import live_every
+from ui.page import header
 
-st.set_page_config(page_title="Rivulet · Overview", page_icon="🌊", layout="wide")
-st.title("Rivulet")
-st.caption("Live analytics on data streams: every stream, its rate and health, refreshing by itself.")
-
-engine = get_engine()
-every = live_every()
+engine, every = header(
+    "Rivulet",
+    "Live analytics on data streams: every stream, its rate and health, refreshing by itself.",
+    tab="Overview")
 SPARK_SECONDS = 120
 
 

@@ -13,16 +13,13 @@ from engine.sources.replay import Speed
 from engine.uploads import peek_columns, replay_upload, upload_limit_bytes
 from engine.views import parse_time, recent_rate
 from ui import format as fmt
-from ui.engine import get_engine
 from ui.guard import guard
-from ui.refresh import keep, live_every, remember
+from ui.page import header
+from ui.refresh import keep, remember
 
-st.set_page_config(page_title="Rivulet · Sources", page_icon="🌊", layout="wide")
-st.title("Sources")
-st.caption("Add data to the engine and control how it flows. Every browser session sees the same sources.")
-
-engine = get_engine()
-every = live_every()
+engine, every = header(
+    "Sources",
+    "Add data to the engine and control how it flows. Every browser session sees the same sources.")
 SPEEDS = {"Full speed": "max", "Rows per second": "rows", "× real time": "realtime"}
 AUTO_TIME = "(first timestamp column)"
 

@@ -8,19 +8,15 @@ import streamlit as st
 from engine.errors import UserError
 from engine.steps import kinds_of
 from ui import format as fmt
-from ui.controls import flash, pick_stream, show_flash
-from ui.engine import get_engine
+from ui.controls import flash, show_flash, stream_row
 from ui.guard import guard
-from ui.refresh import live_every
+from ui.page import header
 from ui.steps import KINDS, describe, step_form
 
-st.set_page_config(page_title="Rivulet · Preprocessing", page_icon="🌊", layout="wide")
-st.title("Preprocessing")
-st.caption("Clean and shape a stream while it flows. Preview on the newest stored rows, apply from the next "
-           "batch, and re-run stored history so every view agrees with the new version.")
-
-engine = get_engine()
-every = live_every()
+engine, every = header(
+    "Preprocessing",
+    "Clean and shape a stream while it flows. Preview on the newest stored rows, apply from the next "
+    "batch, and re-run stored history so every view agrees with the new version.")
 PREVIEW_ROWS = 20
 
 
@@ -129,7 +125,8 @@ def backfill_panel(name: str) -> None:
                 engine.cancel_backfill(name)
         elif status["state"] == "done":
             st.success(f"History re-run with version {status['version']}: {status['rows']:,} rows in "
-                       f"{fmt.seconds(status['seconds'])}; every view now agrees with it.", icon=":material/check_circle:")
+                       f"{fmt.seconds(status['seconds'])}; every view now agrees with it.",
+                       icon=":material/check_circle:")
         elif status["state"] == "failed":
             st.error(f"The backfill stopped: {status['error']}")
         else:
@@ -163,9 +160,7 @@ def history_panel(name: str) -> None:
 
 
 def page() -> None:
-    c1, _ = st.columns([1, 2])
-    with c1:
-        name, snap = pick_stream(engine)
+    name, snap, _ = stream_row(engine)
     if snap is None:
         return
     show_flash("preprocessing")

@@ -4,21 +4,18 @@ from __future__ import annotations
 import streamlit as st
 
 from engine.snapshot import stats_dict
-from engine.views import view
 from ui import charts
 from ui import format as fmt
-from ui.controls import WIDTHS, pick_columns, pick_stream, pick_window, window_label
-from ui.engine import get_engine
-from ui.filters import describe, filters_panel
+from ui.controls import WIDTHS, pick_columns, pick_window, stream_row
+from ui.filters import filters_panel, window_view
 from ui.guard import guard
-from ui.refresh import keep, live_every, remember
+from ui.page import header
+from ui.refresh import keep, remember
 
-st.set_page_config(page_title="Rivulet · Aggregates", page_icon="🌊", layout="wide")
-st.title("Live aggregates")
-st.caption("Statistics over a window of the newest rows, tumbling-window buckets and group-by, refreshing live.")
-
-engine = get_engine()
-every = live_every()
+engine, every = header(
+    "Live aggregates",
+    "Statistics over a window of the newest rows, tumbling-window buckets and group-by, refreshing live.",
+    tab="Aggregates")
 HIST_ROWS = 5000          # rows drawn in the histograms
 CHART_BUCKETS = 240       # newest buckets in the line chart
 BANDS = ["min–max", "±1 std"]
@@ -76,12 +73,10 @@ def group_section(v, snap, by: str, measure: str) -> None:
 
 
 def page() -> None:
-    c1, c2 = st.columns([1, 2])
-    with c1:
-        name, snap = pick_stream(engine)
+    name, snap, right = stream_row(engine)
     if snap is None:
         return
-    with c2:
+    with right:
         rows, seconds = pick_window("agg")
     columns = pick_columns(snap, "agg")
     c1, c2, c3, c4 = st.columns(4)
@@ -105,13 +100,9 @@ def page() -> None:
     @st.fragment(run_every=every)
     def live() -> None:
         with guard("The aggregates"):
-            current = engine.snapshot(name) if name in engine.names() else None
+            current, v = window_view(engine, name, rows, seconds, filters, since, until)
             if current is None:
-                st.warning(f"{name} was removed.")
                 return
-            v = view(current, rows=rows, seconds=seconds, filters=filters, since=since, until=until)
-            st.caption(f"**{fmt.count(v.rows)}** rows in the window ({window_label(rows, seconds)}), "
-                       f"{describe(filters, since, until)} · updated {fmt.clock()}")
             if v.rows == 0:
                 st.warning("No rows match: widen the window or loosen the filters.")
                 return

@@ -8,19 +8,16 @@ from engine.operators import BUFFER_ROWS
 from engine.views import strongest_pairs, view
 from ui import charts
 from ui import format as fmt
-from ui.controls import WIDTHS, pick_columns, pick_stream, pick_window, window_label
-from ui.engine import get_engine
-from ui.filters import describe, filters_panel
+from ui.controls import WIDTHS, pick_columns, pick_window, stream_row
+from ui.filters import filters_panel, window_view
 from ui.guard import guard
-from ui.refresh import keep, live_every, remember
+from ui.page import header
+from ui.refresh import keep, remember
 
-st.set_page_config(page_title="Rivulet · Correlations", page_icon="🌊", layout="wide")
-st.title("Correlations")
-st.caption("Pearson correlation and covariance between numeric columns over a live window "
-           "(pairwise complete rows, sample covariance).")
-
-engine = get_engine()
-every = live_every()
+engine, every = header(
+    "Correlations",
+    "Pearson correlation and covariance between numeric columns over a live window (pairwise complete "
+    "rows, sample covariance).")
 SCATTER_ROWS = 3000
 
 
@@ -32,12 +29,10 @@ def strength(r: float) -> str:
 
 
 def page() -> None:
-    c1, c2 = st.columns([1, 2])
-    with c1:
-        name, snap = pick_stream(engine)
+    name, snap, right = stream_row(engine)
     if snap is None:
         return
-    with c2:
+    with right:
         rows, seconds = pick_window("corr", default_rows=1000)
     columns = pick_columns(snap, "corr", limit=8)
     if len(columns) < 2:
@@ -56,13 +51,9 @@ def page() -> None:
     @st.fragment(run_every=every)
     def live() -> None:
         with guard("The correlations"):
-            current = engine.snapshot(name) if name in engine.names() else None
+            current, v = window_view(engine, name, rows, seconds, filters, since, until)
             if current is None:
-                st.warning(f"{name} was removed.")
                 return
-            v = view(current, rows=rows, seconds=seconds, filters=filters, since=since, until=until)
-            st.caption(f"**{fmt.count(v.rows)}** rows in the window ({window_label(rows, seconds)}), "
-                       f"{describe(filters, since, until)} · updated {fmt.clock()}")
             if v.rows < 3:
                 st.warning("Fewer than 3 rows in the window: widen it or loosen the filters.")
                 return

@@ -11,18 +11,15 @@ from engine.models.spec import ALGORITHMS, ModelSpec
 from engine.views import parse_time
 from ui import charts
 from ui import format as fmt
-from ui.controls import flash, pick_stream, show_flash
-from ui.engine import get_engine
+from ui.controls import flash, show_flash, stream_row
 from ui.guard import guard
-from ui.refresh import keep, live_every, remember
+from ui.page import header
+from ui.refresh import keep, remember
 
-st.set_page_config(page_title="Rivulet · Models", page_icon="🌊", layout="wide")
-st.title("Models")
-st.caption("Train on the stream's stored history, judge the result against a trivial baseline, "
-           "deploy it onto the stream and watch its live accuracy.")
-
-engine = get_engine()
-every = live_every()
+engine, every = header(
+    "Models",
+    "Train on the stream's stored history, judge the result against a trivial baseline, deploy it onto "
+    "the stream and watch its live accuracy.")
 NAMES = {"logreg": "Logistic regression", "svm": "SVM (RBF kernel)", "svm-linear": "Linear SVM",
          "rf": "Random forest", "hgb": "Gradient boosting", "sgd": "SGD linear model", "ridge": "Ridge regression"}
 SLICES = ["Last N rows", "Time range", "All stored rows"]
@@ -253,7 +250,8 @@ def results(model_id: str) -> None:
                                            cv["kind"]), key="m_chart_folds", config={"displayModeBar": False})
     if report.get("search"):
         s = report["search"]
-        with st.expander(f"Hyperparameter search · {s['method']} · best {s['best']}", icon=":material/manage_search:"):
+        with st.expander(f"Hyperparameter search · {s['method']} · best {s['best']}",
+                         icon=":material/manage_search:"):
             st.dataframe([{**{k: str(v) for k, v in r["params"].items()}, f"{s['metric']} mean": r["mean"],
                            "std": r["std"], "rows": r["rows"], "round": r["round"]} for r in s["table"]],
                          hide_index=True, width="stretch",
@@ -289,7 +287,8 @@ def leaderboard(name: str, target: str) -> None:
                    "hyperparameters": ", ".join(f"{k}={v}" for k, v in r["params"].items()) or "defaults",
                    f"CV {metric}": r["cv_mean"], "± std": r["cv_std"], f"holdout {metric}": r["holdout"],
                    f"baseline {metric}": r["baseline"], "rows": r["rows"],
-                   "trained (UTC)": (r["created"] or "").replace("T", " ").rstrip("Z")} for r in rows], hide_index=True, width="stretch",
+                   "trained (UTC)": (r["created"] or "").replace("T", " ").rstrip("Z")} for r in rows],
+                 hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3f")
                                 for c in (f"CV {metric}", "± std", f"holdout {metric}", f"baseline {metric}")}
                  | {f"CV {metric}": st.column_config.ProgressColumn(f"CV {metric}", min_value=0.0, max_value=1.0,
@@ -360,9 +359,7 @@ def live_panel(name: str, spec: ModelSpec | None) -> None:
 
 
 def page() -> None:
-    c1, _ = st.columns([1, 2])
-    with c1:
-        name, snap = pick_stream(engine)
+    name, snap, _ = stream_row(engine)
     if snap is None:
         return
     show_flash("models")

@@ -11,17 +11,13 @@ from engine.models.export import JOBLIB_WARNING, SUFFIX, export_bytes
 from engine.uploads import upload_limit_bytes
 from ui import format as fmt
 from ui.controls import WIDTHS, pick_stream
-from ui.engine import get_engine
 from ui.guard import guard
-from ui.refresh import live_every
+from ui.page import header
 
-st.set_page_config(page_title="Rivulet · Export", page_icon="🌊", layout="wide")
-st.title("Export")
-st.caption("Take models and data out of Rivulet, or bring a model in. Model files carry a card: "
-           "what the model was trained on, how it scored, and the library versions it needs.")
-
-engine = get_engine()
-live_every()
+engine, _ = header(
+    "Export",
+    "Take models and data out of Rivulet, or bring a model in. Model files carry a card: what the model "
+    "was trained on, how it scored, and the library versions it needs.")
 FORMAT_NAMES = {"skops": ".skops (safe to load)", "joblib": "joblib (pickle)", "onnx": "ONNX"}
 DATA = {"Window statistics": "stats", "Bucket series": "buckets", "Stored history": "history"}
 
@@ -46,7 +42,8 @@ def model_export() -> None:
         data, card = _artefact(model_id, fmt_name)
         base = f"{model_id}{SUFFIX[fmt_name]}"
         c1, c2 = st.columns(2)
-        c1.download_button(f"Download {SUFFIX[fmt_name]}", data, file_name=base, help=base, mime="application/octet-stream",
+        c1.download_button(f"Download {SUFFIX[fmt_name]}", data, file_name=base, help=base,
+                           mime="application/octet-stream",
                            icon=":material/download:", type="primary", width="stretch", on_click="ignore")
         c2.download_button("Download model card (JSON)", json.dumps(card, indent=1), file_name=base + ".card.json",
                            mime="application/json", icon=":material/description:", width="stretch",

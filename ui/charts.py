@@ -167,7 +167,8 @@ def fold_scores(scores: list[float], metric: str, baseline: float | None, kind: 
                                  name=f"baseline {baseline:.3f}", line=dict(color=PALETTE[4], dash="dot", width=2),
                                  hoverinfo="skip"))
     fig.update_layout(xaxis2=dict(overlaying="x", range=ends, visible=False),
-                      xaxis=dict(title_text="time-ordered folds, oldest first" if kind == "time" else "stratified folds"))
+                      xaxis=dict(title_text="time-ordered folds, oldest first" if kind == "time"
+                                 else "stratified folds"))
     fig.update_yaxes(title_text=metric, **({"range": [0, 1.05]} if metric in ("f1", "accuracy") else {}))
     return _layout(fig, 320, showlegend=True, legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
 
@@ -193,7 +194,8 @@ def ranking(features: list[str], scores: list[float], label: str) -> go.Figure:
 
 def live_score(curve: dict, drift_rows: list[int], metric: str, window: int) -> go.Figure:
     """The deployed model's windowed score after each batch, against labelled rows, drift as red lines."""
-    fig = go.Figure(go.Scatter(x=curve["labelled"], y=curve["score"], mode="lines", line=dict(color=PALETTE[0], width=2),
+    fig = go.Figure(go.Scatter(x=curve["labelled"], y=curve["score"], mode="lines",
+                               line=dict(color=PALETTE[0], width=2),
                                customdata=times(curve["time"]),
                                hovertemplate=f"%{{x:,}} labelled rows<br>{metric} %{{y:.3f}}"
                                              "<br>%{customdata|%H:%M:%S}<extra></extra>"))

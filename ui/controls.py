@@ -28,6 +28,14 @@ def pick_stream(engine: Engine) -> tuple[str | None, Snapshot | None]:
     return name, snap
 
 
+def stream_row(engine: Engine):
+    """The stream picker in the left third of a row: (name, snapshot, the row's other two thirds)."""
+    left, right = st.columns([1, 2])
+    with left:
+        name, snap = pick_stream(engine)
+    return name, snap, right
+
+
 @st.fragment(run_every=1.0)
 def _wait_for_rows(engine: Engine, name: str) -> None:
     """Rerun the whole page once the stream has columns, so its controls can be drawn."""

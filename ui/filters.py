@@ -52,3 +52,20 @@ def describe(filters: list[Filter], since: float | None, until: float | None) ->
     if since is not None or until is not None:
         parts.append("time range")
     return ("filtered by " + ", ".join(parts)) if parts else "no filters"
+
+
+def window_view(engine, name: str, rows: int | None, seconds: float | None, filters: list[Filter],
+                since: float | None, until: float | None):
+    """(snapshot, this session's view of its window) with a caption saying what it holds; (None, None)
+    after saying so when the stream was removed."""
+    from engine.views import view
+    from ui import format as fmt
+    from ui.controls import window_label
+    current = engine.snapshot(name) if name in engine.names() else None
+    if current is None:
+        st.warning(f"{name} was removed.")
+        return None, None
+    v = view(current, rows=rows, seconds=seconds, filters=filters, since=since, until=until)
+    st.caption(f"**{fmt.count(v.rows)}** rows in the window ({window_label(rows, seconds)}), "
+               f"{describe(filters, since, until)} · updated {fmt.clock()}")
+    return current, v
