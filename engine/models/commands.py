@@ -17,6 +17,8 @@ def add_parsers(sub, positive_int) -> None:
                                    "cross-validate on the older rows and score on the newest (the holdout).")
     t.add_argument("file", metavar="FILE")
     t.add_argument("--target", required=True, metavar="T")
+    t.add_argument("--time-column", metavar="C",
+                   help="order rows by this column before the holdout (default: the first timestamp column)")
     t.add_argument("--features", metavar="a,b,...", help="feature columns (default: every other column)")
     t.add_argument("--model", default="logreg", choices=ALGORITHM_NAMES)
     t.add_argument("--task", choices=["classification", "regression"],
@@ -63,13 +65,14 @@ def parse_params(items: list[str]) -> dict:
 
 
 def cmd_train(args) -> int:
-    from .data import column_kinds, guess_task, read_csv, split_features, training_rows
+    from .data import column_kinds, guess_task, in_time_order, read_csv, split_features, training_rows
     from .registry import make_card
     from .spec import ModelSpec
     from .train import headline, train
     table, quarantined = read_csv(args.file)
     pipeline = read_pipeline(args.pipeline)
     table = pipeline.apply(table)
+    table, time_column = in_time_order(table, args.time_column)
     names = [c.strip() for c in args.features.split(",") if c.strip()] if args.features else None
     task = args.task or guess_task(table, args.target)
     numeric, categorical = split_features(table, names, args.target)
@@ -78,6 +81,7 @@ def cmd_train(args) -> int:
     rows = training_rows(table, args.target, numeric, categorical, task)
     result = train(rows, spec)
     result.report["rows"]["quarantined"] = quarantined
+    result.report["rows"]["ordered_by"] = time_column
     out = headline(result.report)
     if args.out:
         from .export import export

@@ -111,6 +111,25 @@ def target_values(arr: pa.ChunkedArray, task: str) -> np.ndarray:
     return np.array(pc.cast(arr, pa.string()).to_pylist(), dtype=object)
 
 
+def in_time_order(table: pa.Table, column: str | None = None) -> tuple[pa.Table, str | None]:
+    """Rows oldest first by `column` (default: the first time column), and the column used.
+
+    A file's rows are not always written in time order, and the holdout must be the
+    newest rows. The sort is stable; rows without a time count as oldest, so they
+    train rather than pose as the future. No time column: file order is arrival order.
+    """
+    kinds = column_kinds(table)
+    if column is None:
+        column = next((c for c, k in kinds.items() if k == "time" and not c.startswith("_")), None)
+        if column is None:
+            return table, None
+    elif kinds.get(column) not in ("time", "number"):
+        raise UserError(f"time column {column!r} must be a timestamp or number column; "
+                        f"columns: {', '.join(c for c in kinds if not c.startswith('_'))}")
+    order = pc.sort_indices(table, sort_keys=[(column, "ascending")], null_placement="at_start")
+    return table.take(order), column
+
+
 def guess_task(table: pa.Table, target: str) -> str:
     """Classification for text, bool, or a few whole-number values; regression otherwise."""
     if target not in table.column_names:
