@@ -1,4 +1,5 @@
 import os
+import pickle
 import sys
 import time
 import types
@@ -17,7 +18,7 @@ from engine.models.spec import ModelSpec
 from engine.models.train import train
 from engine.runtime import Engine
 from engine.sources.replay import Speed
-from models_data import mixed_frame
+from models_data import Payload, mixed_frame
 
 SPEC = ModelSpec("classification", "label", ("a", "b"), ("site",), "logreg", cv=3)
 
@@ -177,3 +178,33 @@ def test_jobs_start_cleanly_when_main_is_a_page_script(tmp_path, monkeypatch):
     job = jobs.wait(jobs.submit("sleep", {"steps": 1, "seconds": 0, "result": 7}), timeout=60)
     assert job.state == "done" and job.result == 7, job.error
     assert sys.modules["__main__"] is page
+
+
+def test_imported_model_is_checked_against_the_stream_and_deploys(engine, tmp_path):
+    stream, df, model, model_id = deployable(engine, tmp_path)
+    from engine.models.export import export
+    path = tmp_path / "shared.skops"
+    export(model, engine.models.registry.card(model_id), str(path))
+    other = replayed(engine, tmp_path, df.drop(columns=["site"]), name="nosite")
+    with pytest.raises(UserError, match="features missing from the stream: site"):
+        engine.models.import_model(path.read_bytes(), "shared.skops", stream=other)
+    with open(path, "rb") as f:
+        with pytest.raises(UserError, match="over the upload limit"):
+            engine.models.import_model(f, "shared.skops", limit_bytes=1000)
+    sentinel = tmp_path / "pwned"
+    with pytest.raises(UserError, match="never loaded"):
+        engine.models.import_model(pickle.dumps(Payload(str(sentinel))), "evil.skops", stream=stream)
+    assert not sentinel.exists()
+    assert [c["id"] for c in engine.models.registry.list()] == [model_id]     # nothing refused was stored
+
+    with open(path, "rb") as f:
+        imported = engine.models.import_model(f, "shared.skops", stream=stream)
+    card = engine.models.registry.card(imported)
+    assert card["name"] == "shared" and card["classes"] == ["no", "yes"]
+    assert {f["name"]: f["role"] for f in card["features"]} == {"a": "numeric", "b": "numeric", "site": "categorical"}
+    engine.deploy(stream, imported)
+    engine.seek(stream, row=0)
+    engine.wait(stream, timeout=60)
+    pred = engine.store.predictions(engine.streams[stream].id, last=10_000)
+    want = model.predict(df[["a", "b", "site"]].astype({"site": object}))
+    assert pred.column("prediction").to_pylist() == want.tolist()

@@ -18,7 +18,7 @@ from engine.models.export import export, import_file, onnx_feed
 from engine.models.registry import Registry, make_card
 from engine.models.spec import ModelSpec
 from engine.models.train import train
-from models_data import mixed_frame
+from models_data import Payload, mixed_frame
 
 
 @pytest.fixture(scope="module")
@@ -105,15 +105,10 @@ def test_joblib_export_is_marked_unsafe_and_never_imported(tmp_path, trained):
         import_file(path)
 
 
-class Payload:
-    def __init__(self, sentinel):
-        self.sentinel = sentinel
-
-    def __reduce__(self):
-        return (open, (self.sentinel, "w"))
-
-
 def test_crafted_pickle_never_runs(tmp_path):
+    control = tmp_path / "control"
+    pickle.loads(pickle.dumps(Payload(str(control))))
+    assert control.exists()          # the payload works when unpickled: its absence below means something
     sentinel = tmp_path / "pwned"
     for i, data in enumerate([pickle.dumps(Payload(str(sentinel)), protocol=p) for p in (0, 2, 5)]):
         path = tmp_path / f"evil{i}.skops"          # the name lies; the bytes do not

@@ -15,7 +15,7 @@ from engine.errors import UserError
 from engine.models.data import read_csv, training_rows
 from engine.models.spec import ALGORITHMS, ModelSpec, build
 from engine.models.train import train
-from models_data import breast_cancer_csv, mixed_frame
+from models_data import Payload, breast_cancer_csv, mixed_frame
 from conftest import run_cli
 
 FAST = {"rf": {"n_estimators": 10}, "hgb": {"max_iter": 10}}
@@ -256,7 +256,7 @@ def test_cli_predict_errors_are_one_line(tmp_path):
     df.drop(columns=["site"]).to_csv(lacking, index=False)
     sentinel = tmp_path / "pwned"
     evil = tmp_path / "evil.skops"
-    evil.write_bytes(pickle.dumps(_Payload(str(sentinel))))
+    evil.write_bytes(pickle.dumps(Payload(str(sentinel))))
     for args, message in [((str(model), str(lacking)), "features missing from the data: site"),
                           ((str(evil), str(path)), "never loaded"),
                           ((str(tmp_path / "none.skops"), str(path)), "cannot read"),
@@ -271,11 +271,3 @@ def test_cli_predict_errors_are_one_line(tmp_path):
     assert not sentinel.exists()
     r = run_cli("train", str(tmp_path / "none.csv"), "--target", "label")
     assert r.returncode == 2 and "no such file" in r.stderr
-
-
-class _Payload:
-    def __init__(self, sentinel):
-        self.sentinel = sentinel
-
-    def __reduce__(self):
-        return (open, (self.sentinel, "w"))

@@ -133,12 +133,9 @@ def unique_name(table, name: str) -> str:
 
 def model_frame(table, card: dict):
     """The feature columns a model's card asks for, checked against the table."""
-    from .data import check_features, column_kinds, features_frame
-    feats = card["features"]
+    from .data import check_features, column_kinds, feature_roles, features_frame
     kinds = column_kinds(table)
-    numeric = [f["name"] for f in feats if f.get("role") == "numeric"
-               or (f.get("role") is None and kinds.get(f["name"]) in ("number", "bool"))]
-    categorical = [f["name"] for f in feats if f["name"] not in numeric]
+    numeric, categorical = feature_roles(card["features"], kinds)
     check_features(kinds, numeric, categorical, "the data")
     frame = features_frame(table, numeric, categorical)
-    return frame[[f["name"] for f in feats]]
+    return frame[[f["name"] for f in card["features"]]]

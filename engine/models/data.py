@@ -60,6 +60,13 @@ def check_features(have: dict[str, str], numeric, categorical, where: str = "the
                         f"({', '.join(have[c] for c in wrong)}); list them as categorical instead")
 
 
+def feature_roles(features: list[dict], kinds: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) names of a card's features; a feature without a role takes its column's kind."""
+    numeric = [f["name"] for f in features if f.get("role") == "numeric"
+               or (f.get("role") is None and kinds.get(f["name"]) in ("number", "bool", None))]
+    return numeric, [f["name"] for f in features if f["name"] not in numeric]
+
+
 def features_frame(table: pa.Table, numeric, categorical) -> pd.DataFrame:
     """The raw feature columns as a model takes them: float64 numbers, object categories (NaN when missing)."""
     cols = {}
