@@ -47,6 +47,8 @@ def test_training_job_on_a_slice_stores_the_model_with_its_card(engine, tmp_path
     card = engine.models.registry.card(job.result)
     assert card["name"] == "first" and card["training"]["rid_range"] == [500, 1499]
     assert card["training"]["rows"] == 1000 and card["pipeline"]["version"] == 0
+    start, end = card["training"]["time_range"]
+    assert start <= end and start.startswith("20")
     assert card["metrics"]["rows"]["train"] == 800
 
 
@@ -144,6 +146,32 @@ def test_deployed_model_predicts_every_new_row_and_scores_labels(engine, tmp_pat
     engine.seek(stream, row=1900)
     engine.wait(stream, timeout=60)
     assert engine.store.predictions(sid, last=10_000).num_rows == 2000     # nothing predicted after undeploy
+
+
+def test_swapping_models_on_a_running_stream_gives_each_row_one_prediction(engine, tmp_path):
+    stream, df, model, first = deployable(engine, tmp_path)
+    rows = training_rows(pa.Table.from_pandas(df), "label", ["a", "b"], [], "classification")
+    second_spec = ModelSpec("classification", "label", ("a", "b"), (), "logreg", cv=3)
+    trained = train(rows, second_spec)
+    second = engine.models.registry.save(trained.model, make_card(trained.model, second_spec, trained.report,
+                                                                  {"a": "number", "b": "number"}, {}, None))
+    live = tmp_path / "live.csv"
+    mixed_frame(6000, seed=2).to_csv(live, index=False)
+    paced = engine.add_replay(str(live), name="live", speed=Speed("rows", 3000))
+    engine.deploy(paced, first)
+    sid = engine.streams[paced].id
+    deadline = time.time() + 60
+    while engine.store.predictions(sid, last=10_000).num_rows < 1500 and time.time() < deadline:
+        time.sleep(0.05)
+    engine.deploy(paced, second)                   # swapped while batches flow
+    engine.wait(paced, timeout=120)
+    pred = engine.store.predictions(sid, last=100_000)
+    rids = pred.column("_rid").to_numpy()
+    models = pred.column("model").to_pylist()
+    assert len(rids) == 6000 and len(set(rids.tolist())) == 6000      # every row once, none twice
+    switch = models.index(second)
+    assert set(models[:switch]) == {first} and set(models[switch:]) == {second}
+    assert 1500 <= switch < 6000
 
 
 def test_deploy_refuses_a_model_whose_features_the_stream_lacks(engine, tmp_path):

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import pickle
@@ -42,7 +43,9 @@ def test_registry_save_list_load_delete(tmp_path, trained):
     assert c["classes"] == ["no", "yes"]
     assert [f["name"] for f in c["features"]] == ["a", "b", "noise", "site"]
     assert c["features"][3]["kind"] == "text"
-    assert c["libraries"]["scikit-learn"] and c["sha256"] and c["created"]
+    assert c["libraries"]["scikit-learn"] and c["created"]
+    with open(os.path.join(reg.root, mid, "model.skops"), "rb") as f:
+        assert c["sha256"] == hashlib.sha256(f.read()).hexdigest()
     assert c["metrics"]["holdout"]["accuracy"] > 0.8
     loaded, _ = reg.load(mid)
     assert (loaded.predict(X) == model.predict(X)).all()
