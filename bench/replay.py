@@ -9,27 +9,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.csv as pcsv
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def make_file(path: str, n: int) -> None:
-    rng = np.random.default_rng(0)
-    X = np.round(rng.normal(size=(n, 10)) * np.arange(1, 11) + np.array([20, 50, 1013, 0.5, 230, 60, 5, 100, 15, 1]), 3)
-    ts = np.datetime64("2024-01-01T00:00:00", "ms") + np.arange(n).astype("timedelta64[ms]") * 100
-    t = pa.table({"ts": pa.array(ts), **{f"x{i}": X[:, i] for i in range(10)},
-                  "site": np.array(["north", "south", "east", "west"])[rng.integers(0, 4, n)]})
-    pcsv.write_csv(t, path, pcsv.WriteOptions(quoting_style="none"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, make_file, machine, print_table  # noqa: E402
 
 
 def timed(fn) -> float:
@@ -80,12 +69,9 @@ def main() -> None:
     results.append((f"River Mean/Var/Cov per row ({args.river_rows:,}-row sample)", args.river_rows / timed(river)))
 
     ours = results[0][1]
-    print(f"\n{n:,} rows, 12 columns, {os.path.getsize(path) / 1e6:.0f} MB; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}\n")
-    print(f"| {'case':<62} | {'rows/s':>12} | {'Rivulet / case':>14} |")
-    print(f"|{'-' * 64}|{'-' * 14}|{'-' * 16}|")
-    for case, rate in results:
-        print(f"| {case:<62} | {rate:>12,.0f} | {ours / rate:>14.2f} |")
+    print(f"\n{n:,} rows, 12 columns, {os.path.getsize(path) / 1e6:.0f} MB; {machine()}\n")
+    print_table(["case", "rows/s", "Rivulet / case"], [[case, f"{rate:,.0f}", f"{ours / rate:.2f}"]
+                                                     for case, rate in results])
     shutil.rmtree(tmp, ignore_errors=True)
 
 
