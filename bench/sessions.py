@@ -120,8 +120,11 @@ def browse(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict
         for _ in range(sessions):
             page = browser.new_context().new_page()
             page.on("pageerror", lambda e: stats.__setitem__("page_errors", stats["page_errors"] + 1))
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=60_000)
             tabs.append(page)
+            try:
+                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=60_000)
+            except PlaywrightError:
+                stats["timeouts"] += 1
         mark()
         # Playwright's sync API is single-threaded: drive the tabs round-robin; each keeps its
         # own Streamlit session, whose fragments refresh by themselves while the tab stays open.

@@ -230,6 +230,8 @@ def test_imported_model_is_checked_against_the_stream_and_deploys(engine, tmp_pa
     card = engine.models.registry.card(imported)
     assert card["name"] == "shared" and card["classes"] == ["no", "yes"]
     assert {f["name"]: f["role"] for f in card["features"]} == {"a": "numeric", "b": "numeric", "site": "categorical"}
+    with pytest.raises(UserError, match="imported without its training spec"):
+        engine.models.importance(imported, stream)
     engine.deploy(stream, imported)
     engine.seek(stream, row=0)
     engine.wait(stream, timeout=60)

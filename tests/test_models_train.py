@@ -271,3 +271,30 @@ def test_cli_predict_errors_are_one_line(tmp_path):
     assert not sentinel.exists()
     r = run_cli("train", str(tmp_path / "none.csv"), "--target", "label")
     assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_cli_predict_writes_one_line_per_input_row_even_for_bad_rows(tmp_path):
+    df = mixed_frame(200)
+    good = tmp_path / "d.csv"
+    df.to_csv(good, index=False)
+    model = tmp_path / "m.skops"
+    assert run_cli("train", str(good), "--target", "label", "--features", "a,b,site", "--cv", "3",
+                   "--out", str(model)).returncode == 0
+    lines = good.read_text().splitlines()
+    lines[11] = lines[11] + ",EXTRA,FIELDS"             # row 10: too many fields -> quarantined
+    lines[51] = "a,b,noise,site,label,value"            # row 50: the header again -> quarantined
+    lines[101] = lines[101].replace(lines[101].split(",")[0], "oops", 1)   # row 100: text in a number: kept
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    r = run_cli("predict", str(model), str(bad))
+    assert r.returncode == 0, r.stderr
+    assert "2 rows" in r.stderr
+    out = pd.read_csv(io.StringIO(r.stdout), skip_blank_lines=False)
+    assert len(out) == 200
+    assert out.loc[[10, 50], "prediction"].isna().all() and out.loc[[10, 50], "a"].isna().all()
+    from engine.models.export import import_file
+    m, _ = import_file(str(model))
+    X = df[["a", "b", "site"]].astype({"site": object}).copy()
+    X.loc[100, "a"] = np.nan
+    keep = [i for i in range(200) if i not in (10, 50)]
+    assert out.loc[keep, "prediction"].tolist() == m.predict(X.loc[keep]).tolist()

@@ -100,10 +100,11 @@ def cmd_predict(args) -> int:
     import pyarrow.csv as pcsv
 
     from ..pipeline import Pipeline
-    from .data import read_csv
+    from .data import read_parsed, with_gaps
     from .export import import_file
     model, card = import_file(args.model)
-    table, quarantined = read_csv(args.file)
+    parsed = read_parsed(args.file)
+    table = parsed.table
     if card.get("pipeline", {}).get("steps"):
         table = Pipeline.from_json(json.dumps(card["pipeline"])).apply(table)
     frame = model_frame(table, card)
@@ -116,8 +117,10 @@ def cmd_predict(args) -> int:
         for i, c in enumerate(model.classes_):
             out = out.append_column(unique_name(out, f"proba_{c}"), pa.array(proba[:, i]))
     out = out.append_column(unique_name(out, "prediction"), pa.array(pred.tolist()))
-    if quarantined:
-        sys.stderr.write(f"warning: {quarantined} rows of {args.file} could not be parsed and are not in the output\n")
+    if parsed.rejected and out.num_rows == parsed.table.num_rows:     # a filtering pipeline loses the places
+        out = with_gaps(out, parsed)
+        sys.stderr.write(f"warning: {parsed.rejected} rows of {args.file} could not be parsed; "
+                         f"their lines are empty, prediction included\n")
     pcsv.write_csv(out, sys.stdout.buffer, pcsv.WriteOptions(quoting_style="needed"))
     sys.stdout.flush()
     return 0

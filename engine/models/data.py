@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import UserError
-from ..parse import Parser, cut, infer_schema, sniff
+from ..parse import Parsed, Parser, cut, infer_schema, sniff
 from ..schema import kind_of
 
 SAMPLE = 1 << 20       # bytes used to infer the schema, as a replay does
@@ -18,6 +18,12 @@ SAMPLE = 1 << 20       # bytes used to infer the schema, as a replay does
 
 def read_csv(path: str) -> tuple[pa.Table, int]:
     """A whole CSV through the stream parser: typed columns and the number of quarantined rows."""
+    parsed = read_parsed(path)
+    return parsed.table, parsed.rejected
+
+
+def read_parsed(path: str) -> Parsed:
+    """A whole CSV through the stream parser, with each row's place in the file."""
     if not os.path.isfile(path):
         raise UserError(f"no such file: {path}")
     with open(path, "rb") as f:
@@ -30,8 +36,20 @@ def read_csv(path: str) -> tuple[pa.Table, int]:
     body = data[fmt.data_start:]
     sample = body[:SAMPLE]
     schema = infer_schema(fmt, sample[:cut(sample)] if len(body) > SAMPLE else sample)
-    parsed = Parser(fmt, schema).parse(body, fmt.data_start)
-    return parsed.table, parsed.rejected
+    return Parser(fmt, schema).parse(body, fmt.data_start, positions=True)
+
+
+def with_gaps(table: pa.Table, parsed: Parsed) -> pa.Table:
+    """`table` (one row per parsed row) with an all-empty row where each quarantined record was,
+    so that output rows line up with the file's records."""
+    rejected = np.array([b.position for b in parsed.bad if not b.kept], dtype=np.int64)
+    if not len(rejected):
+        return table
+    n = table.num_rows
+    # a row sits before a rejected record that starts at or after the row's end
+    order = np.argsort(np.concatenate([parsed.ends - 1, rejected]), kind="stable")
+    empty = pa.Table.from_arrays([pa.nulls(1, f.type) for f in table.schema], schema=table.schema)
+    return pa.concat_tables([table, empty]).take(pa.array(np.minimum(order, n)))
 
 
 @dataclass

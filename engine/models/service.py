@@ -119,6 +119,9 @@ class Models:
     def importance(self, model_id: str, stream: str, slice: dict | None = None) -> str:
         """A job: permutation importance of a stored model on the newest rows of the slice."""
         model, card = self.registry.load(model_id)
+        if not (card.get("spec") or {}).get("target"):
+            raise UserError(f"model {model_id!r} was imported without its training spec (target, features); "
+                            f"permutation importance needs them: train the model here instead")
         spec = ModelSpec.from_dict(card["spec"])
         rows, _ = self.rows(stream, spec, slice)
         return self.jobs.submit("importance", {"model": model, "rows": rows, "task": spec.task},
