@@ -5,8 +5,9 @@
 A real `streamlit run app.py` server (demo stream on, as shipped) starts its engine
 with a first visit, which resumes a paced, looped replay of a 1,000,000-row file at --rate rows/s from its data folder. First
 it runs alone for --alone seconds; then --sessions headless Chromium tabs (one
-browser, one context each, so one Streamlit session each) open every page in turn,
-staying on each while its live parts refresh every second, for --seconds.
+browser, one context each, so one Streamlit session each) move through every page
+by the sidebar's links, staying --dwell seconds on each while its live parts refresh
+every second, for --seconds.
 
 Ingest is counted after the server stops, from the stored rows' ingest times
 (retention off for this stream), so measuring adds no load. Errors: uncaught page
@@ -31,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import ROOT, machine, make_file, print_table  # noqa: E402
 
 sys.path.insert(0, ROOT)
-PAGES = ["", "Sources", "Aggregates", "Correlations"]        # url paths; "" is Overview
+PAGES = ["Overview", "Sources", "Aggregates", "Correlations"]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
@@ -107,35 +108,42 @@ def wake(port: int) -> None:
 
 
 def browse(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict:
-    """Tabs that visit every page in turn for `seconds`; counts visits and errors.
+    """Tabs that move through every page in turn for `seconds`; counts visits and errors.
 
-    `mark()` is called when every tab has opened its first page and again at the end, so the
-    browser's start-up is not counted against ingest."""
+    Each tab opens the app once (one Streamlit session) and then moves by the sidebar's
+    links, as a viewer does; the pages' live parts refresh every second by themselves.
+    `mark()` is called once every tab is open and again at the end, so the browser's
+    start-up is not counted against ingest."""
     from playwright.sync_api import Error as PlaywrightError, sync_playwright
     stats = {"visits": 0, "page_errors": 0, "exceptions": 0, "timeouts": 0}
+
+    def page_error(_):
+        stats["page_errors"] += 1
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         tabs = []
         for _ in range(sessions):
-            page = browser.new_context().new_page()
-            page.on("pageerror", lambda e: stats.__setitem__("page_errors", stats["page_errors"] + 1))
+            page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            page.on("pageerror", page_error)
             tabs.append(page)
             try:
-                page.goto(f"http://127.0.0.1:{port}/", wait_until="domcontentloaded", timeout=60_000)
+                page.goto(f"http://127.0.0.1:{port}/", timeout=20_000)
+                page.locator('[data-testid="stSidebarNavLink"]').first.wait_for(timeout=20_000)
             except PlaywrightError:
                 stats["timeouts"] += 1
         mark()
-        # Playwright's sync API is single-threaded: drive the tabs round-robin; each keeps its
-        # own Streamlit session, whose fragments refresh by themselves while the tab stays open.
+        # Playwright's sync API is single-threaded: the tabs are driven round-robin
         end = time.time() + seconds
         step = 0
         while time.time() < end:
             for i, page in enumerate(tabs):
-                url = f"http://127.0.0.1:{port}/{PAGES[(step + i) % len(PAGES)]}"
+                if time.time() >= end:
+                    break
+                title = PAGES[(step + i + 1) % len(PAGES)]
                 try:
-                    page.goto(url, wait_until="domcontentloaded", timeout=30_000)
-                except PlaywrightError:      # a navigation timeout under load is a result, not a crash
+                    page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click(timeout=10_000)
+                except PlaywrightError:      # a click that times out under load is a result, not a crash
                     stats["timeouts"] += 1
                     continue
                 stats["visits"] += 1
@@ -158,6 +166,7 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=100_000.0, help="paced replay rows/s")
     ap.add_argument("--dwell", type=float, default=5.0, help="seconds each tab stays on a page")
     args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))      # so `finally` stops the server
     tmp = tempfile.mkdtemp(prefix="rivulet-sessions-")
     data_dir = os.path.join(tmp, "data")
     try:
