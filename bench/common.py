@@ -43,6 +43,19 @@ def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}"
 
 
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def print_rates(title: str, results: list[tuple[str, float]], ratio: str) -> None:
+    """A titled table of (case, rows/s) with the first case's rate over each case's."""
+    ours = results[0][1]
+    print(f"\n{title}; {machine()}\n")
+    print_table(["case", "rows/s", ratio], [[case, f"{rate:,.0f}", f"{ours / rate:.2f}"] for case, rate in results])
+
+
 def print_table(headers: list[str], rows: list[list], first_width: int = 0) -> None:
     """A Markdown table: the first column left-aligned, the others right-aligned."""
     cells = [[str(c) for c in r] for r in rows]

@@ -13,18 +13,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import pyarrow.csv as pcsv
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, make_file, machine, print_table  # noqa: E402
-
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+from common import ROOT, make_file, print_rates, timed  # noqa: E402
 
 
 def main() -> None:
@@ -68,10 +61,7 @@ def main() -> None:
                     covs[i][j].update(x, row[j])
     results.append((f"River Mean/Var/Cov per row ({args.river_rows:,}-row sample)", args.river_rows / timed(river)))
 
-    ours = results[0][1]
-    print(f"\n{n:,} rows, 12 columns, {os.path.getsize(path) / 1e6:.0f} MB; {machine()}\n")
-    print_table(["case", "rows/s", "Rivulet / case"], [[case, f"{rate:,.0f}", f"{ours / rate:.2f}"]
-                                                     for case, rate in results])
+    print_rates(f"{n:,} rows, 12 columns, {os.path.getsize(path) / 1e6:.0f} MB", results, "Rivulet / case")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

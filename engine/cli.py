@@ -89,30 +89,29 @@ def _models_command(name: str):
 
 
 def cmd_replay(args) -> int:
+    from .errors import UserError
     from .operators import WindowSpec
     from .pipeline import Pipeline
     from .runtime import Engine
 
     if not os.path.isfile(args.file):
-        from .errors import UserError
         raise UserError(f"no such file: {args.file}")
-    if args.pipeline:
-        from .errors import UserError
-        try:
-            with open(args.pipeline) as f:
-                pipeline = Pipeline.from_json(f.read())
-        except OSError as e:
-            raise UserError(f"cannot read the pipeline {args.pipeline}: {e.strerror}") from None
-        if pipeline.steps:
-            raise UserError("pipeline steps are not available in this version yet")
+    pipeline = Pipeline.load(args.pipeline) if args.pipeline else None
     if args.window_seconds:
         window = WindowSpec("time", args.window_seconds, "event")
     else:
         window = WindowSpec("count", args.window_rows or 10_000)
     with Engine(args.data_dir) as engine:
         name = engine.add_replay(args.file, time_column=args.time_column, window=window,
-                                 retention_rows=args.retention_rows or None)
+                                 retention_rows=args.retention_rows or None, pipeline=pipeline)
         snap = engine.wait(name)
+        if snap.pipeline_error:
+            raise UserError(f"{snap.pipeline_error}; the rows were stored and counted without the pipeline")
+        status = engine.wait_backfill(name)       # resumed with another spec: history is re-run through it
+        if status is not None:
+            if status["state"] != "done":
+                raise UserError(f"the backfill did not finish: {status['error'] or status['state']}")
+            snap = engine.snapshot(name)
     _print(snap.to_json(), args.json)
     return 0
 

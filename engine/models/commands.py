@@ -42,13 +42,7 @@ def add_parsers(sub, positive_int) -> None:
 
 def read_pipeline(path: str | None):
     from ..pipeline import Pipeline
-    if not path:
-        return Pipeline()
-    try:
-        with open(path) as f:
-            return Pipeline.from_json(f.read())
-    except OSError as e:
-        raise UserError(f"cannot read the pipeline {path}: {e.strerror}") from None
+    return Pipeline.load(path) if path else Pipeline()
 
 
 def parse_params(items: list[str]) -> dict:
@@ -70,8 +64,10 @@ def cmd_train(args) -> int:
     from .spec import ModelSpec
     from .train import headline, train
     table, quarantined = read_csv(args.file)
-    pipeline = read_pipeline(args.pipeline)
-    table = pipeline.apply(table)
+    # statistics the spec freezes come from the training rows and go into the card, so predict
+    # runs the same transformation on new raw rows
+    pipeline, _ = read_pipeline(args.pipeline).fit(table.schema, table)
+    table = pipeline.runner().run(table)
     table, time_column = in_time_order(table, args.time_column)
     names = [c.strip() for c in args.features.split(",") if c.strip()] if args.features else None
     task = args.task or guess_task(table, args.target)
@@ -106,7 +102,11 @@ def cmd_predict(args) -> int:
     parsed = read_parsed(args.file)
     table = parsed.table
     if card.get("pipeline", {}).get("steps"):
-        table = Pipeline.from_json(json.dumps(card["pipeline"])).apply(table)
+        rows = table.num_rows
+        table = Pipeline.from_dict(card["pipeline"]).apply(table)
+        if table.num_rows < rows:
+            sys.stderr.write(f"warning: the model's pipeline drops {rows - table.num_rows} rows of {args.file}; "
+                             f"they are not in the output\n")
     frame = model_frame(table, card)
     pred = model.predict(frame)
     out = table
