@@ -245,13 +245,18 @@ def test_cli_train_counts_missing_targets_and_takes_a_pipeline(tmp_path):
     assert r.returncode == 2 and "unknown kind 'no-such-step'" in r.stderr and r.stderr.count("\n") == 1
 
 
+def cli_model(tmp_path, df):
+    """`df` written to d.csv and a model trained on it by the CLI: (csv path, model path)."""
+    path, model = tmp_path / "d.csv", tmp_path / "m.skops"
+    df.to_csv(path, index=False)
+    r = run_cli("train", str(path), "--target", "label", "--features", "a,b,site", "--cv", "3", "--out", str(model))
+    assert r.returncode == 0, r.stderr
+    return path, model
+
+
 def test_cli_predict_errors_are_one_line(tmp_path):
     df = mixed_frame(120)
-    path = tmp_path / "d.csv"
-    df.to_csv(path, index=False)
-    model = tmp_path / "m.skops"
-    assert run_cli("train", str(path), "--target", "label", "--features", "a,b,site", "--cv", "3",
-                   "--out", str(model)).returncode == 0
+    path, model = cli_model(tmp_path, df)
     lacking = tmp_path / "lacking.csv"
     df.drop(columns=["site"]).to_csv(lacking, index=False)
     sentinel = tmp_path / "pwned"
@@ -275,11 +280,7 @@ def test_cli_predict_errors_are_one_line(tmp_path):
 
 def test_cli_predict_writes_one_line_per_input_row_even_for_bad_rows(tmp_path):
     df = mixed_frame(200)
-    good = tmp_path / "d.csv"
-    df.to_csv(good, index=False)
-    model = tmp_path / "m.skops"
-    assert run_cli("train", str(good), "--target", "label", "--features", "a,b,site", "--cv", "3",
-                   "--out", str(model)).returncode == 0
+    good, model = cli_model(tmp_path, df)
     lines = good.read_text().splitlines()
     lines[11] = lines[11] + ",EXTRA,FIELDS"             # row 10: too many fields -> quarantined
     lines[51] = "a,b,noise,site,label,value"            # row 50: the header again -> quarantined
