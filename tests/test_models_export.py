@@ -144,3 +144,19 @@ def test_import_reads_the_card_and_checks_features(tmp_path, trained):
     table = pa.table({"a": [1.0], "b": [2.0], "site": ["x"]})
     with pytest.raises(UserError, match="features missing from the data: noise"):
         model_frame(table, c)
+
+
+def test_a_failed_export_leaves_the_previous_file_and_no_temporary(tmp_path, trained, monkeypatch):
+    model, card, X = trained
+    path = tmp_path / "model.skops"
+    export(model, card, str(path))
+    before = path.read_bytes()
+    from engine.models import registry
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(registry.os, "replace", broken_replace)
+    with pytest.raises(UserError, match="cannot write .*No space left"):
+        export(model, card, str(path))
+    assert path.read_bytes() == before and import_file(str(path))[0].predict(X).tolist() == model.predict(X).tolist()
+    assert sorted(os.listdir(tmp_path)) == ["model.skops", "model.skops.card.json"]

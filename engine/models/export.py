@@ -54,8 +54,11 @@ def export(model, card: dict, path: str, fmt: str | None = None) -> dict:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UserError(f"no such folder: {folder}")
-    write_atomic(path, data)
-    write_atomic(card_path(path), json.dumps(json_safe(out), indent=1).encode())
+    try:
+        write_atomic(path, data)
+        write_atomic(card_path(path), json.dumps(json_safe(out), indent=1).encode())
+    except OSError as e:            # the previous file, if any, is still whole
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
     return out
 
 
