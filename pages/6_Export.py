@@ -29,7 +29,7 @@ def model_export() -> None:
                 icon=":material/info:")
         st.page_link("pages/5_Models.py", label="Go to Models", icon=":material/model_training:")
         return
-    labels = {c["id"]: f"{c['name']} · {c['spec']['target'] if c.get('spec') else 'imported'} · "
+    labels = {c["id"]: f"{c['name']} · {(c.get('spec') or {}).get('target') or 'imported'} · "
                        f"{c['created'].replace('T', ' ')[:-1]}" for c in cards}
     model_id = st.selectbox("Model", list(labels), format_func=labels.get, key="x_model")
     fmt_name = st.radio("Format", list(FORMAT_NAMES), format_func=FORMAT_NAMES.get, horizontal=True,
@@ -62,9 +62,9 @@ def card_summary(card: dict, size: int) -> None:
     holdout = metrics.get("holdout") or {}
     main = (metrics.get("cv") or {}).get("metric")
     lines = [f"**{card.get('name')}** · {fmt.size(size)} · SHA-256 `{card['sha256'][:16]}…`"]
-    if card.get("spec"):
-        lines.append(f"Predicts **{card['spec']['target']}** ({card['spec']['task']}) from "
-                     + ", ".join(f"{f['name']} ({f.get('kind') or '?'})" for f in card["features"]))
+    spec = card.get("spec") or {}
+    lines.append(f"Predicts **{spec.get('target') or 'its target'}** ({spec.get('task') or 'task unknown'}) from "
+                 + ", ".join(f"{f['name']} ({f.get('kind') or f.get('role') or '?'})" for f in card["features"]))
     if main and holdout.get(main) is not None:
         lines.append(f"Holdout {main} {holdout[main]:.3f} (baseline {metrics['baseline'].get(main):.3f}) on "
                      f"{metrics['rows']['holdout']:,} rows")
@@ -85,22 +85,14 @@ def model_import() -> None:
     card_file = st.file_uploader("Its card (.card.json, optional)", type=["json"], key=f"x_import_card_{r}")
     if st.button("Import", icon=":material/upload:", disabled=model_file is None):
         with guard("Importing"):
-            if model_file.size > upload_limit_bytes():
-                raise_limit(model_file.size)
-            model_id = engine.models.import_model(model_file.getvalue(), model_file.name,
-                                                  card_file.getvalue() if card_file else None)
+            model_id = engine.models.import_model(model_file, model_file.name,
+                                                  card_data=card_file.getvalue() if card_file else None)
             st.session_state["x_import_round"] += 1
             st.session_state["x_imported"] = model_id
             st.rerun()
     if st.session_state.get("x_imported"):
         st.success(f"Imported as **{st.session_state['x_imported']}**; it is listed on the left and on Models.",
                    icon=":material/check_circle:")
-
-
-def raise_limit(size: int) -> None:
-    from engine.errors import UserError
-    raise UserError(f"the file is {fmt.size(size)}, larger than the upload limit of "
-                    f"{fmt.size(upload_limit_bytes())}")
 
 
 def data_export() -> None:

@@ -60,8 +60,11 @@ def export(model, card: dict, path: str, fmt: str | None = None) -> dict:
     if not os.path.isdir(folder):
         raise UserError(f"no such folder: {folder}")
     data, out = export_bytes(model, card, fmt, os.path.basename(path))
-    write_atomic(path, data)
-    write_atomic(card_path(path), json.dumps(out, indent=1).encode())
+    try:
+        write_atomic(path, data)
+        write_atomic(card_path(path), json.dumps(out, indent=1).encode())
+    except OSError as e:            # the previous file, if any, is still whole
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
     return out
 
 
@@ -86,35 +89,57 @@ def import_file(path: str) -> tuple[object, dict]:
 
 
 def import_bytes(data: bytes, name: str, card_data: bytes | None = None) -> tuple[object, dict]:
-    """(model, card) from uploaded .skops bytes and, optionally, its .card.json.
-
-    The card only describes the model: features and classes are checked against the
-    model itself, so a card cannot make a model look like something else.
-    """
+    """(model, card) from uploaded .skops bytes and, optionally, its .card.json (see `checked_card`)."""
     model = safe.loads(data, name)
-    card = card_from_model(model)
-    if card_data:
-        try:
-            given = json.loads(card_data)
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise UserError("the model card is not JSON; upload the .card.json written beside the model") from None
-        if not isinstance(given, dict) or not isinstance(given.get("features"), list):
-            raise UserError("the model card has no feature list; upload the .card.json written beside the model")
-        names = [f.get("name") for f in given["features"] if isinstance(f, dict)]
-        if names != [f["name"] for f in card["features"]]:
-            raise UserError("the model card's features do not match the model's; upload the card that came "
-                            "with this model")
-        card = {**given, "classes": card["classes"]}
-    return model, card
+    card = card_from_model(model, name=os.path.splitext(os.path.basename(name))[0] or "imported")
+    return model, checked_card(card, card_data) if card_data else card
 
 
-def card_from_model(model) -> dict:
-    """A minimal card for a model that came without one: features and classes from the model itself."""
+def checked_card(card: dict, card_data: bytes) -> dict:
+    """An uploaded card in place of the minimal one read from the model (`card`).
+
+    The card only describes the model: its features must be the model's own, and the
+    classes are the model's, so a card cannot make a model look like something else.
+    """
+    try:
+        given = json.loads(card_data)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise UserError("the model card is not JSON; upload the .card.json written beside the model") from None
+    if not isinstance(given, dict) or not isinstance(given.get("features"), list):
+        raise UserError("the model card has no feature list; upload the .card.json written beside the model")
+    names = [f.get("name") for f in given["features"] if isinstance(f, dict)]
+    if names != [f["name"] for f in card["features"]]:
+        raise UserError("the model card's features do not match the model's; upload the card that came "
+                        "with this model")
+    return {**given, "classes": card["classes"]}
+
+
+def card_from_model(model, name: str = "imported") -> dict:
+    """A minimal card for a model that came without one: features, their roles and classes from the model."""
     names = getattr(model, "feature_names_in_", None)
     if names is None:
         raise UserError("the model does not record its feature names; train it on a table with named columns")
-    return json_safe({"name": "imported", "features": [{"name": n, "kind": None, "role": None} for n in names],
-                      "classes": getattr(model, "classes_", None), "spec": None, "metrics": None})
+    roles = _roles(model)
+    classes = getattr(model, "classes_", None)
+    return json_safe({"name": name, "features": [{"name": n, "kind": None, "role": roles.get(n)} for n in names],
+                      "classes": classes, "spec": {"task": "classification" if classes is not None else "regression"},
+                      "metrics": None})
+
+
+def _roles(model) -> dict[str, str]:
+    """numeric/categorical per column, read from a ColumnTransformer first step (as `spec.build` makes)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+    first = model.steps[0][1] if hasattr(model, "steps") else None
+    if not isinstance(first, ColumnTransformer):
+        return {}
+    roles = {}
+    for _, step, columns in getattr(first, "transformers_", []):
+        encodes = isinstance(step, OneHotEncoder) or (hasattr(step, "steps") and
+                                                      isinstance(step.steps[-1][1], OneHotEncoder))
+        if isinstance(columns, (list, tuple)):
+            roles.update({c: "categorical" if encodes else "numeric" for c in columns if isinstance(c, str)})
+    return roles
 
 
 # --- ONNX --------------------------------------------------------------------------
