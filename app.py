@@ -1,40 +1,39 @@
-"""Overview: every stream's live status. Creates the shared engine."""
+"""Rivulet's dashboard: `streamlit run app.py`. Starts the shared engine and routes to the pages.
+
+Every file in pages/ is a page, in file-name order (0_Overview.py first); a new
+page only needs its file.
+"""
 from __future__ import annotations
 
-import time
+import glob
+import os
 
 import streamlit as st
 
 from ui.engine import get_engine
 
+ICONS = {"Overview": ":material/dashboard:", "Sources": ":material/upload_file:",
+         "Preprocessing": ":material/tune:", "Aggregates": ":material/monitoring:",
+         "Correlations": ":material/grid_on:", "Models": ":material/model_training:",
+         "Export": ":material/download:"}
+
 st.set_page_config(page_title="Rivulet", page_icon="🌊", layout="wide")
-st.title("Rivulet")
-st.caption("Live analytics on data streams")
-
-engine = get_engine()
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-@st.fragment(run_every="1s")
-def live_status() -> None:
-    snaps = engine.snapshots()
-    total = sum(s.counts["ingested"] for s in snaps.values())
-    rate = sum(s.source.get("rows_per_s", 0.0) for s in snaps.values())
-    cols = st.columns(4)
-    cols[0].metric("Streams", len(snaps))
-    cols[1].metric("Rows stored", f"{total:,}")
-    cols[2].metric("Rows/s", f"{rate:,.1f}")
-    cols[3].metric("Quarantined", f"{sum(s.counts['quarantined'] for s in snaps.values()):,}")
-    if not snaps:
-        st.info("No streams yet. Set RIVULET_DEMO=1 (the default) for the built-in demo stream.")
-        return
-    rows = [{"stream": name, "source": s.source.get("kind"), "state": s.state,
-             "rows": s.counts["ingested"], "rows/s": s.source.get("rows_per_s", 0.0),
-             "lag (s)": s.source.get("lag_s", 0.0), "quarantined": s.counts["quarantined"],
-             "flagged": s.counts["flagged"], "pipeline": s.pipeline, "last error": s.error or ""}
-            for name, s in snaps.items()]
-    st.dataframe(rows, hide_index=True, width="stretch")
-    st.caption(f"Updated {time.strftime('%H:%M:%S')} · data folder {engine.data_dir}")
+def title_of(path: str) -> str:
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem.split("_", 1)[1].replace("_", " ") if stem[0].isdigit() and "_" in stem else stem
 
 
-if engine is not None:
-    live_status()
+def pages() -> list:
+    found = []
+    for path in sorted(glob.glob(os.path.join(HERE, "pages", "*.py"))):
+        title = title_of(path)
+        found.append(st.Page(os.path.relpath(path, HERE), title=title, icon=ICONS.get(title),
+                             url_path=title.replace(" ", "_"), default=title == "Overview"))
+    return found
+
+
+get_engine()          # start the engine on the first visit, whatever page it opens
+st.navigation(pages()).run()

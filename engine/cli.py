@@ -42,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--limit", type=_positive_int, default=50)
     q.add_argument("--data-dir", metavar="D")
     q.add_argument("--json", action="store_true")
+
+    from .models.commands import add_parsers as add_model_parsers
+    add_model_parsers(sub, _positive_int)
     return p
 
 
@@ -69,12 +72,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .errors import UserError
     try:
-        return {"replay": cmd_replay, "status": cmd_status, "quarantine": cmd_quarantine}[args.command](args)
+        return {"replay": cmd_replay, "status": cmd_status, "quarantine": cmd_quarantine,
+                "train": _models_command("cmd_train"), "predict": _models_command("cmd_predict")}[args.command](args)
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _models_command(name: str):
+    def run(args) -> int:
+        from .models import commands
+        return getattr(commands, name)(args)
+    return run
 
 
 def cmd_replay(args) -> int:

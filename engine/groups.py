@@ -39,40 +39,36 @@ class KeyedStats:
     def of_rows(cls, keys: np.ndarray, X: np.ndarray) -> "KeyedStats":
         """Group the rows of X (n x k, NaN = missing) by integer key, in a few passes.
 
-        Sums use np.bincount (one C loop a column); only min and max need reduceat.
+        Rows are sorted by key once (usually they already are: time order), then
+        every statistic is one `reduceat` over all columns at once.
         """
         X = np.asarray(X, dtype=np.float64)
         keys = np.asarray(keys, dtype=np.int64)
         k = X.shape[1]
         if len(keys) == 0:
             return cls.empty(k)
-        order = None if np.all(keys[1:] >= keys[:-1]) else np.argsort(keys, kind="stable")
-        sk = keys if order is None else keys[order]
-        first = np.concatenate(([True], sk[1:] != sk[:-1]))
+        if not np.all(keys[1:] >= keys[:-1]):
+            order = np.argsort(keys, kind="stable")
+            keys, X = keys[order], X[order]
+        first = np.concatenate(([True], keys[1:] != keys[:-1]))
         starts = np.flatnonzero(first)
-        uniq = sk[starts]
-        m = len(uniq)
-        seg = np.cumsum(first) - 1            # bucket index of each sorted row
-        if order is not None:
-            inv = np.empty_like(seg)
-            inv[order] = seg
-            seg = inv                          # bucket index of each row in input order
+        seg = np.cumsum(first) - 1            # bucket index of each row
         valid = ~np.isnan(X)
-        X0 = np.where(valid, X, 0.0)
-        n = np.empty((m, k))
-        mean = np.empty((m, k))
-        m2 = np.empty((m, k))
-        for j in range(k):
-            n[:, j] = np.bincount(seg, weights=valid[:, j], minlength=m)
+        if valid.all():                       # the common case: no masks needed
+            n = np.repeat(np.diff(np.append(starts, len(keys)))[:, None].astype(np.float64), k, axis=1)
+            mean = np.add.reduceat(X, starts, axis=0) / n
+            dev = X - mean[seg]
+            lo = hi = X
+        else:
+            X0 = np.where(valid, X, 0.0)
+            n = np.add.reduceat(valid, starts, axis=0, dtype=np.float64)
             with np.errstate(invalid="ignore", divide="ignore"):
-                mean[:, j] = np.where(n[:, j] > 0, np.bincount(seg, weights=X0[:, j], minlength=m) / n[:, j], 0.0)
-            dev = np.where(valid[:, j], X0[:, j] - mean[seg, j], 0.0)
-            m2[:, j] = np.bincount(seg, weights=dev * dev, minlength=m)
-        lo = np.where(valid, X, np.inf)
-        hi = np.where(valid, X, -np.inf)
-        if order is not None:
-            lo, hi = lo[order], hi[order]
-        return cls(uniq, n, mean, m2, np.minimum.reduceat(lo, starts, axis=0), np.maximum.reduceat(hi, starts, axis=0))
+                mean = np.where(n > 0, np.add.reduceat(X0, starts, axis=0) / n, 0.0)
+            dev = np.where(valid, X0 - mean[seg], 0.0)
+            lo, hi = np.where(valid, X, np.inf), np.where(valid, X, -np.inf)
+        m2 = np.add.reduceat(dev * dev, starts, axis=0)
+        return cls(keys[starts], n, mean, m2, np.minimum.reduceat(lo, starts, axis=0),
+                   np.maximum.reduceat(hi, starts, axis=0))
 
     def merge(self, other: "KeyedStats") -> "KeyedStats":
         """Union of keys; statistics of shared keys combine exactly."""

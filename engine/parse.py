@@ -24,7 +24,10 @@ from .errors import UserError
 from .schema import Column, Schema
 
 NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "none", "#N/A", "<NA>"]
+NA_SET = frozenset(NA_VALUES)
 RESERVED = ("_rid", "_ingest")
+COMPRESSED = ((b"\x1f\x8b", "gzip-compressed"), (b"PK\x03\x04", "a zip archive"), (b"BZh", "bzip2-compressed"),
+              (b"\xfd7zXZ\x00", "xz-compressed"), (b"\x28\xb5\x2f\xfd", "zstd-compressed"))
 MAX_LINE = 1 << 20          # bytes; a longer record is quarantined
 RAW_KEEP = 2000             # characters of a bad record kept in the quarantine
 _NUMBER = r"^[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf|Inf|INF|infinity|Infinity|nan|NaN)$"
@@ -58,6 +61,7 @@ class CsvFormat:
     header: bytes            # the header line, as in the file, without its line end
     names: tuple[str, ...]
     data_start: int          # offset of the first data record
+    trailing: int = 0        # empty fields every row ends with (a trailing delimiter), dropped
 
 
 def sniff(head: bytes, final: bool) -> CsvFormat | None:
@@ -65,6 +69,9 @@ def sniff(head: bytes, final: bool) -> CsvFormat | None:
     start = 3 if head.startswith(b"\xef\xbb\xbf") else 0
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UserError("the file is UTF-16; it is converted to UTF-8 on upload or replay, not while tailing")
+    for magic, what in COMPRESSED:
+        if head.startswith(magic):
+            raise UserError(f"the file is {what}; compressed files are not read: extract the CSV and use that")
     pos = start
     while True:        # skip blank lines before the header
         nl = head.find(b"\n", pos)
@@ -77,14 +84,32 @@ def sniff(head: bytes, final: bool) -> CsvFormat | None:
     header = line.rstrip(b"\r")
     if not header.strip():
         return None
+    if b"\x00" in header or sum(c < 9 or 13 < c < 32 for c in header[:4096]) > 0:
+        raise UserError("the file does not look like CSV text: its first line holds binary data")
     encoding = _encoding(head[start:])
     text = header.decode(encoding, errors="replace")
     delimiter = max([",", ";", "\t", "|"], key=lambda d: (text.count(d), d == ","))
     if text.count(delimiter) == 0:
         delimiter = ","
-    names = next(csv.reader([text], delimiter=delimiter))
-    return CsvFormat(delimiter, encoding, header, tuple(clean_names(names)),
-                     pos + len(line) + (1 if nl >= 0 else 0))
+    try:
+        names = next(csv.reader([text], delimiter=delimiter))
+    except csv.Error as e:
+        raise UserError(f"the header line cannot be read as CSV: {e}") from None
+    data_start = pos + len(line) + (1 if nl >= 0 else 0)
+    return CsvFormat(delimiter, encoding, header, tuple(clean_names(names)), data_start,
+                     _trailing(head[data_start:], delimiter, len(names)))
+
+
+def _trailing(body: bytes, delimiter: str, fields: int) -> int:
+    """1 when the first rows all end with one empty field more than the header has (`a,b,`)."""
+    lines = [ln.rstrip(b"\r") for ln in body.split(b"\n")[:50] if ln.strip(b"\r\t ")]
+    if len(lines) > 1:
+        lines = lines[:-1]                 # the last one may be cut short
+    d = delimiter.encode()
+    if lines and b'"' not in b"".join(lines) and all(
+            ln.endswith(d) and ln.count(d) == fields for ln in lines):
+        return 1
+    return 0
 
 
 def _encoding(data: bytes) -> str:
@@ -176,6 +201,7 @@ class Parser:
         self.schema = schema
         self.max_line = max_line
         self._types = {c.name: c.arrow_type() for c in schema.columns}
+        self._read_names = list(schema.names) + [f"_trailing_{i}" for i in range(fmt.trailing)]
 
     def parse(self, data: bytes, base: int, positions: bool = False) -> Parsed:
         """Parse whole records; `base` is the source offset of data[0]."""
@@ -195,16 +221,22 @@ class Parser:
             data = _transcode(data, self.fmt.encoding)
         return pcsv.read_csv(
             io.BytesIO(data),
-            read_options=pcsv.ReadOptions(column_names=list(self.schema.names), use_threads=threads,
+            read_options=pcsv.ReadOptions(column_names=self._read_names, use_threads=threads,
                                           block_size=max(len(data) + 1, 1 << 20)),
             parse_options=pcsv.ParseOptions(delimiter=self.fmt.delimiter, newlines_in_values=b'"' in data,
                                             invalid_row_handler=handler),
             convert_options=pcsv.ConvertOptions(column_types=types, null_values=NA_VALUES,
+                                                include_columns=list(self.schema.names),
                                                 strings_can_be_null=True, quoted_strings_can_be_null=False))
 
     def _fast(self, data: bytes) -> pa.Table | None:
-        if self._has_header(data):
+        if self._has_header(data) or b"\x00" in data:
             return None
+        if self.fmt.encoding == "utf-8" and not data.isascii():
+            try:        # pyarrow cannot report a bad row with bad bytes; the slow path can
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                return None
         invalid = []
         try:
             table = self._read(data, self._types, lambda row: invalid.append(1) or "skip")
@@ -216,7 +248,8 @@ class Parser:
             arr = table.column(col.name)
             if col.kind == "number" and arr.null_count < len(arr) and pc.any(pc.is_inf(arr)).as_py():
                 return None
-            if col.kind == "text" and len(arr) and (pc.max(pc.utf8_length(arr)).as_py() or 0) > self.max_line:
+            # a long value may mean a long line: let the slow path measure lines exactly
+            if col.kind == "text" and len(arr) and (pc.max(pc.utf8_length(arr)).as_py() or 0) > self.max_line // 2:
                 return None
         return table
 
@@ -238,14 +271,25 @@ class Parser:
 
         for i in np.flatnonzero(keep & (length > self.max_line)):
             reasons[int(i)] = f"line longer than {self.max_line} bytes"
+        arr = np.frombuffer(data, np.uint8)
+        if b'"' in data and int(np.count_nonzero(arr == 34)) % 2:
+            last = int(np.flatnonzero(keep)[-1])
+            reasons[last] = "unterminated quote: the record runs to the end of the data"
+        if b"\x00" in data:
+            for i in np.unique(np.searchsorted(ends, np.flatnonzero(arr == 0), side="right")):
+                reasons.setdefault(int(i), "NUL bytes in the line")
         counts = _field_counts(data, ends, self.fmt.delimiter)
-        want = len(self.schema.columns)
-        for i in np.flatnonzero(keep & (counts != want)):
-            reasons.setdefault(int(i), f"expected {want} fields, found {int(counts[i])}")
+        want = len(self.schema.columns) + self.fmt.trailing
         hlen = len(self.fmt.header)
         for i in np.flatnonzero(keep & (length >= hlen) & (length <= hlen + 2)):
             if data[starts[i]:ends[i]].rstrip(b"\r\n") == self.fmt.header:
                 reasons.setdefault(int(i), "repeated header line")
+        first_name = self.fmt.header.split(self.fmt.delimiter.encode())[0] + self.fmt.delimiter.encode()
+        for i in np.flatnonzero(keep & (counts != want)):
+            if data[starts[i]:ends[i]].startswith(first_name):
+                reasons.setdefault(int(i), "a different header line mid-stream; the columns were fixed when "
+                                           "the stream started, so rows of the new layout are set aside")
+            reasons.setdefault(int(i), f"expected {want - self.fmt.trailing} fields, found {int(counts[i])}")
         if self.fmt.encoding == "utf-8":
             self._bad_bytes(data, starts, ends, keep, reasons)
 
@@ -255,10 +299,16 @@ class Parser:
                for i, r in reasons.items()]
         rows = np.flatnonzero(keep)
         good = _slice_join(data, starts, ends, _runs(rows))
-        table = self._read(good, {n: pa.string() for n in self.schema.names}, threads=False) if len(rows) else \
-            pa.table({n: pa.array([], pa.string()) for n in self.schema.names})
-        if table.num_rows != len(rows):     # cannot happen with the checks above; keep nothing silently wrong
-            raise RuntimeError(f"parser lost track of records ({table.num_rows} != {len(rows)})")
+        try:
+            table = self._read(good, {n: pa.string() for n in self._read_names}, threads=False) if len(rows) \
+                else pa.table({n: pa.array([], pa.string()) for n in self.schema.names})
+        except pa.ArrowInvalid:
+            table = None
+        if table is None or table.num_rows != len(rows):
+            # a quote inside an unquoted field (`a"b`) can make pyarrow see other record
+            # bounds than the quote count does: settle it one record at a time
+            table, rows, odd = self._one_by_one(data, starts, ends, rows, base)
+            bad.extend(odd)
         columns, flags = [], {}
         for col in self.schema.columns:
             arr, problem = convert(table.column(col.name).combine_chunks(), col)
@@ -272,6 +322,29 @@ class Parser:
                            "; ".join(why), kept=True))
         bad.sort(key=lambda b: b.position)
         return Parsed(pa.Table.from_arrays(columns, schema=self.schema.arrow()), bad, base + ends[rows])
+
+    def _one_by_one(self, data: bytes, starts, ends, rows, base: int):
+        names, want = list(self.schema.names), len(self.schema.names)
+        values, kept, bad = [], [], []
+        for i in rows:
+            text = data[starts[i]:ends[i]].decode(self.fmt.encoding, errors="replace").rstrip("\r\n")
+            try:
+                records = list(csv.reader(io.StringIO(text, newline=""), delimiter=self.fmt.delimiter, strict=True))
+            except csv.Error as e:
+                records = [None, str(e)]
+            fields = records[0] if len(records) == 1 else None
+            if fields is not None and self.fmt.trailing and len(fields) == want + self.fmt.trailing:
+                fields = fields[:want]
+            if fields is None or len(fields) != want:
+                bad.append(Bad(base + int(starts[i]), _raw(data[starts[i]:ends[i]], self.fmt.encoding),
+                               "malformed quoting: the record cannot be split into "
+                               f"{want} fields"))
+                continue
+            values.append([None if v in NA_SET else v for v in fields])
+            kept.append(i)
+        columns = list(zip(*values)) if values else [()] * want
+        table = pa.table({n: pa.array(list(c), pa.string()) for n, c in zip(names, columns)})
+        return table, np.array(kept, np.int64), bad
 
     @staticmethod
     def _bad_bytes(data: bytes, starts, ends, keep, reasons) -> None:

@@ -20,6 +20,7 @@ from .sources.base import Source
 from .sources.demo import DemoSource
 from .sources.replay import ReplaySource, Speed
 from .store import Store
+from .transcode import as_utf8
 from .stream import Stream, Work
 
 log = logging.getLogger("rivulet")
@@ -48,6 +49,12 @@ class Engine:
                 self._start(row["id"], row["name"], row["config"], row["schema"])
             except UserError as e:
                 log.warning("stream %s not resumed: %s", row["name"], e)
+                continue
+            if row["config"].get("deployed"):
+                try:
+                    self.deploy(row["name"], row["config"]["deployed"])
+                except UserError as e:
+                    log.warning("model %s not redeployed on %s: %s", row["config"]["deployed"], row["name"], e)
         if demo and DEMO_NAME not in self.streams:
             self.add_demo()
 
@@ -62,12 +69,13 @@ class Engine:
             raise UserError(f"no such file: {path}")
         with self.lock:
             for s in self.streams.values():
-                if s.config.get("path") == path and s.config.get("source") == "replay":
+                if s.config.get("original", s.config.get("path")) == path and s.config.get("source") == "replay":
                     if window is not None and WindowSpec.from_json(s.config.get("window")) != window:
                         self._set_config(s, window=window.to_json())
                     return s.name
             name = self._free_name(name or os.path.splitext(os.path.basename(path))[0])
-            config = {"source": "replay", "path": path, "speed": {"mode": speed.mode, "value": speed.value},
+            original, path = path, as_utf8(path, os.path.join(self.data_dir, "converted"))
+            config = {"source": "replay", "path": path, "original": original, "speed": {"mode": speed.mode, "value": speed.value},
                       "loop": loop, "time_column": time_column, "window": (window or WindowSpec()).to_json(),
                       "retention_rows": retention_rows, "retention_seconds": retention_seconds,
                       "group_by": group_by}
@@ -171,6 +179,36 @@ class Engine:
             raise UserError(f"stream {name!r} is not a replay")
         return s
 
+    # --- models --------------------------------------------------------------------
+    @property
+    def models(self):
+        """Training jobs, the model registry and deployments (engine/models/service.py)."""
+        with self.lock:
+            if getattr(self, "_models", None) is None:
+                from .models.service import Models     # scikit-learn loads only when models are used
+                self._models = Models(self)
+            return self._models
+
+    def deploy(self, name: str, model_id: str) -> dict:
+        """Predict every new row of stream `name` with a stored model, replacing any deployed one."""
+        self._set_deployment(name, self.models.deployment(name, model_id))
+        return self._get(name).deployment.status()
+
+    def deploy_online(self, name: str, target: str, features: list[str], classes=None,
+                      task: str = "classification", **options) -> dict:
+        """Deploy an online SGD learner that learns from the stream's labelled rows."""
+        self._set_deployment(name, self.models.online(name, target, features, classes, task, **options))
+        return self._get(name).deployment.status()
+
+    def undeploy(self, name: str) -> None:
+        self._set_deployment(name, None)
+
+    def _set_deployment(self, name: str, deployment) -> None:
+        s = self._get(name)
+        s.deployment, s.deploy_error = deployment, None     # one assignment: the ingest thread sees old or new
+        self._set_config(s, deployed=deployment.model_id if deployment is not None and deployment.model is not None
+                         else None)     # online learners live in memory only
+
     # --- reading ---------------------------------------------------------------------
     def snapshot(self, name: str) -> Snapshot | None:
         return self._get(name).snapshot
@@ -180,6 +218,16 @@ class Engine:
 
     def names(self) -> list[str]:
         return list(self.streams)
+
+    def health(self) -> dict:
+        """How the engine itself is doing: threads alive, writer queue, streams in error."""
+        snaps = self.snapshots()
+        return {"uptime_s": time.time() - self.started, "writer_alive": self.writer.is_alive(),
+                "queue_depth": self.queue.qsize(), "queue_capacity": self.queue.maxsize,
+                "streams": len(self.streams),
+                "ingest_alive": sum(t.is_alive() for t in list(self.threads.values())),
+                "errors": sorted(n for n, s in snaps.items() if s.error),
+                "data_dir": self.data_dir}
 
     def quarantine(self, name: str, limit: int = 1000):
         return self.store.quarantine(self._get(name).id, limit)
@@ -266,6 +314,8 @@ class Engine:
             t.join(timeout=10)
         self.queue.put(None)
         self.writer.join(timeout=30)
+        if getattr(self, "_models", None) is not None:
+            self._models.close()
         for s in self.streams.values():
             s.source.close()
         self.store.close()

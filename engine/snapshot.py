@@ -15,6 +15,7 @@ from functools import cached_property
 import numpy as np
 import pyarrow as pa
 
+from .errors import UserError
 from .groups import STAT_NAMES, KeyedStats
 from .moments import Moments
 from .operators import GroupCodes, WindowSpec
@@ -34,6 +35,21 @@ def stats_dict(m: Moments, columns: list[str]) -> dict:
 
 def matrix_dict(a: np.ndarray, columns: list[str]) -> dict:
     return {ci: {cj: _num(a[i, j]) for j, cj in enumerate(columns)} for i, ci in enumerate(columns)}
+
+
+def group_stats_of(chunks: list[Chunk], column: str, columns: list[str]) -> dict:
+    """Per value of `column`: count, mean, var, std, min, max of every numeric column."""
+    if not chunks:
+        return {}
+    if column not in chunks[0].table.column_names:
+        raise UserError(f"cannot group by {column!r}: the stream has no such column")
+    codes = GroupCodes(limit=100)
+    keys = np.concatenate([codes.encode(c.table.column(column)) for c in chunks])
+    ks = KeyedStats.of_rows(keys, np.concatenate([c.X for c in chunks]))
+    s = ks.stats()
+    return {codes.label(int(k)): {c: {name: (int(s[name][i, j]) if name == "count" else _num(s[name][i, j]))
+                                      for name in STAT_NAMES} for j, c in enumerate(columns)}
+            for i, k in enumerate(ks.keys)}
 
 
 @dataclass(frozen=True)
@@ -60,6 +76,7 @@ class Snapshot:
     state: str = "running"
     error: str | None = None
     created: float = field(default_factory=time.time)
+    model: dict | None = None                         # the deployed model's status, if any
 
     # --- the contract JSON -------------------------------------------------------
     def to_json(self) -> dict:
@@ -79,6 +96,7 @@ class Snapshot:
             "pipeline": self.pipeline,
             "source": self.source,
             "error": self.error,
+            **({"model": self.model} if self.model is not None else {}),
         }
 
     @cached_property
@@ -108,19 +126,7 @@ class Snapshot:
 
     def group_stats(self, column: str, rows: int | None = None, seconds: float | None = None) -> dict:
         """Per-group count, mean, var, std, min, max of every numeric column over a window."""
-        _, chunks = self.window(rows, seconds)
-        if not chunks:
-            return {}
-        codes = GroupCodes(limit=100)
-        keys = np.concatenate([codes.encode(c.table.column(column)) for c in chunks])
-        X = np.concatenate([c.X for c in chunks])
-        ks = KeyedStats.of_rows(keys, X)
-        return {codes.label(int(k)): self._row_stats(ks, i) for i, k in enumerate(ks.keys)}
-
-    def _row_stats(self, ks: KeyedStats, i: int) -> dict:
-        s = ks.stats()
-        return {c: {name: (int(s[name][i, j]) if name == "count" else _num(s[name][i, j]))
-                    for name in STAT_NAMES} for j, c in enumerate(self.columns)}
+        return group_stats_of(self.window(rows, seconds)[1], column, self.columns)
 
     # --- buckets -------------------------------------------------------------------
     def bucket_series(self, width: int) -> dict:

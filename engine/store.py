@@ -126,6 +126,7 @@ class Store:
             w.execute("DELETE FROM state WHERE stream = ?", [stream_id])
             w.execute("DELETE FROM streams WHERE id = ?", [stream_id])
             w.execute(f"DROP TABLE IF EXISTS {rows_table(stream_id)}")
+            w.execute(f"DROP TABLE IF EXISTS predictions_{int(stream_id)}")
             w.execute("COMMIT")
 
     def set_schema(self, stream_id: int, schema: Schema) -> None:
@@ -150,8 +151,12 @@ class Store:
 
     # --- the one transaction per batch -------------------------------------------
     def commit(self, stream_id: int, rows: pa.Table | None, bad: list[Bad], source: str,
-               position: dict, state: dict) -> None:
-        """Rows, quarantine, offset and counters of one batch, all or nothing."""
+               position: dict, state: dict, extra: dict[str, pa.Table] | None = None) -> None:
+        """Rows, quarantine, offset and counters of one batch, all or nothing.
+
+        `extra` maps table names to rows stored in the same transaction (a deployed
+        model's predictions); each table is created from its first batch's columns.
+        """
         with self.write_lock:
             w = self.write
             w.execute("BEGIN")
@@ -160,6 +165,12 @@ class Store:
                     w.register("_batch", rows)
                     w.execute(f"INSERT INTO {rows_table(stream_id)} SELECT * FROM _batch")
                     w.unregister("_batch")
+                for table, part in (extra or {}).items():
+                    if part is not None and part.num_rows:
+                        w.register("_extra", part)
+                        w.execute(f"CREATE TABLE IF NOT EXISTS {quote(table)} AS SELECT * FROM _extra LIMIT 0")
+                        w.execute(f"INSERT INTO {quote(table)} BY NAME SELECT * FROM _extra")
+                        w.unregister("_extra")
                 if bad:
                     now = time.time()
                     q = pa.table({
@@ -208,7 +219,17 @@ class Store:
             sql += " ORDER BY _rid" + (f" LIMIT {int(limit)}" if limit else "")
         with self.read() as cur:
             try:
-                return cur.execute(sql, [since_rid]).to_arrow_table()
+                return cur.sql(sql, params=[since_rid]).to_arrow_table()
+            except duckdb.CatalogException:
+                return pa.table({})
+
+    def predictions(self, stream_id: int, last: int = 1000) -> pa.Table:
+        """The newest stored predictions of a deployed model, joined to nothing (keyed by _rid)."""
+        sql = (f"SELECT * FROM (SELECT * FROM predictions_{int(stream_id)} ORDER BY _rid DESC LIMIT ?) "
+               f"ORDER BY _rid")
+        with self.read() as cur:
+            try:
+                return cur.execute(sql, [int(last)]).to_arrow_table()
             except duckdb.CatalogException:
                 return pa.table({})
 
@@ -221,5 +242,5 @@ class Store:
 
     def quarantine(self, stream_id: int, limit: int = 1000) -> pa.Table:
         with self.read() as cur:
-            return cur.execute("SELECT source, position, reason, kept, raw, seen FROM quarantine WHERE stream = ? "
-                               "ORDER BY seen DESC, position DESC LIMIT ?", [stream_id, limit]).to_arrow_table()
+            return cur.sql("SELECT source, position, reason, kept, raw, seen FROM quarantine WHERE stream = ? "
+                           "ORDER BY seen DESC, position DESC LIMIT ?", params=[stream_id, limit]).to_arrow_table()

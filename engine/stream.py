@@ -39,6 +39,8 @@ class Work:
     rows: pa.Table              # after the pipeline
     prepared: Prepared | None
     ingest_us: int
+    predicted: object = None    # a deployed model's output for `rows` (models.deploy.Predicted)
+    deployment: object = None
 
 
 @dataclass
@@ -70,6 +72,8 @@ class Stream:
     seq: int = 0
     throughput: deque = field(default_factory=lambda: deque(maxlen=300))
     lag_s: float = 0.0
+    deployment: object = None  # models.deploy.Deployment; replaced whole, so a swap is atomic
+    deploy_error: str | None = None
 
     # --- set-up ----------------------------------------------------------------------
     @property
@@ -125,7 +129,21 @@ class Stream:
         if self.operators is not None and rows.num_rows:
             ingest = np.full(rows.num_rows, now_us / 1e6)
             prepared = self.operators.prepare(rows, ingest)
-        return Work(self, batch, rows, prepared, now_us)
+        deployment, predicted = self.deployment, None
+        if deployment is not None and rows.num_rows:
+            predicted = self._predict(deployment, rows)
+        return Work(self, batch, rows, prepared, now_us, predicted, deployment)
+
+    def _predict(self, deployment, rows: pa.Table):
+        """The deployed model's predictions; a model that fails stops predicting, never the stream."""
+        try:
+            return deployment.apply(rows)
+        except Exception as e:
+            log.warning("model %s on %s failed: %s", deployment.model_id, self.name, e)
+            self.deploy_error = f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e)
+            if self.deployment is deployment:
+                self.deployment = None
+            return None
 
     # --- writer thread -------------------------------------------------------------
     def commit(self, work: Work) -> None:
@@ -144,8 +162,14 @@ class Stream:
                        c.quarantined + sum(not b.kept for b in batch.bad),
                        c.flagged + sum(b.kept for b in batch.bad), c.late + late,
                        c.next_rid if batch.reset else c.window_from)
+        extra = None
+        if work.predicted is not None and n == work.rows.num_rows:     # a filtering pipeline loses the rid match
+            from .models.deploy import predictions_table
+            extra = {predictions_table(self.id): work.deployment.rows(np.arange(c.next_rid, c.next_rid + n),
+                                                                      work.predicted)}
         self.store.commit(self.id, stored, batch.bad, self.source.kind, batch.position,
-                          {**new.__dict__, "cumulative": cumulative.to_bytes() if cumulative is not None else None})
+                          {**new.__dict__, "cumulative": cumulative.to_bytes() if cumulative is not None else None},
+                          extra)
         self.counters = new
         if ops is not None:
             if batch.reset:
@@ -175,7 +199,7 @@ class Stream:
         if ops is None:
             self.snapshot = Snapshot(self.name, self.seq, [], pa.schema([]), WindowSpec.from_json(
                 self.config.get("window")), Moments(0), 0, Moments(0), counts, source, self.pipeline.version,
-                state=state, error=self.error, throughput=tuple(self.throughput))
+                state=state, error=self.error, throughput=tuple(self.throughput), model=self.model_status())
             return
         w = ops.window
         if w.kind == "count":
@@ -189,7 +213,13 @@ class Stream:
             chunks=ops.recent.chunks, series=dict(ops.buckets.series), groups=dict(ops.buckets.groups),
             codes=ops.codes, group_column=ops.group_column, time_column=ops.time_column,
             bucket_shift=ops.shift if ops.shift is not None else 0.0,
-            throughput=tuple(self.throughput), state=state, error=self.error)
+            throughput=tuple(self.throughput), state=state, error=self.error, model=self.model_status())
+
+    def model_status(self) -> dict | None:
+        d = self.deployment
+        if d is None:
+            return {"deployed": False, "error": self.deploy_error} if self.deploy_error else None
+        return {"deployed": True, **d.status(), "error": self.deploy_error}
 
     @property
     def inflight(self) -> int:

@@ -1,30 +1,227 @@
-"""The overview page renders with the demo stream flowing (AppTest, no browser)."""
+"""Every page under AppTest (no browser): renders with the demo stream, widgets change what is shown,
+user errors become messages, an upload through file_uploader becomes a replayed stream."""
 import os
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from tests.conftest import ROOT
 
+SOURCES, AGGREGATES, CORRELATIONS = "pages/1_Sources.py", "pages/2_Aggregates.py", "pages/3_Correlations.py"
+
 
 @pytest.fixture
 def app(tmp_path, monkeypatch):
     monkeypatch.setenv("RIVULET_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(ROOT)
-    yield
-    st.cache_resource.clear()          # stops the engine (on_release) so the next test gets its own
+    yield tmp_path / "data"
+    st.cache_resource.clear()          # closes the engine (on_release) so the next test gets its own
+
+
+def open_app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=30).run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def rerun_until(at: AppTest, cond, timeout: float = 15.0) -> AppTest:
+    """AppTest does not tick run_every: rerun by hand until `cond(at)` holds."""
+    end = time.time() + timeout
+    while True:
+        at.run()
+        assert not at.exception, at.exception
+        try:
+            if cond(at):
+                return at
+        except StopIteration:                  # the element is not drawn yet (e.g. "Starting…")
+            pass
+        if time.time() > end:
+            raise AssertionError("condition not met; page shows: "
+                                 + " | ".join(m.value for m in at.markdown)[:2000])
+        time.sleep(0.2)
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def csv_bytes(n=500, bad=3) -> bytes:
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"ts": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n), unit="s"),
+                       "kind": rng.choice(["a", "b"], n), "x": rng.normal(size=n), "y": rng.normal(size=n)})
+    lines = df.to_csv(index=False).splitlines()
+    for i in range(bad):                       # rows with too many fields go to quarantine
+        lines.insert(10 + i * 50, f"2024-01-01 00:00:0{i},a,1,2,EXTRA")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
 
 
 def test_overview_shows_the_demo_stream(app):
-    at = AppTest.from_file(os.path.join(ROOT, "app.py"), default_timeout=30).run()
-    assert not at.exception
-    for _ in range(40):                               # AppTest does not tick run_every: rerun by hand
-        time.sleep(0.25)
-        at.run()
-        if int(at.metric[1].value.replace(",", "")) > 0:
-            break
-    assert at.metric[0].value == "1"                  # one stream: the demo
-    assert int(at.metric[1].value.replace(",", "")) > 0
+    at = open_app()
+    at = rerun_until(at, lambda a: number(metric(a, "Rows stored")) > 0)
+    assert metric(at, "Streams") == "1"
+    assert metric(at, "Engine") == "healthy"
     assert at.dataframe[0].value["stream"].tolist() == ["demo"]
+    first = number(metric(at, "Rows stored"))
+    at = rerun_until(at, lambda a: number(metric(a, "Rows stored")) > first)
+
+
+def test_overview_without_streams_says_what_to_do(app, monkeypatch):
+    monkeypatch.setenv("RIVULET_DEMO", "0")
+    at = open_app()
+    assert metric(at, "Streams") == "0"
+    assert any("No streams yet" in i.value for i in at.info)
+
+
+def test_refresh_can_be_paused(app):
+    at = open_app()
+    at.toggle(key="refresh_live").set_value(False).run()
+    assert any(b.label == "Refresh now" for b in at.button)
+    rerun_until(at, lambda a: any("refresh paused" in c.value for c in a.caption))
+
+
+def test_upload_replays_and_lists_the_quarantine(app):
+    at = open_app(SOURCES)
+    data = csv_bytes()
+    at.file_uploader[0].set_value(("two words.csv", data, "text/csv")).run()
+    assert "**ts** (time)" in at.caption[0].value or any("**ts** (time)" in c.value for c in at.caption)
+    button(at, "Start replay").click().run()
+    assert not at.exception
+    assert any("stream **two_words**" in s.value for s in at.success)
+    assert os.listdir(app / "uploads") == ["two_words.csv"]
+    assert at.selectbox(key="source_stream").value == "two_words"
+    at = rerun_until(at, lambda a: metric(a, "Rows") == "500" and metric(a, "Quarantined") == "3")
+    table = at.dataframe[-1].value
+    assert len(table) == 3 and set(table["reason"]) == {"expected 4 fields, found 5"}
+    assert all(r.endswith(",EXTRA") for r in table["raw"])
+    assert any(d.label == "Download as CSV" for d in at.get("download_button"))
+    overview = rerun_until(open_app(), lambda a: "two_words" in a.dataframe[0].value["stream"].tolist())
+    rows = overview.dataframe[0].value.set_index("stream")
+    assert rows.loc["two_words", "rows"] == 500 and rows.loc["two_words", "quarantined"] == 3
+
+
+def test_replay_controls_and_their_errors(app):
+    at = open_app(SOURCES)
+    at.file_uploader[0].set_value(("slow.csv", csv_bytes(2000, bad=0), "text/csv")).run()
+    at.radio(key="upload_speed").set_value("Rows per second").run()
+    at.number_input(key="upload_rows_per_s").set_value(50.0).run()
+    button(at, "Start replay").click().run()
+    at = rerun_until(at, lambda a: number(metric(a, "Rows")) > 0)
+    button(at, "Pause").click().run()
+    at = rerun_until(at, lambda a: any("paused" in m.value for m in a.markdown))
+    time.sleep(0.3)                            # a batch cut before the pause may still commit
+    at.run()
+    held = metric(at, "Rows")
+    time.sleep(1.0)                            # 50 rows/s would add about 50 rows by now
+    at.run()
+    assert metric(at, "Rows") == held
+    at.radio(key="seek_by_slow").set_value("time").run()
+    at.text_input(key="seek_time_slow").set_value("not a time").run()
+    button(at, "Seek").click().run()
+    assert any("is not a time" in e.value for e in at.error)
+    button(at, "Resume").click().run()
+    at = rerun_until(at, lambda a: any("running" in m.value for m in a.markdown))
+
+
+def test_realtime_without_time_column_is_a_message(app):
+    at = open_app(SOURCES)
+    at.file_uploader[0].set_value(("plain.csv", b"a,b\n1,2\n3,4\n", "text/csv")).run()
+    at.radio(key="upload_speed").set_value("× real time").run()
+    button(at, "Start replay").click().run()
+    assert not at.exception
+    assert any("needs a timestamp column" in e.value for e in at.error)
+    assert os.listdir(app / "uploads") == []          # a refused replay leaves no file behind
+
+
+def test_oversized_upload_is_refused_with_a_message(app, monkeypatch):
+    monkeypatch.setenv("RIVULET_UPLOAD_LIMIT_MB", "0.001")
+    at = open_app(SOURCES)
+    at.file_uploader[0].set_value(("big.csv", csv_bytes(200, bad=0), "text/csv")).run()
+    button(at, "Start replay").click().run()
+    assert any("larger than the upload limit" in e.value for e in at.error)
+    assert os.listdir(app / "uploads") == []
+
+
+def test_aggregates_follow_the_widgets(app):
+    at = open_app(AGGREGATES)
+    # enough rows that every site has some (the demo's first rows are always the same few)
+    at = rerun_until(at, lambda a: rows_shown(a) >= 60)
+    at.multiselect(key="agg_columns").set_value(["temperature"]).run()
+    assert [m.label for m in at.metric] == ["temperature · mean"]
+    at.radio(key="agg_window_kind").set_value("Last S seconds").run()
+    assert any("(last 1 min)" in c.value for c in at.caption)
+    # a bad filter value is a message, not a traceback
+    add_filter(at, "temperature", "warm")
+    assert any("enter a number" in e.value for e in at.error)
+    # a good one narrows this session's view
+    add_filter(at, "site", "north")
+    assert any("filtered by site = north" in c.value for c in at.caption), [c.value for c in at.caption]
+    groups = at.dataframe[0].value
+    assert groups["site"].tolist() == ["north"]
+
+
+def rows_shown(at: AppTest) -> int:
+    """The row count in the live caption ("**123** rows in the window ...")."""
+    for c in at.caption:
+        if "rows in the window" in c.value:
+            return int(number(c.value.split("**")[1]))
+    return 0
+
+
+def add_filter(at: AppTest, column: str, value: str, op: str = "=") -> None:
+    at.selectbox(key="filter_column").set_value(column)
+    at.selectbox(key="filter_op").set_value(op)
+    at.text_input(key="filter_value").set_value(value)
+    next(b for b in at.get("form_submit_button") if b.label == "Add filter").click().run()
+
+
+def test_correlations_render_and_pair_choice(app):
+    at = open_app(CORRELATIONS)
+    at = rerun_until(at, lambda a: len(a.dataframe) >= 2)
+    pairs = at.dataframe[0].value
+    assert {"pair", "r", "rows"} <= set(pairs.columns)
+    assert (pairs["r"].abs().diff().dropna() <= 1e-12).all()           # ranked by |r|
+    cov = at.dataframe[1].value
+    assert list(cov.columns) == list(cov.index)
+    at.selectbox(key="corr_y").set_value(at.selectbox(key="corr_x").value).run()
+    assert any("two different columns" in i.value for i in at.info)
+
+
+def test_sessions_share_streams_but_not_view_settings(app):
+    one, two = open_app(AGGREGATES), open_app(AGGREGATES)
+    one = rerun_until(one, lambda a: len(a.metric) > 0)
+    two = rerun_until(two, lambda a: len(a.metric) > 0)
+    one.multiselect(key="agg_columns").set_value(["power"]).run()
+    two.run()
+    assert [m.label for m in one.metric] == ["power · mean"]
+    assert len(two.metric) == 4
+    src = open_app(SOURCES)
+    src.file_uploader[0].set_value(("shared.csv", b"a,b\n1,2\n", "text/csv")).run()
+    button(src, "Start replay").click().run()
+    two.run()
+    assert "shared" in two.selectbox(key="view_stream").options
+
+
+def test_guard_turns_a_bug_into_a_message():
+    def page():
+        from ui.guard import guard
+        with guard("The widget"):
+            raise ValueError("boom")
+
+    at = AppTest.from_function(page).run()
+    assert not at.exception
+    assert "The widget could not be shown (ValueError)" in at.error[0].value
+    assert "boom" not in at.error[0].value and "Traceback" not in at.error[0].value

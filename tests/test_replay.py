@@ -119,3 +119,18 @@ def test_retention_bounds_the_store(tmp_path, csv_file):
         e.store.prune(s.id, s.counters.next_rid, 1000, None)
         assert e.store.count(s.id) == 1000
         assert e.snapshot(name).counts["ingested"] == 5000
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+def test_utf16_file_is_converted_and_replayed(tmp_path, encoding):
+    df = pd.DataFrame({"id": np.arange(2000), "name": [f"café {i}" for i in range(2000)],
+                       "x": np.random.default_rng(1).normal(size=2000)})
+    path = tmp_path / "u16.csv"
+    text = df.to_csv(index=False)
+    path.write_bytes(("\ufeff" + text).encode("utf-16-be") if encoding == "utf-16-be" else text.encode("utf-16"))
+    with Engine(str(tmp_path / "d")) as e:
+        snap = e.wait(e.add_replay(str(path)), timeout=20).to_json()
+        assert snap["rows"]["ingested"] == 2000 and snap["rows"]["quarantined"] == 0
+        assert snap["cumulative"]["x"]["mean"] == pytest.approx(df.x.mean(), rel=1e-9)
+        stored = e.store.rows(e.streams["u16"].id, columns=["name"]).column("name").to_pylist()
+        assert stored == df.name.tolist()

@@ -1,0 +1,47 @@
+"""CSV bytes for downloads, safe to open in a spreadsheet.
+
+A text cell starting with = + - @ (or a tab / carriage return) is a formula to
+Excel and LibreOffice ("CSV injection"); such cells get a leading apostrophe.
+Numbers are left alone, so -3.5 stays a number.
+"""
+from __future__ import annotations
+
+import io
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape_text(column: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray | pa.Array:
+    """Prefix risky text cells with an apostrophe.
+
+    >>> escape_text(pa.array(["=1+1", "ok", None, "-x"])).to_pylist()
+    ["'=1+1", 'ok', None, "'-x"]
+    """
+    risky = None
+    for start in FORMULA_START:
+        hit = pc.starts_with(column, start)
+        risky = hit if risky is None else pc.or_(risky, hit)
+    quote, nothing = pa.scalar("'", column.type), pa.scalar("", column.type)
+    return pc.if_else(pc.fill_null(risky, False), pc.binary_join_element_wise(quote, column, nothing), column)
+
+
+def escaped(table: pa.Table) -> pa.Table:
+    """The table with every text column escaped."""
+    for i, field in enumerate(table.schema):
+        if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
+            table = table.set_column(i, field, escape_text(table.column(i)))
+    return table
+
+
+def to_csv_bytes(data: pa.Table | pd.DataFrame) -> bytes:
+    """UTF-8 CSV with a header line; text cells escaped against formula injection."""
+    table = pa.Table.from_pandas(data, preserve_index=False) if isinstance(data, pd.DataFrame) else data
+    table = escaped(table)
+    out = io.BytesIO()
+    pacsv.write_csv(table, out)
+    return out.getvalue()

@@ -1,0 +1,140 @@
+"""Training rows: a CSV file or a slice of stored history -> features X and target y, in time order."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import UserError
+from ..parse import Parser, cut, infer_schema, sniff
+from ..schema import kind_of
+
+SAMPLE = 1 << 20       # bytes used to infer the schema, as a replay does
+
+
+def read_csv(path: str) -> tuple[pa.Table, int]:
+    """A whole CSV through the stream parser: typed columns and the number of quarantined rows."""
+    if not os.path.isfile(path):
+        raise UserError(f"no such file: {path}")
+    with open(path, "rb") as f:
+        data = f.read()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise UserError(f"{path} is UTF-16; save it as UTF-8")
+    fmt = sniff(data[:SAMPLE], final=True)
+    if fmt is None:
+        raise UserError(f"{path} is empty")
+    body = data[fmt.data_start:]
+    sample = body[:SAMPLE]
+    schema = infer_schema(fmt, sample[:cut(sample)] if len(body) > SAMPLE else sample)
+    parsed = Parser(fmt, schema).parse(body, fmt.data_start)
+    return parsed.table, parsed.rejected
+
+
+@dataclass
+class Rows:
+    """Features and target of the usable rows, oldest first."""
+    X: pd.DataFrame
+    y: np.ndarray
+    missing_target: int          # rows dropped because the target was missing
+    rid_range: tuple[int, int] | None = None
+    time_range: tuple[str, str] | None = None
+
+
+def column_kinds(table: pa.Table) -> dict[str, str]:
+    return {f.name: kind_of(f.type) for f in table.schema}
+
+
+def check_features(have: dict[str, str], numeric, categorical, where: str = "the data") -> None:
+    """Every feature present; numeric features are numbers or booleans."""
+    missing = [c for c in [*numeric, *categorical] if c not in have]
+    if missing:
+        raise UserError(f"features missing from {where}: {', '.join(missing)}; "
+                        f"columns: {', '.join(c for c in have if not c.startswith('_'))}")
+    wrong = [c for c in numeric if have[c] not in ("number", "bool")]
+    if wrong:
+        raise UserError(f"numeric features must be number columns: {', '.join(wrong)} "
+                        f"({', '.join(have[c] for c in wrong)}); list them as categorical instead")
+
+
+def features_frame(table: pa.Table, numeric, categorical) -> pd.DataFrame:
+    """The raw feature columns as a model takes them: float64 numbers, object categories (NaN when missing)."""
+    cols = {}
+    for c in numeric:
+        cols[c] = pc.cast(table.column(c), pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    for c in categorical:
+        arr = table.column(c)
+        if not pa.types.is_string(arr.type):
+            arr = pc.cast(arr, pa.string())
+        values = arr.to_numpy(zero_copy_only=False).astype(object)
+        values[arr.is_null().to_numpy(zero_copy_only=False)] = np.nan
+        cols[c] = pd.Series(values, dtype=object)      # object, not pandas' str: what exporters expect
+    return pd.DataFrame(cols, columns=[*numeric, *categorical])
+
+
+def training_rows(table: pa.Table, target: str, numeric, categorical, task: str) -> Rows:
+    """Split a table into X and y; rows with a missing target are dropped and counted."""
+    kinds = column_kinds(table)
+    if target not in kinds:
+        raise UserError(f"no target column {target!r}; columns: "
+                        f"{', '.join(c for c in kinds if not c.startswith('_'))}")
+    check_features(kinds, numeric, categorical)
+    if task == "regression" and kinds[target] != "number":
+        raise UserError(f"regression needs a numeric target; {target!r} is {kinds[target]}")
+    present = table.column(target).is_valid()
+    missing = table.num_rows - pc.sum(present).as_py() if table.num_rows else 0
+    if missing:
+        table = table.filter(present)
+    y = target_values(table.column(target), task)
+    rid_range = time_range = None
+    if "_rid" in kinds and table.num_rows:
+        rid = table.column("_rid")
+        rid_range = (int(pc.min(rid).as_py()), int(pc.max(rid).as_py()))
+        t = table.column("_ingest")
+        time_range = (pc.min(t).as_py().isoformat(), pc.max(t).as_py().isoformat())
+    return Rows(features_frame(table, numeric, categorical), y, int(missing), rid_range, time_range)
+
+
+def target_values(arr: pa.ChunkedArray, task: str) -> np.ndarray:
+    if task == "regression":
+        return pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(arr.type):
+        v = arr.to_numpy(zero_copy_only=False)
+        if np.all(v == np.floor(v)):     # class labels written as 0.0 / 1.0 -> 0 / 1
+            return v.astype(np.int64)
+        return v
+    if pa.types.is_boolean(arr.type) or pa.types.is_integer(arr.type):
+        return arr.to_numpy(zero_copy_only=False)
+    return np.array(pc.cast(arr, pa.string()).to_pylist(), dtype=object)
+
+
+def guess_task(table: pa.Table, target: str) -> str:
+    """Classification for text, bool, or a few whole-number values; regression otherwise."""
+    if target not in table.column_names:
+        raise UserError(f"no target column {target!r}; columns: {', '.join(table.column_names)}")
+    arr = table.column(target)
+    if kind_of(arr.type) != "number":
+        return "classification"
+    values = pc.unique(arr.drop_null()).to_numpy(zero_copy_only=False).astype(np.float64)
+    whole = np.all(values == np.floor(values))
+    return "classification" if whole and len(values) <= 20 else "regression"
+
+
+def split_features(table: pa.Table, names: list[str] | None, target: str) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) among `names` (default: every column but the target and time columns)."""
+    kinds = column_kinds(table)
+    if names is None:
+        names = [c for c, k in kinds.items() if c != target and not c.startswith("_") and k != "time"]
+    missing = [c for c in names if c not in kinds]
+    if missing:
+        raise UserError(f"features missing from the data: {', '.join(missing)}; "
+                        f"columns: {', '.join(c for c in kinds if not c.startswith('_'))}")
+    numeric = [c for c in names if kinds[c] in ("number", "bool")]
+    categorical = [c for c in names if kinds[c] == "text"]
+    times = [c for c in names if kinds[c] == "time"]
+    if times:
+        raise UserError(f"time columns cannot be features: {', '.join(times)}; derive a number from them first")
+    return numeric, categorical

@@ -1,0 +1,127 @@
+"""Export a model as one file plus its card (<file>.card.json); import .skops only.
+
+Formats:
+- skops (default): safe to load; `safe.load` checks every type against our allow-list.
+- joblib: a pickle. Loading one runs whatever code it holds, so its card says
+  `"unsafe_to_load": true`; Rivulet itself never loads one.
+- onnx: through skl2onnx, probabilities as a plain tensor (no ZipMap), numeric
+  inputs as float32 (onnxruntime's imputer has no float64 kernel). Not every
+  model converts (histogram gradient boosting fails with scikit-learn 1.9.1).
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+
+from ..errors import UserError
+from . import safe
+from .registry import json_safe, sha256, write_atomic
+
+FORMATS = ("skops", "joblib", "onnx")
+SUFFIX = {"skops": ".skops", "joblib": ".joblib", "onnx": ".onnx"}
+JOBLIB_WARNING = ("joblib files are pickles: loading one runs any code it contains. "
+                  "Load only files you made yourself; share .skops instead.")
+
+
+def card_path(path: str) -> str:
+    return path + ".card.json"
+
+
+def to_bytes(model, card: dict, fmt: str) -> bytes:
+    if fmt == "skops":
+        return safe.dumps(model)
+    if fmt == "joblib":
+        import joblib
+        buf = io.BytesIO()
+        joblib.dump(model, buf)
+        return buf.getvalue()
+    if fmt == "onnx":
+        return onnx_bytes(model, card)
+    raise UserError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+
+
+def export(model, card: dict, path: str, fmt: str | None = None) -> dict:
+    """Write the model and its card atomically; returns the card as written."""
+    fmt = fmt or _format_of(path)
+    data = to_bytes(model, card, fmt)
+    out = {**card, "format": fmt, "sha256": sha256(data), "file": os.path.basename(path)}
+    if fmt == "joblib":
+        out["unsafe_to_load"] = True
+        out["warning"] = JOBLIB_WARNING
+    if fmt == "onnx":
+        out["onnx"] = onnx_io(card)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise UserError(f"no such folder: {folder}")
+    write_atomic(path, data)
+    write_atomic(card_path(path), json.dumps(json_safe(out), indent=1).encode())
+    return out
+
+
+def _format_of(path: str) -> str:
+    for fmt, suffix in SUFFIX.items():
+        if path.endswith(suffix):
+            return fmt
+    return "skops"
+
+
+def import_file(path: str) -> tuple[object, dict]:
+    """(model, card) from a .skops file; the card comes from <file>.card.json or from the model."""
+    model = safe.load(path)
+    card = None
+    if os.path.isfile(card_path(path)):
+        try:
+            with open(card_path(path)) as f:
+                card = json.load(f)
+        except (OSError, json.JSONDecodeError):
+            card = None
+    return model, card or card_from_model(model)
+
+
+def card_from_model(model) -> dict:
+    """A minimal card for a model that came without one: features and classes from the model itself."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        raise UserError("the model does not record its feature names; train it on a table with named columns")
+    return json_safe({"name": "imported", "features": [{"name": n, "kind": None, "role": None} for n in names],
+                      "classes": getattr(model, "classes_", None), "spec": None, "metrics": None})
+
+
+# --- ONNX --------------------------------------------------------------------------
+
+def onnx_io(card: dict) -> dict:
+    return {"inputs": [{"name": f["name"], "type": "float32" if f["role"] == "numeric" else "string",
+                        "shape": [None, 1]} for f in card["features"]],
+            "outputs": ["label", "probabilities"] if card.get("classes") is not None else ["variable"]}
+
+
+def onnx_bytes(model, card: dict) -> bytes:
+    from skl2onnx import to_onnx
+    from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+    inputs = [(f["name"], FloatTensorType([None, 1]) if f["role"] == "numeric" else StringTensorType([None, 1]))
+              for f in card["features"]]
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    options = {id(final): {"zipmap": False}} if hasattr(final, "predict_proba") else None
+    try:
+        onx = to_onnx(model, initial_types=inputs, options=options, target_opset={"": 18, "ai.onnx.ml": 3})
+    except Exception as e:          # skl2onnx raises many kinds; the user needs the one line
+        raise UserError(f"this model cannot be exported to ONNX ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0][:200]}); export it as .skops") from None
+    return onx.SerializeToString()
+
+
+def onnx_feed(session, frame) -> dict:
+    """Inputs for an onnxruntime session from a features frame, in the model's input order.
+
+    skl2onnx renames inputs whose names are not identifiers, so inputs are matched by position.
+    """
+    import numpy as np
+    feed = {}
+    for inp, col in zip(session.get_inputs(), frame.columns):
+        values = frame[[col]].to_numpy()
+        if inp.type == "tensor(string)":
+            feed[inp.name] = np.where(frame[[col]].isna().to_numpy(), "", values.astype(str)).astype(object)
+        else:
+            feed[inp.name] = values.astype(np.float32)
+    return feed

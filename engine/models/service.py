@@ -1,0 +1,186 @@
+"""The engine's model API (what the Models and Export pages call): slices, jobs, registry, deploy.
+
+    engine.models.train("sensors", spec, slice={"last": 5000}) -> job id
+    engine.models.jobs.get(job_id).to_dict()                     -> progress, state, result (model id)
+    engine.models.registry.list()                                 -> model cards, newest first
+    engine.deploy("sensors", model_id); engine.undeploy("sensors")
+"""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import UserError
+from .data import Rows, column_kinds, training_rows
+from .deploy import Deployment
+from .jobs import Jobs
+from .registry import Registry, make_card
+from .spec import ModelSpec
+
+
+class Models:
+    def __init__(self, engine):
+        self.engine = engine
+        self.registry = Registry(engine.data_dir)
+        self.jobs = Jobs()
+
+    # --- training data -------------------------------------------------------------
+    def history(self, stream: str, slice: dict | None = None) -> pa.Table:
+        """Stored rows of a stream after its current pipeline, oldest first.
+
+        slice: None or {} for every retained row, {"last": N}, or {"start": t0, "end": t1}
+        (epoch seconds or ISO 8601) on the stream's time column, else on ingest time.
+        """
+        s = self.engine._get(stream)
+        slice = slice or {}
+        last = slice.get("last")
+        if last is not None and int(last) < 1:
+            raise UserError(f"the slice needs at least one row, got last={last}")
+        table = self.engine.store.rows(s.id, last=int(last) if last else None)
+        if table.num_rows == 0:
+            raise UserError(f"stream {stream!r} has no stored rows yet")
+        if "start" in slice or "end" in slice:
+            column = s.source.time_column or "_ingest"
+            t = _epoch(table.column(column))
+            keep = np.ones(len(t), bool)
+            if slice.get("start") is not None:
+                keep &= t >= _seconds(slice["start"])
+            if slice.get("end") is not None:
+                keep &= t <= _seconds(slice["end"])
+            table = table.filter(pa.array(keep))
+            if table.num_rows == 0:
+                raise UserError("no stored rows fall in that time range")
+        return s.pipeline.apply(table)
+
+    def rows(self, stream: str, spec: ModelSpec, slice: dict | None = None) -> tuple[Rows, pa.Table]:
+        table = self.history(stream, slice)
+        return training_rows(table, spec.target, list(spec.numeric), list(spec.categorical), spec.task), table
+
+    # --- jobs ------------------------------------------------------------------------
+    def _saver(self, stream: str, spec_of, table: pa.Table, rows: Rows, slice, name: str | None):
+        s = self.engine._get(stream)
+        kinds = column_kinds(table)
+        pipeline = json.loads(s.pipeline.to_json())
+        training = {"stream": stream, "slice": slice or {"all": True}, "rows": len(rows.y),
+                    "missing_target": rows.missing_target, "rid_range": rows.rid_range,
+                    "time_range": rows.time_range}
+
+        def save(trained):
+            spec = spec_of(trained)
+            card = make_card(trained.model, spec, trained.report, kinds, training, pipeline, name)
+            return self.registry.save(trained.model, card)
+        return save
+
+    def train(self, stream: str, spec: ModelSpec, slice: dict | None = None, name: str | None = None) -> str:
+        """Start a training job; its result is the new model's id in the registry."""
+        rows, table = self.rows(stream, spec, slice)
+        save = self._saver(stream, lambda t: spec, table, rows, slice, name)
+        return self.jobs.submit("train", {"rows": rows, "spec": spec.to_dict()}, f"train {spec.algorithm}", save)
+
+    def search(self, stream: str, spec: ModelSpec, slice: dict | None = None, method: str = "halving",
+               n_iter: int = 8, name: str | None = None) -> str:
+        """A hyperparameter search job; the best candidate is trained, scored and stored."""
+        rows, table = self.rows(stream, spec, slice)
+        save = self._saver(stream, lambda t: spec.with_(params=t.report["params"]), table, rows, slice, name)
+        return self.jobs.submit("search", {"rows": rows, "spec": spec.to_dict(), "method": method,
+                                           "n_iter": n_iter}, f"search {spec.algorithm}", save)
+
+    def compare(self, stream: str, specs: list[ModelSpec], slice: dict | None = None) -> str:
+        """Train several specs on the same rows and folds; the result is the comparison table."""
+        if not specs:
+            raise UserError("nothing to compare; pick at least one model")
+        rows, table = self.rows(stream, specs[0], slice)
+        from .selection import comparison_table
+        savers = {s.algorithm + json.dumps(s.params, sort_keys=True): s for s in specs}
+
+        def save_all(results):
+            reports = []
+            for trained in results:
+                key = trained.report["algorithm"] + json.dumps(trained.report["params"], sort_keys=True)
+                spec = savers[key]
+                model_id = self._saver(stream, lambda t: spec, table, rows, slice, None)(trained)
+                reports.append({**trained.report, "model_id": model_id})
+            return comparison_table(reports)
+        return self.jobs.submit("compare", {"rows": rows, "specs": [s.to_dict() for s in specs]},
+                                f"compare {len(specs)} models", save_all)
+
+    def rank(self, stream: str, target: str, features: list[str], task: str, method: str = "mutual_info",
+             slice: dict | None = None) -> list[dict]:
+        from .data import split_features
+        from .selection import rank_features
+        table = self.history(stream, slice)
+        numeric, categorical = split_features(table, features, target)
+        return rank_features(training_rows(table, target, numeric, categorical, task), task, method)
+
+    def importance(self, model_id: str, stream: str, slice: dict | None = None) -> str:
+        """A job: permutation importance of a stored model on the newest rows of the slice."""
+        model, card = self.registry.load(model_id)
+        spec = ModelSpec.from_dict(card["spec"])
+        rows, _ = self.rows(stream, spec, slice)
+        return self.jobs.submit("importance", {"model": model, "rows": rows, "task": spec.task},
+                                f"importance of {model_id}")
+
+    # --- deploy -------------------------------------------------------------------------
+    def deployment(self, stream: str, model_id: str) -> Deployment:
+        model, card = self.registry.load(model_id)
+        d = Deployment(model_id, card, model)
+        d.check(self._kinds(stream))
+        return d
+
+    def online(self, stream: str, target: str, features: list[str], classes=None, task: str = "classification",
+               alpha: float = 1e-4, window: int = 1000) -> Deployment:
+        """An online SGD learner deployed on the stream: it learns from every labelled row."""
+        from .online import OnlineLearner
+        kinds = self._kinds(stream)
+        if classes is None and task == "classification":
+            classes = self._classes(stream, target)
+        learner = OnlineLearner(task, classes, alpha=alpha, window=window)
+        card = {"name": f"online sgd -> {target}", "spec": {"task": task, "target": target},
+                "features": [{"name": f, "kind": kinds.get(f), "role": "numeric"} for f in features],
+                "classes": list(classes) if classes is not None else None}
+        d = Deployment(f"online-{target}", card, learner=learner)
+        d.check(kinds)
+        return d
+
+    def _kinds(self, stream: str) -> dict[str, str]:
+        s = self.engine._get(stream)
+        snap = s.snapshot
+        if snap is not None and len(snap.schema):
+            return column_kinds(snap.schema.empty_table())
+        if s.schema is None:
+            raise UserError(f"stream {stream!r} has no columns yet; wait for its first rows")
+        return column_kinds(s.pipeline.apply(s.schema.arrow().empty_table()))
+
+    def _classes(self, stream: str, target: str) -> list:
+        table = self.history(stream)
+        if target not in table.column_names:
+            raise UserError(f"no target column {target!r} in stream {stream!r}")
+        from .data import target_values
+        values = target_values(table.column(target).drop_null(), "classification")
+        classes = np.unique(values).tolist()
+        if len(classes) < 2:
+            raise UserError(f"the stored rows have {len(classes)} class(es) of {target!r}; an online classifier "
+                            f"needs the classes up front: pass them")
+        return classes
+
+    def close(self) -> None:
+        self.jobs.close()
+
+
+def _seconds(value) -> float:
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        t = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise UserError(f"{value!r} is not a time; use epoch seconds or ISO 8601") from None
+    return (t if t.tzinfo else t.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _epoch(arr) -> np.ndarray:
+    from ..sources.replay import time_seconds
+    return time_seconds(arr)

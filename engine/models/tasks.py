@@ -1,0 +1,38 @@
+"""What a job worker can run. Each task takes (payload, progress) and returns a picklable result."""
+from __future__ import annotations
+
+from .spec import ModelSpec
+
+
+def train_task(payload: dict, progress):
+    from .train import train
+    return train(payload["rows"], ModelSpec.from_dict(payload["spec"]), progress)
+
+
+def search_task(payload: dict, progress):
+    from .selection import search
+    return search(payload["rows"], ModelSpec.from_dict(payload["spec"]), payload.get("method", "halving"),
+                  payload.get("n_iter", 8), progress)
+
+
+def compare_task(payload: dict, progress):
+    from .selection import compare
+    return compare(payload["rows"], [ModelSpec.from_dict(s) for s in payload["specs"]], progress)
+
+
+def importance_task(payload: dict, progress):
+    from .selection import permutation_ranking
+    return permutation_ranking(payload["model"], payload["rows"], payload["task"], progress=progress)
+
+
+def sleep_task(payload: dict, progress):
+    """For tests of the job machinery: report progress while sleeping."""
+    import time
+    for i in range(payload["steps"]):
+        progress(i, payload["steps"], f"step {i + 1} of {payload['steps']}")
+        time.sleep(payload["seconds"])
+    return payload.get("result")
+
+
+TASKS = {"train": train_task, "search": search_task, "compare": compare_task, "importance": importance_task,
+         "sleep": sleep_task}

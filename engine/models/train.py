@@ -1,0 +1,109 @@
+"""Train one model: cross-validate on the older rows, fit, score on the newest rows (the holdout).
+
+The model kept is the one scored on the holdout, so its card's numbers describe
+exactly the stored artefact.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+
+from ..errors import UserError
+from . import evaluate
+from .data import Rows
+from .spec import ModelSpec, build
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class Trained:
+    model: object          # the fitted sklearn Pipeline
+    report: dict
+
+
+def _quiet(progress: Progress | None) -> Progress:
+    return progress or (lambda done, total, message: None)
+
+
+def check_rows(rows: Rows, spec: ModelSpec) -> None:
+    if len(rows.y) == 0:
+        raise UserError(f"no rows with a value for the target {spec.target!r}"
+                        + (f" ({rows.missing_target} rows have it missing)" if rows.missing_target else ""))
+    if spec.task == "classification":
+        classes = np.unique(rows.y)
+        if len(classes) < 2:
+            raise UserError(f"the target {spec.target!r} has one class only ({classes[0]!r}); "
+                            f"a classifier needs at least two")
+
+
+def fit(spec: ModelSpec, X, y, where: str = "training"):
+    """A fresh pipeline fitted on X, y; scikit-learn's complaints become one-line user errors."""
+    model = build(spec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        try:
+            return model.fit(X, y)
+        except ValueError as e:
+            msg = str(e).splitlines()[0]
+            if "class" in msg and spec.task == "classification":
+                raise UserError(f"{where}: {msg} (a time-ordered fold saw one class only; "
+                                f"use fewer folds, --cv-kind stratified, or more rows)") from None
+            raise UserError(f"{where}: {msg}") from None
+
+
+def fold_scores(spec: ModelSpec, X, y, progress: Progress | None = None, offset: int = 0,
+                total: int | None = None) -> dict:
+    """Cross-validation on X, y with the spec's folds; one fit per fold."""
+    progress = _quiet(progress)
+    splits = evaluate.folds(len(y), spec.cv, spec.cv_kind, y)
+    total = total or len(splits)
+    main = "f1" if spec.task == "classification" else "r2"
+    second = "accuracy" if spec.task == "classification" else "rmse"
+    scores, extra = [], []
+    for k, (tr, te) in enumerate(splits, 1):
+        progress(offset + k - 1, total, f"fold {k} of {len(splits)}")
+        model = fit(spec, X.iloc[tr], y[tr], where=f"fold {k} of {len(splits)}")
+        s = evaluate.score(model, X.iloc[te], y[te], spec.task)
+        scores.append(s[main] if s[main] is not None else np.nan)
+        extra.append(s[second])
+    return {"kind": spec.cv_kind, "k": len(splits), "metric": main, **evaluate.fold_summary(scores),
+            second: evaluate.fold_summary(extra)}
+
+
+def train(rows: Rows, spec: ModelSpec, progress: Progress | None = None) -> Trained:
+    progress = _quiet(progress)
+    check_rows(rows, spec)
+    X, y = rows.X, rows.y
+    cut = evaluate.holdout_split(len(y), spec.holdout)
+    X_train, y_train, X_test, y_test = X.iloc[:cut], y[:cut], X.iloc[cut:], y[cut:]
+    if spec.task == "classification" and len(np.unique(y_train)) < 2:
+        raise UserError(f"the older {cut} rows hold one class only; the newest rows kept for the holdout "
+                        f"carry the others; train on a longer slice")
+    cv = fold_scores(spec, X_train, y_train, progress, total=spec.cv + 1)
+    progress(spec.cv, spec.cv + 1, "final fit")
+    model = fit(spec, X_train, y_train)
+    holdout = evaluate.score(model, X_test, y_test, spec.task)
+    classes = getattr(model, "classes_", None)
+    base = evaluate.baseline(y_train, y_test, spec.task, classes)
+    progress(spec.cv + 1, spec.cv + 1, "done")
+    report = {
+        "task": spec.task, "algorithm": spec.algorithm, "params": dict(spec.params), "target": spec.target,
+        "rows": {"used": len(y), "train": cut, "holdout": len(y) - cut, "missing_target": rows.missing_target},
+        "holdout": holdout, "baseline": base, "cv": cv,
+    }
+    return Trained(model, report)
+
+
+def headline(report: dict) -> dict:
+    """The numbers `train --json` leads with, then the full report."""
+    h = report["holdout"]
+    keys = ("accuracy", "precision", "recall", "f1", "roc_auc") if report["task"] == "classification" \
+        else ("mae", "rmse", "r2")
+    return {**{k: h.get(k) for k in keys}, "cv_scores": report["cv"]["scores"], "cv_mean": report["cv"]["mean"],
+            "cv_std": report["cv"]["std"], "cv_metric": report["cv"]["metric"], **report}

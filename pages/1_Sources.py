@@ -1,0 +1,236 @@
+"""Sources: upload and replay CSVs, control each replay, read the quarantine."""
+from __future__ import annotations
+
+import math
+import os
+
+import pandas as pd
+import streamlit as st
+
+from engine.export_csv import to_csv_bytes
+from engine.operators import WindowSpec
+from engine.sources.replay import Speed
+from engine.uploads import peek_columns, replay_upload, upload_limit_bytes
+from engine.views import parse_time
+from ui import format as fmt
+from ui.engine import get_engine
+from ui.guard import guard
+from ui.refresh import keep, live_every, remember
+
+st.set_page_config(page_title="Rivulet · Sources", page_icon="🌊", layout="wide")
+st.title("Sources")
+st.caption("Add data to the engine and control how it flows. Every browser session sees the same sources.")
+
+engine = get_engine()
+every = live_every()
+SPEEDS = {"Full speed": "max", "Rows per second": "rows", "× real time": "realtime"}
+AUTO_TIME = "(first timestamp column)"
+
+
+def upload_panel() -> None:
+    limit_mb = upload_limit_bytes() / 1024 / 1024
+    st.session_state.setdefault("upload_round", 0)
+    files = st.file_uploader("CSV files", type=["csv", "tsv", "txt"],
+                             accept_multiple_files=True, key=f"upload_{st.session_state.upload_round}",
+                             max_upload_size=max(1, math.ceil(limit_mb)))
+    columns = None
+    if files:
+        with guard("Reading the file's header"):
+            columns = peek_columns(files[0].getvalue()[:1 << 20])
+            files[0].seek(0)
+        if columns is not None:
+            st.caption(f"{files[0].name}: " + ", ".join(f"**{c.name}** ({c.kind})" for c in columns.columns))
+    c1, c2, c3 = st.columns([2, 1, 2])
+    mode = c1.radio("Speed", list(SPEEDS), horizontal=True, key="upload_speed",
+                    help="Full speed reads as fast as the engine can; rows per second paces the replay; "
+                         "× real time follows the gaps between the file's timestamps.")
+    value = 0.0
+    if SPEEDS[mode] == "rows":
+        value = c2.number_input("Rows per second", 1.0, 1e6, 100.0, step=10.0, key="upload_rows_per_s")
+    elif SPEEDS[mode] == "realtime":
+        value = c2.number_input("Multiple of real time", 0.01, 1e4, 1.0, step=0.5, key="upload_multiple")
+    times = [c.name for c in columns.columns if c.kind in ("time", "number")] if columns else []
+    time_column = c3.selectbox("Time column", [AUTO_TIME, *times], key="upload_time_column",
+                               help="Gives rows their event time: used for × real time, seeking to a time, "
+                                    "time windows and buckets.")
+    c4, c5, c6 = st.columns([2, 1, 2])
+    loop = c4.toggle("Loop at the end", key="upload_loop")
+    window_rows = c5.number_input("Window (rows)", 10, 100_000, 10_000, step=1000, key="upload_window",
+                                  help="The stream's own window; each page can also look at other windows.")
+    if c6.button("Start replay", type="primary", icon=":material/play_arrow:", disabled=not files):
+        notes = []
+        for f in files:
+            with guard(f"Starting {f.name}"):
+                name = replay_upload(engine, f, f.name, speed=Speed.parse(SPEEDS[mode], value), loop=loop,
+                                     time_column=None if time_column == AUTO_TIME else time_column,
+                                     window=WindowSpec("count", int(window_rows)))
+                notes.append(f"{f.name} → stream **{name}**")
+        if notes:
+            st.session_state.upload_notes = notes
+            st.session_state.upload_round += 1        # a fresh uploader: a second click cannot start it twice
+            keep_selection(name)
+            st.rerun()
+    for note in st.session_state.get("upload_notes", []):
+        st.success(f"Replaying {note}", icon=":material/check_circle:")
+
+
+def tail_panel() -> None:
+    # Filled in by the tailing engine (Engine.add_tail); this tab only shows once that API exists.
+    roots = [r for r in os.environ.get("RIVULET_ROOTS", "").split(os.pathsep) if r]
+    st.caption("Follow a file, a glob (logs/*.csv) or a folder that another program appends to. "
+               "Rotation and restarts are handled." +
+               (f" Allowed folders: {', '.join(roots)}." if roots else ""))
+    c1, c2, c3 = st.columns([3, 1, 1])
+    path = c1.text_input("Path, glob or folder", key="tail_path", placeholder="/data/incoming/*.csv")
+    kind = c2.radio("Format", ["csv", "jsonl"], horizontal=True, key="tail_format")
+    c3.write("")
+    if c3.button("Start tailing", type="primary", icon=":material/play_arrow:", disabled=not path.strip()):
+        with guard("Starting the tail"):
+            name = engine.add_tail(path.strip(), fmt=kind, **({"roots": roots} if roots else {}))
+            keep_selection(name)
+            st.success(f"Tailing {path} as stream **{name}**")
+
+
+def keep_selection(name: str) -> None:
+    st.session_state["_keep_source_stream"] = name
+
+
+def status_panel(name: str) -> None:
+    @st.fragment(run_every=every)
+    def live() -> None:
+        with guard("The source status"):
+            if name not in engine.names():
+                st.warning(f"{name} was removed.")
+                return
+            snap = engine.snapshot(name)
+            if snap is None:
+                st.info("Starting…")
+                return
+            src = snap.source or {}
+            st.markdown(f"{fmt.state(snap.state)} &nbsp; **{name}** · {src.get('kind', '')}"
+                        + (f" · `{src['path']}`" if src.get("path") else ""))
+            c = st.columns(5)
+            c[0].metric("Rows", fmt.count(snap.counts["ingested"]))
+            c[1].metric("Rows/s", fmt.rate(src.get("rows_per_s", 0)))
+            c[2].metric("Quarantined", fmt.count(snap.counts["quarantined"]))
+            c[3].metric("Flagged", fmt.count(snap.counts["flagged"]), help="Rows kept with missing values")
+            c[4].metric("Lag", fmt.seconds(src.get("lag_s", 0)), help="From reading a batch to committing it")
+            if src.get("kind") == "replay":
+                speed = {"max": "full speed", "rows": f"{fmt.num(src.get('speed_value'))} rows/s",
+                         "realtime": f"{fmt.num(src.get('speed_value'))}× real time"}.get(src.get("speed"), "")
+                st.progress(float(src.get("progress", 0)),
+                            text=f"{src.get('progress', 0):.0%} of the file · {speed}"
+                                 + (f" · looping (pass {src.get('loops', 0) + 1})" if src.get("loop") else "")
+                                 + f" · {fmt.size(src.get('bytes_behind', 0))} to go")
+            if snap.error or src.get("last_error"):
+                st.error(f"{snap.error or src.get('last_error')}. Remove the source and add it again.")
+    live()
+
+
+def controls(name: str) -> None:
+    snap = engine.snapshot(name)
+    src = (snap.source if snap else None) or {}
+    if src.get("kind") != "replay":
+        st.caption("Only replays have speed, seek and loop controls.")
+        return
+    with st.container(border=True):
+        c1, c2, c3, c4 = st.columns([1, 2, 1, 1], vertical_alignment="bottom")
+        paused = src.get("state") == "paused"
+        if c1.button("Resume" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
+                     width="stretch"):
+            with guard("Pausing"):
+                engine.resume(name) if paused else engine.pause(name)
+                st.rerun()
+        modes = list(SPEEDS)
+        current = next((k for k, v in SPEEDS.items() if v == src.get("speed")), modes[0])
+        mode = c2.selectbox("Speed", modes, index=modes.index(current), key=f"speed_mode_{name}")
+        value = c3.number_input("rows/s" if SPEEDS[mode] == "rows" else "× real time", 0.0, 1e6,
+                                float(src.get("speed_value") or (100.0 if SPEEDS[mode] == "rows" else 1.0)),
+                                key=f"speed_value_{name}_{SPEEDS[mode]}", disabled=SPEEDS[mode] == "max")
+        if c4.button("Set speed", width="stretch"):
+            with guard("Changing the speed"):
+                engine.set_speed(name, SPEEDS[mode], value)
+                st.toast(f"{name}: {mode.lower()}" + ("" if SPEEDS[mode] == "max" else f" {fmt.num(value)}"))
+        s1, s2, s3, s4 = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
+        loop = s1.toggle("Loop", value=bool(src.get("loop")), key=f"loop_{name}")
+        if loop != bool(src.get("loop")):
+            with guard("Changing loop"):
+                engine.set_loop(name, loop)
+        by = s2.radio("Seek to", ["row", "time"], horizontal=True, key=f"seek_by_{name}")
+        if by == "row":
+            target = s3.number_input("Row (0 = first data row)", 0, None, 0, step=1000, key=f"seek_row_{name}")
+        else:
+            target = s3.text_input("Time", key=f"seek_time_{name}", placeholder="2024-01-31 12:00:00")
+        if s4.button("Seek", width="stretch", icon=":material/fast_forward:"):
+            with guard("Seeking"):
+                if by == "row":
+                    engine.seek(name, row=int(target))
+                else:
+                    engine.seek(name, at=parse_time(str(target)))
+                st.toast(f"{name}: continuing from {by} {target}; windows restart there")
+
+
+def remove_control(name: str) -> None:
+    with st.popover("Remove source", icon=":material/delete:"):
+        st.write(f"Stop **{name}** and delete its stored rows and quarantine. The uploaded file stays.")
+        if st.button("Remove", type="primary", key=f"remove_{name}"):
+            with guard("Removing"):
+                engine.remove(name)
+                st.session_state.pop("upload_notes", None)
+                st.rerun()
+
+
+def quarantine_panel(name: str) -> None:
+    show_flagged = st.toggle("Include flagged rows (kept, with missing values)", key="quarantine_flagged")
+
+    @st.fragment(run_every=every)
+    def live() -> None:
+        with guard("The quarantine"):
+            if name not in engine.names():
+                return
+            table = engine.quarantine(name, limit=1000)
+            frame = table.to_pandas()
+            if not show_flagged:
+                frame = frame[~frame["kept"].astype(bool)]
+            if frame.empty:
+                st.success("No quarantined rows: every row so far parsed cleanly.", icon=":material/check_circle:")
+                return
+            frame = frame.assign(kept=frame["kept"].map({True: "flagged", False: "quarantined"}))
+            frame = frame.rename(columns={"kept": "outcome", "position": "byte offset", "seen": "seen at"})
+            frame = frame[["seen at", "outcome", "reason", "raw", "byte offset", "source"]]
+            st.caption(f"Newest {len(frame):,} rows set aside (up to 1,000 shown).")
+            st.dataframe(frame, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(frame)),
+                         column_config={"raw": st.column_config.TextColumn("raw text", width="large"),
+                                        "reason": st.column_config.TextColumn(width="medium"),
+                                        "byte offset": st.column_config.NumberColumn(format="%d")})
+            st.download_button("Download as CSV", lambda: to_csv_bytes(frame), file_name=f"{name}-quarantine.csv",
+                               mime="text/csv", icon=":material/download:", on_click="ignore")
+    live()
+
+
+if engine is not None:
+    tabs = ["Upload CSV"] + (["Tail a file"] if hasattr(engine, "add_tail") else [])
+    with st.container(border=True):
+        st.subheader("Add a source")
+        panes = st.tabs(tabs)
+        with panes[0]:
+            upload_panel()
+        if len(panes) > 1:
+            with panes[1]:
+                tail_panel()
+
+    st.subheader("Sources")
+    names = engine.names()
+    if not names:
+        st.info("No sources yet: upload a CSV above to start one.", icon=":material/info:")
+    else:
+        remember("source_stream", names[-1], names)
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        name = c1.selectbox("Source", names, key="source_stream", on_change=keep, args=("source_stream",))
+        with c2:
+            remove_control(name)
+        status_panel(name)
+        with guard("The controls"):
+            controls(name)
+        st.subheader("Quarantine")
+        quarantine_panel(name)

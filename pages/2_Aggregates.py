@@ -1,0 +1,133 @@
+"""Live aggregates: window statistics, bucket series, histograms and group-by, per-session filters."""
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.snapshot import stats_dict
+from engine.views import view
+from ui import charts
+from ui import format as fmt
+from ui.controls import WIDTHS, pick_columns, pick_stream, pick_window, window_label
+from ui.engine import get_engine
+from ui.filters import describe, filters_panel
+from ui.guard import guard
+from ui.refresh import keep, live_every, remember
+
+st.set_page_config(page_title="Rivulet · Aggregates", page_icon="🌊", layout="wide")
+st.title("Live aggregates")
+st.caption("Statistics over a window of the newest rows, tumbling-window buckets and group-by, refreshing live.")
+
+engine = get_engine()
+every = live_every()
+HIST_ROWS = 5000          # rows drawn in the histograms
+CHART_BUCKETS = 240       # newest buckets in the line chart
+BANDS = ["min–max", "±1 std"]
+
+
+def stat_cards(v, snap, columns: list[str]) -> None:
+    stats = v.stats()
+    overall = stats_dict(snap.cumulative_moments, snap.columns)
+    per_row = 4
+    for start in range(0, len(columns), per_row):
+        cols = st.columns(per_row)
+        for box, col in zip(cols, columns[start:start + per_row]):
+            s, o = stats[col], overall[col]
+            delta = None if s["mean"] is None or o["mean"] is None else s["mean"] - o["mean"]
+            if delta is not None and abs(delta) <= 1e-9 * max(abs(o["mean"]), 1e-300):
+                delta = None           # the window holds every row so far: nothing to compare
+            with box.container(border=True):
+                st.metric(f"{col} · mean", fmt.num(s["mean"]),
+                          delta=None if delta is None else f"{fmt.num(delta)} vs all rows", delta_color="off",
+                          help="Mean over the window; the small line compares it with every row stored.")
+                st.caption(f"std **{fmt.num(s['std'])}** · min **{fmt.num(s['min'])}** · "
+                           f"max **{fmt.num(s['max'])}** · rows **{fmt.count(s['count'])}**")
+
+
+def bucket_chart(v, snap, columns: list[str], width: int, band: str) -> None:
+    series = v.bucket_series(width) if v.filtered else snap.bucket_series(width)
+    n = len(series["start"])
+    if n == 0:
+        st.info("No buckets yet: they fill in as rows with a time arrive.")
+        return
+    series = {k: a[-CHART_BUCKETS:] for k, a in series.items()}
+    st.plotly_chart(charts.bucket_bands(series, columns, snap.columns, band, width), key="agg_buckets",
+                    config={"displayModeBar": False})
+    source = "the filtered rows of the window" if v.filtered else "every row of the stream"
+    st.caption(f"Newest {min(n, CHART_BUCKETS)} buckets of {fmt.seconds(width)} from {source}; "
+               f"time is the {'time column ' + repr(snap.time_column) if snap.time_column else 'arrival time'}.")
+
+
+def group_section(v, snap, by: str, measure: str) -> None:
+    groups = v.group_stats(by)
+    if not groups:
+        st.info("No rows in the window to group.")
+        return
+    names = sorted(groups, key=lambda g: -groups[g][measure]["count"])
+    rows = [{by: g, "rows": groups[g][measure]["count"], "mean": groups[g][measure]["mean"],
+             "std": groups[g][measure]["std"], "min": groups[g][measure]["min"], "max": groups[g][measure]["max"]}
+            for g in names]
+    c1, c2 = st.columns([2, 3])
+    c1.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={k: st.column_config.NumberColumn(format="%.4g") for k in ("mean", "std", "min", "max")}
+                 | {"rows": st.column_config.NumberColumn(format="localized")})
+    c2.plotly_chart(charts.group_bars([r[by] for r in rows], [r["mean"] for r in rows], [r["std"] for r in rows],
+                                      [r["rows"] for r in rows], measure, by),
+                    key="agg_groups", config={"displayModeBar": False})
+
+
+def page() -> None:
+    c1, c2 = st.columns([1, 2])
+    with c1:
+        name, snap = pick_stream(engine)
+    if snap is None:
+        return
+    with c2:
+        rows, seconds = pick_window("agg")
+    columns = pick_columns(snap, "agg")
+    c1, c2, c3, c4 = st.columns(4)
+    remember("agg_width", "10 s", list(WIDTHS))
+    width = WIDTHS[c1.selectbox("Bucket width", list(WIDTHS), key="agg_width", on_change=keep, args=("agg_width",))]
+    remember("agg_band", BANDS[0], BANDS)
+    band = c2.radio("Band", BANDS, key="agg_band", horizontal=True, on_change=keep, args=("agg_band",))
+    categorical = [f.name for f in snap.schema if f.name != snap.time_column
+                   and (str(f.type) in ("string", "large_string", "bool"))]
+    by = measure = None
+    if categorical:
+        remember("agg_group_by", snap.group_column or categorical[0], categorical)
+        by = c3.selectbox("Group by", categorical, key="agg_group_by", on_change=keep, args=("agg_group_by",))
+        remember("agg_measure", snap.columns[0], snap.columns)
+        measure = c4.selectbox("Measure", snap.columns, key="agg_measure", on_change=keep, args=("agg_measure",))
+    filters, since, until = filters_panel(snap)
+    if not columns:
+        st.info("Choose one or more columns above.")
+        return
+
+    @st.fragment(run_every=every)
+    def live() -> None:
+        with guard("The aggregates"):
+            current = engine.snapshot(name) if name in engine.names() else None
+            if current is None:
+                st.warning(f"{name} was removed.")
+                return
+            v = view(current, rows=rows, seconds=seconds, filters=filters, since=since, until=until)
+            st.caption(f"**{fmt.count(v.rows)}** rows in the window ({window_label(rows, seconds)}), "
+                       f"{describe(filters, since, until)} · updated {fmt.clock()}")
+            if v.rows == 0:
+                st.warning("No rows match: widen the window or loosen the filters.")
+                return
+            stat_cards(v, current, columns)
+            st.subheader("Bucket means")
+            bucket_chart(v, current, columns, width, band)
+            st.subheader("Distribution")
+            frame = v.table(last=HIST_ROWS).select(columns).to_pandas()
+            st.plotly_chart(charts.histograms(frame, columns), key="agg_hist", config={"displayModeBar": False})
+            st.caption(f"Newest {fmt.count(len(frame))} rows of the window.")
+            if by:
+                st.subheader(f"{measure} by {by}")
+                group_section(v, current, by, measure)
+    live()
+
+
+if engine is not None:
+    with guard("This page"):
+        page()

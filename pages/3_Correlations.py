@@ -1,0 +1,119 @@
+"""Correlations: live heatmap, covariance, strongest pairs, a pair's scatter and its correlation over time."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from engine.operators import BUFFER_ROWS
+from engine.views import strongest_pairs, view
+from ui import charts
+from ui import format as fmt
+from ui.controls import WIDTHS, pick_columns, pick_stream, pick_window, window_label
+from ui.engine import get_engine
+from ui.filters import describe, filters_panel
+from ui.guard import guard
+from ui.refresh import keep, live_every, remember
+
+st.set_page_config(page_title="Rivulet · Correlations", page_icon="🌊", layout="wide")
+st.title("Correlations")
+st.caption("Pearson correlation and covariance between numeric columns over a live window "
+           "(pairwise complete rows, sample covariance).")
+
+engine = get_engine()
+every = live_every()
+SCATTER_ROWS = 3000
+
+
+def strength(r: float) -> str:
+    a = abs(r)
+    word = "very strong" if a >= 0.8 else "strong" if a >= 0.6 else "moderate" if a >= 0.4 else \
+        "weak" if a >= 0.2 else "negligible"
+    return f"{word} {'positive' if r > 0 else 'negative'}" if a >= 0.2 else word
+
+
+def page() -> None:
+    c1, c2 = st.columns([1, 2])
+    with c1:
+        name, snap = pick_stream(engine)
+    if snap is None:
+        return
+    with c2:
+        rows, seconds = pick_window("corr", default_rows=1000)
+    columns = pick_columns(snap, "corr", limit=8)
+    if len(columns) < 2:
+        st.info("Choose at least two numeric columns to correlate.")
+        return
+    c1, c2, c3 = st.columns(3)
+    remember("corr_x", columns[0], columns)
+    remember("corr_y", columns[1], columns)
+    x = c1.selectbox("Pair: x", columns, key="corr_x", on_change=keep, args=("corr_x",))
+    y = c2.selectbox("Pair: y", columns, key="corr_y", on_change=keep, args=("corr_y",))
+    remember("corr_width", "10 s", list(WIDTHS))
+    width = WIDTHS[c3.selectbox("Bucket width (over time)", list(WIDTHS), key="corr_width",
+                                on_change=keep, args=("corr_width",))]
+    filters, since, until = filters_panel(snap)
+
+    @st.fragment(run_every=every)
+    def live() -> None:
+        with guard("The correlations"):
+            current = engine.snapshot(name) if name in engine.names() else None
+            if current is None:
+                st.warning(f"{name} was removed.")
+                return
+            v = view(current, rows=rows, seconds=seconds, filters=filters, since=since, until=until)
+            st.caption(f"**{fmt.count(v.rows)}** rows in the window ({window_label(rows, seconds)}), "
+                       f"{describe(filters, since, until)} · updated {fmt.clock()}")
+            if v.rows < 3:
+                st.warning("Fewer than 3 rows in the window: widen it or loosen the filters.")
+                return
+            idx = [v.columns.index(c) for c in columns]
+            m = v.moments.select(idx)
+            left, right = st.columns([1, 1], gap="large")
+            with left:
+                st.subheader("Correlation matrix")
+                st.plotly_chart(charts.heatmap(m.corr(), columns), key="corr_heatmap", config={"displayModeBar": False})
+            with right:
+                st.subheader("Strongest pairs")
+                pairs = strongest_pairs(m, columns, limit=10)
+                if pairs:
+                    st.dataframe([{"pair": f"{p['a']} × {p['b']}", "r": p["r"], "|r|": abs(p["r"]),
+                                   "strength": strength(p["r"]), "rows": p["n"]} for p in pairs],
+                                 hide_index=True, width="stretch", height=38 + 35 * len(pairs),
+                                 column_config={"r": st.column_config.NumberColumn(format="%+.3f"),
+                                                "|r|": st.column_config.ProgressColumn(
+                                                    "|r|", min_value=0, max_value=1, format=" ", width="small"),
+                                                "rows": st.column_config.NumberColumn(format="localized")})
+                else:
+                    st.info("No pair has enough varying values yet.")
+            st.subheader("Covariance")
+            cov = pd.DataFrame(m.cov(), index=columns, columns=columns)
+            st.dataframe(cov, width="stretch",
+                         column_config={c: st.column_config.NumberColumn(format="%.4g") for c in columns})
+            st.caption("Sample covariance (ddof = 1) in the columns' own units, squared on the diagonal (variance).")
+            if x == y:
+                st.info("Pick two different columns for the pair.")
+                return
+            a, b = st.columns(2)
+            with a:
+                st.subheader(f"{x} vs {y}")
+                frame = v.table(last=SCATTER_ROWS).select([x, y]).to_pandas()
+                st.plotly_chart(charts.scatter(frame, x, y), key="corr_scatter", config={"displayModeBar": False})
+                st.caption(f"Newest {fmt.count(len(frame))} rows of the window.")
+            with b:
+                st.subheader("Correlation over time")
+                kept = view(current, rows=BUFFER_ROWS, filters=filters, since=since, until=until)
+                series = kept.pair_corr_series(x, y, width)
+                if len(series["start"]) == 0:
+                    st.info("No rows with both values and a time yet.")
+                else:
+                    st.plotly_chart(charts.correlation_line(series, x, y, width), key="corr_time",
+                                    config={"displayModeBar": False})
+                    st.caption(f"r within each {fmt.seconds(width)} bucket of the newest "
+                               f"{fmt.count(kept.rows)} rows kept in memory"
+                               + (", filtered" if kept.filtered else "") + ".")
+    live()
+
+
+if engine is not None:
+    with guard("This page"):
+        page()

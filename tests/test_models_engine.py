@@ -1,0 +1,179 @@
+import os
+import sys
+import time
+import types
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from sklearn import metrics as skm
+
+from engine.errors import UserError
+from engine.models.data import training_rows
+from engine.models.jobs import Jobs
+from engine.models.registry import Registry, make_card
+from engine.models.spec import ModelSpec
+from engine.models.train import train
+from engine.runtime import Engine
+from engine.sources.replay import Speed
+from models_data import mixed_frame
+
+SPEC = ModelSpec("classification", "label", ("a", "b"), ("site",), "logreg", cv=3)
+
+
+@pytest.fixture
+def engine(tmp_path):
+    e = Engine(str(tmp_path / "data"))
+    yield e
+    e.close()
+
+
+def replayed(engine, tmp_path, df, name="train") -> str:
+    path = tmp_path / f"{name}.csv"
+    df.to_csv(path, index=False)
+    stream = engine.add_replay(str(path), name=name)
+    engine.wait(stream, timeout=60)
+    return stream
+
+
+def test_training_job_on_a_slice_stores_the_model_with_its_card(engine, tmp_path):
+    stream = replayed(engine, tmp_path, mixed_frame(1500))
+    job_id = engine.models.train(stream, SPEC, slice={"last": 1000}, name="first")
+    job = engine.models.jobs.wait(job_id, timeout=120)
+    assert job.state == "done", job.error
+    assert (job.done, job.total) == (SPEC.cv + 1, SPEC.cv + 1)
+    card = engine.models.registry.card(job.result)
+    assert card["name"] == "first" and card["training"]["rid_range"] == [500, 1499]
+    assert card["training"]["rows"] == 1000 and card["pipeline"]["version"] == 0
+    assert card["metrics"]["rows"]["train"] == 800
+
+
+def test_time_range_slice(engine, tmp_path):
+    df = mixed_frame(600)
+    df.insert(0, "t", pd.date_range("2024-01-01", periods=600, freq="min", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"))
+    stream = replayed(engine, tmp_path, df)
+    table = engine.models.history(stream, {"start": "2024-01-01T01:00:00+00:00", "end": "2024-01-01T02:59:00Z"})
+    assert table.num_rows == 120
+    with pytest.raises(UserError, match="no stored rows"):
+        engine.models.history(stream, {"start": "2030-01-01"})
+
+
+def test_failed_job_reports_a_clear_error(engine, tmp_path):
+    stream = replayed(engine, tmp_path, mixed_frame(300).assign(label="yes"))
+    job = engine.models.jobs.wait(engine.models.train(stream, SPEC), timeout=120)
+    assert job.state == "failed" and "one class only" in job.error
+    assert engine.models.registry.list() == []
+
+
+def test_cancelled_job_leaves_nothing_behind(tmp_path):
+    df = mixed_frame(3000)
+    rows = training_rows(pa.Table.from_pandas(df), "label", ["a", "b", "noise"], [], "classification")
+    spec = ModelSpec("classification", "label", ("a", "b", "noise"), (), "rf", {"n_estimators": 3000}, cv=2)
+    registry = Registry(str(tmp_path))
+    jobs = Jobs()
+    saved = []
+    job_id = jobs.submit("train", {"rows": rows, "spec": spec.to_dict()}, on_done=lambda t: saved.append(
+        registry.save(t.model, make_card(t.model, spec, t.report, {}, {}, None))))
+    job = jobs.get(job_id)
+    deadline = time.time() + 60
+    while job.message != "fold 1 of 2" and time.time() < deadline:    # the worker is fitting the forest
+        time.sleep(0.01)
+    assert job.message == "fold 1 of 2"
+    proc = jobs._procs[job_id]
+    jobs.cancel(job_id)
+    jobs.wait(job_id, timeout=30)
+    assert job.state == "cancelled" and not proc.is_alive()
+    assert saved == [] and registry.list() == []
+    assert not os.path.exists(registry.root) or os.listdir(registry.root) == []
+
+
+def test_ingest_keeps_its_pace_while_a_forest_trains(engine, tmp_path):
+    stream = replayed(engine, tmp_path, mixed_frame(4000))
+    rate = 2000
+    live = tmp_path / "live.csv"
+    mixed_frame(200_000, seed=1).to_csv(live, index=False)
+    paced = engine.add_replay(str(live), name="live", speed=Speed("rows", rate))
+    time.sleep(1.0)                               # let the paced replay settle
+    spec = ModelSpec("classification", "label", ("a", "b", "noise"), ("site",), "rf",
+                     {"n_estimators": 400}, cv=3)
+    job_id = engine.models.train(stream, spec)
+    job = engine.models.jobs.get(job_id)
+    while job.message == "starting":              # count from when the worker is really computing
+        time.sleep(0.005)
+    before, t0 = engine.snapshot(paced).counts["ingested"], time.time()
+    engine.models.jobs.wait(job_id, timeout=300)
+    after, t1 = engine.snapshot(paced).counts["ingested"], time.time()
+    assert job.state == "done", job.error
+    expected = rate * (t1 - t0)
+    assert expected > rate                        # training lasted more than a second
+    assert after - before >= 0.8 * expected, (after - before, expected)
+
+
+def deployable(engine, tmp_path):
+    df = mixed_frame(2000)
+    stream = replayed(engine, tmp_path, df)
+    rows = training_rows(pa.Table.from_pandas(df), "label", ["a", "b"], ["site"], "classification")
+    result = train(rows, SPEC)
+    card = make_card(result.model, SPEC, result.report, {"a": "number", "b": "number", "site": "text"}, {}, None)
+    return stream, df, result.model, engine.models.registry.save(result.model, card)
+
+
+def test_deployed_model_predicts_every_new_row_and_scores_labels(engine, tmp_path):
+    stream, df, model, model_id = deployable(engine, tmp_path)
+    status = engine.deploy(stream, model_id)
+    assert status["model_id"] == model_id and status["accuracy"] is None
+    engine.seek(stream, row=0)                     # the same 2000 rows arrive again
+    snap = engine.wait(stream, timeout=60)
+    sid = engine.streams[stream].id
+    pred = engine.store.predictions(sid, last=10_000)
+    assert pred.num_rows == 2000
+    assert pred.column("_rid").to_pylist() == list(range(2000, 4000))
+    want = model.predict(df[["a", "b", "site"]].astype({"site": object}))
+    assert pred.column("prediction").to_pylist() == want.tolist()
+    proba = np.array(pred.column("proba").to_pylist())
+    np.testing.assert_allclose(proba, model.predict_proba(df[["a", "b", "site"]].astype({"site": object})),
+                               atol=1e-12)
+    live = snap.model
+    assert live["deployed"] and live["predicted"] == 2000 and live["labelled"] == 2000
+    assert live["accuracy"] == pytest.approx(skm.accuracy_score(df["label"][-1000:], want[-1000:]))
+    assert snap.to_json()["model"]["accuracy"] == live["accuracy"]
+    assert set(snap.to_json()) >= {"rows", "window", "stats", "cov", "corr", "cumulative", "pipeline"}
+    engine.undeploy(stream)
+    engine.seek(stream, row=1900)
+    engine.wait(stream, timeout=60)
+    assert engine.store.predictions(sid, last=10_000).num_rows == 2000     # nothing predicted after undeploy
+
+
+def test_deploy_refuses_a_model_whose_features_the_stream_lacks(engine, tmp_path):
+    stream, df, model, model_id = deployable(engine, tmp_path)
+    other = replayed(engine, tmp_path, df.drop(columns=["site"]), name="nosite")
+    with pytest.raises(UserError, match="features missing from the stream: site"):
+        engine.deploy(other, model_id)
+    engine.deploy(stream, model_id)                # the right stream takes it
+
+
+def test_online_learner_deployed_learns_from_labels(engine, tmp_path):
+    stream = replayed(engine, tmp_path, mixed_frame(500))
+    engine.deploy_online(stream, "label", ["a", "b"])
+    engine.seek(stream, row=0)
+    snap = engine.wait(stream, timeout=60)
+    assert snap.model["online"] and snap.model["labelled"] == 0    # the first batch only teaches
+    engine.seek(stream, row=0)
+    snap = engine.wait(stream, timeout=60)
+    assert snap.model["labelled"] == 500
+    assert engine.store.predictions(engine.streams[stream].id).num_rows == 500
+    assert snap.model["accuracy"] > 0.7
+
+
+def test_jobs_start_cleanly_when_main_is_a_page_script(tmp_path, monkeypatch):
+    """Under Streamlit, __main__ is the page script; a spawned worker must not run it."""
+    script = tmp_path / "page.py"
+    script.write_text("import sys\nsys.exit(3)\n")
+    page = types.ModuleType("__main__")
+    page.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", page)
+    jobs = Jobs()
+    job = jobs.wait(jobs.submit("sleep", {"steps": 1, "seconds": 0, "result": 7}), timeout=60)
+    assert job.state == "done" and job.result == 7, job.error
+    assert sys.modules["__main__"] is page

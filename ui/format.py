@@ -1,0 +1,68 @@
+"""Numbers, durations and states as an analyst reads them."""
+from __future__ import annotations
+
+import math
+import time
+
+STATE_COLOURS = {"running": "green", "ended": "blue", "paused": "orange", "error": "red",
+                 "restoring": "violet", "waiting": "gray"}
+
+
+def num(x) -> str:
+    """A statistic: thousands separators for big values, 4 significant digits for small ones."""
+    if x is None:
+        return "—"
+    x = float(x)
+    if not math.isfinite(x):
+        return "—"
+    a = abs(x)
+    if a >= 1e5:
+        return f"{x:,.0f}"
+    if a >= 1000:
+        return f"{x:,.1f}"
+    if a >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3g}" if a else "0"
+
+
+def count(n) -> str:
+    return "—" if n is None else f"{int(n):,}"
+
+
+def rate(r) -> str:
+    r = float(r or 0)
+    return f"{r:,.0f}" if r >= 100 else f"{r:,.1f}"
+
+
+def seconds(s) -> str:
+    if s is None:
+        return "—"
+    s = float(s)
+    if s < 1:
+        return f"{s * 1000:.0f} ms"
+    if s < 60:
+        return f"{s:.0f} s" if s == int(s) or s >= 10 else f"{s:.1f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min" + (f" {int(s % 60)} s" if int(s % 60) else "")
+    if s < 86400:
+        return f"{int(s // 3600)} h" + (f" {int(s % 3600 // 60)} min" if int(s % 3600 // 60) else "")
+    return f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
+
+
+def size(n) -> str:
+    n = float(n or 0)
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} GB"
+
+
+def state(s: str | None) -> str:
+    """A coloured state label in Streamlit markdown."""
+    s = s or "waiting"
+    return f":{STATE_COLOURS.get(s, 'gray')}[● {s}]"
+
+
+def clock(ts: float | None = None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
