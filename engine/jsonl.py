@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pj
 
-from .parse import RESERVED, Bad, Parsed, _raw
+from .parse import MAX_LINE, RESERVED, Bad, Parsed, _raw
 from .schema import Column, Schema, kind_of
 
 _WHITESPACE = np.array([9, 10, 13, 32], np.uint8)
@@ -62,25 +62,35 @@ def _split(data: bytes, starts, ends, schema, base: int, tables: list, bad: list
     _split(data, starts[mid:], ends[mid:], schema, base, tables, bad)
 
 
-def read_lines(data: bytes, schema: pa.Schema | None, base: int = 0) -> tuple[list[pa.Table], list[Bad]]:
-    """Good tables in line order, and the bad lines."""
+def read_lines(data: bytes, schema: pa.Schema | None, base: int = 0,
+               max_line: int = MAX_LINE) -> tuple[list[pa.Table], list[Bad]]:
+    """Good tables in line order, and the bad lines (over-long ones set aside first)."""
     starts, ends = lines(data)
     tables: list[pa.Table] = []
     bad: list[Bad] = []
-    if len(starts):
-        _split(data, starts, ends, schema, base, tables, bad)
+    long = ends - starts > max_line
+    for i in np.flatnonzero(long):
+        bad.append(Bad(base + int(starts[i]), _raw(data[starts[i]:ends[i]], "utf-8"),
+                       f"line longer than {max_line} bytes"))
+    # read the runs of lines between over-long ones, each as one block
+    cuts = np.flatnonzero(long)
+    for lo, hi in zip(np.concatenate(([0], cuts + 1)), np.concatenate((cuts, [len(starts)]))):
+        if hi > lo:
+            _split(data, starts[lo:hi], ends[lo:hi], schema, base, tables, bad)
+    bad.sort(key=lambda b: b.position)
     return tables, bad
 
 
 class JsonParser:
     """Parses blocks of whole JSON lines into tables of one fixed schema."""
 
-    def __init__(self, schema: Schema):
+    def __init__(self, schema: Schema, max_line: int = MAX_LINE):
         self.schema = schema
         self.arrow = schema.arrow()
+        self.max_line = max_line
 
     def parse(self, data: bytes, base: int) -> Parsed:
-        tables, bad = read_lines(data, self.arrow, base)
+        tables, bad = read_lines(data, self.arrow, base, self.max_line)
         if not tables:
             return Parsed(self.arrow.empty_table(), bad)
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)

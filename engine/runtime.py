@@ -18,7 +18,9 @@ from .operators import WindowSpec
 from .snapshot import Snapshot
 from .sources.base import Source
 from .sources.demo import DemoSource
+from .paths import confine, data_roots
 from .sources.replay import ReplaySource, Speed
+from .sources.tail import TailSource
 from .store import Store
 from .transcode import as_utf8
 from .stream import Stream, Work
@@ -35,6 +37,7 @@ def default_data_dir() -> str:
 class Engine:
     def __init__(self, data_dir: str | None = None, demo: bool = False):
         self.data_dir = os.path.abspath(data_dir or default_data_dir())
+        self.roots = data_roots(self.data_dir)      # where add_tail may follow files (RIVULET_DATA_ROOTS)
         self.store = Store(self.data_dir)
         self.streams: dict[str, Stream] = {}
         self.lock = threading.RLock()
@@ -85,6 +88,34 @@ class Engine:
             self._start(sid, name, config, None, source)
             return name
 
+    def add_tail(self, pattern: str, name: str | None = None, fmt: str | None = None,
+                 window: WindowSpec | None = None, retention_rows: int | None = DEFAULT_RETENTION_ROWS,
+                 retention_seconds: float | None = None, group_by: str | None = None,
+                 polling: bool | None = None, roots: list[str] | None = None, trusted: bool = False) -> str:
+        """Follow a file, glob or folder; a stream already following the same pattern is resumed instead.
+
+        The pattern must lie under `roots` (default: the engine's data roots) unless `trusted`
+        (the command line, run by the machine's own user).
+        """
+        roots = None if trusted else [os.path.realpath(r) for r in (roots or self.roots)]
+        pattern = confine(pattern, roots)
+        with self.lock:
+            for s in self.streams.values():
+                if s.config.get("source") == "tail" and s.config.get("pattern") == pattern:
+                    if window is not None and WindowSpec.from_json(s.config.get("window")) != window:
+                        self._set_config(s, window=window.to_json())
+                    return s.name
+            base = os.path.splitext(os.path.basename(pattern.rstrip(os.sep)))[0].replace("*", "")
+            name = self._free_name(name or base or "tail")
+            source = TailSource(pattern, fmt=fmt, roots=roots, polling=polling)
+            config = {"source": "tail", "pattern": pattern, "path": pattern, "format": source.format,
+                      "roots": roots, "polling": polling, "window": (window or WindowSpec()).to_json(),
+                      "retention_rows": retention_rows, "retention_seconds": retention_seconds,
+                      "group_by": group_by}
+            sid = self.store.create_stream(name, config)
+            self._start(sid, name, config, None, source)
+            return name
+
     def add_demo(self, rate: float = 20.0) -> str:
         with self.lock:
             config = {"source": "demo", "rate": rate, "window": WindowSpec(size=1000).to_json(),
@@ -112,7 +143,11 @@ class Engine:
             name = f"{base}-{n}"
         return name
 
-    def _source_for(self, config: dict, position: dict | None, schema) -> Source:
+    def _source_for(self, config: dict, offsets: dict[str, dict], schema) -> Source:
+        if config["source"] == "tail":
+            return TailSource(config["pattern"], fmt=config.get("format"), position=offsets, schema=schema,
+                              roots=config.get("roots"), polling=config.get("polling"))
+        position = next(iter(offsets.values()), None)
         if config["source"] == "demo":
             return DemoSource(rate=config.get("rate", 20.0), position=position)
         if config["source"] == "replay":
@@ -123,8 +158,7 @@ class Engine:
 
     def _start(self, sid: int, name: str, config: dict, schema, source: Source | None = None) -> None:
         if source is None:
-            offsets = self.store.offsets(sid)
-            source = self._source_for(config, next(iter(offsets.values()), None), schema)
+            source = self._source_for(config, self.store.offsets(sid), schema)
         stream = Stream(sid, name, config, source, self.store)
         if config.get("paused"):
             source.pause()

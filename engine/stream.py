@@ -167,7 +167,8 @@ class Stream:
             from .models.deploy import predictions_table
             extra = {predictions_table(self.id): work.deployment.rows(np.arange(c.next_rid, c.next_rid + n),
                                                                       work.predicted)}
-        self.store.commit(self.id, stored, batch.bad, self.source.kind, batch.position,
+        self.store.commit(self.id, stored, batch.bad, self.source.kind,
+                          batch.offsets if batch.offsets is not None else {self.source.kind: batch.position},
                           {**new.__dict__, "cumulative": cumulative.to_bytes() if cumulative is not None else None},
                           extra)
         self.counters = new

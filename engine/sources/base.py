@@ -19,6 +19,7 @@ class Batch:
     nbytes: int = 0
     read_at: float = field(default_factory=time.time)
     reset: bool = False           # windows restart here (after a seek)
+    offsets: dict | None = None   # several resume keys (one per tailed file; None deletes one)
 
 
 class Rate:

@@ -2,8 +2,9 @@
 
 A path says nothing about identity: rotation renames files and a deleted
 file's inode can be handed to a new one. The fingerprint (a hash of the first
-FINGERPRINT bytes, or of all of them while the file is shorter) tells a reused
-inode from the file we read, and a copy (copytruncate) from a new file.
+FINGERPRINT bytes, or of all of them while the file is shorter, re-hashed as
+it grows) tells a reused inode from the file we read, and recognises a copy
+(copytruncate) of a file we follow.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 
-FINGERPRINT = 1024        # bytes hashed; a file shorter than this is hashed whole and re-hashed as it grows
+FINGERPRINT = 1024        # bytes hashed
 
 
 def digest(data: bytes) -> str:
@@ -20,23 +21,18 @@ def digest(data: bytes) -> str:
 
 def key_of(st: os.stat_result) -> str:
     """The offsets-table key of a file: device and inode (the fingerprint travels in the position)."""
-    return f"{st.st_dev}:{st.st_ino}"
+    return f"tail:{st.st_dev}:{st.st_ino}"
 
 
 @dataclass(frozen=True)
 class Fingerprint:
     size: int                 # bytes covered
     hash: str
-    head: bytes | None = None  # the covered bytes, kept in memory to recognise a copy still being written
 
     @classmethod
-    def of(cls, data: bytes) -> "Fingerprint":
-        data = data[:FINGERPRINT]
-        return cls(len(data), digest(data), data)
-
-    @classmethod
-    def read(cls, fd: int) -> "Fingerprint":
-        return cls.of(os.pread(fd, FINGERPRINT, 0))
+    def of(cls, head: bytes) -> "Fingerprint":
+        head = head[:FINGERPRINT]
+        return cls(len(head), digest(head))
 
     @property
     def full(self) -> bool:
@@ -45,10 +41,6 @@ class Fingerprint:
     def matches(self, head: bytes) -> bool:
         """True when `head` (a file's first bytes) starts with the bytes this fingerprint covers."""
         return len(head) >= self.size and digest(head[:self.size]) == self.hash
-
-    def could_become(self, head: bytes) -> bool:
-        """True when `head` is shorter than the covered bytes but equal to their start (a copy in progress)."""
-        return self.head is not None and len(head) < self.size and self.head[:len(head)] == head
 
     def to_json(self) -> dict:
         return {"fp_size": self.size, "fp": self.hash}
