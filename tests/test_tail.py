@@ -118,3 +118,47 @@ def test_rotated_names_the_glob_also_matches_are_not_read_twice(tmp_path):
         assert wait_rows(engine, name, 30_000) == 30_000
         assert engine.snapshot(name).source["file_count"] == 15
     assert_exactly_once(stored_ids(data), 30_000)
+
+
+def test_copytruncate_with_the_copies_beside_it_exactly_once(tmp_path):
+    """The copies (app.csv.1, ...) are recognised by their first bytes: the part of the file the
+    truncation took before we read it is read from the copy, the rest of the copy is not read again."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    data = str(tmp_path / "data")
+    with Engine(data) as engine:
+        name = tail(engine, logs / "app.csv")
+        writer(logs, 30_000, "--rotate", "copytruncate", every=3_000, rate=30_000, seed=4)
+        assert wait_rows(engine, name, 30_000) == 30_000
+        resets = engine.snapshot(name).source["files"]
+    assert_exactly_once(stored_ids(data), 30_000)
+    assert sum(f["resets"] for f in resets) >= 1
+
+
+def generation_of(ids, gens):
+    return np.searchsorted(np.array([g["last"] for g in gens]), ids)
+
+
+def test_copytruncate_copies_elsewhere_lose_at_most_the_unread_end_of_a_generation(tmp_path):
+    """The documented bound: with copies the engine cannot see, only rows written after its last read
+    of the file and before the truncation are lost, so lost ids are a run at the end of a generation."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    data = str(tmp_path / "data")
+    with Engine(data) as engine:
+        name = tail(engine, logs / "app.csv")
+        writer(logs, 30_000, "--rotate", "copytruncate", every=3_000, rotated="archive-{n}.txt", rate=30_000, seed=5)
+        end = time.time() + DEADLINE
+        while time.time() < end and engine.snapshot(name).source["bytes_behind"] > 0 or \
+                ingested(engine, name) < 27_000 and time.time() < end:
+            time.sleep(0.05)
+        wait_rows(engine, name, 30_000, deadline=3)
+    ids = stored_ids(data)
+    assert len(ids) == len(np.unique(ids)), "rows doubled"
+    gens = manifest(logs)["generations"]
+    lost = np.setdiff1d(np.arange(30_000), ids)
+    for g, ids_lost in zip(*np.unique(generation_of(lost, gens), return_counts=True)):
+        first_lost = lost[generation_of(lost, gens) == g][0]
+        assert ids_lost == gens[g]["last"] - first_lost + 1, f"generation {g}: a gap that is not its end"
+        assert g < len(gens) - 1               # the live file, never truncated, loses nothing
+    assert len(lost) < 30_000 * 0.5

@@ -28,11 +28,12 @@ def key_of(st: os.stat_result) -> str:
 class Fingerprint:
     size: int                 # bytes covered
     hash: str
+    head: bytes | None = None  # the covered bytes while in memory: a copy still being written is a prefix
 
     @classmethod
     def of(cls, head: bytes) -> "Fingerprint":
         head = head[:FINGERPRINT]
-        return cls(len(head), digest(head))
+        return cls(len(head), digest(head), head)
 
     @property
     def full(self) -> bool:
@@ -41,6 +42,10 @@ class Fingerprint:
     def matches(self, head: bytes) -> bool:
         """True when `head` (a file's first bytes) starts with the bytes this fingerprint covers."""
         return len(head) >= self.size and digest(head[:self.size]) == self.hash
+
+    def extends(self, head: bytes) -> bool:
+        """True when `head` is shorter than the covered bytes and equal to their start."""
+        return self.head is not None and len(head) < self.size and self.head.startswith(head)
 
     def to_json(self) -> dict:
         return {"fp_size": self.size, "fp": self.hash}

@@ -195,14 +195,16 @@ class TailSource(Source):
         if stored is not None and Fingerprint.from_json(stored).matches(head):
             f = TailFile(path, fd, st, int(stored["offset"]), Fingerprint.from_json(stored), self._next(),
                          bool(stored.get("skipping")))
+            f.copy_of, f.copy_since = stored.get("copy_of"), now
         else:
             if stored is not None:     # truncated or replaced while we were stopped (or the inode reused)
                 previous = Previous(Fingerprint.from_json(stored), int(stored["offset"]))
             f = TailFile(path, fd, st, 0, Fingerprint.of(head), self._next())
-            f.offset, f.copy_of = self._copy_start(head)
-            f.copy_since = now
             if previous is not None:
-                f.previous, f.resets = previous, 1
+                f.previous.append(previous)
+                f.resets = 1
+            else:
+                self._classify(f, head, now)
         self.files[key] = f
         self.by_path[path] = key
         self.changed.add(key)
@@ -217,38 +219,51 @@ class TailSource(Source):
         """A fingerprint identifies content only when it covers at least one whole data line."""
         return head[:fp.size].count(b"\n") >= (2 if self.csv else 1)
 
-    def _copy_start(self, head: bytes) -> tuple[int, str | None]:
-        """Where a new file starts: after the part of a truncated file we had read when it is that
-        file's copy; held (not read) while it is a copy of a file not yet truncated; else 0."""
-        for other in self.files.values():
-            p = other.previous
-            if p is not None and self._covers_a_line(p.fp, head) and p.fp.matches(head):
-                other.previous = None
-                return p.offset, None
-        for other in self.files.values():
+    def _classify(self, f: TailFile, head: bytes, now: float) -> bool:
+        """Decide where a new file starts; False while it stays held.
+
+        - a copy of a followed file that was truncated: after the part of it we had read;
+        - a copy of a followed file not truncated (yet): held; after `rotate_wait` it is a
+          plain copy and starts at its end (its original gives us all of it);
+        - the start of such a copy (a copy still being written, or an empty file): held;
+        - anything else: a new file, read from 0.
+        """
+        others = [o for o in self.files.values() if o is not f]
+        for other in others:
+            for p in other.previous:
+                if self._covers_a_line(p.fp, head) and p.fp.matches(head):
+                    f.offset = p.offset         # the bytes the truncation took from us
+                    other.previous.remove(p)
+                    return self._release(f)
+        for other in others:
+            if other.copy_of is not None:
+                continue
             if self._covers_a_line(other.fp, head) and other.fp.matches(head):
-                return 0, other.key
-        return 0, None
+                if f.copy_of != other.key or not f.copy_full:
+                    f.copy_of, f.copy_full, f.copy_since = other.key, True, now
+                elif now - f.copy_since > self.rotate_wait:
+                    f.offset = os.fstat(f.fd).st_size
+                    return self._release(f)
+                return False
+            if other.fp.extends(head):
+                if f.copy_of != other.key or f.copy_full:
+                    f.copy_of, f.copy_full, f.copy_since = other.key, False, now
+                return False
+        return self._release(f)
+
+    def _release(self, f: TailFile) -> bool:
+        f.copy_of, f.copy_full = None, False
+        self.changed.add(f.key)
+        self.backlog.add(f.key)
+        return True
 
     def _settle_copies(self, now: float) -> None:
-        for f in self.files.values():
-            if f.copy_of is None:
-                continue
-            orig = self.files.get(f.copy_of)
-            try:
-                head, size = f.head(), os.fstat(f.fd).st_size
-            except OSError:
-                continue
-            p = orig.previous if orig is not None else None
-            if p is not None and p.fp.matches(head):
-                f.offset, orig.previous = p.offset, None      # the bytes the truncation took from us
-            elif orig is None or now - f.copy_since > self.rotate_wait:
-                f.offset = size                                # a plain copy: its original gave us all of it
-            else:
-                continue
-            f.copy_of = None
-            self.changed.add(f.key)
-            self.backlog.add(f.key)
+        for f in list(self.files.values()):
+            if f.copy_of is not None:
+                try:
+                    self._classify(f, f.head(), now)
+                except OSError as e:
+                    f.error = f"cannot read {f.path}: {e.strerror or e}"
 
     def _find_moved(self, now: float) -> None:
         """Stored files the pattern did not find: look for their inode where they were last seen."""
@@ -373,7 +388,7 @@ class TailSource(Source):
     def _read(self, f: TailFile, budget: int, now: float) -> tuple[pa.Table | None, list[Bad], int]:
         """Rows of the whole lines `f` has from its offset; its skipped lines; bytes consumed."""
         self.backlog.discard(f.key)
-        if f.copy_of is not None or f.fd < 0:
+        if f.fd < 0 or f.copy_of is not None and not self._classify(f, f.head(), now):
             return None, [], 0
         try:
             self._check(f)

@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 
 from ..parse import RAW_KEEP, Bad, CsvFormat, cut, sniff
 from .base import Rate
 from .identity import FINGERPRINT, Fingerprint, key_of
 from .replay import SAMPLE
+
+PREVIOUS_KEPT = 32      # truncations remembered per file, for copies found late (several rotations a second)
 
 
 @dataclass(frozen=True)
@@ -43,9 +46,10 @@ class TailFile:
         self.parser = None
         self.matched = True                 # the pattern matched its path at the last scan
         self.unmatched_since: float | None = None
-        self.copy_of: str | None = None     # held: a copy of this followed file, not read yet
+        self.copy_of: str | None = None     # held, not read: a copy (or the start of one) of this followed file
+        self.copy_full = False              # the held file's first bytes match the whole fingerprint
         self.copy_since = 0.0
-        self.previous: Previous | None = None
+        self.previous: deque[Previous] = deque(maxlen=PREVIOUS_KEPT)   # contents before truncations
         self.resets = 0
         self.rows = 0
         self.bytes = 0
@@ -64,14 +68,15 @@ class TailFile:
         self.size, self.mtime = st.st_size, st.st_mtime
         if self.size >= self.offset and self.fp.matches(self.head(self.fp.size)):
             return False
-        self.previous = Previous(self.fp, self.offset)
+        self.previous.append(Previous(self.fp, self.offset))
         self.offset, self.skipping, self.fmt, self.parser = 0, False, None, None
         self.fp = Fingerprint.of(self.head())
         self.resets += 1
         return True
 
     def position(self) -> dict:
-        return {"path": self.path, "offset": self.offset, "skipping": self.skipping, **self.fp.to_json()}
+        held = {"copy_of": self.copy_of} if self.copy_of else {}
+        return {"path": self.path, "offset": self.offset, "skipping": self.skipping, **self.fp.to_json(), **held}
 
     # --- reading ------------------------------------------------------------------------
     def header(self, csv: bool) -> bool:
