@@ -245,3 +245,40 @@ def test_polling_fallback_forced_is_exactly_once(tmp_path, monkeypatch):
         assert wait_rows(engine, name, 20_000) == 20_000
         assert engine.snapshot(name).source["observer"] == "polling"
     assert_exactly_once(stored_ids(data), 20_000)
+
+
+def test_kill_9_of_the_tail_command_while_a_writer_rotates(tmp_path):
+    import random
+    import signal
+
+    from tests.conftest import run_cli
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    data = str(tmp_path / "data")
+    n = 100_000
+    w = writer(logs, n, "--rotate", "rename", every=7_000, rate=12_000, seed=50, wait=False)
+    rnd = random.Random(7)
+    kills = 0
+    cmd = [sys.executable, "-m", "engine", "tail", str(logs / "app.csv"), "--data-dir", data, "--json",
+           "--retention-rows", "0", "--idle-exit", "60"]
+    while w.poll() is None and kills < 8:
+        if not (logs / "app.csv").exists():
+            time.sleep(0.05)
+            continue
+        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(rnd.uniform(0.8, 2.5))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+    assert w.wait(timeout=DEADLINE) == 0
+    assert kills >= 3
+    out = run_cli("tail", str(logs / "app.csv"), "--data-dir", data, "--json", "--idle-exit", "3", timeout=DEADLINE)
+    assert out.returncode == 0, out.stderr
+    snap = json.loads(out.stdout)
+    ids = stored_ids(data)
+    assert_exactly_once(ids, n)
+    assert snap["rows"]["ingested"] == n
+    assert snap["cumulative"]["id"]["count"] == n                 # across every restart
+    assert snap["cumulative"]["id"]["mean"] == pytest.approx((n - 1) / 2, rel=1e-12)
+    assert snap["cumulative"]["x"]["var"] == pytest.approx(np.var(np.arange(n) % 97 * 0.5, ddof=1), rel=1e-9)
