@@ -282,3 +282,35 @@ def test_kill_9_of_the_tail_command_while_a_writer_rotates(tmp_path):
     assert snap["cumulative"]["id"]["count"] == n                 # across every restart
     assert snap["cumulative"]["id"]["mean"] == pytest.approx((n - 1) / 2, rel=1e-12)
     assert snap["cumulative"]["x"]["var"] == pytest.approx(np.var(np.arange(n) % 97 * 0.5, ddof=1), rel=1e-9)
+
+
+@pytest.mark.parametrize("rotate", ["rename", "copytruncate"])
+def test_several_rotations_a_second_at_full_writer_speed(tmp_path, rotate):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    data = str(tmp_path / "data")
+    with Engine(data) as engine:
+        name = tail(engine, logs / "app.csv")
+        writer(logs, 100_000, "--rotate", rotate, every=4_000, batch=200, seed=60)     # --rate 0: full speed
+        assert wait_rows(engine, name, 100_000) == 100_000
+    assert_exactly_once(stored_ids(data), 100_000)
+    assert len(manifest(logs)["generations"]) == 25
+
+
+def test_a_thousand_files_in_a_folder(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    data = str(tmp_path / "data")
+    make = ("import sys, os\nfolder, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n"
+            "for f in range(lo, hi):\n"
+            "    rows = ''.join(f'{f * 10 + i},{i}\\n' for i in range(10))\n"
+            "    with open(os.path.join(folder, f'f{f:04d}.csv'), 'w') as out:\n"
+            "        out.write('id,x\\n' + rows)\n")
+    subprocess.run([sys.executable, "-c", make, str(logs), "0", "500"], check=True)
+    with Engine(data) as engine:
+        name = tail(engine, logs)
+        subprocess.run([sys.executable, "-c", make, str(logs), "500", "1000"], check=True)   # while running
+        assert wait_rows(engine, name, 10_000) == 10_000
+        src = engine.snapshot(name).source
+        assert src["file_count"] == 1000 and len(src["files"]) == 100
+    assert_exactly_once(stored_ids(data), 10_000)

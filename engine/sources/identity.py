@@ -41,7 +41,11 @@ class Fingerprint:
 
     def matches(self, head: bytes) -> bool:
         """True when `head` (a file's first bytes) starts with the bytes this fingerprint covers."""
-        return len(head) >= self.size and digest(head[:self.size]) == self.hash
+        if len(head) < self.size:
+            return False
+        if self.head is not None:         # in memory: compare bytes, cheaper than hashing
+            return head.startswith(self.head)
+        return digest(head[:self.size]) == self.hash
 
     def extends(self, head: bytes) -> bool:
         """True when `head` is shorter than the covered bytes and equal to their start."""
