@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 
 import pandas as pd
 import streamlit as st
@@ -75,8 +74,7 @@ def upload_panel() -> None:
 
 
 def tail_panel() -> None:
-    # Filled in by the tailing engine (Engine.add_tail); this tab only shows once that API exists.
-    roots = [r for r in os.environ.get("RIVULET_ROOTS", "").split(os.pathsep) if r]
+    roots = engine.roots          # RIVULET_DATA_ROOTS, or the data folder; add_tail refuses paths outside
     st.caption("Follow a file, a glob (logs/*.csv) or a folder that another program appends to. "
                "Rotation and restarts are handled." +
                (f" Allowed folders: {', '.join(roots)}." if roots else ""))
@@ -86,7 +84,7 @@ def tail_panel() -> None:
     c3.write("")
     if c3.button("Start tailing", type="primary", icon=":material/play_arrow:", disabled=not path.strip()):
         with guard("Starting the tail"):
-            name = engine.add_tail(path.strip(), fmt=kind, **({"roots": roots} if roots else {}))
+            name = engine.add_tail(path.strip(), fmt=kind)
             keep_selection(name)
             st.success(f"Tailing {path} as stream **{name}**")
 

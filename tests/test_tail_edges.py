@@ -171,3 +171,38 @@ def test_cli_tail_jsonl_folder_prints_the_snapshot(tmp_path):
     assert snap["rows"] == {"ingested": 51, "quarantined": 1, "late": 0, "flagged": 0}   # the partial line waits
     assert snap["stats"]["x"]["mean"] == pytest.approx(np.mean(np.r_[np.arange(50) * 0.5, 25.5]), rel=1e-12)
     assert snap["source"]["format"] == "jsonl"
+
+
+def test_exhausted_inotify_falls_back_to_polling_with_a_warning(tmp_path, monkeypatch):
+    import errno
+
+    class Exhausted:
+        def schedule(self, *a, **kw):
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+        def stop(self):
+            pass
+    monkeypatch.setattr(watch_module, "Observer", Exhausted)
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    data = str(tmp_path / "data")
+    with Engine(data) as engine:
+        name = tail(engine, logs / "*.csv")
+        (logs / "a.csv").write_text(rows_csv(0, 500))
+        assert wait_rows(engine, name, 500) == 500
+        src = engine.snapshot(name).source
+        assert src["observer"] == "polling" and "inotify watch limit reached" in src["warning"]
+    assert_exactly_once(stored_ids(data), 500)
+
+
+def test_cli_tail_accepts_a_pipeline_file_like_replay(tmp_path):
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "a.csv").write_text(rows_csv(0, 20))
+    spec = tmp_path / "p.json"
+    spec.write_text('{"version": 1, "steps": []}')
+    out = run_cli("tail", str(logs / "*.csv"), "--pipeline", str(spec), "--data-dir", str(tmp_path / "d"),
+                  "--idle-exit", "1", "--json")
+    assert out.returncode == 0, out.stderr
+    out = run_cli("tail", str(logs / "*.csv"), "--pipeline", str(tmp_path / "missing.json"), "--idle-exit", "1")
+    assert out.returncode == 2 and "cannot read the pipeline" in out.stderr

@@ -279,13 +279,8 @@ class TailSource(Source):
                 key = inodes.get(e.inode())
                 if key is None or not e.is_file(follow_symlinks=False):
                     continue
-                if key_of(e.stat(follow_symlinks=False)) != key:
-                    continue
-                if self.roots is not None and not inside(e.path, self.roots):
-                    continue
-                f = self._open(e.path, key, now)
-                if f is not None:
-                    f.matched, f.unmatched_since = False, now
+                if key_of(e.stat(follow_symlinks=False)) == key:
+                    self._adopt(e.path, key, now)
         for key in self.stored:       # gone while we were stopped
             self.forgotten.add(key)
         self.stored.clear()
@@ -314,13 +309,16 @@ class TailSource(Source):
                 except OSError:
                     continue
                 key = key_of(st)
-                if key in self.files or st.st_ctime < self.since or not stat.S_ISREG(st.st_mode):
-                    continue
-                if self.roots is not None and not inside(e.path, self.roots):
-                    continue
-                f = self._open(e.path, key, now)
-                if f is not None:
-                    f.matched, f.unmatched_since = False, now
+                if key not in self.files and st.st_ctime >= self.since and stat.S_ISREG(st.st_mode):
+                    self._adopt(e.path, key, now)
+
+    def _adopt(self, path: str, key: str, now: float) -> None:
+        """Follow a file the pattern does not match (rotated away) until it is drained."""
+        if self.roots is not None and not inside(path, self.roots):
+            return
+        f = self._open(path, key, now)
+        if f is not None:
+            f.matched, f.unmatched_since = False, now
 
     def _forget_drained(self, now: float) -> None:
         for key, f in list(self.files.items()):
