@@ -108,20 +108,6 @@ def _models_command(name: str):
     return run
 
 
-def _pipeline(args) -> None:
-    """Read and check --pipeline P.json."""
-    from .errors import UserError
-    from .pipeline import Pipeline
-    if args.pipeline:
-        try:
-            with open(args.pipeline) as f:
-                pipeline = Pipeline.from_json(f.read())
-        except OSError as e:
-            raise UserError(f"cannot read the pipeline {args.pipeline}: {e.strerror}") from None
-        if pipeline.steps:
-            raise UserError("pipeline steps are not available in this version yet")
-
-
 def _window(args, clock: str = "event"):
     from .operators import WindowSpec
     if args.window_seconds:
@@ -130,17 +116,23 @@ def _window(args, clock: str = "event"):
 
 
 def cmd_replay(args) -> int:
+    from .errors import UserError
+    from .pipeline import Pipeline
     from .runtime import Engine
 
     if not os.path.isfile(args.file):
-        from .errors import UserError
         raise UserError(f"no such file: {args.file}")
-    _pipeline(args)
+    pipeline = Pipeline.load(args.pipeline) if args.pipeline else None
     window = _window(args)
     with Engine(args.data_dir) as engine:
         name = engine.add_replay(args.file, time_column=args.time_column, window=window,
-                                 retention_rows=args.retention_rows or None)
+                                 retention_rows=args.retention_rows or None, pipeline=pipeline)
         snap = engine.wait(name)
+        status = engine.wait_backfill(name)       # resumed with another spec: history is re-run through it
+        if status is not None:
+            if status["state"] != "done":
+                raise UserError(f"the backfill did not finish: {status['error'] or status['state']}")
+            snap = engine.snapshot(name)
     _print(snap.to_json(), args.json)
     return 0
 
@@ -151,16 +143,17 @@ def cmd_tail(args) -> int:
     import time
 
     from .errors import UserError
+    from .pipeline import Pipeline
     from .runtime import Engine
 
     if not glob.has_magic(args.path) and not os.path.exists(args.path):
         raise UserError(f"no such file or folder: {args.path} (use a glob to wait for files not created yet)")
-    _pipeline(args)
+    pipeline = Pipeline.load(args.pipeline) if args.pipeline else None
     window = _window(args, "ingest")
     signal.signal(signal.SIGTERM, _interrupt)
     with Engine(args.data_dir) as engine:
         name = engine.add_tail(args.path, fmt=args.format, window=window, retention_rows=args.retention_rows or None,
-                               polling=True if args.polling else None, trusted=True)
+                               polling=True if args.polling else None, pipeline=pipeline, trusted=True)
         stream = engine.streams[name]
         seen, idle_since = -1, time.time()
         try:

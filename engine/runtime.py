@@ -13,8 +13,12 @@ import queue
 import threading
 import time
 
+import pyarrow as pa
+
+from .backfill import Backfill
 from .errors import UserError
 from .operators import WindowSpec
+from .pipeline import FREEZE_ROWS, Pipeline, Preview, as_pipeline
 from .snapshot import Snapshot
 from .sources.base import Source
 from .sources.demo import DemoSource
@@ -65,17 +69,19 @@ class Engine:
     def add_replay(self, path: str, name: str | None = None, speed: Speed = Speed(), loop: bool = False,
                    time_column: str | None = None, window: WindowSpec | None = None,
                    retention_rows: int | None = DEFAULT_RETENTION_ROWS, retention_seconds: float | None = None,
-                   group_by: str | None = None) -> str:
-        """Start replaying `path`; a stream already replaying the same file is resumed instead."""
+                   group_by: str | None = None, pipeline: Pipeline | dict | None = None) -> str:
+        """Start replaying `path`; a stream already replaying the same file is resumed instead.
+
+        `pipeline` runs from the first row (statistics to freeze come from the first batch); on a
+        resumed stream a different spec is applied as a new version and history is backfilled."""
+        pipeline = as_pipeline(pipeline) if pipeline is not None else None
         path = os.path.abspath(path)
         if not os.path.isfile(path):
             raise UserError(f"no such file: {path}")
         with self.lock:
             for s in self.streams.values():
                 if s.config.get("original", s.config.get("path")) == path and s.config.get("source") == "replay":
-                    if window is not None and WindowSpec.from_json(s.config.get("window")) != window:
-                        self._set_config(s, window=window.to_json())
-                    return s.name
+                    return self._resume(s, window, pipeline)
             name = self._free_name(name or os.path.splitext(os.path.basename(path))[0])
             original, path = path, as_utf8(path, os.path.join(self.data_dir, "converted"))
             config = {"source": "replay", "path": path, "original": original, "speed": {"mode": speed.mode, "value": speed.value},
@@ -84,27 +90,44 @@ class Engine:
                       "group_by": group_by}
             # open the file first, so a bad path or column never leaves a stream behind
             source = ReplaySource(path, speed=speed, loop=loop, time_column=time_column)
-            sid = self.store.create_stream(name, config)
-            self._start(sid, name, config, None, source)
-            return name
+            return self._create(name, config, source, pipeline)
+
+    def _resume(self, s: Stream, window: WindowSpec | None, pipeline: Pipeline | None) -> str:
+        """Add a source that a stream already reads: take the new window, and a new spec with a backfill."""
+        if window is not None and WindowSpec.from_json(s.config.get("window")) != window:
+            self._set_config(s, window=window.to_json())
+        if pipeline is not None and not pipeline.matches(s.pipeline):
+            self.apply(s.name, pipeline, backfill=True)
+        return s.name
+
+    def _create(self, name: str, config: dict, source: Source, pipeline: Pipeline | None) -> str:
+        if pipeline is not None and source.schema is not None:     # a tail may have no rows yet
+            pipeline.check(source.schema)
+        sid = self.store.create_stream(name, config)
+        if pipeline is not None and pipeline.steps:
+            version = self.store.add_pipeline(sid, pipeline.to_dict())
+            config.update(pipeline=version, pipeline_from=version)
+            self.store.update_config(sid, config)
+        self._start(sid, name, config, None, source)
+        return name
 
     def add_tail(self, pattern: str, name: str | None = None, fmt: str | None = None,
                  window: WindowSpec | None = None, retention_rows: int | None = DEFAULT_RETENTION_ROWS,
                  retention_seconds: float | None = None, group_by: str | None = None,
-                 polling: bool | None = None, roots: list[str] | None = None, trusted: bool = False) -> str:
+                 polling: bool | None = None, pipeline: Pipeline | dict | None = None,
+                 roots: list[str] | None = None, trusted: bool = False) -> str:
         """Follow a file, glob or folder; a stream already following the same pattern is resumed instead.
 
         The pattern must lie under `roots` (default: the engine's data roots) unless `trusted`
-        (the command line, run by the machine's own user).
+        (the command line, run by the machine's own user). `pipeline` as for add_replay.
         """
+        pipeline = as_pipeline(pipeline) if pipeline is not None else None
         roots = None if trusted else [os.path.realpath(r) for r in (roots or self.roots)]
         pattern = confine(pattern, roots)
         with self.lock:
             for s in self.streams.values():
                 if s.config.get("source") == "tail" and s.config.get("pattern") == pattern:
-                    if window is not None and WindowSpec.from_json(s.config.get("window")) != window:
-                        self._set_config(s, window=window.to_json())
-                    return s.name
+                    return self._resume(s, window, pipeline)
             base = os.path.splitext(os.path.basename(pattern.rstrip(os.sep)))[0].replace("*", "")
             name = self._free_name(name or base or "tail")
             source = TailSource(pattern, fmt=fmt, roots=roots, polling=polling)
@@ -112,9 +135,7 @@ class Engine:
                       "roots": roots, "polling": polling, "window": (window or WindowSpec()).to_json(),
                       "retention_rows": retention_rows, "retention_seconds": retention_seconds,
                       "group_by": group_by}
-            sid = self.store.create_stream(name, config)
-            self._start(sid, name, config, None, source)
-            return name
+            return self._create(name, config, source, pipeline)
 
     def add_demo(self, rate: float = 20.0) -> str:
         with self.lock:
@@ -130,6 +151,9 @@ class Engine:
             s.config["removed"] = True
             thread = self.threads.pop(name, None)
             self.streams.pop(name)
+        if s.backfill is not None:
+            s.backfill.cancel()
+            s.backfill.wait(timeout=10)
         if thread:
             thread.join(timeout=5)
         self._drain(s)
@@ -213,6 +237,92 @@ class Engine:
             raise UserError(f"stream {name!r} is not a replay")
         return s
 
+    # --- preprocessing ---------------------------------------------------------------
+    def pipeline(self, name: str) -> dict:
+        """The stream's current spec (statistics frozen in) as JSON-ready data."""
+        return self._get(name).pipeline.to_dict()
+
+    def pipelines(self, name: str) -> list[dict]:
+        """Every version recorded for the stream, oldest first: {"version", "spec", "created"}."""
+        return self.store.pipelines(self._get(name).id)
+
+    def preview(self, name: str, spec, n: int = 20) -> Preview:
+        """Before/after of `spec` on the stream's `n` newest stored rows. Changes nothing."""
+        s = self._with_columns(name)
+        return as_pipeline(spec).preview(s.schema, self._sample(s, max(int(n), FREEZE_ROWS)), n)
+
+    def apply(self, name: str, spec, backfill: bool = False) -> dict:
+        """Check `spec`, freeze its statistics from recent rows, record it as the next version and run
+        it from the next batch. A spec that does not fit raises UserError naming the step; the running
+        pipeline then stays as it was. Returns {"version", "spec", "from_row", "rebuilt"} (+ "backfill")."""
+        s = self._with_columns(name)
+        frozen, _ = as_pipeline(spec).fit(s.schema, self._sample(s))
+        version = self.store.add_pipeline(s.id, frozen.to_dict())
+        return self._switch(s, frozen.with_version(version), backfill)
+
+    def use_pipeline(self, name: str, version: int, backfill: bool = False) -> dict:
+        """Go back (or forward) to a recorded version, with the statistics it was recorded with."""
+        s = self._with_columns(name)
+        if version == 0:
+            return self._switch(s, Pipeline(), backfill)
+        spec = next((p["spec"] for p in self.store.pipelines(s.id) if p["version"] == version), None)
+        if spec is None:
+            raise UserError(f"stream {name!r} has no pipeline version {version}; "
+                            f"versions: {', '.join(str(p['version']) for p in self.store.pipelines(s.id))}")
+        pipeline = Pipeline.from_dict(spec)
+        pipeline.check(s.schema, self._sample(s))
+        return self._switch(s, pipeline, backfill)
+
+    def backfill(self, name: str) -> Backfill:
+        """Re-run stored raw history through the current version in the background and rebuild every
+        window, bucket, group and the cumulative statistics; ingest goes on. `.status()`, `.cancel()`."""
+        s = self._get(name)
+        with self.lock:
+            running = s.backfill
+            if running is not None and running.state == "running":
+                raise UserError(f"a backfill of {name!r} is already running "
+                                f"({running.status()['progress']:.0%}); wait for it or cancel it")
+            if s.runner is None or s.schema is None:
+                raise UserError(f"stream {name!r} has no rows yet; there is nothing to backfill")
+            s.backfill = Backfill(s).start()
+            return s.backfill
+
+    def backfill_status(self, name: str) -> dict | None:
+        b = self._get(name).backfill
+        return b.status() if b is not None else None
+
+    def wait_backfill(self, name: str, timeout: float | None = None) -> dict | None:
+        """Block until the stream's backfill (if any) has finished; its final status."""
+        b = self._get(name).backfill
+        return b.wait(timeout) if b is not None else None
+
+    def cancel_backfill(self, name: str) -> None:
+        b = self._get(name).backfill
+        if b is not None:
+            b.cancel()
+
+    def _switch(self, s: Stream, pipeline: Pipeline, backfill: bool) -> dict:
+        self.cancel_backfill(s.name)         # it would rebuild with the old version
+        out = {"version": pipeline.version, "spec": pipeline.to_dict(), **s.switch(pipeline)}
+        if backfill:
+            if s.backfill is not None:
+                s.backfill.wait(timeout=30)
+            out["backfill"] = self.backfill(s.name).status()
+        return out
+
+    def _with_columns(self, name: str) -> Stream:
+        s = self._get(name)
+        if s.schema is None:
+            raise UserError(f"stream {name!r} has no columns yet; wait for its first rows")
+        return s
+
+    def _sample(self, s: Stream, rows: int = FREEZE_ROWS) -> pa.Table:
+        """The newest stored raw rows, which frozen statistics and data checks come from."""
+        t = self.store.rows(s.id, last=rows)
+        if t.num_rows == 0:
+            return s.schema.arrow().empty_table()
+        return t.drop_columns(["_rid", "_ingest"])
+
     # --- models --------------------------------------------------------------------
     @property
     def models(self):
@@ -282,7 +392,8 @@ class Engine:
     # --- threads ---------------------------------------------------------------------
     def _ingest_loop(self, s: Stream) -> None:
         try:
-            s.restore()
+            with s.lock:
+                s.restore()
         except Exception as e:       # a broken store must not take the engine down
             log.exception("restoring %s failed", s.name)
             s.error = f"could not restore from the store: {e}"
@@ -294,7 +405,12 @@ class Engine:
                 continue
             s.busy = True
             try:
-                batch = s.source.next_batch()
+                with s.lock:       # a pipeline switch or backfill waits for the batch boundary
+                    batch = s.source.next_batch()
+                    if batch is not None:
+                        work = s.prepare(batch)
+                        s.queued += 1
+                        self.queue.put(work)
                 if batch is None:
                     s.busy = False
                     if s.source.done or getattr(s.source, "paused", False):
@@ -304,9 +420,9 @@ class Engine:
                     else:
                         time.sleep(0.01)
                     continue
-                work = s.prepare(batch)
-                s.queued += 1
-                self.queue.put(work)
+            except UserError as e:       # e.g. a spec that does not fit the first rows
+                s.error = str(e)
+                s.publish()
             except Exception as e:
                 log.exception("stream %s failed", s.name)
                 s.error = f"{type(e).__name__}: {e}"
@@ -344,6 +460,10 @@ class Engine:
         if self.stopping.is_set():
             return
         self.stopping.set()
+        for s in self.streams.values():
+            if s.backfill is not None:
+                s.backfill.cancel()
+                s.backfill.wait(timeout=10)
         for t in list(self.threads.values()):
             t.join(timeout=10)
         self.queue.put(None)
@@ -359,3 +479,4 @@ class Engine:
 
     def __exit__(self, *exc) -> None:
         self.close()
+

@@ -64,7 +64,8 @@ class Snapshot:
     cumulative_moments: Moments
     counts: dict                        # ingested, quarantined, flagged, late
     source: dict
-    pipeline: int
+    pipeline: int                       # the version new rows go through
+    pipeline_from: int = 0              # the oldest version behind any row in these statistics
     chunks: tuple[Chunk, ...] = ()
     series: dict = field(default_factory=dict)       # width -> KeyedStats
     groups: dict = field(default_factory=dict)       # width -> KeyedStats keyed bucket * slots + code
@@ -94,6 +95,7 @@ class Snapshot:
             "corr": matrix_dict(self.window_moments.corr(), self.columns),
             "cumulative": stats_dict(self.cumulative_moments, self.columns),
             "pipeline": self.pipeline,
+            "pipeline_from": self.pipeline_from,
             "source": self.source,
             "error": self.error,
             **({"model": self.model} if self.model is not None else {}),

@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS state (
 CREATE TABLE IF NOT EXISTS quarantine (
     stream INTEGER, source VARCHAR, position BIGINT, raw VARCHAR, reason VARCHAR,
     kept BOOLEAN, seen TIMESTAMP);
+CREATE TABLE IF NOT EXISTS pipelines (
+    stream INTEGER, version INTEGER, spec JSON NOT NULL, created TIMESTAMP DEFAULT current_timestamp,
+    PRIMARY KEY (stream, version));
 """
 
 
@@ -121,7 +124,7 @@ class Store:
         with self.write_lock:
             w = self.write
             w.execute("BEGIN")
-            for table in ("offsets", "quarantine"):
+            for table in ("offsets", "quarantine", "pipelines"):
                 w.execute(f"DELETE FROM {table} WHERE stream = ?", [stream_id])
             w.execute("DELETE FROM state WHERE stream = ?", [stream_id])
             w.execute("DELETE FROM streams WHERE id = ?", [stream_id])
@@ -136,6 +139,33 @@ class Store:
             self.write.execute(f"CREATE TABLE IF NOT EXISTS {rows_table(stream_id)} "
                                f"(_rid BIGINT, _ingest TIMESTAMP{', ' + cols if cols else ''})")
             self.write.execute("UPDATE streams SET schema = ? WHERE id = ?", [schema.to_json(), stream_id])
+
+    # --- pipeline versions ------------------------------------------------------------
+    def add_pipeline(self, stream_id: int, spec: dict) -> int:
+        """Record a spec as the stream's next version; returns that version (1, 2, ...)."""
+        with self.write_lock:
+            version = self.write.execute("SELECT coalesce(max(version), 0) + 1 FROM pipelines WHERE stream = ?",
+                                         [stream_id]).fetchone()[0]
+            self.write.execute("INSERT INTO pipelines (stream, version, spec) VALUES (?, ?, ?)",
+                               [stream_id, version, json.dumps({**spec, "version": version})])
+        return version
+
+    def pipelines(self, stream_id: int) -> list[dict]:
+        """Every recorded version, oldest first: {"version", "spec", "created"}."""
+        with self.read() as cur:
+            rows = cur.execute("SELECT version, spec, epoch(created) FROM pipelines WHERE stream = ? ORDER BY version",
+                               [stream_id]).fetchall()
+        return [{"version": v, "spec": json.loads(s), "created": c} for v, s, c in rows]
+
+    def update_pipeline(self, stream_id: int, version: int, spec: dict) -> None:
+        """Write statistics frozen from the first batch into a version recorded before any row arrived."""
+        with self.write_lock:
+            self.write.execute("UPDATE pipelines SET spec = ? WHERE stream = ? AND version = ?",
+                               [json.dumps({**spec, "version": version}), stream_id, version])
+
+    def set_cumulative(self, stream_id: int, cumulative: bytes | None) -> None:
+        with self.write_lock:
+            self.write.execute("UPDATE state SET cumulative = ? WHERE stream = ?", [cumulative, stream_id])
 
     def state(self, stream_id: int) -> dict:
         with self.read() as cur:

@@ -20,15 +20,14 @@ import pyarrow as pa
 from .errors import UserError
 from .moments import Moments
 from .operators import Operators, Prepared, WindowSpec
-from .pipeline import Pipeline
-from .schema import Schema
+from .pipeline import Pipeline, Runner
+from .schema import Schema, kind_of
 from .snapshot import Snapshot
 from .sources.base import Batch, Source
 from .store import Store
 from .windows import last_rows, last_seconds, merged
 
 log = logging.getLogger("rivulet")
-RESTORE_CHUNK = 200_000
 
 
 @dataclass
@@ -60,7 +59,9 @@ class Stream:
     config: dict
     source: Source
     store: Store
-    pipeline: Pipeline = field(default_factory=Pipeline)
+    pipeline: Pipeline = field(default_factory=Pipeline)   # the current version
+    runner: Runner | None = None   # None until statistics to freeze have come from the first batch
+    pipeline_from: int = 0         # oldest version any row in the operators' state went through
     operators: Operators | None = None
     counters: Counters = field(default_factory=Counters)
     snapshot: Snapshot | None = None
@@ -74,57 +75,123 @@ class Stream:
     lag_s: float = 0.0
     deployment: object = None  # models.deploy.Deployment; replaced whole, so a swap is atomic
     deploy_error: str | None = None
+    backfill: object = None    # backfill.Backfill, the latest one
+    # held by the ingest thread while it reads and prepares a batch: whoever holds it and sees
+    # `inflight == 0` may swap the pipeline and operators at a batch boundary
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
     # --- set-up ----------------------------------------------------------------------
     @property
     def schema(self) -> Schema | None:
         return self.source.schema
 
-    def _make_operators(self) -> None:
-        schema = self.schema
-        arrow = schema.arrow()
-        tcol = self.source.time_column
-        numeric = [c.name for c in schema.columns if c.kind in ("number", "bool") and c.name != tcol]
+    def operators_for(self, pipeline: Pipeline) -> Operators:
+        """Fresh operators for the columns `pipeline` gives (it may add, drop or rename some)."""
+        arrow = pipeline.check(self.schema)
+        kinds = {f.name: kind_of(f.type) for f in arrow}
+        tcol = self.source.time_column if kinds.get(self.source.time_column) in ("time", "number") else None
+        numeric = [c for c, k in kinds.items() if k in ("number", "bool") and c != tcol]
         group = self.config.get("group_by")
-        if group is None:
-            texts = schema.of_kind("text")
-            group = texts[0] if texts else None
-        elif group not in schema:
-            raise UserError(f"group-by column {group!r} is not in the stream")
-        self.operators = Operators(arrow, numeric, WindowSpec.from_json(self.config.get("window")), tcol, group)
+        if group is None or kinds.get(group) != "text":
+            if group is not None and group not in self.schema:
+                raise UserError(f"group-by column {group!r} is not in the stream")
+            texts = [c for c, k in kinds.items() if k == "text"]
+            group = texts[0] if texts else None      # the pipeline dropped or recoded it: the first text column
+        return Operators(arrow, numeric, WindowSpec.from_json(self.config.get("window")), tcol, group)
+
+    def load_pipeline(self) -> None:
+        """The version named in the config, from the store (version 0: no steps)."""
+        version = self.config.get("pipeline", 0)
+        if version:
+            spec = next((p["spec"] for p in self.store.pipelines(self.id) if p["version"] == version), None)
+            if spec is None:
+                raise UserError(f"pipeline version {version} is not in the store")
+            self.pipeline = Pipeline.from_dict(spec)
+        self.pipeline_from = self.config.get("pipeline_from", self.pipeline.version)
+        self.runner = None if self.pipeline.needs_freeze else self.pipeline.runner()
 
     def restore(self) -> None:
         """Counters and cumulative moments from the state table; windows and buckets from stored rows."""
+        from .backfill import rerun
         st = self.store.state(self.id)
         self.counters = Counters(st["next_rid"] or 0, st["ingested"] or 0, st["quarantined"] or 0,
                                  st["flagged"] or 0, st["late"] or 0, st["window_from"] or 0)
-        if self.schema is not None:
+        self.load_pipeline()
+        if self.schema is not None and self.runner is not None:
             self.store.set_schema(self.id, self.schema)
-            self._make_operators()
-            ops = self.operators
-            stored = self.store.count(self.id)
-            start = max(self.counters.window_from, self.counters.next_rid - stored)
-            rid = start
-            while rid < self.counters.next_rid:     # oldest first, as they arrived
-                rows = self.store.rows(self.id, since_rid=rid, limit=RESTORE_CHUNK)
-                if rows.num_rows == 0:
-                    break
-                rid = int(rows.column("_rid")[-1].as_py()) + 1
-                ingest = rows.column("_ingest").cast(pa.int64()).to_numpy().astype(np.float64) / 1e6
-                data = self.pipeline.apply(rows.drop_columns(["_rid", "_ingest"]))
-                ops.add(ops.prepare(data, ingest), cumulative=False)
+            self.operators = ops = self.operators_for(self.pipeline)
+            c = self.counters
+            start = max(c.window_from, c.next_rid - self.store.count(self.id))
+            rerun(self.store, self.id, self.runner, ops, start, c.next_rid, start, cumulative=False)
             if st["cumulative"] is not None:
-                ops.cumulative = Moments.from_bytes(st["cumulative"])
+                saved = Moments.from_bytes(st["cumulative"])
+                if saved.k == ops.k:
+                    ops.cumulative = saved
         self.restored = True
         self.publish()
+
+    # --- switching versions (any thread but the ingest and writer threads) ----------------
+    def switch(self, pipeline: Pipeline) -> dict:
+        """Run `pipeline` from the next batch: {"from_row": the first row id it runs on, "rebuilt": True
+        when the operators were rebuilt (empty) because the columns they see changed; otherwise windows
+        keep their rows}."""
+        with self.lock:
+            self._drain()
+            rebuilt = False
+            if self.schema is not None:
+                ops = self.operators_for(pipeline)
+                if self.operators is None or not ops.schema.equals(self.operators.schema) \
+                        or ops.columns != self.operators.columns:
+                    self.operators, rebuilt = ops, True
+                    self.store.set_cumulative(self.id, ops.cumulative.to_bytes())
+            self.pipeline, self.runner = pipeline, pipeline.runner()
+            if rebuilt or self.operators is None:
+                self.pipeline_from = pipeline.version
+            self._save_config(pipeline=pipeline.version, pipeline_from=self.pipeline_from)
+            self.publish()
+            return {"from_row": self.counters.next_rid, "rebuilt": rebuilt}
+
+    def install(self, backfill, runner: Runner, ops: Operators, rid: int) -> bool:
+        """Swap in state a backfill rebuilt up to `rid`, after feeding it the rows committed since."""
+        from .backfill import rerun
+        with self.lock:
+            self._drain()
+            if self.pipeline.version != backfill.version:
+                return False
+            c = self.counters
+            rerun(self.store, self.id, runner, ops, rid, c.next_rid, c.window_from,
+                  progress=backfill._progress, cancelled=backfill.cancelled)
+            self.runner, self.operators, self.pipeline_from = runner, ops, self.pipeline.version
+            self.store.set_cumulative(self.id, ops.cumulative.to_bytes())
+            self._save_config(pipeline_from=self.pipeline_from)
+            self.publish()
+            return True
+
+    def _drain(self) -> None:
+        while self.inflight > 0:
+            time.sleep(0.002)
+
+    def _save_config(self, **changes) -> None:
+        self.config.update(changes)
+        self.store.update_config(self.id, self.config)
+
+    def _freeze_from(self, table: pa.Table) -> None:
+        """A spec given before any row arrived takes its statistics from the first batch."""
+        frozen = self.pipeline.freeze(table)
+        frozen.check(self.schema, table)
+        if frozen.version:
+            self.store.update_pipeline(self.id, frozen.version, frozen.to_dict())
+        self.pipeline, self.runner = frozen, frozen.runner()
 
     # --- ingest thread -------------------------------------------------------------
     def prepare(self, batch: Batch) -> Work:
         now_us = int(batch.read_at * 1e6)
-        rows = self.pipeline.apply(batch.table) if batch.table.num_rows else batch.table
-        if self.operators is None and self.schema is not None:
+        if self.runner is None and batch.table.num_rows:
+            self._freeze_from(batch.table)
+        rows = self.runner.run(batch.table) if self.runner is not None and batch.table.num_rows else batch.table
+        if self.operators is None and self.schema is not None and self.runner is not None:
             self.store.set_schema(self.id, self.schema)
-            self._make_operators()
+            self.operators = self.operators_for(self.pipeline)
         prepared = None
         if self.operators is not None and rows.num_rows:
             ingest = np.full(rows.num_rows, now_us / 1e6)
@@ -200,7 +267,7 @@ class Stream:
         if ops is None:
             self.snapshot = Snapshot(self.name, self.seq, [], pa.schema([]), WindowSpec.from_json(
                 self.config.get("window")), Moments(0), 0, Moments(0), counts, source, self.pipeline.version,
-                state=state, error=self.error, throughput=tuple(self.throughput), model=self.model_status())
+                pipeline_from=self.pipeline_from, state=state, error=self.error, throughput=tuple(self.throughput), model=self.model_status())
             return
         w = ops.window
         if w.kind == "count":
@@ -211,7 +278,7 @@ class Stream:
         self.snapshot = Snapshot(
             self.name, self.seq, list(ops.columns), ops.schema, w, merged(chunks, ops.k),
             sum(len(ch) for ch in chunks), ops.cumulative.copy(), counts, source, self.pipeline.version,
-            chunks=ops.recent.chunks, series=dict(ops.buckets.series), groups=dict(ops.buckets.groups),
+            pipeline_from=self.pipeline_from, chunks=ops.recent.chunks, series=dict(ops.buckets.series), groups=dict(ops.buckets.groups),
             codes=ops.codes, group_column=ops.group_column, time_column=ops.time_column,
             bucket_shift=ops.shift if ops.shift is not None else 0.0,
             throughput=tuple(self.throughput), state=state, error=self.error, model=self.model_status())

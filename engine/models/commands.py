@@ -40,13 +40,7 @@ def add_parsers(sub, positive_int) -> None:
 
 def read_pipeline(path: str | None):
     from ..pipeline import Pipeline
-    if not path:
-        return Pipeline()
-    try:
-        with open(path) as f:
-            return Pipeline.from_json(f.read())
-    except OSError as e:
-        raise UserError(f"cannot read the pipeline {path}: {e.strerror}") from None
+    return Pipeline.load(path) if path else Pipeline()
 
 
 def parse_params(items: list[str]) -> dict:
