@@ -356,7 +356,7 @@ class TailSource(Source):
                 self.scan()
                 targets = set(self.files)
             else:
-                targets = {self.by_path[p] for p in dirty if p in self.by_path} | self.backlog
+                targets = {self.by_path[p] for p in dirty if p in self.by_path} | self.backlog | self.held()
             tables, bad, nbytes = [], [], 0
             for f in sorted((self.files[k] for k in targets if k in self.files), key=lambda f: f.order):
                 if nbytes >= BLOCK:
@@ -379,6 +379,10 @@ class TailSource(Source):
             self.bytes += nbytes
             self.rate.add(table.num_rows, now)
             return Batch(table, bad, self.position(), nbytes=nbytes, offsets=offsets)
+
+    def held(self) -> set[str]:
+        """Files held as (possible) copies: looked at on every call, so one released is read in order."""
+        return {k for k, f in self.files.items() if f.copy_of is not None}
 
     def _empty(self) -> pa.Table:
         return self.schema.arrow().empty_table() if self.schema is not None else pa.table({})
