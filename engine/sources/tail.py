@@ -164,9 +164,10 @@ class TailSource(Source):
             self._find_moved(now)
         self._find_rotated(now)
         self.since = now - CTIME_SLACK
-        # files found by one scan are read oldest first (an older generation before a newer one)
+        # files found by one scan are read oldest first (an older generation before a newer one);
+        # mtimes within one clock tick tie, and then a file renamed away is the older one
         fresh = sorted((f for f in self.files.values() if f.order > first), key=lambda f: f.order)
-        for order, f in zip([f.order for f in fresh], sorted(fresh, key=lambda f: (f.mtime, f.order))):
+        for order, f in zip([f.order for f in fresh], sorted(fresh, key=lambda f: (f.mtime, f.matched, f.order))):
             f.order = order
         self._settle_copies(now)
         self._forget_drained(now)
