@@ -403,6 +403,9 @@ class Engine:
             if s.error:
                 time.sleep(0.2)
                 continue
+            if s.source.max_inflight and s.inflight >= s.source.max_inflight:
+                time.sleep(0.002)        # let what arrives meanwhile join the next batch
+                continue
             s.busy = True
             try:
                 with s.lock:       # a pipeline switch or backfill waits for the batch boundary

@@ -50,6 +50,7 @@ class Source:
     kind = "source"
     schema: Schema | None = None
     time_column: str | None = None
+    max_inflight: int | None = None   # batches queued for the writer at most (None: the engine's queue)
 
     def next_batch(self) -> Batch | None:      # pragma: no cover - interface
         raise NotImplementedError

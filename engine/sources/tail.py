@@ -49,6 +49,7 @@ SCAN_GAP = 0.05            # at most one event-triggered scan per this many seco
 CTIME_SLACK = 1.0          # seconds; less than ROTATE_WAIT, so a file we closed is never taken as new
 SCAN_KEY = "tail-scan"     # offsets entry: when the last committed scan started
 ROTATED_SEPARATORS = ".-_"
+MAX_INFLIGHT = 2           # batches waiting for the writer: a writer behind gets fewer, bigger batches
 STATUS_FILES = 100         # files listed in the status (the most behind first)
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
@@ -75,6 +76,7 @@ def _rotated_name(name: str, followed: set[str]) -> bool:
 
 class TailSource(Source):
     kind = "tail"
+    max_inflight = MAX_INFLIGHT
 
     def __init__(self, pattern: str, fmt: str | None = None, position: dict | None = None,
                  schema: Schema | None = None, roots: list[str] | None = None, polling: bool | None = None,
