@@ -14,7 +14,6 @@ import duckdb
 import numpy as np
 import pytest
 
-from engine.errors import UserError
 from engine.operators import WindowSpec
 from engine.runtime import Engine
 from tests.conftest import ROOT
@@ -70,15 +69,25 @@ def assert_exactly_once(ids, n, start=0):
     assert len(ids) == n
 
 
+def folders(tmp_path):
+    """A folder the writer writes to, and the engine's data folder."""
+    (tmp_path / "logs").mkdir()
+    return tmp_path / "logs", str(tmp_path / "data")
+
+
+def tail_once(logs, data, rows):
+    """Tail logs/app.csv until `rows` are stored, then stop the engine."""
+    with Engine(data) as engine:
+        assert wait_rows(engine, tail(engine, logs / "app.csv"), rows) == rows
+
+
 def tail(engine, pattern, **kw):
     return engine.add_tail(str(pattern), trusted=True, window=WindowSpec("count", 1000), retention_rows=None, **kw)
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_appends_with_partial_lines(tmp_path, fmt):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     with Engine(data) as engine:
         name = tail(engine, logs / ("*.jsonl" if fmt == "jsonl" else "*.csv"))
         w = writer(logs, 20_000, format=fmt, rate=20_000, seed=1, wait=False)
@@ -94,9 +103,7 @@ def test_appends_with_partial_lines(tmp_path, fmt):
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
 def test_rename_rotation_drains_old_file_first(tmp_path, fmt):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     fname = "app.jsonl" if fmt == "jsonl" else "app.csv"
     with Engine(data) as engine:
         name = tail(engine, logs / fname)              # the rotated names (app.csv.1, ...) are not matched
@@ -112,9 +119,7 @@ def test_rename_rotation_drains_old_file_first(tmp_path, fmt):
 
 
 def test_rotated_names_the_glob_also_matches_are_not_read_twice(tmp_path):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     with Engine(data) as engine:
         name = tail(engine, logs / "app*.csv")
         writer(logs, 30_000, "--rotate", "rename", every=2_000, rotated="app-{n}.csv", rate=30_000, seed=3)
@@ -126,9 +131,7 @@ def test_rotated_names_the_glob_also_matches_are_not_read_twice(tmp_path):
 def test_copytruncate_with_the_copies_beside_it_exactly_once(tmp_path):
     """The copies (app.csv.1, ...) are recognised by their first bytes: the part of the file the
     truncation took before we read it is read from the copy, the rest of the copy is not read again."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     with Engine(data) as engine:
         name = tail(engine, logs / "app.csv")
         writer(logs, 30_000, "--rotate", "copytruncate", every=3_000, rate=30_000, seed=4)
@@ -145,9 +148,7 @@ def generation_of(ids, gens):
 def test_copytruncate_copies_elsewhere_lose_at_most_the_unread_end_of_a_generation(tmp_path):
     """The documented bound: with copies the engine cannot see, only rows written after its last read
     of the file and before the truncation are lost, so lost ids are a run at the end of a generation."""
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     with Engine(data) as engine:
         name = tail(engine, logs / "app.csv")
         writer(logs, 30_000, "--rotate", "copytruncate", every=3_000, rotated="archive-{n}.txt", rate=30_000, seed=5)
@@ -168,9 +169,7 @@ def test_copytruncate_copies_elsewhere_lose_at_most_the_unread_end_of_a_generati
 
 
 def test_new_files_in_a_folder_are_picked_up(tmp_path):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     with Engine(data) as engine:
         name = tail(engine, logs)                       # a folder: every file in it
         procs = [writer(logs, 5_000, name=f"part-{i}.csv", start=i * 5_000, rate=20_000, seed=10 + i, wait=False)
@@ -182,12 +181,9 @@ def test_new_files_in_a_folder_are_picked_up(tmp_path):
 
 
 def test_rotation_and_appends_while_stopped_resume_by_identity(tmp_path):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     writer(logs, 5_000, seed=20)
-    with Engine(data) as engine:
-        assert wait_rows(engine, tail(engine, logs / "app.csv"), 5_000) == 5_000
+    tail_once(logs, data, 5_000)
     # stopped: the writer appends, renames the file away (to a name neither the pattern nor the
     # rotated-name rule matches, so only its inode finds it), and writes more generations
     writer(logs, 3_000, "--rotate", "rename", every=2_000, start=5_000, rotated="old-{n}.log", seed=21)
@@ -197,12 +193,9 @@ def test_rotation_and_appends_while_stopped_resume_by_identity(tmp_path):
 
 
 def test_truncation_while_stopped_resets_once(tmp_path):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     writer(logs, 3_000, seed=30)
-    with Engine(data) as engine:
-        assert wait_rows(engine, tail(engine, logs / "app.csv"), 3_000) == 3_000
+    tail_once(logs, data, 3_000)
     with open(logs / "app.csv", "w") as f:           # truncated and rewritten while stopped
         f.write("id,x\n" + "".join(f"{i},1.0\n" for i in range(3_000, 3_500)))
     for _ in range(3):                               # restarts after the reset read nothing again
@@ -212,9 +205,7 @@ def test_truncation_while_stopped_resets_once(tmp_path):
 
 
 def test_inode_reuse_reads_the_new_file_from_the_start(tmp_path):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     path = logs / "app.csv"
     path.write_text("id,x\n" + "".join(f"{i},1.0\n" for i in range(2_000)))
     ino = os.stat(path).st_ino
@@ -241,9 +232,7 @@ def test_inode_reuse_reads_the_new_file_from_the_start(tmp_path):
 
 def test_polling_fallback_forced_is_exactly_once(tmp_path, monkeypatch):
     monkeypatch.setenv("RIVULET_TAIL_POLLING", "1")
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     with Engine(data) as engine:
         name = tail(engine, logs / "app.csv")
         writer(logs, 20_000, "--rotate", "rename", every=2_000, rate=20_000, seed=40)
@@ -257,9 +246,7 @@ def test_kill_9_of_the_tail_command_while_a_writer_rotates(tmp_path):
     import signal
 
     from tests.conftest import run_cli
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     n = 100_000
     w = writer(logs, n, "--rotate", "rename", every=7_000, rate=12_000, seed=50, wait=False)
     rnd = random.Random(7)
@@ -291,9 +278,7 @@ def test_kill_9_of_the_tail_command_while_a_writer_rotates(tmp_path):
 
 @pytest.mark.parametrize("rotate", ["rename", "copytruncate"])
 def test_several_rotations_a_second_at_full_writer_speed(tmp_path, rotate):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     with Engine(data) as engine:
         name = tail(engine, logs / "app.csv")
         writer(logs, 100_000, "--rotate", rotate, every=4_000, batch=200, seed=60)     # --rate 0: full speed
@@ -303,9 +288,7 @@ def test_several_rotations_a_second_at_full_writer_speed(tmp_path, rotate):
 
 
 def test_a_thousand_files_in_a_folder(tmp_path):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     make = ("import sys, os\nfolder, lo, hi = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n"
             "for f in range(lo, hi):\n"
             "    rows = ''.join(f'{f * 10 + i},{i}\\n' for i in range(10))\n"

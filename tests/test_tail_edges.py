@@ -4,7 +4,6 @@ import os
 import time
 
 import numpy as np
-import pyarrow as pa
 import pytest
 
 from engine.errors import UserError
@@ -13,7 +12,7 @@ from engine.sources import tail as tail_module
 from engine.sources import watch as watch_module
 from engine.sources.tail import TailSource
 from tests.conftest import run_cli
-from tests.test_tail import DEADLINE, assert_exactly_once, ingested, stored_ids, tail, wait_rows
+from tests.test_tail import DEADLINE, assert_exactly_once, folders, stored_ids, tail, wait_rows
 
 
 def rows_csv(start, n, header=True):
@@ -118,9 +117,7 @@ def test_a_file_deleted_while_being_read_is_read_to_its_end_then_forgotten(tmp_p
 
 
 def test_a_dead_observer_and_a_vanished_folder_are_recovered(tmp_path, monkeypatch):
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     (logs / "a.csv").write_text(rows_csv(0, 100))
     failed = []
 
@@ -183,9 +180,7 @@ def test_exhausted_inotify_falls_back_to_polling_with_a_warning(tmp_path, monkey
         def stop(self):
             pass
     monkeypatch.setattr(watch_module, "Observer", Exhausted)
-    logs = tmp_path / "logs"
-    logs.mkdir()
-    data = str(tmp_path / "data")
+    logs, data = folders(tmp_path)
     with Engine(data) as engine:
         name = tail(engine, logs / "*.csv")
         (logs / "a.csv").write_text(rows_csv(0, 500))
