@@ -54,6 +54,20 @@ def wait_rows(engine, name, n, deadline=DEADLINE):
     return ingested(engine, name)
 
 
+def wait_idle(engine, name, quiet=1.5, deadline=DEADLINE):
+    """Wait until the source has nothing left to read and no row arrived for `quiet` seconds."""
+    end = time.time() + deadline
+    seen, since = -1, time.time()
+    while time.time() < end:
+        n = ingested(engine, name)
+        if n != seen or engine.snapshot(name).source["bytes_behind"] > 0:
+            seen, since = n, time.time()
+        elif time.time() - since >= quiet:
+            return n
+        time.sleep(0.05)
+    return seen
+
+
 def stored_ids(data_dir, stream=1):
     con = duckdb.connect(os.path.join(data_dir, "rivulet.duckdb"), read_only=True)
     try:
@@ -152,11 +166,7 @@ def test_copytruncate_copies_elsewhere_lose_at_most_the_unread_end_of_a_generati
     with Engine(data) as engine:
         name = tail(engine, logs / "app.csv")
         writer(logs, 30_000, "--rotate", "copytruncate", every=3_000, rotated="archive-{n}.txt", rate=30_000, seed=5)
-        end = time.time() + DEADLINE
-        while time.time() < end and engine.snapshot(name).source["bytes_behind"] > 0 or \
-                ingested(engine, name) < 27_000 and time.time() < end:
-            time.sleep(0.05)
-        wait_rows(engine, name, 30_000, deadline=3)
+        wait_idle(engine, name)
     ids = stored_ids(data)
     assert len(ids) == len(np.unique(ids)), "rows doubled"
     gens = manifest(logs)["generations"]

@@ -201,3 +201,17 @@ def test_cli_tail_accepts_a_pipeline_file_like_replay(tmp_path):
     assert out.returncode == 0, out.stderr
     out = run_cli("tail", str(logs / "*.csv"), "--pipeline", str(tmp_path / "missing.json"), "--idle-exit", "1")
     assert out.returncode == 2 and "cannot read the pipeline" in out.stderr
+
+
+def test_a_csv_file_with_other_columns_is_not_read_and_says_why(tmp_path):
+    logs, data = folders(tmp_path)
+    (logs / "a.csv").write_text(rows_csv(0, 100))
+    with Engine(data) as engine:
+        name = tail(engine, logs)
+        assert wait_rows(engine, name, 100) == 100
+        (logs / "b.csv").write_text("id,y,z\n1,2,3\n")
+        (logs / "c.csv").write_text(rows_csv(100, 50))
+        assert wait_rows(engine, name, 150) == 150
+        src = engine.snapshot(name).source
+        assert "differs from the stream's columns" in src["last_error"] and src["file_count"] == 3
+    assert_exactly_once(stored_ids(data), 150)
