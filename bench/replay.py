@@ -38,6 +38,17 @@ def timed(fn) -> float:
     return time.perf_counter() - t
 
 
+def print_table(title: str, results: list[tuple[str, float]], ratio: str) -> None:
+    """One markdown table: case, rows/s, the first case's rate over each case's."""
+    ours, width = results[0][1], max(len(case) for case, _ in results)
+    print(f"\n{title}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"{time.strftime('%Y-%m-%d')}\n")
+    print(f"| {'case':<{width}} | {'rows/s':>12} | {ratio:>{len(ratio)}} |")
+    print(f"|{'-' * (width + 2)}|{'-' * 14}|{'-' * (len(ratio) + 2)}|")
+    for case, rate in results:
+        print(f"| {case:<{width}} | {rate:>12,.0f} | {ours / rate:>{len(ratio)}.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -79,13 +90,7 @@ def main() -> None:
                     covs[i][j].update(x, row[j])
     results.append((f"River Mean/Var/Cov per row ({args.river_rows:,}-row sample)", args.river_rows / timed(river)))
 
-    ours = results[0][1]
-    print(f"\n{n:,} rows, 12 columns, {os.path.getsize(path) / 1e6:.0f} MB; {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}\n")
-    print(f"| {'case':<62} | {'rows/s':>12} | {'Rivulet / case':>14} |")
-    print(f"|{'-' * 64}|{'-' * 14}|{'-' * 16}|")
-    for case, rate in results:
-        print(f"| {case:<62} | {rate:>12,.0f} | {ours / rate:>14.2f} |")
+    print_table(f"{n:,} rows, 12 columns, {os.path.getsize(path) / 1e6:.0f} MB", results, "Rivulet / case")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

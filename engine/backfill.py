@@ -64,10 +64,10 @@ def rerun(store: Store, stream_id: int, runner: Runner, ops: Operators, start: i
 
 
 def _feed(rows: pa.Table, runner: Runner, ops: Operators, windowed: bool, cumulative: bool) -> None:
-    ingest = pc.cast(rows.column("_ingest"), pa.int64()).to_numpy().astype(np.float64) / 1e6
     data, kept = runner.run_indexed(rows.drop_columns(["_rid", "_ingest"]))
-    if data.num_rows == 0:
+    if data.num_rows == 0 or not (windowed or cumulative):      # the rows only move the runner's state on
         return
+    ingest = pc.cast(rows.column("_ingest"), pa.int64()).to_numpy().astype(np.float64) / 1e6
     prepared = ops.prepare(data, ingest if kept is None else ingest[kept])
     if windowed:
         ops.add(prepared, cumulative=cumulative)

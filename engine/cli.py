@@ -128,6 +128,8 @@ def cmd_replay(args) -> int:
         name = engine.add_replay(args.file, time_column=args.time_column, window=window,
                                  retention_rows=args.retention_rows or None, pipeline=pipeline)
         snap = engine.wait(name)
+        if snap.pipeline_error:
+            raise UserError(f"{snap.pipeline_error}; the rows were stored and counted without the pipeline")
         status = engine.wait_backfill(name)       # resumed with another spec: history is re-run through it
         if status is not None:
             if status["state"] != "done":

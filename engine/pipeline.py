@@ -1,12 +1,50 @@
-"""The preprocessing step between parse and the operators.
+"""The preprocessing pipeline between parse and the operators: specs, versions, running it.
 
-A pipeline is data: JSON ``{"version": n, "steps": [{"kind": ..., "params": {...}}]}``
-with each kind from the fixed registry in `steps.py`. `check` validates a spec
-against a stream's schema and recent rows and returns the schema it produces;
-`freeze` writes statistics taken from recent rows (frozen normalise, mean/median
-fill, one-hot categories) into the spec, so a stored version is self-contained;
-a `Runner` carries the running state (forward fill, running statistics) from
-batch to batch and serialises it; `apply` is a fresh-state run over one table.
+A spec is data, never code: JSON ``{"version": n, "steps": [{"kind": ..., "params": {...}}]}``
+with each kind from the fixed registry in `steps.py` (drop_missing, fill_missing,
+cast, normalise, clip, derive, filter, select, rename, onehot; README lists their
+params). `derive` expressions are checked by `expr.py` against a whitelist.
+
+Engine API (engine/runtime.py) for the Preprocessing page; `spec` is a dict, a
+list of steps, JSON text or a `Pipeline`; every refusal is a `UserError` whose
+message names the step ("step 2 (derive): unknown column 'x'; columns here: ...")
+and leaves the running pipeline as it was:
+
+    engine.preview(name, spec, n=20) -> Preview
+        .before / .after (pyarrow Tables: the n newest stored raw rows, and what the
+        spec makes of them), .kept (positions of `after`'s rows in `before`),
+        .dropped, .added, .removed (column names), .pipeline (the spec with frozen
+        statistics written in), .schema (columns the operators would see).
+        Changes nothing.
+    engine.apply(name, spec, backfill=False) -> {"version", "spec", "from_row", "rebuilt"[, "backfill"]}
+        checks the spec against the stream and its 10,000 newest stored rows, freezes
+        statistics (frozen normalise, mean/median fill, one-hot categories) from them,
+        records it as the next version (the engine numbers versions; a "version" in the
+        spec is ignored) and runs it from the next batch (`from_row`).
+        If the columns the operators see change, windows/buckets/groups/cumulative
+        restart empty (`rebuilt`); otherwise they keep their rows until a backfill.
+    engine.use_pipeline(name, version, backfill=False) -> same dict; back to a recorded
+        version (0 = no steps) with the statistics it was recorded with.
+    engine.pipeline(name) -> dict                 the current spec
+    engine.pipelines(name) -> [{"version", "spec", "created"}]   every version, oldest first
+    engine.backfill(name) -> Backfill             re-run stored raw history through the
+        current version in the background; ingest goes on. Backfill.status() ->
+        {"state": running|done|cancelled|failed|superseded, "version", "rows", "total",
+        "progress" (0..1), "seconds", "error"}; .cancel(); .wait(timeout).
+    engine.backfill_status(name) -> dict | None;  engine.cancel_backfill(name)
+    engine.wait_backfill(name, timeout=None) -> dict | None
+
+Every snapshot carries `pipeline` (the version new rows go through) and
+`pipeline_from` (the oldest version behind any row in its statistics; equal to
+`pipeline` after a rebuild or a backfill), and `pipeline_error` when a spec given
+at start (`add_replay(..., pipeline=spec)`) was refused by the first rows: the
+stream then runs without steps until an `apply`.
+
+In this module: `Pipeline.check` validates a spec against a schema (and recent
+rows) and returns the schema it produces; `freeze` writes statistics into the
+spec so a stored version is self-contained; `fit` is check + freeze; a `Runner`
+carries running state (forward fill, running statistics) from batch to batch;
+`Pipeline.load` reads a spec file (the CLI's --pipeline).
 """
 from __future__ import annotations
 
@@ -185,10 +223,19 @@ class Pipeline:
     def runner(self, state: list | None = None) -> "Runner":
         return Runner(self, state)
 
-    def apply(self, table: pa.Table) -> pa.Table:
-        """A fresh-state run over one whole table; statistics still to freeze come from the table itself."""
-        p = self.freeze(table) if self.needs_freeze else self
-        return p.runner().run(table)
+    def apply(self, table: pa.Table, keep: tuple[str, ...] = ()) -> pa.Table:
+        """A fresh-state run over one whole table; statistics still to freeze come from the table itself.
+
+        Columns in `keep` (e.g. the store's _rid, _ingest) skip the steps and come back first, for the
+        rows the steps kept."""
+        keep = tuple(c for c in keep if c in table.column_names)
+        data = table.drop_columns(list(keep)) if keep else table
+        p = self.freeze(data) if self.needs_freeze else self
+        out, kept = p.runner().run_indexed(data)
+        for i, c in enumerate(keep):
+            col = table.column(c)
+            out = out.add_column(i, c, col if kept is None else col.take(pa.array(kept, pa.int64())))
+        return out
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from .stream import Stream, Work
 log = logging.getLogger("rivulet")
 DEFAULT_RETENTION_ROWS = 1_000_000
 DEMO_NAME = "demo"
+PREVIEW_MAX = 100_000
 
 
 def default_data_dir() -> str:
@@ -96,18 +97,14 @@ class Engine:
         """Add a source that a stream already reads: take the new window, and a new spec with a backfill."""
         if window is not None and WindowSpec.from_json(s.config.get("window")) != window:
             self._set_config(s, window=window.to_json())
-        if pipeline is not None and not pipeline.matches(s.pipeline):
-            self.apply(s.name, pipeline, backfill=True)
+        self._resume_pipeline(s, pipeline)
         return s.name
 
     def _create(self, name: str, config: dict, source: Source, pipeline: Pipeline | None) -> str:
         if pipeline is not None and source.schema is not None:     # a tail may have no rows yet
             pipeline.check(source.schema)
         sid = self.store.create_stream(name, config)
-        if pipeline is not None and pipeline.steps:
-            version = self.store.add_pipeline(sid, pipeline.to_dict())
-            config.update(pipeline=version, pipeline_from=version)
-            self.store.update_config(sid, config)
+        self._first_pipeline(sid, config, pipeline)
         self._start(sid, name, config, None, source)
         return name
 
@@ -249,6 +246,8 @@ class Engine:
     def preview(self, name: str, spec, n: int = 20) -> Preview:
         """Before/after of `spec` on the stream's `n` newest stored rows. Changes nothing."""
         s = self._with_columns(name)
+        if not 1 <= int(n) <= PREVIEW_MAX:
+            raise UserError(f"a preview shows 1 to {PREVIEW_MAX:,} rows, not {n}")
         return as_pipeline(spec).preview(s.schema, self._sample(s, max(int(n), FREEZE_ROWS)), n)
 
     def apply(self, name: str, spec, backfill: bool = False) -> dict:
@@ -309,6 +308,20 @@ class Engine:
                 s.backfill.wait(timeout=30)
             out["backfill"] = self.backfill(s.name).status()
         return out
+
+    def _first_pipeline(self, sid: int, config: dict, pipeline: Pipeline | None) -> None:
+        """Record the spec a new stream starts with as version 1, before its thread starts. Check it
+        against the source's schema first when that is known; the first batch checks it again and
+        gives the statistics it freezes."""
+        if pipeline is not None and pipeline.steps:
+            version = self.store.add_pipeline(sid, pipeline.to_dict())
+            config.update(pipeline=version, pipeline_from=version)
+            self.store.update_config(sid, config)
+
+    def _resume_pipeline(self, s: Stream, pipeline: Pipeline | None) -> None:
+        """A source started again with a spec: a different one becomes a new version, history backfilled."""
+        if pipeline is not None and not pipeline.matches(s.pipeline):
+            self.apply(s.name, pipeline, backfill=True)
 
     def _with_columns(self, name: str) -> Stream:
         s = self._get(name)
@@ -418,7 +431,8 @@ class Engine:
                     s.busy = False
                     if s.source.done or getattr(s.source, "paused", False):
                         if s.inflight == 0 and s.snapshot and s.snapshot.state != s.source.status().get("state"):
-                            s.publish()      # show "ended" / "paused" without waiting for data
+                            with s.lock:     # not over a pipeline switch publishing at the same time
+                                s.publish()  # show "ended" / "paused" without waiting for data
                         time.sleep(0.05)
                     else:
                         time.sleep(0.01)

@@ -66,6 +66,7 @@ class Snapshot:
     source: dict
     pipeline: int                       # the version new rows go through
     pipeline_from: int = 0              # the oldest version behind any row in these statistics
+    pipeline_error: str | None = None   # a spec given at start that the first rows refused
     chunks: tuple[Chunk, ...] = ()
     series: dict = field(default_factory=dict)       # width -> KeyedStats
     groups: dict = field(default_factory=dict)       # width -> KeyedStats keyed bucket * slots + code
@@ -96,6 +97,7 @@ class Snapshot:
             "cumulative": stats_dict(self.cumulative_moments, self.columns),
             "pipeline": self.pipeline,
             "pipeline_from": self.pipeline_from,
+            **({"pipeline_error": self.pipeline_error} if self.pipeline_error else {}),
             "source": self.source,
             "error": self.error,
             **({"model": self.model} if self.model is not None else {}),

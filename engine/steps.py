@@ -305,9 +305,12 @@ def cast(col, to: str) -> pa.Array:
                         mask=np.isnan(x))
     if src == "bool":
         return pa.nulls(len(col), pa.timestamp("us", tz="UTC"))
-    with pd.option_context("mode.chained_assignment", None):
-        s = pd.to_datetime(pd.Series(col.to_numpy(zero_copy_only=False), dtype=object), errors="coerce",
-                           utc=True, format="mixed")
+    text = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
+    # ISO 8601 parses in C; only the values it misses go through the (per value) mixed-format parser
+    s = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    retry = s.isna() & text.notna()
+    if retry.any():
+        s[retry] = pd.to_datetime(text[retry], errors="coerce", utc=True, format="mixed")
     return pa.array(s.dt.as_unit("us"), pa.timestamp("us", tz="UTC"), from_pandas=True)
 
 
@@ -348,6 +351,9 @@ class Normalise(Step):
                 raise UserError(f"column {c!r} has fewer than 2 values in the recent rows to freeze statistics from")
             values[c] = {"mean": float(np.mean(x)), "std": float(np.std(x, ddof=1))} if self.method == "zscore" \
                 else {"min": float(np.min(x)), "max": float(np.max(x))}
+            if np.min(x) == np.max(x):
+                raise UserError(f"column {c!r} is constant ({x[0]:g}) in the recent rows; scaling it would divide "
+                                f"by zero (use stats 'running', or give 'values')")
         return {**self.params, "values": values}
 
     def run(self, table, state):

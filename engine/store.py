@@ -163,6 +163,11 @@ class Store:
             self.write.execute("UPDATE pipelines SET spec = ? WHERE stream = ? AND version = ?",
                                [json.dumps({**spec, "version": version}), stream_id, version])
 
+    def drop_pipeline(self, stream_id: int, version: int) -> None:
+        """Forget a version that was recorded before any row arrived and then refused by the first rows."""
+        with self.write_lock:
+            self.write.execute("DELETE FROM pipelines WHERE stream = ? AND version = ?", [stream_id, version])
+
     def set_cumulative(self, stream_id: int, cumulative: bytes | None) -> None:
         with self.write_lock:
             self.write.execute("UPDATE state SET cumulative = ? WHERE stream = ?", [cumulative, stream_id])

@@ -40,6 +40,7 @@ class Work:
     ingest_us: int
     predicted: object = None    # a deployed model's output for `rows` (models.deploy.Predicted)
     deployment: object = None
+    kept: np.ndarray | None = None   # positions in the batch of `rows`, when the pipeline dropped some
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Stream:
     deployment: object = None  # models.deploy.Deployment; replaced whole, so a swap is atomic
     deploy_error: str | None = None
     backfill: object = None    # backfill.Backfill, the latest one
+    pipeline_error: str | None = None   # a spec given at start that did not fit the first rows
     # held by the ingest thread while it reads and prepares a batch: whoever holds it and sees
     # `inflight == 0` may swap the pipeline and operators at a batch boundary
     lock: threading.RLock = field(default_factory=threading.RLock)
@@ -108,7 +110,11 @@ class Stream:
                 raise UserError(f"pipeline version {version} is not in the store")
             self.pipeline = Pipeline.from_dict(spec)
         self.pipeline_from = self.config.get("pipeline_from", self.pipeline.version)
-        self.runner = None if self.pipeline.needs_freeze else self.pipeline.runner()
+        # a spec given before any row arrived (or before the columns were known: a tail waiting for
+        # its files) is checked against the first batch, which also gives statistics to freeze
+        first = self.pipeline.needs_freeze or (self.pipeline.steps and (self.schema is None
+                                                                        or self.counters.next_rid == 0))
+        self.runner = None if first else self.pipeline.runner()
 
     def restore(self) -> None:
         """Counters and cumulative moments from the state table; windows and buckets from stored rows."""
@@ -121,8 +127,10 @@ class Stream:
             self.store.set_schema(self.id, self.schema)
             self.operators = ops = self.operators_for(self.pipeline)
             c = self.counters
-            start = max(c.window_from, c.next_rid - self.store.count(self.id))
-            rerun(self.store, self.id, self.runner, ops, start, c.next_rid, start, cumulative=False)
+            # rows before the window only move running pipeline state on (forward fill, running
+            # statistics), so a restart continues as a backfill would; without steps they are skipped
+            start = 0 if self.pipeline.steps else max(c.window_from, c.next_rid - self.store.count(self.id))
+            rerun(self.store, self.id, self.runner, ops, start, c.next_rid, c.window_from, cumulative=False)
             if st["cumulative"] is not None:
                 saved = Moments.from_bytes(st["cumulative"])
                 if saved.k == ops.k:
@@ -144,7 +152,7 @@ class Stream:
                         or ops.columns != self.operators.columns:
                     self.operators, rebuilt = ops, True
                     self.store.set_cumulative(self.id, ops.cumulative.to_bytes())
-            self.pipeline, self.runner = pipeline, pipeline.runner()
+            self.pipeline, self.runner, self.pipeline_error = pipeline, pipeline.runner(), None
             if rebuilt or self.operators is None:
                 self.pipeline_from = pipeline.version
             self._save_config(pipeline=pipeline.version, pipeline_from=self.pipeline_from)
@@ -175,11 +183,21 @@ class Stream:
         self.config.update(changes)
         self.store.update_config(self.id, self.config)
 
-    def _freeze_from(self, table: pa.Table) -> None:
-        """A spec given before any row arrived takes its statistics from the first batch."""
-        frozen = self.pipeline.freeze(table)
-        frozen.check(self.schema, table)
-        if frozen.version:
+    def _start_pipeline(self, table: pa.Table) -> None:
+        """A spec given before any row arrived is checked against, and takes its statistics from,
+        the first batch. One that does not fit is refused as `apply` would refuse it: the stream goes
+        on without steps (version 0) and `pipeline_error` names the step and the problem."""
+        try:
+            frozen = self.pipeline.freeze(table) if self.pipeline.needs_freeze else self.pipeline
+            frozen.check(self.schema, table)
+        except UserError as e:
+            self.pipeline_error = str(e)
+            if self.pipeline.version:
+                self.store.drop_pipeline(self.id, self.pipeline.version)
+            frozen = Pipeline()
+            self._save_config(pipeline=0, pipeline_from=0)
+            self.pipeline_from = 0
+        if frozen.version and frozen is not self.pipeline:
             self.store.update_pipeline(self.id, frozen.version, frozen.to_dict())
         self.pipeline, self.runner = frozen, frozen.runner()
 
@@ -187,8 +205,9 @@ class Stream:
     def prepare(self, batch: Batch) -> Work:
         now_us = int(batch.read_at * 1e6)
         if self.runner is None and batch.table.num_rows:
-            self._freeze_from(batch.table)
-        rows = self.runner.run(batch.table) if self.runner is not None and batch.table.num_rows else batch.table
+            self._start_pipeline(batch.table)
+        rows, kept = self.runner.run_indexed(batch.table) if self.runner is not None and batch.table.num_rows \
+            else (batch.table, None)
         if self.operators is None and self.schema is not None and self.runner is not None:
             self.store.set_schema(self.id, self.schema)
             self.operators = self.operators_for(self.pipeline)
@@ -199,7 +218,7 @@ class Stream:
         deployment, predicted = self.deployment, None
         if deployment is not None and rows.num_rows:
             predicted = self._predict(deployment, rows)
-        return Work(self, batch, rows, prepared, now_us, predicted, deployment)
+        return Work(self, batch, rows, prepared, now_us, predicted, deployment, kept)
 
     def _predict(self, deployment, rows: pa.Table):
         """The deployed model's predictions; a model that fails stops predicting, never the stream."""
@@ -230,9 +249,10 @@ class Stream:
                        c.flagged + sum(b.kept for b in batch.bad), c.late + late,
                        c.next_rid if batch.reset else c.window_from)
         extra = None
-        if work.predicted is not None and n == work.rows.num_rows:     # a filtering pipeline loses the rid match
+        if work.predicted is not None:
             from .models.deploy import predictions_table
-            extra = {predictions_table(self.id): work.deployment.rows(np.arange(c.next_rid, c.next_rid + n),
+            rids = np.arange(c.next_rid, c.next_rid + n)
+            extra = {predictions_table(self.id): work.deployment.rows(rids if work.kept is None else rids[work.kept],
                                                                       work.predicted)}
         self.store.commit(self.id, stored, batch.bad, self.source.kind,
                           batch.offsets if batch.offsets is not None else {self.source.kind: batch.position},
@@ -267,7 +287,7 @@ class Stream:
         if ops is None:
             self.snapshot = Snapshot(self.name, self.seq, [], pa.schema([]), WindowSpec.from_json(
                 self.config.get("window")), Moments(0), 0, Moments(0), counts, source, self.pipeline.version,
-                pipeline_from=self.pipeline_from, state=state, error=self.error, throughput=tuple(self.throughput), model=self.model_status())
+                pipeline_from=self.pipeline_from, pipeline_error=self.pipeline_error, state=state, error=self.error, throughput=tuple(self.throughput), model=self.model_status())
             return
         w = ops.window
         if w.kind == "count":
@@ -278,7 +298,7 @@ class Stream:
         self.snapshot = Snapshot(
             self.name, self.seq, list(ops.columns), ops.schema, w, merged(chunks, ops.k),
             sum(len(ch) for ch in chunks), ops.cumulative.copy(), counts, source, self.pipeline.version,
-            pipeline_from=self.pipeline_from, chunks=ops.recent.chunks, series=dict(ops.buckets.series), groups=dict(ops.buckets.groups),
+            pipeline_from=self.pipeline_from, pipeline_error=self.pipeline_error, chunks=ops.recent.chunks, series=dict(ops.buckets.series), groups=dict(ops.buckets.groups),
             codes=ops.codes, group_column=ops.group_column, time_column=ops.time_column,
             bucket_shift=ops.shift if ops.shift is not None else 0.0,
             throughput=tuple(self.throughput), state=state, error=self.error, model=self.model_status())

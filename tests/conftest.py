@@ -1,6 +1,7 @@
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -17,3 +18,13 @@ def run_cli(*args, timeout=120, **kw):
 @pytest.fixture
 def data_dir(tmp_path):
     return str(tmp_path / "data")
+
+
+def wait_for(cond, timeout=10):
+    """Poll `cond` until it holds (True) or `timeout` seconds pass (False)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False

@@ -66,6 +66,8 @@ def test_replay_again_with_another_spec_backfills(tmp_path, files):
     ('{"steps": [{"kind": "clip", "params": {"columns": ["nope"], "lower": 0}}]}', "step 1 (clip): unknown column 'nope'"),
     ('{"steps": [{"kind": "derive", "params": {"name": "q", "expr": "__import__(\'os\')"}}]}', "step 1 (derive)"),
     ('{"steps": [', "is not valid JSON"),
+    # fits the columns, but not the rows: found on the first batch, the stream stops with the step named
+    ('[{"kind": "cast", "params": {"columns": ["s"], "to": "time"}}]', "step 1 (cast): casting column 's' to time fails"),
 ])
 def test_a_bad_spec_file_exits_2_with_one_line(tmp_path, files, text, message):
     path, _, _ = files
@@ -102,3 +104,27 @@ def test_train_with_a_pipeline_and_predict_on_raw_columns(tmp_path, files):
     pred = pd.read_csv(__import__("io").StringIO(p.stdout)).iloc[:, -1].to_numpy()
     truth = df["label"].head(200).to_numpy()
     close((pred == truth).mean(), 1.0, atol=0.05)
+
+
+def test_train_freezes_the_spec_from_the_training_rows_into_the_card(tmp_path, files):
+    from engine.models.export import import_file
+    path, _, df = files
+    df = df.assign(label=(df["b"] > 0).astype(int))
+    data = tmp_path / "train.csv"
+    df.to_csv(data, index=False)
+    spec = tmp_path / "z.json"
+    spec.write_text(json.dumps([{"kind": "normalise", "params": {"columns": ["b"], "stats": "frozen"}}]))
+    model = tmp_path / "m.skops"
+    r = run_cli("train", str(data), "--target", "label", "--features", "b", "--model", "logreg",
+                "--pipeline", str(spec), "--out", str(model), "--json")
+    assert r.returncode == 0, r.stderr
+    _, card = import_file(str(model))
+    values = card["pipeline"]["steps"][0]["params"]["values"]["b"]
+    close(values["mean"], df["b"].mean(), 1e-12)
+    close(values["std"], df["b"].std(), 1e-12)
+    # new rows far from the training mean are scaled with the training statistics, not their own
+    shifted = tmp_path / "shifted.csv"
+    df.drop(columns="label").assign(b=df["b"] + 100).head(50).to_csv(shifted, index=False)
+    p = run_cli("predict", str(model), str(shifted))
+    assert p.returncode == 0, p.stderr
+    assert (pd.read_csv(__import__("io").StringIO(p.stdout)).iloc[:, -1] == 1).all()

@@ -107,7 +107,9 @@ def test_ingest_keeps_its_pace_while_a_forest_trains(engine, tmp_path):
     assert job.state == "done", job.error
     expected = rate * (t1 - t0)
     assert expected > rate                        # training lasted more than a second
-    assert after - before >= 0.8 * expected, (after - before, expected)
+    # Training in the engine's process would stall ingest for the whole fit; a worker process leaves it
+    # at pace. 0.6 leaves room for a CPU shared with other work, not for a stall.
+    assert after - before >= 0.6 * expected, (after - before, expected)
 
 
 def deployable(engine, tmp_path):
@@ -177,3 +179,17 @@ def test_jobs_start_cleanly_when_main_is_a_page_script(tmp_path, monkeypatch):
     job = jobs.wait(jobs.submit("sleep", {"steps": 1, "seconds": 0, "result": 7}), timeout=60)
     assert job.state == "done" and job.result == 7, job.error
     assert sys.modules["__main__"] is page
+
+
+def test_predictions_keep_their_row_ids_when_the_pipeline_drops_rows(engine, tmp_path):
+    stream, df, model, model_id = deployable(engine, tmp_path)
+    engine.apply(stream, [{"kind": "filter", "params": {"where": {"column": "a", "op": ">", "value": 0}}}])
+    engine.deploy(stream, model_id)
+    engine.seek(stream, row=0)                     # the same 2000 rows arrive again, through the filter
+    engine.wait(stream, timeout=60)
+    pred = engine.store.predictions(engine.streams[stream].id, last=10_000)
+    kept = df[df["a"] > 0]
+    assert 0 < len(kept) < len(df)
+    assert pred.column("_rid").to_pylist() == (kept.index + 2000).tolist()
+    want = model.predict(kept[["a", "b", "site"]].astype({"site": object}))
+    assert pred.column("prediction").to_pylist() == want.tolist()

@@ -1,5 +1,4 @@
 """The pipeline on a running engine: preview, apply from the next batch, versions, backfill, restart."""
-import time
 
 import numpy as np
 import pandas as pd
@@ -10,6 +9,7 @@ from engine.errors import UserError
 from engine.operators import WindowSpec
 from engine.runtime import Engine
 from engine.sources.replay import Speed
+from tests.conftest import wait_for
 from tests.reference import check_matrix, check_stats, close
 
 N = 40_000
@@ -42,15 +42,6 @@ def csv(tmp_path):
     path = tmp_path / "p.csv"
     df.to_csv(path, index=False)
     return str(path), df
-
-
-def wait_for(cond, timeout=60):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.01)
-    return False
 
 
 def pandas_stateful(df: pd.DataFrame) -> pd.DataFrame:
@@ -108,7 +99,7 @@ def test_apply_takes_effect_from_the_next_batch(tmp_path, csv):
     path, df = csv
     with Engine(str(tmp_path / "d")) as e:
         name = e.add_replay(path, time_column="t", speed=Speed("rows", 20_000), window=BIG)
-        assert wait_for(lambda: e.snapshot(name) and e.snapshot(name).counts["ingested"] >= 2000)
+        assert wait_for(lambda: e.snapshot(name) and e.snapshot(name).counts["ingested"] >= 2000, 60)
         out = e.apply(name, [{"kind": "derive", "params": {"name": "c", "expr": "a * 2 - b"}}])
         k = out["from_row"]
         assert out["version"] == 1 and out["rebuilt"] and 2000 <= k < N
@@ -124,7 +115,7 @@ def test_apply_keeping_columns_keeps_the_window_then_backfill_rebuilds_it(tmp_pa
     path, df = csv
     with Engine(str(tmp_path / "d")) as e:
         name = e.add_replay(path, time_column="t", speed=Speed("rows", 20_000), window=BIG)
-        assert wait_for(lambda: e.snapshot(name) and e.snapshot(name).counts["ingested"] >= 2000)
+        assert wait_for(lambda: e.snapshot(name) and e.snapshot(name).counts["ingested"] >= 2000, 60)
         out = e.apply(name, [{"kind": "clip", "params": {"columns": ["a"], "lower": 9, "upper": 11}}])
         k = out["from_row"]
         assert not out["rebuilt"]
@@ -144,11 +135,11 @@ def test_backfill_during_ingest_equals_a_fresh_replay_with_the_spec(tmp_path, cs
     path, df = csv
     with Engine(str(tmp_path / "live")) as e:
         name = e.add_replay(path, time_column="t", speed=Speed("rows", 15_000), window=WindowSpec("count", 5000))
-        assert wait_for(lambda: e.snapshot(name) and e.snapshot(name).counts["ingested"] >= 5000)
+        assert wait_for(lambda: e.snapshot(name) and e.snapshot(name).counts["ingested"] >= 5000, 60)
         out = e.apply(name, STATEFUL, backfill=True)
         assert out["backfill"]["state"] == "running"
         assert e.wait(name, 120) is not None
-        assert wait_for(lambda: e.backfill_status(name)["state"] != "running")
+        assert wait_for(lambda: e.backfill_status(name)["state"] != "running", 60)
         assert e.backfill_status(name)["state"] == "done"
         assert e.snapshot(name).counts["ingested"] == N
         ours = e.snapshot(name).to_json()
@@ -254,3 +245,53 @@ def test_a_spec_given_before_any_row_freezes_from_the_first_batch(tmp_path, csv)
     assert values["mean"] == pytest.approx(df["b"].mean(), rel=1e-12)      # the whole file is one first batch
     close(snap.stats["b"]["mean"], 0.0, atol=1e-9)
     close(snap.stats["b"]["std"], 1.0)
+
+
+def test_training_history_goes_through_the_pipeline_and_keeps_row_ids(tmp_path, csv):
+    path, df = csv
+    with Engine(str(tmp_path / "d")) as e:
+        name = e.add_replay(path, time_column="t")
+        e.wait(name, 60)
+        e.apply(name, [{"kind": "filter", "params": {"where": {"column": "s", "op": "==", "value": "x"}}},
+                       {"kind": "derive", "params": {"name": "c", "expr": "b * 2"}},
+                       {"kind": "select", "params": {"columns": ["c", "a"]}}])
+        hist = e.models.history(name).to_pandas()
+    want = df[df["s"] == "x"]
+    assert list(hist.columns) == ["_rid", "_ingest", "c", "a"]
+    assert hist["_rid"].tolist() == want.index.tolist()
+    np.testing.assert_allclose(hist["c"], want["b"] * 2, rtol=1e-12)
+
+
+def test_a_spec_given_at_start_that_the_first_rows_refuse_leaves_the_stream_running(tmp_path, csv):
+    path, df = csv
+    bad = [{"kind": "cast", "params": {"columns": ["s"], "to": "time"}}]
+    with Engine(str(tmp_path / "d")) as e:
+        name = e.add_replay(path, time_column="t", window=BIG, pipeline=bad)
+        snap = e.wait(name, 60)
+        assert snap.pipeline == 0 and snap.error is None
+        assert snap.to_json()["pipeline_error"].startswith("step 1 (cast): casting column 's' to time fails")
+        assert snap.counts["ingested"] == N and e.pipelines(name) == []
+        check_stats(snap.stats, df[["a", "b"]])
+        e.apply(name, [{"kind": "clip", "params": {"columns": ["a"], "upper": 10}}], backfill=True)
+        e.wait_backfill(name, 60)
+        snap = e.snapshot(name)
+        assert "pipeline_error" not in snap.to_json() and snap.pipeline == 1
+        check_stats(snap.stats, df[["a", "b"]].assign(a=df["a"].clip(upper=10)))
+
+
+def test_restart_after_a_column_change_without_backfill_keeps_the_rebuilt_state(tmp_path, csv):
+    path, df = csv
+    d = str(tmp_path / "d")
+    with Engine(d) as e:
+        name = e.add_replay(path, time_column="t", speed=Speed("rows", 20_000), window=BIG)
+        assert wait_for(lambda: e.snapshot(name) and e.snapshot(name).counts["ingested"] >= 2000, 60)
+        k = e.apply(name, [{"kind": "derive", "params": {"name": "c", "expr": "a - b"}}])["from_row"]
+        before = e.wait(name, 60).to_json()
+    with Engine(d) as e:
+        after = e.wait(name, 60).to_json()
+    # cumulative: the rows since the switch (saved); windows: every stored row re-run through version 1
+    assert set(after["cumulative"]) == {"a", "b", "c"}
+    assert after["cumulative"] == before["cumulative"]
+    check_stats(after["cumulative"], df.iloc[k:][["a", "b"]].assign(c=df["a"] - df["b"]))
+    check_stats(after["stats"], df[["a", "b"]].assign(c=df["a"] - df["b"]))
+    assert after["window"]["count"] == N and before["window"]["count"] == N - k

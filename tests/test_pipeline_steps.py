@@ -3,6 +3,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal, assert_series_equal
 
 from engine.errors import UserError
@@ -78,7 +80,8 @@ def test_cast_to_number_bool_text_time():
     same(run(df, ("cast", {"columns": ["flag"], "to": "number"}))["flag"], df["flag"].astype("float64"))
     assert list(run(df, ("cast", {"columns": ["a"], "to": "text"}))["a"].dropna().astype(float)) == \
         list(df["a"].dropna())
-    t = pd.DataFrame({"when": ["2024-01-01 00:00:01", "nope", "2024-03-05T10:00:00Z"], "yes": ["Yes", "0", "maybe"]})
+    t = pd.DataFrame({"when": ["2024-01-01 00:00:01", "nope", "2024-03-05T10:00:00Z", "03/05/2024 10:00",
+                               "2024-01-01T00:00:00+02:00"], "yes": ["Yes", "0", "maybe", "off", None]})
     out = run(t, ("cast", {"columns": ["when"], "to": "time"}), ("cast", {"columns": ["yes"], "to": "bool"}))
     want = pd.to_datetime(t["when"], errors="coerce", utc=True, format="mixed")
     assert out["when"].isna().tolist() == want.isna().tolist()
@@ -206,3 +209,36 @@ def test_check_returns_the_output_schema():
     assert out.field("num").type == pa.float64() and out.field("big").type == pa.bool_()
     assert "beta" in out.names and "s" not in out.names and "s_red" in out.names
     assert out == spec.apply(t).schema
+
+
+def test_frozen_scaling_of_a_constant_column_is_refused():
+    t = pa.table({"k": [2.0] * 50, "a": np.arange(50.0)})
+    spec = Pipeline.from_dict([{"kind": "normalise", "params": {"columns": ["a", "k"], "stats": "frozen"}}])
+    with pytest.raises(UserError, match=r"step 1 \(normalise\): column 'k' is constant \(2\)"):
+        spec.fit(t.schema, t)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 120), min_size=1, max_size=30), st.integers(0, 1000))
+def test_any_batch_cut_gives_the_whole_table_result(sizes, seed):
+    """Forward fill, running statistics, filter, derive and one-hot: state carried between batches
+    makes the result independent of where batches start."""
+    df = frame(400, seed=seed)
+    spec = Pipeline.from_dict([
+        {"kind": "fill_missing", "params": {"columns": ["a", "s"], "method": "ffill"}},
+        {"kind": "fill_missing", "params": {"columns": ["b"], "method": "mean", "stats": "running"}},
+        {"kind": "normalise", "params": {"columns": ["a"], "stats": "running"}},
+        {"kind": "normalise", "params": {"columns": ["b"], "method": "minmax"}},
+        {"kind": "derive", "params": {"name": "c", "expr": "a * b"}},
+        {"kind": "filter", "params": {"where": {"column": "c", "op": "<", "value": 0.5}}},
+        {"kind": "onehot", "params": {"column": "s", "categories": ["red", "blue"]}},
+    ])
+    t = table(df)
+    whole = spec.runner().run(t).to_pandas()
+    runner, parts, i = spec.runner(), [], 0
+    for n in sizes * (len(df) // sum(sizes) + 1):
+        if i >= len(df):
+            break
+        parts.append(runner.run(t.slice(i, n)).to_pandas())
+        i += n
+    assert_frame_equal(pd.concat(parts, ignore_index=True), whole, rtol=1e-9, atol=1e-12)

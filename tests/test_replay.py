@@ -9,6 +9,7 @@ from engine.errors import EngineBusy, UserError
 from engine.operators import WindowSpec
 from engine.runtime import Engine
 from engine.sources.replay import Speed
+from tests.conftest import wait_for
 
 
 @pytest.fixture
@@ -19,15 +20,6 @@ def csv_file(tmp_path):
     path = tmp_path / "r.csv"
     df.to_csv(path, index=False)
     return str(path)
-
-
-def wait_for(cond, timeout=10):
-    end = time.time() + timeout
-    while time.time() < end:
-        if cond():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def ingested(engine, name):

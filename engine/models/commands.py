@@ -62,8 +62,10 @@ def cmd_train(args) -> int:
     from .spec import ModelSpec
     from .train import headline, train
     table, quarantined = read_csv(args.file)
-    pipeline = read_pipeline(args.pipeline)
-    table = pipeline.apply(table)
+    # statistics the spec freezes come from the training rows and go into the card, so predict
+    # runs the same transformation on new raw rows
+    pipeline, _ = read_pipeline(args.pipeline).fit(table.schema, table)
+    table = pipeline.runner().run(table)
     names = [c.strip() for c in args.features.split(",") if c.strip()] if args.features else None
     task = args.task or guess_task(table, args.target)
     numeric, categorical = split_features(table, names, args.target)
@@ -95,7 +97,11 @@ def cmd_predict(args) -> int:
     model, card = import_file(args.model)
     table, quarantined = read_csv(args.file)
     if card.get("pipeline", {}).get("steps"):
-        table = Pipeline.from_json(json.dumps(card["pipeline"])).apply(table)
+        rows = table.num_rows
+        table = Pipeline.from_dict(card["pipeline"]).apply(table)
+        if table.num_rows < rows:
+            sys.stderr.write(f"warning: the model's pipeline drops {rows - table.num_rows} rows of {args.file}; "
+                             f"they are not in the output\n")
     frame = model_frame(table, card)
     pred = model.predict(frame)
     out = table

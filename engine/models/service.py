@@ -54,7 +54,7 @@ class Models:
             table = table.filter(pa.array(keep))
             if table.num_rows == 0:
                 raise UserError("no stored rows fall in that time range")
-        return s.pipeline.apply(table)
+        return s.pipeline.apply(table, keep=("_rid", "_ingest"))
 
     def rows(self, stream: str, spec: ModelSpec, slice: dict | None = None) -> tuple[Rows, pa.Table]:
         table = self.history(stream, slice)
