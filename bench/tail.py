@@ -154,12 +154,14 @@ def main() -> None:
     p50, p99, lat_rows = latency(tmp, args.latency_seconds, args.latency_rate)
 
     print(f"\n{n:,} rows (id + 10 floats), {platform.machine()}, {os.cpu_count()} cores\n")
-    print(f"| case | rows/s | tail / case |\n|---|---:|---:|")
-    for case, rate in [("Rivulet tail: writer at full speed, rename rotation every 100,000 rows, store on", tail_rate),
+    print("| case | rows/s | tail / case |\n|---|---:|---:|")
+    for case, rate in [("Rivulet tail: writer at full speed, rename rotation every 100,000 rows, store on",
+                        tail_rate),
                        ("Rivulet replay of the same rows (one file, store on)", replay_rate),
                        ("pyarrow read_csv of the same rows (parse floor, threads)", arrow_rate)]:
         print(f"| {case} | {rate:,.0f} | {tail_rate / rate:.2f} |")
-    print(f"\n| append-to-visible latency, writer at {args.latency_rate:,.0f} rows/s ({lat_rows:,} rows) | ms |\n|---|---:|")
+    print(f"\n| append-to-visible latency, writer at {args.latency_rate:,.0f} rows/s ({lat_rows:,} rows) | ms |")
+    print("|---|---:|")
     print(f"| p50 | {p50:.1f} |\n| p99 (goal < 250) | {p99:.1f} |")
 
 

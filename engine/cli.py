@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Stops on Ctrl-C, or after --idle-exit seconds without new data, and prints "
                                    "the snapshot.")
     t.add_argument("path", metavar="PATH_OR_GLOB")
-    t.add_argument("--format", choices=["csv", "jsonl"], help="default: from the file names (.jsonl, .ndjson), else csv")
+    t.add_argument("--format", choices=["csv", "jsonl"],
+                   help="default: from the file names (.jsonl, .ndjson), else csv")
     _window_arguments(t)
     t.add_argument("--pipeline", metavar="P.json", help="preprocessing spec to apply")
     t.add_argument("--data-dir", metavar="D", help="data folder (default $RIVULET_DATA_DIR or ./data)")
@@ -62,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _window_arguments(p: argparse.ArgumentParser) -> None:
     w = p.add_mutually_exclusive_group()
-    w.add_argument("--window-rows", type=_positive_int, metavar="N", help="count window: the last N rows (default 10000)")
+    w.add_argument("--window-rows", type=_positive_int, metavar="N",
+                   help="count window: the last N rows (default 10000)")
     w.add_argument("--window-seconds", type=_positive_float, metavar="S", help="time window: the last S seconds")
     p.add_argument("--retention-rows", type=int, default=1_000_000, metavar="N",
                    help="keep at most the newest N rows in the store (0 keeps all; default 1000000)")

@@ -25,7 +25,8 @@ def rows_bytes(fmt: str, start: int, n: int, ts: bool) -> bytes:
     now = time.time()
     if fmt == "jsonl":
         if ts:
-            return "".join(f'{{"id": {i}, "x": {i % 97 * 0.5}, "ts": {now:.6f}}}\n' for i in range(start, start + n)).encode()
+            return "".join(f'{{"id": {i}, "x": {i % 97 * 0.5}, "ts": {now:.6f}}}\n'
+                           for i in range(start, start + n)).encode()
         return "".join(f'{{"id": {i}, "x": {i % 97 * 0.5}}}\n' for i in range(start, start + n)).encode()
     if ts:
         return "".join(f"{i},{i % 97 * 0.5},{now:.6f}\n" for i in range(start, start + n)).encode()

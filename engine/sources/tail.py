@@ -147,7 +147,8 @@ class TailSource(Source):
             if stat.S_ISREG(st.st_mode):
                 found.setdefault(key_of(st), (path, st))
         # stored identities first, so a file truncated while we were stopped is known before its copy
-        new = sorted((k for k in found if k not in self.files), key=lambda k: (k not in self.stored, found[k][1].st_mtime))
+        new = sorted((k for k in found if k not in self.files),
+                     key=lambda k: (k not in self.stored, found[k][1].st_mtime))
         for key in new:
             path = found[key][0]
             if self.roots is not None and not inside(path, self.roots):
@@ -169,7 +170,8 @@ class TailSource(Source):
         # files found by one scan are read oldest first (an older generation before a newer one);
         # mtimes within one clock tick tie, and then a file renamed away is the older one
         fresh = sorted((f for f in self.files.values() if f.order > first), key=lambda f: f.order)
-        for order, f in zip([f.order for f in fresh], sorted(fresh, key=lambda f: (f.mtime, f.matched, f.order))):
+        oldest_first = sorted(fresh, key=lambda f: (f.mtime, f.matched, f.order))
+        for order, f in zip([f.order for f in fresh], oldest_first):
             f.order = order
         self._settle_copies(now)
         self._forget_drained(now)
