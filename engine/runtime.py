@@ -22,7 +22,7 @@ from .pipeline import FREEZE_ROWS, Pipeline, Preview, as_pipeline
 from .snapshot import Snapshot
 from .sources.base import Source
 from .sources.demo import DemoSource
-from .paths import confine, data_roots
+from .paths import confine, data_roots, fixed_part
 from .sources.replay import ReplaySource, Speed
 from .sources.tail import TailSource
 from .store import Store
@@ -125,8 +125,9 @@ class Engine:
             for s in self.streams.values():
                 if s.config.get("source") == "tail" and s.config.get("pattern") == pattern:
                     return self._resume(s, window, pipeline)
-            base = os.path.splitext(os.path.basename(pattern.rstrip(os.sep)))[0].replace("*", "")
-            name = self._free_name(name or base or "tail")
+            base = os.path.splitext(os.path.basename(pattern.rstrip(os.sep)))[0].replace("*", "").strip(".-_")
+            folder = os.path.basename(fixed_part(pattern).rstrip(os.sep))      # logs/*.csv -> logs
+            name = self._free_name(name or base or folder or "tail")
             source = TailSource(pattern, fmt=fmt, roots=roots, polling=polling)
             config = {"source": "tail", "pattern": pattern, "path": pattern, "format": source.format,
                       "roots": roots, "polling": polling, "window": (window or WindowSpec()).to_json(),
