@@ -215,3 +215,24 @@ def test_a_csv_file_with_other_columns_is_not_read_and_says_why(tmp_path):
         src = engine.snapshot(name).source
         assert "differs from the stream's columns" in src["last_error"] and src["file_count"] == 3
     assert_exactly_once(stored_ids(data), 150)
+
+
+def test_status_counts_rows_bytes_and_what_is_behind(tmp_path):
+    path = tmp_path / "app.csv"
+    path.write_text(rows_csv(0, 10) + "10,5")          # a last line still being written
+    source = TailSource(str(path))
+    try:
+        drain(source, lambda ids, bad: len(ids) == 10)
+        time.sleep(0.05)
+        st = source.status()
+        f = st["files"][0]
+        assert (st["rows"], f["rows"], st["file_count"]) == (10, 10, 1)
+        assert f["bytes"] == len(rows_csv(0, 10)) - len("id,x\n") and f["offset"] == len(rows_csv(0, 10))
+        assert st["bytes_behind"] == f["bytes_behind"] == len("10,5") and st["seconds_behind"] > 0
+        assert st["last_error"] is None and st["observer"] in ("inotify", "polling")
+        with open(path, "a") as out:
+            out.write("\n")
+        drain(source, lambda ids, bad: len(ids) == 1)
+        assert source.status()["bytes_behind"] == 0 and source.status()["seconds_behind"] == 0
+    finally:
+        source.close()
