@@ -24,7 +24,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from replay import make_file, print_table, timed  # noqa: E402  (same file as the replay benchmark)
+from common import make_file, print_rates, timed  # noqa: E402  (same file as the replay benchmark)
 
 SPEC = [
     {"kind": "fill_missing", "params": {"columns": ["x0"], "method": "ffill"}},
@@ -86,7 +86,7 @@ def main() -> None:
     results.append(("pandas: 5 transformations + rolling(10000) mean/var/corr + describe + groupby",
                     n / timed(pandas_with_stats)))
 
-    print_table(f"{n:,} stored rows, 12 columns", results, "backfill / case")
+    print_rates(f"{n:,} stored rows, 12 columns", results, "backfill / case")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -9,44 +9,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.csv as pcsv
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def make_file(path: str, n: int) -> None:
-    rng = np.random.default_rng(0)
-    X = np.round(rng.normal(size=(n, 10)) * np.arange(1, 11) + np.array([20, 50, 1013, 0.5, 230, 60, 5, 100, 15, 1]), 3)
-    ts = np.datetime64("2024-01-01T00:00:00", "ms") + np.arange(n).astype("timedelta64[ms]") * 100
-    t = pa.table({"ts": pa.array(ts), **{f"x{i}": X[:, i] for i in range(10)},
-                  "site": np.array(["north", "south", "east", "west"])[rng.integers(0, 4, n)]})
-    pcsv.write_csv(t, path, pcsv.WriteOptions(quoting_style="none"))
-
-
-def timed(fn) -> float:
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
-
-
-def print_table(title: str, results: list[tuple[str, float]], ratio: str) -> None:
-    """One markdown table: case, rows/s, the first case's rate over each case's."""
-    ours, width = results[0][1], max(len(case) for case, _ in results)
-    print(f"\n{title}; {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{time.strftime('%Y-%m-%d')}\n")
-    print(f"| {'case':<{width}} | {'rows/s':>12} | {ratio:>{len(ratio)}} |")
-    print(f"|{'-' * (width + 2)}|{'-' * 14}|{'-' * (len(ratio) + 2)}|")
-    for case, rate in results:
-        print(f"| {case:<{width}} | {rate:>12,.0f} | {ours / rate:>{len(ratio)}.2f} |")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, make_file, print_rates, timed  # noqa: E402
 
 
 def main() -> None:
@@ -90,7 +61,7 @@ def main() -> None:
                     covs[i][j].update(x, row[j])
     results.append((f"River Mean/Var/Cov per row ({args.river_rows:,}-row sample)", args.river_rows / timed(river)))
 
-    print_table(f"{n:,} rows, 12 columns, {os.path.getsize(path) / 1e6:.0f} MB", results, "Rivulet / case")
+    print_rates(f"{n:,} rows, 12 columns, {os.path.getsize(path) / 1e6:.0f} MB", results, "Rivulet / case")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

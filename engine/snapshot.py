@@ -119,6 +119,12 @@ class Snapshot:
             chunks = last_rows(self.chunks, rows if rows is not None else int(self.window_spec.size))
         return merged(chunks, len(self.columns)), chunks
 
+    @cached_property
+    def newest_event(self) -> float | None:
+        """Event time (epoch seconds) of the newest row held; with `created` and a real-time
+        replay's `source["anchor"]` it tells how long rows took to become visible."""
+        return self._newest("event")
+
     def _newest(self, clock: str) -> float | None:
         if clock == "ingest":
             return time.time()

@@ -19,3 +19,12 @@ def mixed_frame(n=300, seed=0) -> pd.DataFrame:
     score = 2 * a - b + shift + 0.3 * rng.normal(size=n)
     return pd.DataFrame({"a": a, "b": b, "noise": rng.normal(size=n), "site": site,
                          "label": np.where(score > 0, "yes", "no"), "value": score})
+
+
+class Payload:
+    """Unpickling this creates the file `sentinel`: proof that a load ran code."""
+    def __init__(self, sentinel):
+        self.sentinel = sentinel
+
+    def __reduce__(self):
+        return (open, (self.sentinel, "w"))

@@ -1,4 +1,5 @@
 import os
+import pickle
 import sys
 import time
 import types
@@ -17,7 +18,7 @@ from engine.models.spec import ModelSpec
 from engine.models.train import train
 from engine.runtime import Engine
 from engine.sources.replay import Speed
-from models_data import mixed_frame
+from models_data import Payload, mixed_frame
 
 SPEC = ModelSpec("classification", "label", ("a", "b"), ("site",), "logreg", cv=3)
 
@@ -46,6 +47,8 @@ def test_training_job_on_a_slice_stores_the_model_with_its_card(engine, tmp_path
     card = engine.models.registry.card(job.result)
     assert card["name"] == "first" and card["training"]["rid_range"] == [500, 1499]
     assert card["training"]["rows"] == 1000 and card["pipeline"]["version"] == 0
+    start, end = card["training"]["time_range"]
+    assert start <= end and start.startswith("20")
     assert card["metrics"]["rows"]["train"] == 800
 
 
@@ -147,6 +150,32 @@ def test_deployed_model_predicts_every_new_row_and_scores_labels(engine, tmp_pat
     assert engine.store.predictions(sid, last=10_000).num_rows == 2000     # nothing predicted after undeploy
 
 
+def test_swapping_models_on_a_running_stream_gives_each_row_one_prediction(engine, tmp_path):
+    stream, df, model, first = deployable(engine, tmp_path)
+    rows = training_rows(pa.Table.from_pandas(df), "label", ["a", "b"], [], "classification")
+    second_spec = ModelSpec("classification", "label", ("a", "b"), (), "logreg", cv=3)
+    trained = train(rows, second_spec)
+    second = engine.models.registry.save(trained.model, make_card(trained.model, second_spec, trained.report,
+                                                                  {"a": "number", "b": "number"}, {}, None))
+    live = tmp_path / "live.csv"
+    mixed_frame(6000, seed=2).to_csv(live, index=False)
+    paced = engine.add_replay(str(live), name="live", speed=Speed("rows", 3000))
+    engine.deploy(paced, first)
+    sid = engine.streams[paced].id
+    deadline = time.time() + 60
+    while engine.store.predictions(sid, last=10_000).num_rows < 1500 and time.time() < deadline:
+        time.sleep(0.05)
+    engine.deploy(paced, second)                   # swapped while batches flow
+    engine.wait(paced, timeout=120)
+    pred = engine.store.predictions(sid, last=100_000)
+    rids = pred.column("_rid").to_numpy()
+    models = pred.column("model").to_pylist()
+    assert len(rids) == 6000 and len(set(rids.tolist())) == 6000      # every row once, none twice
+    switch = models.index(second)
+    assert set(models[:switch]) == {first} and set(models[switch:]) == {second}
+    assert 1500 <= switch < 6000
+
+
 def test_deploy_refuses_a_model_whose_features_the_stream_lacks(engine, tmp_path):
     stream, df, model, model_id = deployable(engine, tmp_path)
     other = replayed(engine, tmp_path, df.drop(columns=["site"]), name="nosite")
@@ -179,6 +208,38 @@ def test_jobs_start_cleanly_when_main_is_a_page_script(tmp_path, monkeypatch):
     job = jobs.wait(jobs.submit("sleep", {"steps": 1, "seconds": 0, "result": 7}), timeout=60)
     assert job.state == "done" and job.result == 7, job.error
     assert sys.modules["__main__"] is page
+
+
+def test_imported_model_is_checked_against_the_stream_and_deploys(engine, tmp_path):
+    stream, df, model, model_id = deployable(engine, tmp_path)
+    from engine.models.export import export
+    path = tmp_path / "shared.skops"
+    export(model, engine.models.registry.card(model_id), str(path))
+    other = replayed(engine, tmp_path, df.drop(columns=["site"]), name="nosite")
+    with pytest.raises(UserError, match="features missing from the stream: site"):
+        engine.models.import_model(path.read_bytes(), "shared.skops", stream=other)
+    with open(path, "rb") as f:
+        with pytest.raises(UserError, match="over the upload limit"):
+            engine.models.import_model(f, "shared.skops", limit_bytes=1000)
+    sentinel = tmp_path / "pwned"
+    with pytest.raises(UserError, match="never loaded"):
+        engine.models.import_model(pickle.dumps(Payload(str(sentinel))), "evil.skops", stream=stream)
+    assert not sentinel.exists()
+    assert [c["id"] for c in engine.models.registry.list()] == [model_id]     # nothing refused was stored
+
+    with open(path, "rb") as f:
+        imported = engine.models.import_model(f, "shared.skops", stream=stream)
+    card = engine.models.registry.card(imported)
+    assert card["name"] == "shared" and card["classes"] == ["no", "yes"]
+    assert {f["name"]: f["role"] for f in card["features"]} == {"a": "numeric", "b": "numeric", "site": "categorical"}
+    with pytest.raises(UserError, match="imported without its training spec"):
+        engine.models.importance(imported, stream)
+    engine.deploy(stream, imported)
+    engine.seek(stream, row=0)
+    engine.wait(stream, timeout=60)
+    pred = engine.store.predictions(engine.streams[stream].id, last=10_000)
+    want = model.predict(df[["a", "b", "site"]].astype({"site": object}))
+    assert pred.column("prediction").to_pylist() == want.tolist()
 
 
 def test_predictions_keep_their_row_ids_when_the_pipeline_drops_rows(engine, tmp_path):

@@ -1,3 +1,4 @@
+import hashlib
 import json
 import os
 import pickle
@@ -18,7 +19,7 @@ from engine.models.export import export, import_file, onnx_feed
 from engine.models.registry import Registry, make_card
 from engine.models.spec import ModelSpec
 from engine.models.train import train
-from models_data import mixed_frame
+from models_data import Payload, mixed_frame
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +43,9 @@ def test_registry_save_list_load_delete(tmp_path, trained):
     assert c["classes"] == ["no", "yes"]
     assert [f["name"] for f in c["features"]] == ["a", "b", "noise", "site"]
     assert c["features"][3]["kind"] == "text"
-    assert c["libraries"]["scikit-learn"] and c["sha256"] and c["created"]
+    assert c["libraries"]["scikit-learn"] and c["created"]
+    with open(os.path.join(reg.root, mid, "model.skops"), "rb") as f:
+        assert c["sha256"] == hashlib.sha256(f.read()).hexdigest()
     assert c["metrics"]["holdout"]["accuracy"] > 0.8
     loaded, _ = reg.load(mid)
     assert (loaded.predict(X) == model.predict(X)).all()
@@ -105,15 +108,10 @@ def test_joblib_export_is_marked_unsafe_and_never_imported(tmp_path, trained):
         import_file(path)
 
 
-class Payload:
-    def __init__(self, sentinel):
-        self.sentinel = sentinel
-
-    def __reduce__(self):
-        return (open, (self.sentinel, "w"))
-
-
 def test_crafted_pickle_never_runs(tmp_path):
+    control = tmp_path / "control"
+    pickle.loads(pickle.dumps(Payload(str(control))))
+    assert control.exists()          # the payload works when unpickled: its absence below means something
     sentinel = tmp_path / "pwned"
     for i, data in enumerate([pickle.dumps(Payload(str(sentinel)), protocol=p) for p in (0, 2, 5)]):
         path = tmp_path / f"evil{i}.skops"          # the name lies; the bytes do not
@@ -146,3 +144,19 @@ def test_import_reads_the_card_and_checks_features(tmp_path, trained):
     table = pa.table({"a": [1.0], "b": [2.0], "site": ["x"]})
     with pytest.raises(UserError, match="features missing from the data: noise"):
         model_frame(table, c)
+
+
+def test_a_failed_export_leaves_the_previous_file_and_no_temporary(tmp_path, trained, monkeypatch):
+    model, card, X = trained
+    path = tmp_path / "model.skops"
+    export(model, card, str(path))
+    before = path.read_bytes()
+    from engine.models import registry
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(registry.os, "replace", broken_replace)
+    with pytest.raises(UserError, match="cannot write .*No space left"):
+        export(model, card, str(path))
+    assert path.read_bytes() == before and import_file(str(path))[0].predict(X).tolist() == model.predict(X).tolist()
+    assert sorted(os.listdir(tmp_path)) == ["model.skops", "model.skops.card.json"]

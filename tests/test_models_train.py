@@ -1,18 +1,21 @@
 import io
 import json
+import pickle
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 from sklearn import metrics as skm
+from sklearn.datasets import load_diabetes
 from sklearn.dummy import DummyClassifier, DummyRegressor
+from sklearn.model_selection import TimeSeriesSplit, cross_val_score
 
 from engine.errors import UserError
 from engine.models.data import read_csv, training_rows
-from engine.models.spec import ALGORITHMS, ModelSpec
+from engine.models.spec import ALGORITHMS, ModelSpec, build
 from engine.models.train import train
-from models_data import breast_cancer_csv, mixed_frame
+from models_data import Payload, breast_cancer_csv, mixed_frame
 from conftest import run_cli
 
 FAST = {"rf": {"n_estimators": 10}, "hgb": {"max_iter": 10}}
@@ -31,8 +34,52 @@ def test_cli_train_breast_cancer_logreg_f1(tmp_path):
     assert out["f1"] >= 0.95
     assert set(out) >= {"accuracy", "precision", "recall", "f1", "cv_scores", "baseline"}
     assert len(out["cv_scores"]) == 3
-    assert out["rows"] == {"used": 569, "train": 455, "holdout": 114, "missing_target": 0, "quarantined": 0}
+    assert out["rows"] == {"used": 569, "train": 455, "holdout": 114, "missing_target": 0, "quarantined": 0,
+                           "ordered_by": None}
     assert out["baseline"]["accuracy"] < out["accuracy"]
+
+
+@pytest.fixture(scope="module")
+def breast_cancer(tmp_path_factory):
+    table, _ = read_csv(breast_cancer_csv(tmp_path_factory.mktemp("bc")))
+    names = [c for c in table.column_names if c != "target"]
+    return names, training_rows(table, "target", names, [], "classification")
+
+
+@pytest.mark.parametrize("algorithm", [a for a, (c, _) in ALGORITHMS.items() if c])
+def test_each_classifier_learns_breast_cancer_and_scores_like_sklearn(algorithm, breast_cancer):
+    names, rows = breast_cancer
+    spec = ModelSpec("classification", "target", tuple(names), algorithm=algorithm, cv=3)
+    result = train(rows, spec)
+    h, base = result.report["holdout"], result.report["baseline"]
+    X_test, y_test = rows.X.iloc[455:], rows.y[455:]
+    pred = result.model.predict(X_test)
+    assert h["f1"] == pytest.approx(skm.f1_score(y_test, pred, average="macro"), abs=1e-12)
+    assert h["f1"] >= 0.9 and h["accuracy"] > base["accuracy"] + 0.1
+    assert h["roc_auc"] == pytest.approx(skm.roc_auc_score(y_test, result.model.predict_proba(X_test)[:, 1]),
+                                         abs=1e-12)
+
+
+@pytest.mark.parametrize("algorithm", [a for a, (_, r) in ALGORITHMS.items() if r])
+def test_each_regressor_learns_diabetes_and_scores_like_sklearn(algorithm):
+    df = load_diabetes(as_frame=True).frame
+    names = [c for c in df.columns if c != "target"]
+    rows = rows_of(df, "target", names, task="regression")
+    result = train(rows, ModelSpec("regression", "target", tuple(names), algorithm=algorithm, cv=3))
+    h, base = result.report["holdout"], result.report["baseline"]
+    pred = result.model.predict(rows.X.iloc[-len(h["residuals"]["residual"]):])
+    y_test = rows.y[-len(pred):]
+    assert h["r2"] == pytest.approx(skm.r2_score(y_test, pred), abs=1e-12)
+    assert h["r2"] > base["r2"] + 0.1 and h["mae"] < base["mae"]
+
+
+def test_cv_scores_equal_sklearn_cross_validation(breast_cancer):
+    names, rows = breast_cancer
+    spec = ModelSpec("classification", "target", tuple(names), algorithm="logreg", cv=4)
+    cv = train(rows, spec).report["cv"]
+    want = cross_val_score(build(spec), rows.X.iloc[:455], rows.y[:455], cv=TimeSeriesSplit(4), scoring="f1_macro")
+    np.testing.assert_allclose(cv["scores"], want, rtol=0, atol=1e-12)
+    assert cv["std"] == pytest.approx(np.std(want, ddof=1), abs=1e-12)
 
 
 @pytest.mark.parametrize("algorithm", [a for a, (c, _) in ALGORITHMS.items() if c])
@@ -114,7 +161,7 @@ def test_missing_targets_are_dropped_and_counted():
 
 @pytest.mark.parametrize("change, message", [
     (lambda df: df.assign(label="yes"), "one class only"),
-    (lambda df: df.head(8), "too few"),
+    (lambda df: df.head(8), "too few for 5 folds"),
 ])
 def test_clear_errors(change, message):
     df = change(mixed_frame(200))
@@ -161,3 +208,94 @@ def test_cli_predict_matches_model(tmp_path):
     assert (out["prediction"].to_numpy() == want).all()
     np.testing.assert_allclose(out["proba_yes"], m.predict_proba(df[["a", "b", "site"]])[:, 1], atol=1e-12)
     assert card["spec"]["algorithm"] == "rf" and card["classes"] == ["no", "yes"]
+
+
+def test_cli_train_holds_out_the_newest_rows_by_time_not_by_file_order(tmp_path):
+    """The newest 20% by time flip the concept; a holdout taken by file order would not see that."""
+    df = mixed_frame(500)
+    df.insert(0, "t", pd.date_range("2024-01-01", periods=500, freq="s", tz="UTC").strftime("%Y-%m-%dT%H:%M:%SZ"))
+    df.loc[400:, "label"] = np.where(df.loc[400:, "label"] == "yes", "no", "yes")
+    path = tmp_path / "shuffled.csv"
+    df.sample(frac=1, random_state=0).to_csv(path, index=False)
+    r = run_cli("train", str(path), "--target", "label", "--features", "a,b,site", "--cv", "3", "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["rows"]["ordered_by"] == "t" and out["rows"]["holdout"] == 100
+    assert out["accuracy"] < 0.2 and min(out["cv_scores"]) > 0.8      # learned the old concept, scored on the new
+    r = run_cli("train", str(path), "--target", "label", "--features", "a,b,site", "--time-column", "nope")
+    assert r.returncode == 2 and "time column 'nope'" in r.stderr
+
+
+def test_cli_train_counts_missing_targets_and_takes_a_pipeline(tmp_path):
+    df = mixed_frame(200)
+    df.loc[[5, 6, 150], "label"] = None
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    spec = tmp_path / "p.json"
+    spec.write_text('{"version": 3, "steps": []}')
+    model = tmp_path / "m.skops"
+    r = run_cli("train", str(path), "--target", "label", "--features", "a,b", "--cv", "3", "--pipeline", str(spec),
+                "--out", str(model), "--json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["rows"]["missing_target"] == 3 and out["rows"]["used"] == 197
+    assert json.loads((tmp_path / "m.skops.card.json").read_text())["pipeline"]["version"] == 3
+    spec.write_text('{"version": 4, "steps": [{"kind": "no-such-step"}]}')
+    r = run_cli("train", str(path), "--target", "label", "--pipeline", str(spec), "--json")
+    assert r.returncode == 2 and "unknown kind 'no-such-step'" in r.stderr and r.stderr.count("\n") == 1
+
+
+def cli_model(tmp_path, df):
+    """`df` written to d.csv and a model trained on it by the CLI: (csv path, model path)."""
+    path, model = tmp_path / "d.csv", tmp_path / "m.skops"
+    df.to_csv(path, index=False)
+    r = run_cli("train", str(path), "--target", "label", "--features", "a,b,site", "--cv", "3", "--out", str(model))
+    assert r.returncode == 0, r.stderr
+    return path, model
+
+
+def test_cli_predict_errors_are_one_line(tmp_path):
+    df = mixed_frame(120)
+    path, model = cli_model(tmp_path, df)
+    lacking = tmp_path / "lacking.csv"
+    df.drop(columns=["site"]).to_csv(lacking, index=False)
+    sentinel = tmp_path / "pwned"
+    evil = tmp_path / "evil.skops"
+    evil.write_bytes(pickle.dumps(Payload(str(sentinel))))
+    for args, message in [((str(model), str(lacking)), "features missing from the data: site"),
+                          ((str(evil), str(path)), "never loaded"),
+                          ((str(tmp_path / "none.skops"), str(path)), "cannot read"),
+                          ((str(model), str(tmp_path / "none.csv")), "no such file"),
+                          ((str(model), str(path), "--proba"), None)]:
+        r = run_cli("predict", *args)
+        if message is None:
+            assert r.returncode == 0, r.stderr
+            continue
+        assert r.returncode == 2 and message in r.stderr, r.stderr
+        assert r.stderr.count("\n") == 1 and r.stdout == ""
+    assert not sentinel.exists()
+    r = run_cli("train", str(tmp_path / "none.csv"), "--target", "label")
+    assert r.returncode == 2 and "no such file" in r.stderr
+
+
+def test_cli_predict_writes_one_line_per_input_row_even_for_bad_rows(tmp_path):
+    df = mixed_frame(200)
+    good, model = cli_model(tmp_path, df)
+    lines = good.read_text().splitlines()
+    lines[11] = lines[11] + ",EXTRA,FIELDS"             # row 10: too many fields -> quarantined
+    lines[51] = "a,b,noise,site,label,value"            # row 50: the header again -> quarantined
+    lines[101] = lines[101].replace(lines[101].split(",")[0], "oops", 1)   # row 100: text in a number: kept
+    bad = tmp_path / "bad.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    r = run_cli("predict", str(model), str(bad))
+    assert r.returncode == 0, r.stderr
+    assert "2 rows" in r.stderr
+    out = pd.read_csv(io.StringIO(r.stdout), skip_blank_lines=False)
+    assert len(out) == 200
+    assert out.loc[[10, 50], "prediction"].isna().all() and out.loc[[10, 50], "a"].isna().all()
+    from engine.models.export import import_file
+    m, _ = import_file(str(model))
+    X = df[["a", "b", "site"]].astype({"site": object}).copy()
+    X.loc[100, "a"] = np.nan
+    keep = [i for i in range(200) if i not in (10, 50)]
+    assert out.loc[keep, "prediction"].tolist() == m.predict(X.loc[keep]).tolist()

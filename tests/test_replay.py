@@ -76,6 +76,25 @@ def test_realtime_speed(tmp_path, csv_file):
         assert 40 < rate < 60, rate
 
 
+def test_realtime_snapshots_tell_when_their_rows_were_due(tmp_path, csv_file):
+    """The anchor maps event time to wall time, so each row's due time is known to readers."""
+    ts = pd.read_csv(csv_file, parse_dates=["ts"])["ts"]
+    times = ((ts - pd.Timestamp("1970-01-01")) / pd.Timedelta(seconds=1)).to_numpy()
+    with Engine(str(tmp_path / "d")) as e:
+        name = e.add_replay(csv_file, speed=Speed("realtime", 500))
+        assert wait_for(lambda: ingested(e, name) > 1000)
+        snap = e.snapshot(name)
+        anchor = snap.source["anchor"]
+        n = snap.counts["ingested"]
+        assert snap.newest_event == times[n - 1]          # rows arrive in file order
+        due = anchor["wall"] + (snap.newest_event - anchor["event"]) / anchor["speed"]
+        assert due <= snap.created                        # never visible before it was due
+        assert anchor["event"] == times[0]
+        e.set_speed(name, "max")
+        final = e.wait(name)
+        assert final.newest_event == times[-1] and final.source["anchor"] is None
+
+
 def test_second_engine_on_the_same_folder_is_refused(tmp_path):
     with Engine(str(tmp_path / "d")):
         with pytest.raises(EngineBusy, match="in use by another Rivulet engine"):

@@ -17,6 +17,8 @@ def add_parsers(sub, positive_int) -> None:
                                    "cross-validate on the older rows and score on the newest (the holdout).")
     t.add_argument("file", metavar="FILE")
     t.add_argument("--target", required=True, metavar="T")
+    t.add_argument("--time-column", metavar="C",
+                   help="order rows by this column before the holdout (default: the first timestamp column)")
     t.add_argument("--features", metavar="a,b,...", help="feature columns (default: every other column)")
     t.add_argument("--model", default="logreg", choices=ALGORITHM_NAMES)
     t.add_argument("--task", choices=["classification", "regression"],
@@ -57,7 +59,7 @@ def parse_params(items: list[str]) -> dict:
 
 
 def cmd_train(args) -> int:
-    from .data import column_kinds, guess_task, read_csv, split_features, training_rows
+    from .data import column_kinds, guess_task, in_time_order, read_csv, split_features, training_rows
     from .registry import make_card
     from .spec import ModelSpec
     from .train import headline, train
@@ -66,6 +68,7 @@ def cmd_train(args) -> int:
     # runs the same transformation on new raw rows
     pipeline, _ = read_pipeline(args.pipeline).fit(table.schema, table)
     table = pipeline.runner().run(table)
+    table, time_column = in_time_order(table, args.time_column)
     names = [c.strip() for c in args.features.split(",") if c.strip()] if args.features else None
     task = args.task or guess_task(table, args.target)
     numeric, categorical = split_features(table, names, args.target)
@@ -74,6 +77,7 @@ def cmd_train(args) -> int:
     rows = training_rows(table, args.target, numeric, categorical, task)
     result = train(rows, spec)
     result.report["rows"]["quarantined"] = quarantined
+    result.report["rows"]["ordered_by"] = time_column
     out = headline(result.report)
     if args.out:
         from .export import export
@@ -92,10 +96,11 @@ def cmd_predict(args) -> int:
     import pyarrow.csv as pcsv
 
     from ..pipeline import Pipeline
-    from .data import read_csv
+    from .data import read_parsed, with_gaps
     from .export import import_file
     model, card = import_file(args.model)
-    table, quarantined = read_csv(args.file)
+    parsed = read_parsed(args.file)
+    table = parsed.table
     if card.get("pipeline", {}).get("steps"):
         rows = table.num_rows
         table = Pipeline.from_dict(card["pipeline"]).apply(table)
@@ -112,8 +117,10 @@ def cmd_predict(args) -> int:
         for i, c in enumerate(model.classes_):
             out = out.append_column(unique_name(out, f"proba_{c}"), pa.array(proba[:, i]))
     out = out.append_column(unique_name(out, "prediction"), pa.array(pred.tolist()))
-    if quarantined:
-        sys.stderr.write(f"warning: {quarantined} rows of {args.file} could not be parsed and are not in the output\n")
+    if parsed.rejected and out.num_rows == parsed.table.num_rows:     # a filtering pipeline loses the places
+        out = with_gaps(out, parsed)
+        sys.stderr.write(f"warning: {parsed.rejected} rows of {args.file} could not be parsed; "
+                         f"their lines are empty, prediction included\n")
     pcsv.write_csv(out, sys.stdout.buffer, pcsv.WriteOptions(quoting_style="needed"))
     sys.stdout.flush()
     return 0
@@ -129,12 +136,9 @@ def unique_name(table, name: str) -> str:
 
 def model_frame(table, card: dict):
     """The feature columns a model's card asks for, checked against the table."""
-    from .data import check_features, column_kinds, features_frame
-    feats = card["features"]
+    from .data import check_features, column_kinds, feature_roles, features_frame
     kinds = column_kinds(table)
-    numeric = [f["name"] for f in feats if f.get("role") == "numeric"
-               or (f.get("role") is None and kinds.get(f["name"]) in ("number", "bool"))]
-    categorical = [f["name"] for f in feats if f["name"] not in numeric]
+    numeric, categorical = feature_roles(card["features"], kinds)
     check_features(kinds, numeric, categorical, "the data")
     frame = features_frame(table, numeric, categorical)
-    return frame[[f["name"] for f in feats]]
+    return frame[[f["name"] for f in card["features"]]]

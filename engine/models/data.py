@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import UserError
-from ..parse import Parser, cut, infer_schema, sniff
+from ..parse import Parsed, Parser, cut, infer_schema, sniff
 from ..schema import kind_of
 
 SAMPLE = 1 << 20       # bytes used to infer the schema, as a replay does
@@ -18,6 +18,12 @@ SAMPLE = 1 << 20       # bytes used to infer the schema, as a replay does
 
 def read_csv(path: str) -> tuple[pa.Table, int]:
     """A whole CSV through the stream parser: typed columns and the number of quarantined rows."""
+    parsed = read_parsed(path)
+    return parsed.table, parsed.rejected
+
+
+def read_parsed(path: str) -> Parsed:
+    """A whole CSV through the stream parser, with each row's place in the file."""
     if not os.path.isfile(path):
         raise UserError(f"no such file: {path}")
     with open(path, "rb") as f:
@@ -30,8 +36,20 @@ def read_csv(path: str) -> tuple[pa.Table, int]:
     body = data[fmt.data_start:]
     sample = body[:SAMPLE]
     schema = infer_schema(fmt, sample[:cut(sample)] if len(body) > SAMPLE else sample)
-    parsed = Parser(fmt, schema).parse(body, fmt.data_start)
-    return parsed.table, parsed.rejected
+    return Parser(fmt, schema).parse(body, fmt.data_start, positions=True)
+
+
+def with_gaps(table: pa.Table, parsed: Parsed) -> pa.Table:
+    """`table` (one row per parsed row) with an all-empty row where each quarantined record was,
+    so that output rows line up with the file's records."""
+    rejected = np.array([b.position for b in parsed.bad if not b.kept], dtype=np.int64)
+    if not len(rejected):
+        return table
+    n = table.num_rows
+    # a row sits before a rejected record that starts at or after the row's end
+    order = np.argsort(np.concatenate([parsed.ends - 1, rejected]), kind="stable")
+    empty = pa.Table.from_arrays([pa.nulls(1, f.type) for f in table.schema], schema=table.schema)
+    return pa.concat_tables([table, empty]).take(pa.array(np.minimum(order, n)))
 
 
 @dataclass
@@ -58,6 +76,13 @@ def check_features(have: dict[str, str], numeric, categorical, where: str = "the
     if wrong:
         raise UserError(f"numeric features must be number columns: {', '.join(wrong)} "
                         f"({', '.join(have[c] for c in wrong)}); list them as categorical instead")
+
+
+def feature_roles(features: list[dict], kinds: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(numeric, categorical) names of a card's features; a feature without a role takes its column's kind."""
+    numeric = [f["name"] for f in features if f.get("role") == "numeric"
+               or (f.get("role") is None and kinds.get(f["name"]) in ("number", "bool", None))]
+    return numeric, [f["name"] for f in features if f["name"] not in numeric]
 
 
 def features_frame(table: pa.Table, numeric, categorical) -> pd.DataFrame:
@@ -109,6 +134,25 @@ def target_values(arr: pa.ChunkedArray, task: str) -> np.ndarray:
     if pa.types.is_boolean(arr.type) or pa.types.is_integer(arr.type):
         return arr.to_numpy(zero_copy_only=False)
     return np.array(pc.cast(arr, pa.string()).to_pylist(), dtype=object)
+
+
+def in_time_order(table: pa.Table, column: str | None = None) -> tuple[pa.Table, str | None]:
+    """Rows oldest first by `column` (default: the first time column), and the column used.
+
+    A file's rows are not always written in time order, and the holdout must be the
+    newest rows. The sort is stable; rows without a time count as oldest, so they
+    train rather than pose as the future. No time column: file order is arrival order.
+    """
+    kinds = column_kinds(table)
+    if column is None:
+        column = next((c for c, k in kinds.items() if k == "time" and not c.startswith("_")), None)
+        if column is None:
+            return table, None
+    elif kinds.get(column) not in ("time", "number"):
+        raise UserError(f"time column {column!r} must be a timestamp or number column; "
+                        f"columns: {', '.join(c for c in kinds if not c.startswith('_'))}")
+    order = pc.sort_indices(table, sort_keys=[(column, "ascending")], null_placement="at_start")
+    return table.take(order), column
 
 
 def guess_task(table: pa.Table, target: str) -> str:

@@ -54,8 +54,11 @@ def export(model, card: dict, path: str, fmt: str | None = None) -> dict:
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UserError(f"no such folder: {folder}")
-    write_atomic(path, data)
-    write_atomic(card_path(path), json.dumps(json_safe(out), indent=1).encode())
+    try:
+        write_atomic(path, data)
+        write_atomic(card_path(path), json.dumps(json_safe(out), indent=1).encode())
+    except OSError as e:            # the previous file, if any, is still whole
+        raise UserError(f"cannot write {path}: {e.strerror or e}") from None
     return out
 
 
@@ -79,13 +82,32 @@ def import_file(path: str) -> tuple[object, dict]:
     return model, card or card_from_model(model)
 
 
-def card_from_model(model) -> dict:
-    """A minimal card for a model that came without one: features and classes from the model itself."""
+def card_from_model(model, name: str = "imported") -> dict:
+    """A minimal card for a model that came without one: features, their roles and classes from the model."""
     names = getattr(model, "feature_names_in_", None)
     if names is None:
         raise UserError("the model does not record its feature names; train it on a table with named columns")
-    return json_safe({"name": "imported", "features": [{"name": n, "kind": None, "role": None} for n in names],
-                      "classes": getattr(model, "classes_", None), "spec": None, "metrics": None})
+    roles = _roles(model)
+    classes = getattr(model, "classes_", None)
+    return json_safe({"name": name, "features": [{"name": n, "kind": None, "role": roles.get(n)} for n in names],
+                      "classes": classes, "spec": {"task": "classification" if classes is not None else "regression"},
+                      "metrics": None})
+
+
+def _roles(model) -> dict[str, str]:
+    """numeric/categorical per column, read from a ColumnTransformer first step (as `spec.build` makes)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.preprocessing import OneHotEncoder
+    first = model.steps[0][1] if hasattr(model, "steps") else None
+    if not isinstance(first, ColumnTransformer):
+        return {}
+    roles = {}
+    for _, step, columns in getattr(first, "transformers_", []):
+        encodes = isinstance(step, OneHotEncoder) or (hasattr(step, "steps") and
+                                                      isinstance(step.steps[-1][1], OneHotEncoder))
+        if isinstance(columns, (list, tuple)):
+            roles.update({c: "categorical" if encodes else "numeric" for c in columns if isinstance(c, str)})
+    return roles
 
 
 # --- ONNX --------------------------------------------------------------------------

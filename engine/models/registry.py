@@ -101,7 +101,7 @@ class Registry:
 
     def save(self, model, card: dict, model_id: str | None = None) -> str:
         os.makedirs(self.root, exist_ok=True)
-        model_id = model_id or new_id(card.get("spec", {}).get("algorithm", "model"))
+        model_id = model_id or new_id((card.get("spec") or {}).get("algorithm", "model"))
         data = safe.dumps(model)
         card = {**card, "id": model_id, "format": "skops", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ",
                                                                                      time.gmtime()),

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import UserError
-from .data import Rows, column_kinds, training_rows
+from .data import Rows, column_kinds, feature_roles, training_rows
 from .deploy import Deployment
 from .jobs import Jobs
 from .registry import Registry, make_card
@@ -119,10 +119,40 @@ class Models:
     def importance(self, model_id: str, stream: str, slice: dict | None = None) -> str:
         """A job: permutation importance of a stored model on the newest rows of the slice."""
         model, card = self.registry.load(model_id)
+        if not (card.get("spec") or {}).get("target"):
+            raise UserError(f"model {model_id!r} was imported without its training spec (target, features); "
+                            f"permutation importance needs them: train the model here instead")
         spec = ModelSpec.from_dict(card["spec"])
         rows, _ = self.rows(stream, spec, slice)
         return self.jobs.submit("importance", {"model": model, "rows": rows, "task": spec.task},
                                 f"importance of {model_id}")
+
+    # --- import ------------------------------------------------------------------------
+    def import_model(self, src, filename: str, stream: str | None = None, limit_bytes: int | None = None) -> str:
+        """Store an uploaded .skops model (bytes or a binary file) in the registry; returns its id.
+
+        Read up to the upload limit, then through `safe.loads` (pickles refused unread, types
+        checked against our allow-list). With `stream`, its features are checked against that
+        stream first, so a model that cannot run on it is refused with the reason.
+        """
+        from ..uploads import upload_limit_bytes
+        from .export import card_from_model
+        from .safe import loads
+        limit = upload_limit_bytes() if limit_bytes is None else limit_bytes
+        data = src if isinstance(src, (bytes, bytearray)) else src.read(limit + 1)
+        if len(data) > limit:
+            raise UserError(f"{filename} is over the upload limit of {limit / 2**20:.0f} MB; "
+                            f"raise RIVULET_UPLOAD_LIMIT_MB or upload a smaller model")
+        model = loads(bytes(data), filename)
+        card = card_from_model(model, name=filename.rsplit(".", 1)[0] or "imported")
+        card["training"] = {"imported": filename}
+        if stream is not None:
+            kinds = self._kinds(stream)
+            numeric, categorical = feature_roles(card["features"], kinds)
+            roles = {**{n: "numeric" for n in numeric}, **{n: "categorical" for n in categorical}}
+            card["features"] = [{**f, "role": roles[f["name"]], "kind": kinds.get(f["name"])} for f in card["features"]]
+            Deployment("import", card, model).check(kinds)
+        return self.registry.save(model, card)
 
     # --- deploy -------------------------------------------------------------------------
     def deployment(self, stream: str, model_id: str) -> Deployment:

@@ -324,7 +324,15 @@ class ReplaySource(Source):
             return {"state": state, "path": self.path, "speed": self.speed.mode, "speed_value": self.speed.value,
                     "loop": self.loop, "loops": self.loop_count, "rows": self.rows, "bytes": self.bytes,
                     "rows_per_s": round(self.rate.per_second(), 1), "bytes_behind": max(self.size - self.offset, 0),
-                    "progress": round(min(max(done / total, 0.0), 1.0), 4), "last_error": self.error}
+                    "progress": round(min(max(done / total, 0.0), 1.0), 4), "last_error": self.error,
+                    "anchor": self._anchor_point()}
+
+    def _anchor_point(self) -> dict | None:
+        """In real-time mode, where event time meets wall time: a row with event time t is
+        due at wall + (t - event) / speed. Readers use it to measure how late rows become visible."""
+        if self.speed.mode != "realtime" or getattr(self, "anchor_event", None) is None:
+            return None
+        return {"event": self.anchor_event, "wall": self.anchor_wall, "speed": self.speed.value}
 
     def close(self) -> None:
         self.file.close()

@@ -1,0 +1,67 @@
+"""What the benchmarks share: the sensor-like test file, a process's memory, and the printed table."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_file(path: str, n: int, start: float | None = None, rate: float | None = None) -> None:
+    """n rows: `ts`, 10 float columns (3 decimals) and a categorical `site`.
+
+    Without `start`, ts is a timestamp every 100 ms from 2024-01-01. With `start` and
+    `rate`, ts is epoch seconds (a number) spaced 1/rate apart from `start`, so a real-time
+    replay releases exactly `rate` rows a second.
+    """
+    rng = np.random.default_rng(0)
+    X = np.round(rng.normal(size=(n, 10)) * np.arange(1, 11) + np.array([20, 50, 1013, 0.5, 230, 60, 5, 100, 15, 1]), 3)
+    if start is None:
+        ts = pa.array(np.datetime64("2024-01-01T00:00:00", "ms") + np.arange(n).astype("timedelta64[ms]") * 100)
+    else:
+        ts = pa.array(np.round(start + np.arange(n) / rate, 6))
+    t = pa.table({"ts": ts, **{f"x{i}": X[:, i] for i in range(10)},
+                  "site": np.array(["north", "south", "east", "west"])[rng.integers(0, 4, n)]})
+    pcsv.write_csv(t, path, pcsv.WriteOptions(quoting_style="none"))
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB, from /proc (Linux)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def machine() -> str:
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}"
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def print_rates(title: str, results: list[tuple[str, float]], ratio: str) -> None:
+    """A titled table of (case, rows/s) with the first case's rate over each case's."""
+    ours = results[0][1]
+    print(f"\n{title}; {machine()}\n")
+    print_table(["case", "rows/s", ratio], [[case, f"{rate:,.0f}", f"{ours / rate:.2f}"] for case, rate in results])
+
+
+def print_table(headers: list[str], rows: list[list], first_width: int = 0) -> None:
+    """A Markdown table: the first column left-aligned, the others right-aligned."""
+    cells = [[str(c) for c in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    widths[0] = max(widths[0], first_width)
+    print("| " + " | ".join(h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths))) + " |")
+    print("|" + "|".join("-" * (w + 2) if i == 0 else "-" * (w + 1) + ":" for i, w in enumerate(widths)) + "|")
+    for r in cells:
+        print("| " + " | ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) + " |")

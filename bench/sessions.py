@@ -1,0 +1,205 @@
+"""Many viewers while data flows: ingest rate of a 100,000 rows/s replay, alone and with 20 browser tabs.
+
+    python bench/sessions.py [--sessions 20] [--seconds 60] [--rate 100000] [--alone 30]
+
+A real `streamlit run app.py` server (demo stream on, as shipped) starts its engine
+with a first visit, which resumes a paced, looped replay of a 1,000,000-row file at --rate rows/s from its data folder. First
+it runs alone for --alone seconds; then --sessions headless Chromium tabs (one
+browser, one context each, so one Streamlit session each) move through every page
+by the sidebar's links, staying --dwell seconds on each while its live parts refresh
+every second, for --seconds.
+
+Ingest is counted after the server stops, from the stored rows' ingest times
+(retention off for this stream), so measuring adds no load. Errors: uncaught page
+errors in the browser, and Streamlit exception blocks drawn on a page. Chromium
+runs on the same two cores as the server, so the "with tabs" rate also pays for
+drawing; the server's own CPU seconds are printed beside it.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, machine, make_file, print_table  # noqa: E402
+
+sys.path.insert(0, ROOT)
+PAGES = ["Overview", "Sources", "Aggregates", "Correlations"]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")     # utime + stime
+
+
+def prepare(data_dir: str, path: str, rate: float) -> None:
+    """Create the paced stream in the data folder; the server's engine resumes it on start."""
+    from engine.runtime import Engine
+    from engine.sources.replay import Speed
+    with Engine(data_dir) as engine:
+        engine.add_replay(path, name="load", speed=Speed("rows", rate), loop=True, retention_rows=None)
+
+
+def start_server(data_dir: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "RIVULET_DATA_DIR": data_dir, "RIVULET_DEMO": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                             "--server.port", str(port), "--browser.gatherUsageStats", "false"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.kill()
+    raise SystemExit("the Streamlit server did not start: " + proc.stderr.read()[-2000:])
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def ingested_between(data_dir: str, start: float, end: float) -> int:
+    """Rows of the paced stream whose ingest time falls in [start, end) (epoch seconds)."""
+    from engine.store import Store, rows_table
+    store = Store(data_dir)
+    try:
+        sid = next(s["id"] for s in store.streams() if s["name"] == "load")
+        with store.read() as cur:
+            return cur.execute(f"SELECT count(*) FROM {rows_table(sid)} WHERE _ingest >= make_timestamp(?) "
+                               f"AND _ingest < make_timestamp(?)", [int(start * 1e6), int(end * 1e6)]).fetchone()[0]
+    finally:
+        store.close()
+
+
+def wake(port: int) -> None:
+    """The engine starts with the first session: open one tab until the Overview draws, then close it."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page()
+        page.goto(f"http://127.0.0.1:{port}/", timeout=60_000)
+        page.get_by_text("Rows stored").first.wait_for(timeout=60_000)
+        browser.close()
+
+
+def browse(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict:
+    """Tabs that move through every page in turn for `seconds`; counts visits and errors.
+
+    Each tab opens the app once (one Streamlit session) and then moves by the sidebar's
+    links, as a viewer does; the pages' live parts refresh every second by themselves.
+    `mark()` is called once every tab is open and again at the end, so the browser's
+    start-up is not counted against ingest."""
+    from playwright.sync_api import Error as PlaywrightError, sync_playwright
+    stats = {"visits": 0, "page_errors": 0, "exceptions": 0, "timeouts": 0}
+
+    def page_error(_):
+        stats["page_errors"] += 1
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        tabs = []
+        for _ in range(sessions):
+            page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
+            page.on("pageerror", page_error)
+            tabs.append(page)
+            try:
+                page.goto(f"http://127.0.0.1:{port}/", timeout=20_000)
+                page.locator('[data-testid="stSidebarNavLink"]').first.wait_for(timeout=20_000)
+            except PlaywrightError:
+                stats["timeouts"] += 1
+        mark()
+        # Playwright's sync API is single-threaded: the tabs are driven round-robin
+        end = time.time() + seconds
+        step = 0
+        while time.time() < end:
+            for i, page in enumerate(tabs):
+                if time.time() >= end:
+                    break
+                title = PAGES[(step + i + 1) % len(PAGES)]
+                try:
+                    page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click(timeout=10_000)
+                except PlaywrightError:      # a click that times out under load is a result, not a crash
+                    stats["timeouts"] += 1
+                    continue
+                stats["visits"] += 1
+            pause_end = time.time() + dwell
+            while time.time() < min(pause_end, end):
+                tabs[0].wait_for_timeout(250)         # lets every tab's events run
+            for page in tabs:
+                stats["exceptions"] += page.locator('[data-testid="stException"]').count()
+            step += 1
+        mark()
+        browser.close()
+    return stats
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sessions", type=int, default=20)
+    ap.add_argument("--seconds", type=float, default=60.0, help="how long the tabs browse")
+    ap.add_argument("--alone", type=float, default=30.0, help="how long ingest runs without viewers first")
+    ap.add_argument("--rate", type=float, default=100_000.0, help="paced replay rows/s")
+    ap.add_argument("--dwell", type=float, default=5.0, help="seconds each tab stays on a page")
+    args = ap.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))      # so `finally` stops the server
+    tmp = tempfile.mkdtemp(prefix="rivulet-sessions-")
+    data_dir = os.path.join(tmp, "data")
+    try:
+        path = os.path.join(tmp, "load.csv")
+        make_file(path, 1_000_000)
+        prepare(data_dir, path, args.rate)
+        port = free_port()
+        server = start_server(data_dir, port)
+        try:
+            wake(port)
+            time.sleep(5)                                  # the engine resumes the stream
+            a0, c0 = time.time(), cpu_seconds(server.pid)
+            time.sleep(args.alone)
+            a1, c1 = time.time(), cpu_seconds(server.pid)
+            marks = []
+            stats = browse(port, args.sessions, args.seconds, args.dwell,
+                           lambda: marks.append((time.time(), cpu_seconds(server.pid))))
+            (b0, c2), (b1, c3) = marks
+        finally:
+            stop_server(server)
+        alone = ingested_between(data_dir, a0, a1) / (a1 - a0)
+        loaded = ingested_between(data_dir, b0, b1) / (b1 - b0)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print(f"\n# paced replay at {args.rate:,.0f} rows/s in a `streamlit run` server; {machine()}\n")
+    print_table(["case", "ingest rows/s", "vs alone", "server CPU s/s", "page visits", "page errors",
+                 "exceptions drawn", "timeouts"],
+                [["ingest alone", f"{alone:,.0f}", "1.00", f"{(c1 - c0) / (a1 - a0):.2f}", "-", "-", "-", "-"],
+                 [f"ingest + {args.sessions} Chromium tabs on every page", f"{loaded:,.0f}",
+                  f"{loaded / alone:.2f}", f"{(c3 - c2) / (b1 - b0):.2f}", stats["visits"],
+                  stats["page_errors"], stats["exceptions"], stats["timeouts"]]])
+
+
+if __name__ == "__main__":
+    main()
