@@ -2,9 +2,9 @@
 
     python bench/tail.py [--rows 1000000] [--latency-seconds 10] [--latency-rate 10000]
 
-1. Throughput: a writer process appends the rows as fast as it can (random chunk sizes that split
-   lines) to app.csv and renames it away every 100,000 rows; the engine follows app.csv with the
-   store on. Rows/s = rows / (writer start .. last row in a published snapshot). Beside it: the
+1. Throughput: a writer process appends the rows of bench/common.py's file as fast as it can
+   (random chunk sizes that split lines) to app.csv and renames it away every 100,000 rows; the
+   engine follows app.csv with the store on. Rows/s = rows / (writer start .. last row in a published snapshot). Beside it: the
    engine replaying the same rows from one file (stream added .. last row published), and
    pyarrow's read_csv of that file (the parse floor).
 2. Latency: tests/tail_writer.py writes 10,000 rows/s, each row carrying its write time; the time of
@@ -14,20 +14,18 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.csv as pcsv
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import ROOT, make_file, print_rates, print_table, timed  # noqa: E402
 
+sys.path.insert(0, ROOT)
 from engine.operators import WindowSpec  # noqa: E402
 from engine.runtime import Engine  # noqa: E402
 
@@ -61,13 +59,6 @@ while pos < len(body):
         rows = 0
 os.close(fd)
 """
-
-
-def make_file(path: str, n: int) -> None:
-    rng = np.random.default_rng(0)
-    X = np.round(rng.normal(size=(n, 10)) * np.arange(1, 11) + np.array([20, 50, 1013, 0.5, 230, 60, 5, 100, 15, 1]), 3)
-    t = pa.table({"id": np.arange(n), **{f"x{i}": X[:, i] for i in range(10)}})
-    pcsv.write_csv(t, path, pcsv.WriteOptions(quoting_style="none"))
 
 
 def watch_publish(engine: Engine, name: str) -> list[tuple[float, int]]:
@@ -148,21 +139,14 @@ def main() -> None:
     make_file(src, n)
     tail_rate = tail_throughput(tmp, src, n)
     replay_rate = replay_throughput(tmp, src, n)
-    t = time.perf_counter()
-    pcsv.read_csv(src)
-    arrow_rate = n / (time.perf_counter() - t)
+    arrow_rate = n / timed(lambda: pcsv.read_csv(src))
     p50, p99, lat_rows = latency(tmp, args.latency_seconds, args.latency_rate)
-
-    print(f"\n{n:,} rows (id + 10 floats), {platform.machine()}, {os.cpu_count()} cores\n")
-    print("| case | rows/s | tail / case |\n|---|---:|---:|")
-    for case, rate in [("Rivulet tail: writer at full speed, rename rotation every 100,000 rows, store on",
-                        tail_rate),
-                       ("Rivulet replay of the same rows (one file, store on)", replay_rate),
-                       ("pyarrow read_csv of the same rows (parse floor, threads)", arrow_rate)]:
-        print(f"| {case} | {rate:,.0f} | {tail_rate / rate:.2f} |")
-    print(f"\n| append-to-visible latency, writer at {args.latency_rate:,.0f} rows/s ({lat_rows:,} rows) | ms |")
-    print("|---|---:|")
-    print(f"| p50 | {p50:.1f} |\n| p99 (goal < 250) | {p99:.1f} |")
+    print_rates(f"Tail throughput, {n:,} rows (bench/common.py's file)", [
+        ("Rivulet tail: writer at full speed, rename rotation every 100,000 rows, store on", tail_rate),
+        ("Rivulet replay of the same rows (one file, store on)", replay_rate),
+        ("pyarrow read_csv of the same rows (parse floor, threads)", arrow_rate)], "tail / case")
+    print(f"\nAppend-to-visible latency, writer at {args.latency_rate:,.0f} rows/s ({lat_rows:,} rows)\n")
+    print_table(["percentile", "ms"], [["p50", f"{p50:.1f}"], ["p99 (goal < 250)", f"{p99:.1f}"]])
 
 
 if __name__ == "__main__":
