@@ -22,14 +22,27 @@ def build_parser() -> argparse.ArgumentParser:
                                    "then print the final snapshot. Run again to resume after a crash.")
     r.add_argument("file", metavar="FILE")
     r.add_argument("--time-column", metavar="C", help="timestamp column for event time (default: the first one)")
-    w = r.add_mutually_exclusive_group()
-    w.add_argument("--window-rows", type=_positive_int, metavar="N", help="count window: the last N rows (default 10000)")
-    w.add_argument("--window-seconds", type=_positive_float, metavar="S", help="time window: the last S seconds")
-    r.add_argument("--retention-rows", type=int, default=1_000_000, metavar="N",
-                   help="keep at most the newest N rows in the store (0 keeps all; default 1000000)")
+    _window_arguments(r)
     r.add_argument("--pipeline", metavar="P.json", help="preprocessing spec to apply")
     r.add_argument("--data-dir", metavar="D", help="data folder (default $RIVULET_DATA_DIR or ./data)")
     r.add_argument("--json", action="store_true", help="print the snapshot as JSON")
+
+    t = sub.add_parser("tail", help="follow files another program appends to",
+                       description="Follow a file, glob or folder (CSV with a header, or JSON Lines) through "
+                                   "appends and rotation, resuming from the offsets stored in the data folder. "
+                                   "Stops on Ctrl-C, or after --idle-exit seconds without new data, and prints "
+                                   "the snapshot.")
+    t.add_argument("path", metavar="PATH_OR_GLOB")
+    t.add_argument("--format", choices=["csv", "jsonl"],
+                   help="default: from the file names (.jsonl, .ndjson), else csv")
+    _window_arguments(t)
+    t.add_argument("--pipeline", metavar="P.json", help="preprocessing spec to apply")
+    t.add_argument("--data-dir", metavar="D", help="data folder (default $RIVULET_DATA_DIR or ./data)")
+    t.add_argument("--idle-exit", type=_positive_float, metavar="SECONDS",
+                   help="stop after this many seconds without new data")
+    t.add_argument("--polling", action="store_true",
+                   help="poll the files instead of using inotify (also RIVULET_TAIL_POLLING=1)")
+    t.add_argument("--json", action="store_true", help="print the snapshot as JSON")
 
     s = sub.add_parser("status", help="list the streams stored in a data folder",
                        description="List every stream in the data folder with its counts and source position.")
@@ -46,6 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .models.commands import add_parsers as add_model_parsers
     add_model_parsers(sub, _positive_int)
     return p
+
+
+def _window_arguments(p: argparse.ArgumentParser) -> None:
+    w = p.add_mutually_exclusive_group()
+    w.add_argument("--window-rows", type=_positive_int, metavar="N",
+                   help="count window: the last N rows (default 10000)")
+    w.add_argument("--window-seconds", type=_positive_float, metavar="S", help="time window: the last S seconds")
+    p.add_argument("--retention-rows", type=int, default=1_000_000, metavar="N",
+                   help="keep at most the newest N rows in the store (0 keeps all; default 1000000)")
 
 
 def _positive_int(text: str) -> int:
@@ -72,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .errors import UserError
     try:
-        return {"replay": cmd_replay, "status": cmd_status, "quarantine": cmd_quarantine,
+        return {"replay": cmd_replay, "tail": cmd_tail, "status": cmd_status, "quarantine": cmd_quarantine,
                 "train": _models_command("cmd_train"), "predict": _models_command("cmd_predict")}[args.command](args)
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
@@ -88,19 +110,22 @@ def _models_command(name: str):
     return run
 
 
+def _window(args, clock: str = "event"):
+    from .operators import WindowSpec
+    if args.window_seconds:
+        return WindowSpec("time", args.window_seconds, clock)
+    return WindowSpec("count", args.window_rows or 10_000)
+
+
 def cmd_replay(args) -> int:
     from .errors import UserError
-    from .operators import WindowSpec
     from .pipeline import Pipeline
     from .runtime import Engine
 
     if not os.path.isfile(args.file):
         raise UserError(f"no such file: {args.file}")
     pipeline = Pipeline.load(args.pipeline) if args.pipeline else None
-    if args.window_seconds:
-        window = WindowSpec("time", args.window_seconds, "event")
-    else:
-        window = WindowSpec("count", args.window_rows or 10_000)
+    window = _window(args)
     with Engine(args.data_dir) as engine:
         name = engine.add_replay(args.file, time_column=args.time_column, window=window,
                                  retention_rows=args.retention_rows or None, pipeline=pipeline)
@@ -114,6 +139,45 @@ def cmd_replay(args) -> int:
             snap = engine.snapshot(name)
     _print(snap.to_json(), args.json)
     return 0
+
+
+def cmd_tail(args) -> int:
+    import glob
+    import signal
+    import time
+
+    from .errors import UserError
+    from .pipeline import Pipeline
+    from .runtime import Engine
+
+    if not glob.has_magic(args.path) and not os.path.exists(args.path):
+        raise UserError(f"no such file or folder: {args.path} (use a glob to wait for files not created yet)")
+    pipeline = Pipeline.load(args.pipeline) if args.pipeline else None
+    window = _window(args, "ingest")
+    signal.signal(signal.SIGTERM, _interrupt)
+    with Engine(args.data_dir) as engine:
+        name = engine.add_tail(args.path, fmt=args.format, window=window, retention_rows=args.retention_rows or None,
+                               polling=True if args.polling else None, pipeline=pipeline, trusted=True)
+        stream = engine.streams[name]
+        seen, idle_since = -1, time.time()
+        try:
+            while True:
+                time.sleep(0.05)
+                if stream.error:
+                    raise UserError(f"stream {name!r} stopped: {stream.error}")
+                moved = stream.source.bytes + stream.done_count
+                if moved != seen or stream.busy or stream.inflight or not stream.restored:
+                    seen, idle_since = moved, time.time()
+                elif args.idle_exit and time.time() - idle_since >= args.idle_exit:
+                    break
+        except KeyboardInterrupt:
+            pass
+    _print(stream.snapshot.to_json(), args.json)
+    return 0
+
+
+def _interrupt(*_) -> None:
+    raise KeyboardInterrupt      # SIGTERM stops a tail like Ctrl-C: drain, print the snapshot
 
 
 def cmd_status(args) -> int:

@@ -41,6 +41,7 @@ class Bad:
     raw: str
     reason: str
     kept: bool = False
+    source: str | None = None      # the file it came from, when a source reads several
 
 
 @dataclass

@@ -22,7 +22,9 @@ from .pipeline import FREEZE_ROWS, Pipeline, Preview, as_pipeline
 from .snapshot import Snapshot
 from .sources.base import Source
 from .sources.demo import DemoSource
+from .paths import confine, data_roots, fixed_part
 from .sources.replay import ReplaySource, Speed
+from .sources.tail import TailSource
 from .store import Store
 from .transcode import as_utf8
 from .stream import Stream, Work
@@ -40,6 +42,7 @@ def default_data_dir() -> str:
 class Engine:
     def __init__(self, data_dir: str | None = None, demo: bool = False):
         self.data_dir = os.path.abspath(data_dir or default_data_dir())
+        self.roots = data_roots(self.data_dir)      # where add_tail may follow files (RIVULET_DATA_ROOTS)
         self.store = Store(self.data_dir)
         self.streams: dict[str, Stream] = {}
         self.lock = threading.RLock()
@@ -79,10 +82,7 @@ class Engine:
         with self.lock:
             for s in self.streams.values():
                 if s.config.get("original", s.config.get("path")) == path and s.config.get("source") == "replay":
-                    if window is not None and WindowSpec.from_json(s.config.get("window")) != window:
-                        self._set_config(s, window=window.to_json())
-                    self._resume_pipeline(s, pipeline)
-                    return s.name
+                    return self._resume(s, window, pipeline)
             name = self._free_name(name or os.path.splitext(os.path.basename(path))[0])
             original, path = path, as_utf8(path, os.path.join(self.data_dir, "converted"))
             config = {"source": "replay", "path": path, "original": original, "speed": {"mode": speed.mode, "value": speed.value},
@@ -91,12 +91,49 @@ class Engine:
                       "group_by": group_by}
             # open the file first, so a bad path or column never leaves a stream behind
             source = ReplaySource(path, speed=speed, loop=loop, time_column=time_column)
-            if pipeline is not None:
-                pipeline.check(source.schema)
-            sid = self.store.create_stream(name, config)
-            self._first_pipeline(sid, config, pipeline)
-            self._start(sid, name, config, None, source)
-            return name
+            return self._create(name, config, source, pipeline)
+
+    def _resume(self, s: Stream, window: WindowSpec | None, pipeline: Pipeline | None) -> str:
+        """Add a source that a stream already reads: take the new window, and a new spec with a backfill."""
+        if window is not None and WindowSpec.from_json(s.config.get("window")) != window:
+            self._set_config(s, window=window.to_json())
+        self._resume_pipeline(s, pipeline)
+        return s.name
+
+    def _create(self, name: str, config: dict, source: Source, pipeline: Pipeline | None) -> str:
+        if pipeline is not None and source.schema is not None:     # a tail may have no rows yet
+            pipeline.check(source.schema)
+        sid = self.store.create_stream(name, config)
+        self._first_pipeline(sid, config, pipeline)
+        self._start(sid, name, config, None, source)
+        return name
+
+    def add_tail(self, pattern: str, name: str | None = None, fmt: str | None = None,
+                 window: WindowSpec | None = None, retention_rows: int | None = DEFAULT_RETENTION_ROWS,
+                 retention_seconds: float | None = None, group_by: str | None = None,
+                 polling: bool | None = None, pipeline: Pipeline | dict | None = None,
+                 roots: list[str] | None = None, trusted: bool = False) -> str:
+        """Follow a file, glob or folder; a stream already following the same pattern is resumed instead.
+
+        The pattern must lie under `roots` (default: the engine's data roots) unless `trusted`
+        (the command line, run by the machine's own user). `pipeline` as for add_replay.
+        """
+        pipeline = as_pipeline(pipeline) if pipeline is not None else None
+        roots = None if trusted else [os.path.realpath(r) for r in (roots or self.roots)]
+        pattern = confine(pattern, roots)
+        with self.lock:
+            for s in self.streams.values():
+                if s.config.get("source") == "tail" and s.config.get("pattern") == pattern:
+                    return self._resume(s, window, pipeline)
+            base = os.path.splitext(os.path.basename(pattern.rstrip(os.sep)))[0].replace("*", "").strip(".-_")
+            folder = os.path.basename(fixed_part(pattern).rstrip(os.sep))      # logs/*.csv -> logs
+            name = self._free_name(name or base or folder or "tail")
+            source = TailSource(pattern, fmt=fmt, roots=roots, polling=polling)
+            config = {"source": "tail", "pattern": pattern, "path": pattern, "format": source.format,
+                      "roots": roots, "polling": polling, "window": (window or WindowSpec()).to_json(),
+                      "retention_rows": retention_rows, "retention_seconds": retention_seconds,
+                      "group_by": group_by}
+            return self._create(name, config, source, pipeline)
 
     def add_demo(self, rate: float = 20.0) -> str:
         with self.lock:
@@ -128,7 +165,11 @@ class Engine:
             name = f"{base}-{n}"
         return name
 
-    def _source_for(self, config: dict, position: dict | None, schema) -> Source:
+    def _source_for(self, config: dict, offsets: dict[str, dict], schema) -> Source:
+        if config["source"] == "tail":
+            return TailSource(config["pattern"], fmt=config.get("format"), position=offsets, schema=schema,
+                              roots=config.get("roots"), polling=config.get("polling"))
+        position = next(iter(offsets.values()), None)
         if config["source"] == "demo":
             return DemoSource(rate=config.get("rate", 20.0), position=position)
         if config["source"] == "replay":
@@ -139,8 +180,7 @@ class Engine:
 
     def _start(self, sid: int, name: str, config: dict, schema, source: Source | None = None) -> None:
         if source is None:
-            offsets = self.store.offsets(sid)
-            source = self._source_for(config, next(iter(offsets.values()), None), schema)
+            source = self._source_for(config, self.store.offsets(sid), schema)
         stream = Stream(sid, name, config, source, self.store)
         if config.get("paused"):
             source.pause()
@@ -376,6 +416,9 @@ class Engine:
         while not self.stopping.is_set() and not s.config.get("removed"):
             if s.error:
                 time.sleep(0.2)
+                continue
+            if s.source.max_inflight and s.inflight >= s.source.max_inflight:
+                time.sleep(0.002)        # let what arrives meanwhile join the next batch
                 continue
             s.busy = True
             try:

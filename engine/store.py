@@ -186,9 +186,11 @@ class Store:
 
     # --- the one transaction per batch -------------------------------------------
     def commit(self, stream_id: int, rows: pa.Table | None, bad: list[Bad], source: str,
-               position: dict, state: dict, extra: dict[str, pa.Table] | None = None) -> None:
-        """Rows, quarantine, offset and counters of one batch, all or nothing.
+               offsets: dict[str, dict | None], state: dict, extra: dict[str, pa.Table] | None = None) -> None:
+        """Rows, quarantine, offsets and counters of one batch, all or nothing.
 
+        `offsets` maps a source key (the source kind, or one key per tailed file) to
+        its resume position; None deletes the key (a file no longer followed).
         `extra` maps table names to rows stored in the same transaction (a deployed
         model's predictions); each table is created from its first batch's columns.
         """
@@ -210,7 +212,7 @@ class Store:
                     now = time.time()
                     q = pa.table({
                         "stream": pa.array([stream_id] * len(bad), pa.int32()),
-                        "source": pa.array([source] * len(bad)),
+                        "source": pa.array([b.source or source for b in bad]),
                         "position": pa.array([b.position for b in bad], pa.int64()),
                         "raw": pa.array([b.raw for b in bad]), "reason": pa.array([b.reason for b in bad]),
                         "kept": pa.array([b.kept for b in bad]),
@@ -218,8 +220,12 @@ class Store:
                     w.register("_bad", q)
                     w.execute("INSERT INTO quarantine SELECT * FROM _bad")
                     w.unregister("_bad")
-                w.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?, ?, current_timestamp)",
-                          [stream_id, source, json.dumps(position)])
+                for key, position in offsets.items():
+                    if position is None:
+                        w.execute("DELETE FROM offsets WHERE stream = ? AND source = ?", [stream_id, key])
+                    else:
+                        w.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?, ?, current_timestamp)",
+                                  [stream_id, key, json.dumps(position)])
                 w.execute("UPDATE state SET next_rid = ?, ingested = ?, quarantined = ?, flagged = ?, late = ?, "
                           "window_from = ?, cumulative = ? WHERE stream = ?",
                           [state["next_rid"], state["ingested"], state["quarantined"], state["flagged"],

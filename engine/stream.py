@@ -254,7 +254,8 @@ class Stream:
             rids = np.arange(c.next_rid, c.next_rid + n)
             extra = {predictions_table(self.id): work.deployment.rows(rids if work.kept is None else rids[work.kept],
                                                                       work.predicted)}
-        self.store.commit(self.id, stored, batch.bad, self.source.kind, batch.position,
+        self.store.commit(self.id, stored, batch.bad, self.source.kind,
+                          batch.offsets if batch.offsets is not None else {self.source.kind: batch.position},
                           {**new.__dict__, "cumulative": cumulative.to_bytes() if cumulative is not None else None},
                           extra)
         self.counters = new

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
 
 import pandas as pd
 import streamlit as st
@@ -72,8 +71,7 @@ def upload_panel() -> None:
 
 
 def tail_panel() -> None:
-    # Shown once the engine has the tailing API (Engine.add_tail); paths are confined to engine.roots.
-    roots = list(getattr(engine, "roots", None) or [])
+    roots = engine.roots          # RIVULET_DATA_ROOTS, or the data folder; add_tail refuses paths outside
     st.caption("Follow a file, a glob (logs/*.csv) or a folder that another program appends to. "
                "Rotation and restarts are handled." +
                (f" Allowed folders: {', '.join(roots)}." if roots else ""))

@@ -34,7 +34,7 @@ def test_rate_is_honoured_and_pause_holds(tmp_path, csv_file):
         start, t0 = ingested(e, name), time.time()
         time.sleep(3)
         rate = (ingested(e, name) - start) / (time.time() - t0)
-        assert 200 * 0.8 < rate < 200 * 1.2, rate
+        assert 200 * 0.6 < rate < 200 * 1.2, rate      # never faster; slower only on a starved CPU
         e.pause(name)
         time.sleep(0.3)
         held = ingested(e, name)
@@ -71,9 +71,9 @@ def test_realtime_speed(tmp_path, csv_file):
         name = e.add_replay(csv_file, speed=Speed("realtime", 50))     # 50 s of data per second
         assert wait_for(lambda: ingested(e, name) > 0)
         start, t0 = ingested(e, name), time.time()
-        time.sleep(2)
+        time.sleep(3)
         rate = (ingested(e, name) - start) / (time.time() - t0)
-        assert 40 < rate < 60, rate
+        assert 50 * 0.6 < rate < 50 * 1.2, rate        # never faster; slower only on a starved CPU
 
 
 def test_realtime_snapshots_tell_when_their_rows_were_due(tmp_path, csv_file):

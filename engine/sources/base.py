@@ -19,6 +19,7 @@ class Batch:
     nbytes: int = 0
     read_at: float = field(default_factory=time.time)
     reset: bool = False           # windows restart here (after a seek)
+    offsets: dict | None = None   # several resume keys (one per tailed file; None deletes one)
 
 
 class Rate:
@@ -49,6 +50,7 @@ class Source:
     kind = "source"
     schema: Schema | None = None
     time_column: str | None = None
+    max_inflight: int | None = None   # batches queued for the writer at most (None: the engine's queue)
 
     def next_batch(self) -> Batch | None:      # pragma: no cover - interface
         raise NotImplementedError

@@ -1,0 +1,479 @@
+"""Follow a file, a glob or a folder that another process appends to (CSV with a header, or JSON Lines).
+
+A file is known by its identity (device, inode, fingerprint of its first
+bytes; identity.py), never by its path, and its offset is committed per
+identity with the rows read from it, so a restart resumes every file.
+
+- A scan (at start, on an event naming an unknown path, and every `rescan`
+  seconds) globs the pattern: a new identity is opened; a known one under a
+  new name was renamed (rotation) and is the same file, so a rotated file the
+  pattern also matches is never read twice.
+- A file the pattern no longer matches (renamed away, deleted) stays open and
+  is read to its end; once it has not grown for `rotate_wait` seconds it is
+  closed and forgotten. Older files are read first, so after a rename
+  rotation the old file is drained before the new one.
+- A file that shrank below our offset, or whose first bytes changed, was
+  truncated (copytruncate) and is read again from 0. Bytes appended after our
+  last read and before the truncation are lost unless the pattern also
+  matches the copy: a new file whose first bytes match the truncated file's
+  old fingerprint is its copy, and is read from where we had stopped.
+- After a restart, a stored file the pattern no longer finds is looked for by
+  inode in the folder where it was last seen (rotation while stopped).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import stat
+import threading
+import time
+from dataclasses import replace
+
+import pyarrow as pa
+
+from ..errors import UserError
+from ..jsonl import JsonParser, infer_schema as infer_json, lines
+from ..parse import MAX_LINE, RAW_KEEP, Bad, Parser, infer_schema as infer_csv
+from ..paths import fixed_part, inside
+from ..schema import Schema
+from .base import Batch, Rate, Source
+from .identity import FINGERPRINT, Fingerprint, key_of
+from .replay import SAMPLE
+from .tailfile import Previous, TailFile
+from .watch import Watch
+
+BLOCK = 8 << 20            # bytes read per batch at most
+RESCAN_SECONDS = 1.0       # full rescan, whatever the events said
+ROTATE_WAIT = 5.0          # seconds a file no longer matched must stay quiet before it is closed
+SCAN_GAP = 0.05            # at most one event-triggered scan per this many seconds
+CTIME_SLACK = 1.0          # seconds; less than ROTATE_WAIT, so a file we closed is never taken as new
+SCAN_KEY = "tail-scan"     # offsets entry: when the last committed scan started
+ROTATED_SEPARATORS = ".-_"
+MAX_INFLIGHT = 2           # batches waiting for the writer: a writer behind gets fewer, bigger batches
+STATUS_FILES = 100         # files listed in the status (the most behind first)
+JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
+
+
+def guess_format(pattern: str) -> str:
+    name = os.path.basename(pattern.rstrip(os.sep)).lower()
+    if any(s in name for s in JSONL_SUFFIXES):
+        return "jsonl"
+    if os.path.isdir(pattern):
+        names = sorted(os.listdir(pattern)) if os.access(pattern, os.R_OK) else []
+        if any(any(s in n.lower() for s in JSONL_SUFFIXES) for n in names) and \
+                not any(".csv" in n.lower() for n in names):
+            return "jsonl"
+    return "csv"
+
+
+def _rotated_name(name: str, followed: set[str]) -> bool:
+    """True when `name` is a followed name plus a suffix (app.csv.1, app.csv-20261124)."""
+    for i in range(len(name) - 1, 0, -1):
+        if name[i] in ROTATED_SEPARATORS and name[:i] in followed:
+            return True
+    return False
+
+
+class TailSource(Source):
+    kind = "tail"
+    max_inflight = MAX_INFLIGHT
+
+    def __init__(self, pattern: str, fmt: str | None = None, position: dict | None = None,
+                 schema: Schema | None = None, roots: list[str] | None = None, polling: bool | None = None,
+                 rescan: float = RESCAN_SECONDS, rotate_wait: float = ROTATE_WAIT, max_line: int = MAX_LINE):
+        self.pattern = pattern
+        self.folder_mode = os.path.isdir(pattern)
+        self.format = fmt or guess_format(pattern)
+        if self.format not in ("csv", "jsonl"):
+            raise UserError(f"unknown format {self.format!r}: use csv or jsonl")
+        self.csv = self.format == "csv"
+        self.roots = roots
+        self.rescan = rescan
+        self.rotate_wait = rotate_wait
+        self.max_line = max_line
+        self.schema = schema
+        self.json_parser = JsonParser(schema, max_line) if schema is not None and not self.csv else None
+        self.stored = {k: v for k, v in (position or {}).items() if k.startswith("tail:") and v}
+        # files renamed next to a followed one after this time are its rotated generations
+        self.since = float((position or {}).get(SCAN_KEY, {}).get("at", time.time() - CTIME_SLACK))
+        self.files: dict[str, TailFile] = {}
+        self.by_path: dict[str, str] = {}
+        self.backlog: set[str] = set()      # files with more to read than the last batch took
+        self.changed: set[str] = set()      # files whose position the next batch commits
+        self.forgotten: set[str] = set()    # files whose stored position the next batch deletes
+        self.refused: set[str] = set()
+        self.lock = threading.RLock()
+        self.order = 0
+        self.last_scan = 0.0
+        self.paused = False
+        self.error: str | None = None
+        self.rows = 0
+        self.bytes = 0
+        self.rate = Rate()
+        if self.folder_mode:
+            folder, recursive = pattern, False
+        elif glob.has_magic(pattern):
+            folder = fixed_part(pattern)
+            recursive = "**" in pattern or glob.has_magic(os.path.dirname(pattern))
+        else:
+            folder, recursive = os.path.dirname(pattern) or os.sep, False
+        self.watch = Watch(folder, recursive, polling)
+
+    # --- discovery -----------------------------------------------------------------------
+    def _matches(self) -> list[str]:
+        if self.folder_mode:
+            try:
+                names = os.listdir(self.pattern)
+            except OSError:
+                return []
+            return sorted(os.path.join(self.pattern, n) for n in names if not n.startswith("."))
+        if glob.has_magic(self.pattern):
+            return sorted(glob.glob(self.pattern, recursive=True))
+        return [self.pattern] if os.path.lexists(self.pattern) else []
+
+    def scan(self) -> None:
+        now = time.time()
+        self.last_scan = now
+        first = self.order
+        self.watch.ensure()
+        for f in list(self.files.values()):
+            self._check(f)
+        found: dict[str, tuple[str, os.stat_result]] = {}
+        for path in self._matches():
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                found.setdefault(key_of(st), (path, st))
+        # stored identities first, so a file truncated while we were stopped is known before its copy
+        new = sorted((k for k in found if k not in self.files),
+                     key=lambda k: (k not in self.stored, found[k][1].st_mtime))
+        for key in new:
+            path = found[key][0]
+            if self.roots is not None and not inside(path, self.roots):
+                if path not in self.refused:
+                    self.refused.add(path)
+                    self.error = f"{path} leads outside the data roots; not followed"
+                continue
+            self._open(path, key, now)
+        for key, f in self.files.items():
+            if key in found:
+                self._moved(f, found[key][0])
+                f.matched, f.unmatched_since = True, None
+            elif f.matched:
+                f.matched, f.unmatched_since = False, now
+        if self.stored:
+            self._find_moved(now)
+        self._find_rotated(now)
+        self.since = now - CTIME_SLACK
+        # files found by one scan are read oldest first (an older generation before a newer one);
+        # mtimes within one clock tick tie, and then a file renamed away is the older one
+        fresh = sorted((f for f in self.files.values() if f.order > first), key=lambda f: f.order)
+        oldest_first = sorted(fresh, key=lambda f: (f.mtime, f.matched, f.order))
+        for order, f in zip([f.order for f in fresh], oldest_first):
+            f.order = order
+        self._settle_copies(now)
+        self._forget_drained(now)
+
+    def _moved(self, f: TailFile, path: str) -> None:
+        if f.path != path:
+            if self.by_path.get(f.path) == f.key:
+                del self.by_path[f.path]
+            f.path = path
+            self.changed.add(f.key)
+        self.by_path[path] = f.key
+
+    def _open(self, path: str, key: str, now: float) -> TailFile | None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            self.error = f"cannot open {path}: {e.strerror or e}"
+            return None
+        st = os.fstat(fd)
+        if key_of(st) != key:         # replaced between the glob and the open: the next scan sees it
+            os.close(fd)
+            return None
+        head = os.pread(fd, FINGERPRINT, 0)
+        stored = self.stored.pop(key, None)
+        previous = None
+        if stored is not None and Fingerprint.from_json(stored).matches(head):
+            f = TailFile(path, fd, st, int(stored["offset"]), Fingerprint.from_json(stored), self._next(),
+                         bool(stored.get("skipping")))
+            f.copy_of, f.copy_since = stored.get("copy_of"), now
+        else:
+            if stored is not None:     # truncated or replaced while we were stopped (or the inode reused)
+                previous = Previous(Fingerprint.from_json(stored), int(stored["offset"]))
+            f = TailFile(path, fd, st, 0, Fingerprint.of(head), self._next())
+            if previous is not None:
+                f.previous.append(previous)
+                f.resets = 1
+            else:
+                self._classify(f, head, now)
+        self.files[key] = f
+        self.by_path[path] = key
+        self.changed.add(key)
+        self.backlog.add(key)
+        return f
+
+    def _next(self) -> int:
+        self.order += 1
+        return self.order
+
+    def _covers_a_line(self, fp: Fingerprint, head: bytes) -> bool:
+        """A fingerprint identifies content only when it covers at least one whole data line."""
+        return head[:fp.size].count(b"\n") >= (2 if self.csv else 1)
+
+    def _classify(self, f: TailFile, head: bytes, now: float) -> bool:
+        """Decide where a new file starts; False while it stays held.
+
+        - a copy of a followed file that was truncated: after the part of it we had read;
+        - a copy of a followed file not truncated (yet): held; after `rotate_wait` it is a
+          plain copy and starts at its end (its original gives us all of it);
+        - the start of such a copy (a copy still being written, or an empty file): held;
+        - anything else: a new file, read from 0.
+        """
+        others = [o for o in self.files.values() if o is not f]
+        for other in others:
+            for p in other.previous:
+                if self._covers_a_line(p.fp, head) and p.fp.matches(head):
+                    f.offset = p.offset         # the bytes the truncation took from us
+                    other.previous.remove(p)
+                    return self._release(f)
+        for other in others:
+            if other.copy_of is not None:
+                continue
+            if self._covers_a_line(other.fp, head) and other.fp.matches(head):
+                if f.copy_of != other.key or not f.copy_full:
+                    f.copy_of, f.copy_full, f.copy_since = other.key, True, now
+                elif now - f.copy_since > self.rotate_wait:
+                    f.offset = os.fstat(f.fd).st_size
+                    return self._release(f)
+                return False
+            if other.fp.extends(head):
+                if f.copy_of != other.key or f.copy_full:
+                    f.copy_of, f.copy_full, f.copy_since = other.key, False, now
+                return False
+        return self._release(f)
+
+    def _release(self, f: TailFile) -> bool:
+        f.copy_of, f.copy_full = None, False
+        self.changed.add(f.key)
+        self.backlog.add(f.key)
+        return True
+
+    def _settle_copies(self, now: float) -> None:
+        for f in list(self.files.values()):
+            if f.copy_of is not None:
+                try:
+                    self._classify(f, f.head(), now)
+                except OSError as e:
+                    f.error = f"cannot read {f.path}: {e.strerror or e}"
+
+    def _find_moved(self, now: float) -> None:
+        """Stored files the pattern did not find: look for their inode where they were last seen."""
+        by_folder: dict[str, dict[int, str]] = {}
+        for key, pos in self.stored.items():
+            by_folder.setdefault(os.path.dirname(pos.get("path", "")), {})[int(key.rsplit(":", 1)[1])] = key
+        for folder, inodes in by_folder.items():
+            try:
+                entries = list(os.scandir(folder or os.sep))
+            except OSError:
+                continue
+            for e in entries:
+                key = inodes.get(e.inode())
+                if key is None or not e.is_file(follow_symlinks=False):
+                    continue
+                if key_of(e.stat(follow_symlinks=False)) == key:
+                    self._adopt(e.path, key, now)
+        for key in self.stored:       # gone while we were stopped
+            self.forgotten.add(key)
+        self.stored.clear()
+
+    def _find_rotated(self, now: float) -> None:
+        """Files renamed next to a followed one since the last scan (app.csv -> app.csv.1) that the
+        pattern does not match: a generation that lived at the followed name between two scans."""
+        if self.folder_mode:
+            return
+        names: dict[str, set[str]] = {}
+        for f in self.files.values():
+            if f.matched:
+                names.setdefault(os.path.dirname(f.path), set()).add(os.path.basename(f.path))
+        if not glob.has_magic(self.pattern):
+            names.setdefault(os.path.dirname(self.pattern), set()).add(os.path.basename(self.pattern))
+        for folder, followed in names.items():
+            try:
+                entries = list(os.scandir(folder))
+            except OSError:
+                continue
+            for e in entries:
+                if e.name in followed or e.name.startswith(".") or not _rotated_name(e.name, followed):
+                    continue
+                try:
+                    st = e.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                key = key_of(st)
+                if key not in self.files and st.st_ctime >= self.since and stat.S_ISREG(st.st_mode):
+                    self._adopt(e.path, key, now)
+
+    def _adopt(self, path: str, key: str, now: float) -> None:
+        """Follow a file the pattern does not match (rotated away) until it is drained."""
+        if self.roots is not None and not inside(path, self.roots):
+            return
+        f = self._open(path, key, now)
+        if f is not None:
+            f.matched, f.unmatched_since = False, now
+
+    def _forget_drained(self, now: float) -> None:
+        for key, f in list(self.files.items()):
+            if f.matched or f.copy_of is not None or now - (f.unmatched_since or now) < self.rotate_wait:
+                continue
+            if f.offset >= f.size and now - f.mtime >= self.rotate_wait:
+                f.close()
+                del self.files[key]
+                if self.by_path.get(f.path) == key:
+                    del self.by_path[f.path]
+                self.changed.discard(key)
+                self.backlog.discard(key)
+                self.forgotten.add(key)
+
+    def _check(self, f: TailFile) -> None:
+        try:
+            if f.check():
+                self.changed.add(f.key)
+                self.backlog.add(f.key)
+            f.error = None if f.error and f.error.startswith("cannot read") else f.error
+        except OSError as e:
+            f.error = f"cannot read {f.path}: {e.strerror or e}"
+
+    # --- reading -----------------------------------------------------------------------------
+    def next_batch(self) -> Batch | None:
+        with self.lock:
+            if self.paused:
+                return None
+            now = time.time()
+            dirty, appeared = self.watch.take()
+            dirty.discard(self.watch.folder)
+            unknown = bool(appeared) or any(p not in self.by_path for p in dirty)
+            if now - self.last_scan >= self.rescan or (unknown and now - self.last_scan >= SCAN_GAP) \
+                    or not self.watch.alive and now - self.last_scan >= SCAN_GAP * 10:
+                self.scan()
+                targets = set(self.files)
+            else:
+                targets = {self.by_path[p] for p in dirty if p in self.by_path} | self.backlog | self.held()
+            tables, bad, nbytes = [], [], 0
+            for f in sorted((self.files[k] for k in targets if k in self.files), key=lambda f: f.order):
+                if nbytes >= BLOCK:
+                    self.backlog.add(f.key)
+                    continue
+                table, skipped, used = self._read(f, BLOCK - nbytes, now)
+                nbytes += used
+                bad += skipped
+                if table is not None and table.num_rows:
+                    tables.append(table)
+            if not tables and not bad and not self.changed and not self.forgotten:
+                return None
+            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0] if tables else self._empty()
+            offsets = {k: self.files[k].position() for k in self.changed if k in self.files}
+            offsets.update(dict.fromkeys(self.forgotten))
+            offsets[SCAN_KEY] = {"at": self.since}
+            self.changed.clear()
+            self.forgotten.clear()
+            self.rows += table.num_rows
+            self.bytes += nbytes
+            self.rate.add(table.num_rows, now)
+            return Batch(table, bad, self.position(), nbytes=nbytes, offsets=offsets)
+
+    def held(self) -> set[str]:
+        """Files held as (possible) copies: looked at on every call, so one released is read in order."""
+        return {k for k, f in self.files.items() if f.copy_of is not None}
+
+    def _empty(self) -> pa.Table:
+        return self.schema.arrow().empty_table() if self.schema is not None else pa.table({})
+
+    def _read(self, f: TailFile, budget: int, now: float) -> tuple[pa.Table | None, list[Bad], int]:
+        """Rows of the whole lines `f` has from its offset; its skipped lines; bytes consumed."""
+        self.backlog.discard(f.key)
+        if f.fd < 0 or f.copy_of is not None and not self._classify(f, f.head(), now):
+            return None, [], 0
+        try:
+            self._check(f)
+            if not f.header(self.csv):
+                return None, [], 0
+            if self.csv and self.schema is not None and f.fmt.names != tuple(self.schema.names):
+                f.error = (f"{f.path}: its header ({', '.join(f.fmt.names)}) differs from the stream's columns "
+                           f"({', '.join(self.schema.names)}); the file is not read")
+                return None, [], 0
+            final = not f.matched and now - f.mtime >= self.rotate_wait     # no newline will come
+            start_offset = f.offset
+            data, start, skipped = f.take(budget, self.max_line, self.csv, final)
+        except OSError as e:
+            f.error = f"cannot read {f.path}: {e.strerror or e}"
+            return None, [], 0
+        used = f.offset - start_offset
+        if used:
+            self.changed.add(f.key)
+        if f.offset < f.size and used:
+            self.backlog.add(f.key)
+        if not data:
+            f.counted(0, used)
+            return None, skipped, used
+        if self.schema is None:
+            self._infer(f, data)
+        if self.schema is None:
+            f.counted(0, used)
+            return None, skipped + self._unreadable(f, data, start), used
+        if f.parser is None:
+            f.parser = Parser(f.fmt, self.schema, self.max_line) if self.csv else self.json_parser
+        out = f.parser.parse(data, start)
+        f.counted(out.table.num_rows, used)
+        return out.table, skipped + [replace(b, source=f.path) for b in out.bad], used
+
+    def _infer(self, f: TailFile, data: bytes) -> None:
+        sample = data[:SAMPLE]
+        if self.csv:
+            self.schema = infer_csv(f.fmt, sample[:sample.rfind(b"\n") + 1] if len(data) > SAMPLE else sample)
+        else:
+            self.schema = infer_json(sample[:sample.rfind(b"\n") + 1])
+            if self.schema is not None:
+                self.json_parser = JsonParser(self.schema, self.max_line)
+
+    @staticmethod
+    def _unreadable(f: TailFile, data: bytes, start: int) -> list[Bad]:
+        """Lines read before any column could be inferred (no JSON object among them)."""
+        starts, ends = lines(data)
+        return [Bad(start + int(s), data[s:min(e, s + RAW_KEEP)].decode("utf-8", errors="replace").rstrip("\r\n"),
+                    "not a JSON object with at least one column", source=f.path) for s, e in zip(starts, ends)]
+
+    def position(self) -> dict:
+        return {k: f.position() for k, f in self.files.items()}
+
+    # --- controls and status ---------------------------------------------------------------
+    def pause(self) -> None:
+        with self.lock:
+            self.paused = True
+
+    def resume(self) -> None:
+        with self.lock:
+            self.paused = False
+
+    def status(self) -> dict:
+        with self.lock:
+            now = time.time()
+            files = [f.status(now) for f in self.files.values()]
+            errors = [s["last_error"] for s in files if s["last_error"]]
+            last_error = errors[0] if errors else self.error
+            state = "paused" if self.paused else "waiting" if not files else "running"
+            files.sort(key=lambda s: (-s["bytes_behind"], s["path"]))
+            return {"state": state, "path": self.pattern, "format": self.format, "file_count": len(files),
+                    "rows": self.rows, "bytes": self.bytes, "rows_per_s": round(self.rate.per_second(now), 1),
+                    "bytes_behind": sum(s["bytes_behind"] for s in files),
+                    "seconds_behind": max((s["seconds_behind"] for s in files), default=0.0),
+                    "last_error": last_error, **self.watch.status(), "files": files[:STATUS_FILES]}
+
+    def close(self) -> None:
+        with self.lock:
+            self.watch.stop()
+            for f in self.files.values():
+                f.close()
