@@ -255,3 +255,25 @@ def test_sign_in_is_off_by_default_and_guards_every_page_when_configured(app):
     assert metric(at, "Streams") == "1"
     assert any("Signed in as **Ada**" in c.value for c in at.sidebar.caption)
     assert any(b.label == "Sign out" for b in at.button)
+
+
+def test_tail_tab_follows_a_file_under_the_roots_and_refuses_others(app, monkeypatch, tmp_path):
+    monkeypatch.setenv("RIVULET_DEMO", "0")
+    at = open_app(SOURCES)
+    folder = app / "incoming"
+    folder.mkdir(parents=True)
+    log = folder / "plant.csv"
+    log.write_text("a,b\n" + "".join(f"{i},{i * 2}\n" for i in range(50)))
+    outside = tmp_path / "elsewhere.csv"
+    outside.write_text("a,b\n1,2\n")
+    at.text_input(key="tail_path").set_value(str(outside)).run()
+    button(at, "Start tailing").click().run()
+    assert not at.exception
+    assert any("outside" in e.value or "allowed" in e.value for e in at.error), [e.value for e in at.error]
+    at.text_input(key="tail_path").set_value(str(log)).run()
+    button(at, "Start tailing").click().run()
+    assert any("as stream **plant**" in s.value for s in at.success), [e.value for e in at.error]
+    at = rerun_until(at, lambda a: metric(a, "Rows") == "50", timeout=30)
+    with open(log, "a") as f:                     # another program appends: the tail picks it up
+        f.write("".join(f"{i},{i * 2}\n" for i in range(50, 80)))
+    rerun_until(at, lambda a: metric(a, "Rows") == "80", timeout=30)
