@@ -270,7 +270,7 @@ class Store:
                f"ORDER BY _rid")
         with self.read() as cur:
             try:
-                return cur.execute(sql, [int(last)]).to_arrow_table()
+                return cur.sql(sql, params=[int(last)]).to_arrow_table()
             except duckdb.CatalogException:
                 return pa.table({})
 

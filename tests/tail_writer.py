@@ -100,9 +100,10 @@ def main() -> None:
     os.close(fd)
     gens.append({"first": first, "last": end - 1, "path": path})
     if a.manifest:
-        with open(a.manifest + ".tmp", "w") as f:
+        tmp = f"{a.manifest}.{os.getpid()}.tmp"          # writers may share a folder
+        with open(tmp, "w") as f:
             json.dump({"written": a.rows, "generations": gens}, f)
-        os.replace(a.manifest + ".tmp", a.manifest)
+        os.replace(tmp, a.manifest)
 
 
 if __name__ == "__main__":
