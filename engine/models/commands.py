@@ -85,7 +85,11 @@ def cmd_train(args) -> int:
                          {"source": os.path.abspath(args.file), "rows": len(rows.y)},
                          json.loads(pipeline.to_json()))
         written = export(result.model, card, args.out)
-        out["model"] = {"path": os.path.abspath(args.out), "format": written["format"], "sha256": written["sha256"]}
+        out["model"] = {"path": os.path.abspath(args.out), "format": written["format"], "sha256": written["sha256"],
+                        "raw_columns": written["raw_columns"]}
+        if not written["raw_columns"]:
+            from .export import raw_warning
+            sys.stderr.write(f"warning: {raw_warning(written)}\n")
     from ..cli import _print
     _print(out, args.json)
     return 0
@@ -101,7 +105,7 @@ def cmd_predict(args) -> int:
     model, card = import_file(args.model)
     parsed = read_parsed(args.file)
     table = parsed.table
-    if card.get("pipeline", {}).get("steps"):
+    if card.get("pipeline", {}).get("steps") and not card.get("pipeline_in_model"):
         rows = table.num_rows
         table = Pipeline.from_dict(card["pipeline"]).apply(table)
         if table.num_rows < rows:

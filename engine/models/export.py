@@ -42,7 +42,13 @@ def to_bytes(model, card: dict, fmt: str) -> bytes:
 
 
 def export_bytes(model, card: dict, fmt: str, file_name: str) -> tuple[bytes, dict]:
-    """The model file's bytes and the card that goes beside it (format, hash, warnings)."""
+    """The model file's bytes and the card that goes beside it (format, hash, warnings).
+
+    When every pipeline step compiles (`card["raw_columns"]`), the exported model has
+    them in front and takes the raw columns; its card then lists those.
+    """
+    from .compiled import raw_model
+    model, card = raw_model(model, card)
     data = to_bytes(model, card, fmt)
     out = {**card, "format": fmt, "sha256": sha256(data), "file": file_name}
     if fmt == "joblib":
@@ -50,7 +56,14 @@ def export_bytes(model, card: dict, fmt: str, file_name: str) -> tuple[bytes, di
         out["warning"] = JOBLIB_WARNING
     if fmt == "onnx":
         out["onnx"] = onnx_io(card)
+    if card.get("raw_columns") is False:
+        out["warning"] = " ".join(filter(None, [out.get("warning"), raw_warning(card)]))
     return data, json_safe(out)
+
+
+def raw_warning(card: dict) -> str:
+    return (f"this model takes the columns after the stream's pipeline, not the raw ones: "
+            f"{card.get('raw_columns_reason')}; apply the card's pipeline first (python -m engine predict does)")
 
 
 def export(model, card: dict, path: str, fmt: str | None = None) -> dict:
@@ -160,6 +173,9 @@ def onnx_bytes(model, card: dict) -> bytes:
     try:
         onx = to_onnx(model, initial_types=inputs, options=options, target_opset={"": 18, "ai.onnx.ml": 3})
     except Exception as e:          # skl2onnx raises many kinds; the user needs the one line
+        if card.get("pipeline_in_model"):     # skl2onnx cannot chain ColumnTransformers by column name
+            raise UserError("this model's compiled pipeline steps cannot be exported to ONNX; export it as .skops "
+                            "(it takes the raw columns)") from None
         raise UserError(f"this model cannot be exported to ONNX ({type(e).__name__}: "
                         f"{str(e).splitlines()[0][:200]}); export it as .skops") from None
     return onx.SerializeToString()

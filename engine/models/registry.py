@@ -61,7 +61,9 @@ def json_safe(value):
 def make_card(model, spec, report: dict, kinds: dict, training: dict, pipeline: dict | None,
               name: str | None = None) -> dict:
     """Everything needed to trust, reuse and explain a model; the artefact's hash is added on save."""
+    from .compiled import check
     classes = getattr(model, "classes_", None)
+    reason = check(pipeline, spec.features)
     return json_safe({
         "name": name or spec.algorithm,
         "spec": spec.to_dict(),
@@ -71,6 +73,9 @@ def make_card(model, spec, report: dict, kinds: dict, training: dict, pipeline: 
         "metrics": report,
         "training": training,
         "pipeline": pipeline or {"version": 0, "steps": []},
+        # whether an exported model takes the raw columns (every step compiles to scikit-learn)
+        "raw_columns": reason is None,
+        "raw_columns_reason": reason,
         "libraries": libraries(),
     })
 
