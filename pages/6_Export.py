@@ -7,7 +7,7 @@ import math
 import streamlit as st
 
 from engine import downloads
-from engine.models.export import JOBLIB_WARNING, SUFFIX, export_bytes
+from engine.models.export import JOBLIB_WARNING, SUFFIX, export_bytes, raw_warning
 from engine.uploads import upload_limit_bytes
 from ui import format as fmt
 from ui.controls import WIDTHS, pick_stream
@@ -34,6 +34,9 @@ def model_export() -> None:
     model_id = st.selectbox("Model", list(labels), format_func=labels.get, key="x_model")
     fmt_name = st.radio("Format", list(FORMAT_NAMES), format_func=FORMAT_NAMES.get, horizontal=True,
                         key="x_format")
+    chosen = next(c for c in cards if c["id"] == model_id)
+    if chosen.get("raw_columns") is False:
+        st.warning(raw_warning(chosen).capitalize(), icon=":material/warning:")
     if fmt_name == "joblib":
         st.warning(JOBLIB_WARNING, icon=":material/warning:")
     if fmt_name == "onnx":

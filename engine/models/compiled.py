@@ -126,12 +126,9 @@ def transformer(pipeline: dict, features: list[str], roles: dict[str, str]) -> t
     """A fitted ColumnTransformer: raw columns in, the model's processed feature columns out (a DataFrame)."""
     chains = trace(pipeline.get("steps", []), features)
     raw = raw_features(chains, roles)
-    parts, seen = [], set()
-    for f, c in chains.items():
-        key = (c.raw, tuple(c.categories or ()), repr(c.ops))
-        if key in seen:                      # one encoder gives all of a column's one-hot columns
-            continue
-        seen.add(key)
+    chains_used = _unique(chains)          # one encoder gives all of a column's one-hot columns
+    parts = []
+    for c in chains_used:
         steps = [_op(op, k) for k, op in enumerate(c.ops)]
         if c.categories is not None:
             steps.append(("onehot", OneHotEncoder(categories=[list(c.categories)], handle_unknown="ignore",
@@ -140,7 +137,7 @@ def transformer(pipeline: dict, features: list[str], roles: dict[str, str]) -> t
     ct = ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False).set_output(transform="pandas")
     with np.errstate(all="ignore"):        # an open clip bound makes the dummy fit's own scale infinite
         ct.fit(_dummy(raw))
-    for (name, _, _), c in zip(parts, _unique(chains)):
+    for (name, _, _), c in zip(parts, chains_used):
         for k, op in enumerate(c.ops):
             _fix(ct.named_transformers_[name].steps[k][1], op)
     return ct, raw
