@@ -5,7 +5,8 @@
 It opens an Engine on DATA_DIR, tails PATTERN, then loops: apply the pipeline with a
 backfill, wait for it, submit a training job, wait for it. It prints one line at each
 moment the test may kill at ("ready", "backfill start", "backfill <state>", "train start",
-"train <state> <model id>"), so a kill between "start" and its end lands during that work.
+"save start" (the registry writing the trained model), "train <state> <model id>"), so a kill
+between a "start" and its end lands during that work.
 """
 import os
 import sys
@@ -27,12 +28,23 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
+def announce_saves(engine) -> None:
+    registry = engine.models.registry
+    save = registry.save
+
+    def saving(*args, **kw):
+        say("save start")
+        return save(*args, **kw)
+    registry.save = saving
+
+
 def main() -> None:
     data, pattern = sys.argv[1:3]
     with Engine(data) as engine:
         name = engine.add_tail(pattern, window=WINDOW, retention_rows=None, trusted=True)
         while engine.snapshot(name) is None or engine.snapshot(name).counts["ingested"] == 0:
             time.sleep(0.05)
+        announce_saves(engine)
         say("ready")
         while True:
             engine.apply(name, SPEC, backfill=True)
