@@ -4,6 +4,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +52,22 @@ def test_registry_save_list_load_delete(tmp_path, trained):
     assert (loaded.predict(X) == model.predict(X)).all()
     reg.delete(mid)
     assert reg.list() == [] and os.listdir(reg.root) == []
+
+
+def test_registry_removes_what_a_crash_mid_save_left(tmp_path, trained):
+    model, card, _ = trained
+    mid = Registry(str(tmp_path)).save(model, card)
+    root = os.path.join(str(tmp_path), "models")
+    for name in (".tmp-old", ".del-old", ".tmp-now"):            # a killed save, a killed delete, a live save
+        os.makedirs(os.path.join(root, name))
+        with open(os.path.join(root, name, "model.skops"), "wb") as f:
+            f.write(b"half")
+    hour_ago = time.time() - 3600
+    for name in (".tmp-old", ".del-old"):
+        os.utime(os.path.join(root, name), (hour_ago, hour_ago))
+    reg = Registry(str(tmp_path))
+    assert sorted(os.listdir(root)) == sorted([".tmp-now", mid])
+    assert [c["id"] for c in reg.list()] == [mid]
 
 
 def test_registry_refuses_a_changed_artefact(tmp_path, trained):

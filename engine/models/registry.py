@@ -95,9 +95,22 @@ def write_atomic(path: str, data: bytes) -> None:
         raise
 
 
+STALE_SECONDS = 300     # a save or delete takes seconds; older leftovers come from a crash
+
+
 class Registry:
     def __init__(self, data_dir: str):
         self.root = os.path.join(os.path.abspath(data_dir), "models")
+        self._remove_leftovers()
+
+    def _remove_leftovers(self) -> None:
+        """Delete what a crash mid-save (.tmp-*) or mid-delete (.del-*) left; never listed anyway."""
+        if not os.path.isdir(self.root):
+            return
+        now = time.time()
+        for entry in os.scandir(self.root):
+            if entry.name.startswith((".tmp-", ".del-")) and now - entry.stat().st_mtime > STALE_SECONDS:
+                shutil.rmtree(entry.path, ignore_errors=True)
 
     def _dir(self, model_id: str) -> str:
         if not model_id or "/" in model_id or model_id.startswith("."):
