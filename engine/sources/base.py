@@ -1,6 +1,7 @@
 """The surface every source has: next_batch() never blocks, position() resumes, close()."""
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -51,6 +52,20 @@ class Source:
     schema: Schema | None = None
     time_column: str | None = None
     max_inflight: int | None = None   # batches queued for the writer at most (None: the engine's queue)
+    lock: threading.RLock             # each source makes its own; guards its reading state
+    paused = False
+
+    def pause(self) -> None:
+        with self.lock:
+            self.paused = True
+
+    def resume(self) -> None:
+        with self.lock:
+            self.paused = False
+            self._resumed()
+
+    def _resumed(self) -> None:
+        """Runs under the lock when a paused source resumes (e.g. re-anchor a real-time replay)."""
 
     def next_batch(self) -> Batch | None:      # pragma: no cover - interface
         raise NotImplementedError

@@ -8,6 +8,7 @@ classifier has something real to learn.
 """
 from __future__ import annotations
 
+import threading
 import time
 
 import numpy as np
@@ -32,7 +33,7 @@ class DemoSource(Source):
         self.row = int((position or {}).get("row", 0))
         self.rng = np.random.default_rng(seed + self.row)
         self.last = time.time()
-        self.paused = False
+        self.lock = threading.RLock()
 
     def next_batch(self) -> Batch | None:
         now = time.time()

@@ -116,14 +116,8 @@ class ReplaySource(Source):
         return self.file.read(size)
 
     # --- controls (thread-safe) ---------------------------------------------
-    def pause(self) -> None:
-        with self.lock:
-            self.paused = True
-
-    def resume(self) -> None:
-        with self.lock:
-            self.paused = False
-            self._anchor()
+    def _resumed(self) -> None:
+        self._anchor()
 
     def set_speed(self, speed: Speed) -> None:
         with self.lock:

@@ -450,14 +450,6 @@ class TailSource(Source):
         return {k: f.position() for k, f in self.files.items()}
 
     # --- controls and status ---------------------------------------------------------------
-    def pause(self) -> None:
-        with self.lock:
-            self.paused = True
-
-    def resume(self) -> None:
-        with self.lock:
-            self.paused = False
-
     def status(self) -> dict:
         with self.lock:
             now = time.time()
