@@ -18,6 +18,7 @@ drawing; the server's own CPU seconds are printed beside it.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import signal
@@ -158,6 +159,23 @@ def browse(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict
     return stats
 
 
+def browse_child(args) -> None:
+    """`--browse`: run the tabs in this process (started at the wanted niceness); print JSON."""
+    marks = []
+    stats = browse(args.browse, args.sessions, args.seconds, args.dwell,
+                   lambda: marks.append((time.time(), cpu_seconds(args.server_pid))))
+    print(json.dumps({"stats": stats, "marks": marks}))
+
+
+def run_tabs(args, port: int, server_pid: int, nice: int) -> tuple[dict, tuple, tuple]:
+    """The browsing phase in a child process at `nice`; Chromium and its renderers inherit it."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--browse", str(port), "--server-pid", str(server_pid),
+           "--sessions", str(args.sessions), "--seconds", str(args.seconds), "--dwell", str(args.dwell)]
+    out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=lambda: os.nice(nice), check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    return result["stats"], tuple(result["marks"][0]), tuple(result["marks"][1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sessions", type=int, default=20)
@@ -165,10 +183,17 @@ def main() -> None:
     ap.add_argument("--alone", type=float, default=30.0, help="how long ingest runs without viewers first")
     ap.add_argument("--rate", type=float, default=100_000.0, help="paced replay rows/s")
     ap.add_argument("--dwell", type=float, default=5.0, help="seconds each tab stays on a page")
+    ap.add_argument("--nice", type=int, nargs="+", default=[19, 0],
+                    help="niceness of the browser in each browsing phase (19: drawing takes only spare CPU)")
+    ap.add_argument("--browse", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.browse:
+        return browse_child(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))      # so `finally` stops the server
     tmp = tempfile.mkdtemp(prefix="rivulet-sessions-")
     data_dir = os.path.join(tmp, "data")
+    phases = []
     try:
         path = os.path.join(tmp, "load.csv")
         make_file(path, 1_000_000)
@@ -181,24 +206,24 @@ def main() -> None:
             a0, c0 = time.time(), cpu_seconds(server.pid)
             time.sleep(args.alone)
             a1, c1 = time.time(), cpu_seconds(server.pid)
-            marks = []
-            stats = browse(port, args.sessions, args.seconds, args.dwell,
-                           lambda: marks.append((time.time(), cpu_seconds(server.pid))))
-            (b0, c2), (b1, c3) = marks
+            for nice in args.nice:
+                phases.append((nice, *run_tabs(args, port, server.pid, nice)))
+                time.sleep(5)                              # the server settles between phases
         finally:
             stop_server(server)
         alone = ingested_between(data_dir, a0, a1) / (a1 - a0)
-        loaded = ingested_between(data_dir, b0, b1) / (b1 - b0)
+        rows = [["ingest alone", f"{alone:,.0f}", "1.00", f"{(c1 - c0) / (a1 - a0):.2f}", "-", "-", "-", "-"]]
+        for nice, stats, (b0, cb0), (b1, cb1) in phases:
+            loaded = ingested_between(data_dir, b0, b1) / (b1 - b0)
+            rows.append([f"+ {args.sessions} Chromium tabs, browser at nice {nice}", f"{loaded:,.0f}",
+                         f"{loaded / alone:.2f}", f"{(cb1 - cb0) / (b1 - b0):.2f}", stats["visits"],
+                         stats["page_errors"], stats["exceptions"], stats["timeouts"]])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\n# paced replay at {args.rate:,.0f} rows/s in a `streamlit run` server; {machine()}\n")
     print_table(["case", "ingest rows/s", "vs alone", "server CPU s/s", "page visits", "page errors",
-                 "exceptions drawn", "timeouts"],
-                [["ingest alone", f"{alone:,.0f}", "1.00", f"{(c1 - c0) / (a1 - a0):.2f}", "-", "-", "-", "-"],
-                 [f"ingest + {args.sessions} Chromium tabs on every page", f"{loaded:,.0f}",
-                  f"{loaded / alone:.2f}", f"{(c3 - c2) / (b1 - b0):.2f}", stats["visits"],
-                  stats["page_errors"], stats["exceptions"], stats["timeouts"]]])
+                 "exceptions drawn", "timeouts"], rows)
 
 
 if __name__ == "__main__":

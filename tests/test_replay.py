@@ -158,3 +158,37 @@ def test_demo_stream_pauses_and_resumes(tmp_path):
         assert ingested(e, name) == held
         e.resume(name)
         assert wait_for(lambda: ingested(e, name) > held)
+
+
+class Clock:
+    """Stands in for time.time() inside the replay source, so stalls are exact."""
+
+    def __init__(self):
+        self.now = 1_000_000.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_paced_replay_catches_up_a_short_stall_in_one_batch_and_skips_a_long_one(tmp_path, monkeypatch):
+    from engine.sources import replay
+    path = tmp_path / "big.csv"
+    pd.DataFrame({"id": np.arange(200_000), "x": np.arange(200_000) * 0.5}).to_csv(path, index=False)
+    clock = Clock()
+    monkeypatch.setattr(replay.time, "time", clock)
+    src = replay.ReplaySource(str(path), speed=Speed("rows", 10_000))
+    clock.now += 0.125
+    first = src.next_batch()
+    assert first.table.num_rows == 1250                 # exactly what is due at 10,000 rows/s
+    clock.now += 3.0                                    # ingest stalled 3 s (a loaded machine)
+    backlog = src.next_batch()
+    assert backlog.table.num_rows == 30_000             # all of it, in one batch
+    assert src.next_batch() is None                     # and nothing early
+    clock.now += 60.0                                   # a long stall (suspended machine): no burst
+    assert src.next_batch().table.num_rows <= 1
+    ids = pa_ids(first) + pa_ids(backlog)
+    assert ids == list(range(31_250))
+
+
+def pa_ids(batch):
+    return [int(i) for i in batch.table.column("id").to_pylist()]

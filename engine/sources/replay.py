@@ -22,7 +22,9 @@ from ..schema import Schema
 from .base import Batch, Rate, Source
 
 FAST_BLOCK = 8 << 20       # bytes per block at full speed
-PACED_BLOCK = 256 << 10    # bytes parsed ahead in paced modes
+PACED_BLOCK = 256 << 10    # bytes parsed ahead in paced modes, at least
+PACED_AHEAD = 0.5          # seconds of rows parsed ahead at N rows/s, so a batch carries all that is due
+CATCH_UP = 5.0             # seconds behind a paced replay still catches up; after longer it resumes at pace
 SAMPLE = 1 << 20           # bytes used to infer the schema
 
 
@@ -260,7 +262,7 @@ class ReplaySource(Source):
 
     def _next_paced(self) -> Batch | None:
         if self.pending is None or self.pending.table.num_rows == 0:
-            size = max(PACED_BLOCK, self.max_line + 1)
+            size = max(self._ahead_bytes(), self.max_line + 1)
             data, skipped, end = self._block(size)
             if end == self.offset:
                 return self._at_end()
@@ -279,7 +281,7 @@ class ReplaySource(Source):
         table = self.pending.table
         if self.speed.mode == "rows":
             target = int((now - self.anchor_wall) * self.speed.value)
-            if target - self.anchor_rows > self.speed.value:     # stalled for over a second: no burst
+            if target - self.anchor_rows > CATCH_UP * self.speed.value:   # a long stall: no burst
                 self._anchor()
                 self.anchor_wall = now - 1.0 / self.speed.value
                 target = 1
@@ -293,6 +295,15 @@ class ReplaySource(Source):
         clock = self.anchor_event + (now - self.anchor_wall) * self.speed.value
         later = np.flatnonzero(t > clock)
         return int(later[0]) if len(later) else table.num_rows
+
+    def _ahead_bytes(self) -> int:
+        """Bytes to parse ahead: at N rows/s, what is due plus half a second, so when ingest falls behind
+        (a loaded machine) the next batch carries the whole backlog instead of many small batches."""
+        if self.speed.mode != "rows" or self.rows == 0:
+            return PACED_BLOCK
+        per_row = self.bytes / self.rows
+        due = max(0, int((time.time() - self.anchor_wall) * self.speed.value) - self.anchor_rows)
+        return int(min(FAST_BLOCK, max(PACED_BLOCK, per_row * (due + PACED_AHEAD * self.speed.value))))
 
     def _release(self, count: int) -> Batch:
         """Hand out the first `count` pending rows with the bad records before them."""
