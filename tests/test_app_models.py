@@ -79,6 +79,8 @@ def test_train_deploy_export_and_import(app, monkeypatch, downloads):
     assert metric(at, "Accuracy") == f"{accuracy_score(df['label'][cut:], pred):.3f}"
     charts = at.get("plotly_chart")
     assert len(charts) >= 3                        # confusion matrix, ROC, folds
+    assert any(f"trained on {cut:,} of {len(df):,} rows (all stored rows), scored on the newest {len(df) - cut:,}"
+               in c.value for c in at.caption), [c.value for c in at.caption]
     board = at.dataframe[-1].value
     assert board["algorithm"].tolist() == ["Logistic regression"]
 
