@@ -79,6 +79,8 @@ def test_train_deploy_export_and_import(app, monkeypatch, downloads):
     assert metric(at, "Accuracy") == f"{accuracy_score(df['label'][cut:], pred):.3f}"
     charts = at.get("plotly_chart")
     assert len(charts) >= 3                        # confusion matrix, ROC, folds
+    assert any(f"trained on {cut:,} of {len(df):,} rows (all stored rows), scored on the newest {len(df) - cut:,}"
+               in c.value for c in at.caption), [c.value for c in at.caption]
     board = at.dataframe[-1].value
     assert board["algorithm"].tolist() == ["Logistic regression"]
 
@@ -111,6 +113,18 @@ def test_train_deploy_export_and_import(app, monkeypatch, downloads):
     button(at, "Import").click().run()
     assert any("never loaded" in e.value for e in at.error)
     assert len(at.selectbox(key="x_model").options) == 2
+
+    # the import came without its card: the Models page lists it with what the file records
+    imported = at.session_state["x_imported"]
+    at.switch_page(MODELS).run()
+    at.selectbox(key="m_model").set_value(imported).run()
+    assert not at.exception
+    assert len(at.selectbox(key="m_model").options) == 2
+    assert any("imported without its model card" in i.value for i in at.info)
+    assert any("**mine** · LogisticRegression · imported from mine.skops · classification of 0, 1 · x, y" in c.value
+               for c in at.caption), [c.value for c in at.caption]
+    assert any(b.label == "Deploy onto plant" for b in at.button)
+    at.switch_page(EXPORT).run()
 
     # stored history as CSV has formula cells escaped; as Parquet it keeps the values
     at.radio(key="x_data").set_value("Stored history").run()

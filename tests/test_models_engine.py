@@ -254,3 +254,21 @@ def test_predictions_keep_their_row_ids_when_the_pipeline_drops_rows(engine, tmp
     assert pred.column("_rid").to_pylist() == (kept.index + 2000).tolist()
     want = model.predict(kept[["a", "b", "site"]].astype({"site": object}))
     assert pred.column("prediction").to_pylist() == want.tolist()
+
+
+def test_a_model_imported_without_its_card_is_listed_on_every_stream(engine, tmp_path):
+    """The Export page imports with no stream and maybe no card; the Models page must still offer it."""
+    from engine.models import safe
+    stream, df, model, _ = deployable(engine, tmp_path)
+    job = engine.models.jobs.wait(engine.models.train(stream, SPEC, slice={"last": 500}), timeout=120)
+    assert job.state == "done", job.error
+    other = replayed(engine, tmp_path, df.head(300), name="other")
+    imported = engine.models.import_model(safe.dumps(model), "shared.skops")
+    assert {c["id"] for c in engine.models.listed(stream)} == {job.result, imported}
+    assert [c["id"] for c in engine.models.listed(other)] == [imported]
+    card = engine.models.listed(other)[0]
+    assert card["training"] == {"imported": "shared.skops"} and card["metrics"] is None
+    assert card["name"] == "shared" and card["estimator"] == "LogisticRegression"
+    assert card["classes"] == ["no", "yes"] and card["spec"] == {"task": "classification"}
+    assert {f["name"]: f["role"] for f in card["features"]} == {"a": "numeric", "b": "numeric", "site": "categorical"}
+    engine.deploy(other, imported)                 # what the page offers there can run there

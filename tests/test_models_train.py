@@ -12,8 +12,8 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.model_selection import TimeSeriesSplit, cross_val_score
 
 from engine.errors import UserError
-from engine.models.data import read_csv, training_rows
-from engine.models.spec import ALGORITHMS, ModelSpec, build
+from engine.models.data import model_columns, read_csv, training_rows
+from engine.models.spec import ALGORITHMS, TASKS, ModelSpec, algorithms_for, build
 from engine.models.train import train
 from models_data import Payload, breast_cancer_csv, mixed_frame
 from conftest import run_cli
@@ -168,6 +168,27 @@ def test_clear_errors(change, message):
     spec = ModelSpec("classification", "label", ("a", "b"), algorithm="logreg", cv=5)
     with pytest.raises(UserError, match=message):
         train(rows_of(df, "label", spec.numeric), spec)
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_algorithms_for_a_task_are_those_a_spec_accepts(task):
+    accepted = []
+    for algorithm in ALGORITHMS:
+        try:
+            ModelSpec(task, "y", ("a",), algorithm=algorithm)
+            accepted.append(algorithm)
+        except UserError:
+            pass
+    assert algorithms_for(task) == accepted
+    assert ("logreg" in accepted, "ridge" in accepted) == (task == "classification", task == "regression")
+
+
+def test_model_columns_are_text_bool_and_number_columns_but_not_internal_or_time():
+    schema = pa.schema([("_rid", pa.int64()), ("ts", pa.timestamp("us", "UTC")), ("at", pa.int64()),
+                        ("site", pa.string()), ("x", pa.float64()), ("n", pa.int32()), ("ok", pa.bool_()),
+                        ("day", pa.date32())])
+    assert model_columns(schema, "at") == ["site", "x", "n", "ok"]
+    assert model_columns(schema, None) == ["at", "site", "x", "n", "ok"]
 
 
 def test_regression_on_text_target_and_missing_features_are_refused():

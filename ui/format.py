@@ -1,4 +1,4 @@
-"""Numbers, durations and states as an analyst reads them."""
+"""Numbers, durations, states and model names as an analyst reads them."""
 from __future__ import annotations
 
 import math
@@ -6,6 +6,9 @@ import time
 
 STATE_COLOURS = {"running": "green", "ended": "blue", "paused": "orange", "error": "red",
                  "restoring": "violet", "waiting": "gray"}
+ALGORITHMS = {"logreg": "Logistic regression", "svm": "SVM (RBF kernel)", "svm-linear": "Linear SVM",
+              "rf": "Random forest", "hgb": "Gradient boosting", "sgd": "SGD linear model",
+              "ridge": "Ridge regression"}
 
 
 def num(x) -> str:
@@ -66,3 +69,18 @@ def state(s: str | None) -> str:
 
 def clock(ts: float | None = None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def algorithm(key: str) -> str:
+    """An algorithm's name, e.g. "Random forest" for "rf"; unknown keys as they are."""
+    return ALGORITHMS.get(key, key)
+
+
+def score(x) -> str:
+    """A model score: three decimals, so cards and tables line up."""
+    return "—" if x is None else f"{x:.3f}"
+
+
+def params(p: dict | None) -> str:
+    """Hyperparameters as "C=1.0, gamma=scale", or "defaults"."""
+    return ", ".join(f"{k}={v}" for k, v in (p or {}).items()) or "defaults"

@@ -167,6 +167,16 @@ def guess_task(table: pa.Table, target: str) -> str:
     return "classification" if whole and len(values) <= 20 else "regression"
 
 
+MODEL_TYPES = ("string", "large_string", "bool", "double", "float", "int64", "int32")
+
+
+def model_columns(schema: pa.Schema, time_column: str | None) -> list[str]:
+    """Columns a model can take as target or feature: text, bool and number columns, neither
+    internal (`_rid`, ...) nor the stream's time column."""
+    return [f.name for f in schema if not f.name.startswith("_") and f.name != time_column
+            and str(f.type) in MODEL_TYPES]
+
+
 def split_features(table: pa.Table, names: list[str] | None, target: str) -> tuple[list[str], list[str]]:
     """(numeric, categorical) among `names` (default: every column but the target and time columns)."""
     kinds = column_kinds(table)

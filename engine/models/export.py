@@ -134,9 +134,10 @@ def card_from_model(model, name: str = "imported") -> dict:
         raise UserError("the model does not record its feature names; train it on a table with named columns")
     roles = _roles(model)
     classes = getattr(model, "classes_", None)
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
     return json_safe({"name": name, "features": [{"name": n, "kind": None, "role": roles.get(n)} for n in names],
                       "classes": classes, "spec": {"task": "classification" if classes is not None else "regression"},
-                      "metrics": None})
+                      "estimator": type(final).__name__, "metrics": None})
 
 
 def _roles(model) -> dict[str, str]:

@@ -108,6 +108,12 @@ class Models:
         return self.jobs.submit("compare", {"rows": rows, "specs": [s.to_dict() for s in specs]},
                                 f"compare {len(specs)} models", save_all)
 
+    def listed(self, stream: str) -> list[dict]:
+        """Cards of the models to offer on a stream, newest first: those trained on it, and every imported
+        one (an import belongs to no stream here; deploying it checks its features against the stream)."""
+        return [c for c in self.registry.list() if (c.get("training") or {}).get("stream") == stream
+                or "imported" in (c.get("training") or {})]
+
     def leaderboard(self, stream: str | None = None, target: str | None = None) -> list[dict]:
         """Stored models (of a stream, for a target) as comparison rows, best cross-validation score first."""
         from .selection import comparison_table

@@ -52,6 +52,11 @@ ALGORITHMS = {
 }
 
 
+def algorithms_for(task: str) -> list[str]:
+    """The algorithms that do `task`, in ALGORITHMS order."""
+    return [a for a, makers in ALGORITHMS.items() if makers[TASKS.index(task)] is not None]
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     task: str

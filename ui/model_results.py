@@ -1,0 +1,132 @@
+"""One stored model's evaluation on the Models page: the model picker, what the model was trained on,
+score cards against the baseline, confusion matrix / ROC or residuals, folds, and the search table."""
+from __future__ import annotations
+
+import streamlit as st
+
+from engine.runtime import Engine
+from ui import charts
+from ui import format as fmt
+
+CLASS_METRICS = [("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"),
+                 ("roc_auc", "ROC AUC")]
+REG_METRICS = [("mae", "MAE"), ("rmse", "RMSE"), ("r2", "R²")]
+PLAIN = {"displayModeBar": False}
+
+
+def pick_model(engine: Engine, name: str) -> str | None:
+    """The model this session looks at among those offered on stream `name`; None when there is none."""
+    cards = engine.models.listed(name)
+    if not cards:
+        st.info("No trained models for this stream yet: choose a target and features, then Train. "
+                "The results appear here.", icon=":material/info:")
+        return None
+    ids = [c["id"] for c in cards]
+    labels = {c["id"]: label(c) for c in cards}
+    if st.session_state.get("m_selected") in ids:           # a job just stored it: show it
+        st.session_state["m_model"] = st.session_state.pop("m_selected")
+    c1, _ = st.columns([1, 1])
+    return c1.selectbox("Model", ids, format_func=labels.get, key="m_model")
+
+
+def label(card: dict) -> str:
+    """"logreg · alarm · trained 2024-01-31 12:00"; an import says when it was imported instead."""
+    training = card.get("training") or {}
+    when = "imported" if "imported" in training else "trained"
+    target = (card.get("spec") or {}).get("target") or "target unknown"
+    return f"{card['name']} · {target} · {when} {card['created'].replace('T', ' ')[:-4]}"
+
+
+def results(engine: Engine, model_id: str) -> None:
+    card = engine.models.registry.card(model_id)
+    report = card.get("metrics")
+    if not report:
+        imported_summary(card)
+        return
+    spec = card["spec"]
+    st.caption(summary(card))
+    metric_cards(report)
+    h, cv = report["holdout"], report["cv"]
+    c1, c2, c3 = st.columns(3, gap="medium")
+    if report["task"] == "classification":
+        with c1:
+            st.markdown("**Confusion matrix** · holdout rows")
+            st.plotly_chart(charts.confusion(h["confusion"], h["classes"], spec["target"]), key="m_chart_confusion",
+                            config=PLAIN)
+        with c2:
+            if h.get("roc"):
+                st.markdown(f"**ROC curve** · positive class {h['classes'][1]!r}")
+                st.plotly_chart(charts.roc(h["roc"]["fpr"], h["roc"]["tpr"], h.get("roc_auc")),
+                                key="m_chart_roc", config=PLAIN)
+            else:
+                st.markdown("**Per class** · holdout rows")
+                st.dataframe([{"class": k, **v} for k, v in h["per_class"].items()], hide_index=True,
+                             width="stretch", column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                                             for c in ("precision", "recall", "f1")})
+    else:
+        with c1:
+            st.markdown("**Residuals** · holdout rows")
+            st.plotly_chart(charts.residuals(h["residuals"]["predicted"], h["residuals"]["residual"],
+                                             spec["target"]), key="m_chart_residuals", config=PLAIN)
+    with (c3 if report["task"] == "classification" else c2):
+        st.markdown(f"**Cross-validation** · {cv['metric']} per fold, {fmt.score(cv['mean'])} ± "
+                    f"{fmt.score(cv['std'])}")
+        st.plotly_chart(charts.fold_scores(cv["scores"], cv["metric"], report["baseline"].get(cv["metric"]),
+                                           cv["kind"]), key="m_chart_folds", config=PLAIN)
+    if report.get("search"):
+        search_table(report["search"])
+
+
+def summary(card: dict) -> str:
+    """One line: name, algorithm and hyperparameters, target, the rows it was trained and scored on, features."""
+    report, spec = card["metrics"], card["spec"]
+    training = card.get("training") or {}
+    sl = training.get("slice") or {}
+    where = (f"last {sl['last']:,} rows" if "last" in sl else "a time range" if "start" in sl or "end" in sl
+             else "all stored rows")
+    of = f" of {training['rows']:,}" if training.get("rows") else ""
+    imported = f" · imported from {training['imported']}" if "imported" in training else ""
+    return (f"**{card['name']}** · {fmt.algorithm(spec['algorithm'])} ({fmt.params(report.get('params'))}) → "
+            f"**{spec['target']}** · trained on {report['rows']['train']:,}{of} rows ({where}), scored on the "
+            f"newest {report['rows']['holdout']:,}{imported} · {', '.join(f['name'] for f in card['features'])}")
+
+
+def imported_summary(card: dict) -> None:
+    """What a model imported without its card records about itself; it has no scores to show."""
+    spec = card.get("spec") or {}
+    classes = card.get("classes")
+    task = spec.get("task") or "task unknown"
+    st.caption(f"**{card['name']}** · {card.get('estimator') or 'model'} · imported from "
+               f"{(card.get('training') or {}).get('imported') or 'a file'} · {task}"
+               + (f" of {', '.join(map(str, classes))}" if classes else "")
+               + f" · {', '.join(f['name'] for f in card['features'])}")
+    st.info("No evaluation: this model was imported without its model card, so its scores and target are "
+            "unknown. It can still be deployed to predict every new row; import it with its .card.json "
+            "to see how it scored.", icon=":material/info:")
+
+
+def metric_cards(report: dict) -> None:
+    h, b = report["holdout"], report["baseline"]
+    keys = CLASS_METRICS if report["task"] == "classification" else REG_METRICS
+    lower_better = {"mae", "rmse"}
+    for box, (key, name) in zip(st.columns(len(keys)), keys):
+        value, base = h.get(key), b.get(key)
+        delta = None if value is None or base is None else value - base
+        with box.container(border=True):
+            st.metric(name, fmt.score(value),
+                      delta=None if delta is None else f"{delta:+.3f} vs baseline",
+                      delta_color="inverse" if key in lower_better else "normal",
+                      help=f"On the {report['rows']['holdout']:,} newest rows (holdout). Baseline "
+                           + (f"(always predicts {b.get('predicts')!r}): " if "predicts" in b else
+                              "(always predicts the training mean): ") + fmt.score(base))
+
+
+def search_table(s: dict) -> None:
+    """Every candidate a hyperparameter search scored, best first."""
+    mean = f"{s['metric']} mean"
+    with st.expander(f"Hyperparameter search · {s['method']} · best {s['best']}", icon=":material/manage_search:"):
+        st.dataframe([{**{k: str(v) for k, v in r["params"].items()}, mean: r["mean"], "std": r["std"],
+                       "rows": r["rows"], "round": r["round"]} for r in s["table"]],
+                     hide_index=True, width="stretch",
+                     column_config={mean: st.column_config.NumberColumn(format="%.4f"),
+                                    "std": st.column_config.NumberColumn(format="%.4f")})
