@@ -24,6 +24,7 @@ from .base import Batch, Rate, Source
 FAST_BLOCK = 8 << 20       # bytes per block at full speed
 PACED_BLOCK = 256 << 10    # bytes parsed ahead in paced modes, at least
 PACED_AHEAD = 0.5          # seconds of rows parsed ahead at N rows/s, so a batch carries all that is due
+PACED_TICK = 0.05          # seconds between paced batches at least: each batch has a fixed cost (commit, snapshot)
 CATCH_UP = 5.0             # seconds behind a paced replay still catches up; after longer it resumes at pace
 SAMPLE = 1 << 20           # bytes used to infer the schema
 
@@ -79,6 +80,7 @@ class ReplaySource(Source):
         self.error: str | None = None
         self.pending: Parsed | None = None     # parsed ahead, not yet released (paced modes)
         self.pending_end = 0                   # source offset where the pending block ends
+        self.released_at = 0.0                 # wall time of the last paced batch
         self.reset_next = False
         self.rows = 0
         self.bytes = 0
@@ -271,9 +273,12 @@ class ReplaySource(Source):
             self.pending, self.pending_end = parsed, end
             if parsed.table.num_rows == 0:
                 return self._release(0)
+        if time.time() - self.released_at < PACED_TICK:
+            return None
         due = self._due()
         if due <= 0:
             return None
+        self.released_at = time.time()
         return self._release(due)
 
     def _due(self) -> int:
