@@ -184,10 +184,16 @@ def test_paced_replay_catches_up_a_short_stall_in_one_batch_and_skips_a_long_one
     backlog = src.next_batch()
     assert backlog.table.num_rows == 30_000             # all of it, in one batch
     assert src.next_batch() is None                     # and nothing early
+    clock.now += 0.01
+    assert src.next_batch() is None                     # 100 rows are due, but a batch has a fixed cost:
+    clock.now += 0.04                                   # they wait for the 50 ms tick
+    tick = src.next_batch()
+    assert tick.table.num_rows == 500
     clock.now += 60.0                                   # a long stall (suspended machine): no burst
     assert src.next_batch().table.num_rows <= 1
     ids = pa_ids(first) + pa_ids(backlog)
     assert ids == list(range(31_250))
+    assert pa_ids(tick) == list(range(31_250, 31_750))
 
 
 def pa_ids(batch):
