@@ -17,6 +17,7 @@ import pyarrow as pa
 from ..schema import Column, Schema
 from .base import Batch, Source
 
+TICK = 0.2        # seconds of rows a batch gathers at least: one row per commit would cost more than it shows
 SITES = np.array(["north", "south", "east", "west"])
 SCHEMA = Schema((Column("ts", "time"), Column("site", "text"), Column("temperature", "number"),
                  Column("humidity", "number"), Column("pressure", "number"), Column("vibration", "number"),
@@ -38,7 +39,7 @@ class DemoSource(Source):
     def next_batch(self) -> Batch | None:
         now = time.time()
         due = int((now - self.last) * self.rate)
-        if self.paused or due <= 0:
+        if self.paused or due < max(1, int(self.rate * TICK)):
             if self.paused:
                 self.last = now
             return None

@@ -301,6 +301,11 @@ class ReplaySource(Source):
         later = np.flatnonzero(t > clock)
         return int(later[0]) if len(later) else table.num_rows
 
+    @property
+    def max_inflight(self) -> int | None:
+        """Paced: at most two batches wait for the writer, so a writer behind gets fewer, bigger ones."""
+        return None if self.speed.mode == "max" else 2
+
     def _ahead_bytes(self) -> int:
         """Bytes to parse ahead: at N rows/s, what is due plus half a second, so when ingest falls behind
         (a loaded machine) the next batch carries the whole backlog instead of many small batches."""
