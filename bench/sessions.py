@@ -1,6 +1,6 @@
 """Many viewers while data flows: ingest rate of a 100,000 rows/s replay, alone and with 20 browser tabs.
 
-    python bench/sessions.py [--sessions 20] [--seconds 60] [--rate 100000] [--alone 30]
+    python bench/sessions.py [--sessions 20] [--seconds 60] [--rate 100000] [--alone 30] [--browser idle normal]
 
 A real `streamlit run app.py` server (demo stream on, as shipped) starts its engine
 with a first visit, which resumes a paced, looped replay of a 1,000,000-row file at --rate rows/s from its data folder. First
@@ -12,8 +12,10 @@ every second, for --seconds.
 Ingest is counted after the server stops, from the stored rows' ingest times
 (retention off for this stream), so measuring adds no load. Errors: uncaught page
 errors in the browser, and Streamlit exception blocks drawn on a page. Chromium
-runs on the same two cores as the server, so the "with tabs" rate also pays for
-drawing; the server's own CPU seconds are printed beside it.
+runs on the same two cores as the server. In the `idle` phase it runs at SCHED_IDLE,
+so it draws with the CPU the server leaves, as viewers' own machines would; in the
+`normal` phase the server also competes with 20 tabs drawing. The server's own CPU
+seconds are printed beside each.
 """
 from __future__ import annotations
 
@@ -116,10 +118,14 @@ def browse(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict
     `mark()` is called once every tab is open and again at the end, so the browser's
     start-up is not counted against ingest."""
     from playwright.sync_api import Error as PlaywrightError, sync_playwright
-    stats = {"visits": 0, "page_errors": 0, "exceptions": 0, "timeouts": 0}
+    stats = {"visits": 0, "page_errors": 0, "exceptions": 0, "timeouts": 0, "messages": 0}
+    counting = [False]
 
     def page_error(_):
         stats["page_errors"] += 1
+
+    def socket(ws):      # messages the server sent: each live refresh is a few, so this counts served work
+        ws.on("framereceived", lambda _: counting[0] and stats.__setitem__("messages", stats["messages"] + 1))
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
@@ -127,6 +133,7 @@ def browse(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict
         for _ in range(sessions):
             page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
             page.on("pageerror", page_error)
+            page.on("websocket", socket)
             tabs.append(page)
             try:
                 page.goto(f"http://127.0.0.1:{port}/", timeout=20_000)
@@ -134,6 +141,7 @@ def browse(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict
             except PlaywrightError:
                 stats["timeouts"] += 1
         mark()
+        counting[0] = True
         # Playwright's sync API is single-threaded: the tabs are driven round-robin
         end = time.time() + seconds
         step = 0
@@ -154,24 +162,34 @@ def browse(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict
             for page in tabs:
                 stats["exceptions"] += page.locator('[data-testid="stException"]').count()
             step += 1
+        counting[0] = False
         mark()
         browser.close()
     return stats
 
 
 def browse_child(args) -> None:
-    """`--browse`: run the tabs in this process (started at the wanted niceness); print JSON."""
+    """`--browse`: run the tabs in this process (started at the wanted priority); print JSON."""
     marks = []
     stats = browse(args.browse, args.sessions, args.seconds, args.dwell,
                    lambda: marks.append((time.time(), cpu_seconds(args.server_pid))))
     print(json.dumps({"stats": stats, "marks": marks}))
 
 
-def run_tabs(args, port: int, server_pid: int, nice: int) -> tuple[dict, tuple, tuple]:
-    """The browsing phase in a child process at `nice`; Chromium and its renderers inherit it."""
+def lower(priority: str):
+    """How the browsing child starts. Chromium run as root resets its processes' niceness (renderers
+    to 0, its browser process to -8), so `idle` uses SCHED_IDLE, which it keeps: the drawing that
+    happens on viewers' own machines in real use then takes only the CPU the server leaves."""
+    if priority == "idle":
+        return lambda: os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    return None
+
+
+def run_tabs(args, port: int, server_pid: int, priority: str) -> tuple[dict, tuple, tuple]:
+    """The browsing phase in a child process; Chromium and its renderers inherit its scheduling."""
     cmd = [sys.executable, os.path.abspath(__file__), "--browse", str(port), "--server-pid", str(server_pid),
            "--sessions", str(args.sessions), "--seconds", str(args.seconds), "--dwell", str(args.dwell)]
-    out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=lambda: os.nice(nice), check=True)
+    out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=lower(priority), check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     return result["stats"], tuple(result["marks"][0]), tuple(result["marks"][1])
 
@@ -183,8 +201,8 @@ def main() -> None:
     ap.add_argument("--alone", type=float, default=30.0, help="how long ingest runs without viewers first")
     ap.add_argument("--rate", type=float, default=100_000.0, help="paced replay rows/s")
     ap.add_argument("--dwell", type=float, default=5.0, help="seconds each tab stays on a page")
-    ap.add_argument("--nice", type=int, nargs="+", default=[19, 0],
-                    help="niceness of the browser in each browsing phase (19: drawing takes only spare CPU)")
+    ap.add_argument("--browser", nargs="+", choices=["idle", "normal"], default=["idle", "normal"],
+                    help="the browser's CPU priority in each browsing phase (idle: only CPU the server leaves)")
     ap.add_argument("--browse", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -206,23 +224,25 @@ def main() -> None:
             a0, c0 = time.time(), cpu_seconds(server.pid)
             time.sleep(args.alone)
             a1, c1 = time.time(), cpu_seconds(server.pid)
-            for nice in args.nice:
-                phases.append((nice, *run_tabs(args, port, server.pid, nice)))
+            for priority in args.browser:
+                phases.append((priority, *run_tabs(args, port, server.pid, priority)))
                 time.sleep(5)                              # the server settles between phases
         finally:
             stop_server(server)
         alone = ingested_between(data_dir, a0, a1) / (a1 - a0)
-        rows = [["ingest alone", f"{alone:,.0f}", "1.00", f"{(c1 - c0) / (a1 - a0):.2f}", "-", "-", "-", "-"]]
-        for nice, stats, (b0, cb0), (b1, cb1) in phases:
+        rows = [["ingest alone", f"{alone:,.0f}", "1.00", f"{(c1 - c0) / (a1 - a0):.2f}", "-", "-", "-", "-", "-"]]
+        for priority, stats, (b0, cb0), (b1, cb1) in phases:
             loaded = ingested_between(data_dir, b0, b1) / (b1 - b0)
-            rows.append([f"+ {args.sessions} Chromium tabs, browser at nice {nice}", f"{loaded:,.0f}",
-                         f"{loaded / alone:.2f}", f"{(cb1 - cb0) / (b1 - b0):.2f}", stats["visits"],
+            rows.append([f"+ {args.sessions} Chromium tabs, browser at {priority} priority", f"{loaded:,.0f}",
+                         f"{loaded / alone:.2f}", f"{(cb1 - cb0) / (b1 - b0):.2f}",
+                         f"{stats['messages'] / (b1 - b0):,.0f}", stats["visits"],
                          stats["page_errors"], stats["exceptions"], stats["timeouts"]])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\n# paced replay at {args.rate:,.0f} rows/s in a `streamlit run` server; {machine()}\n")
-    print_table(["case", "ingest rows/s", "vs alone", "server CPU s/s", "page visits", "page errors",
+    print_table(["case", "ingest rows/s", "vs alone", "server CPU s/s", "server messages/s", "page visits",
+                 "page errors",
                  "exceptions drawn", "timeouts"], rows)
 
 
