@@ -222,7 +222,21 @@ class TailSource(Source):
 
     def _covers_a_line(self, fp: Fingerprint, head: bytes) -> bool:
         """A fingerprint identifies content only when it covers at least one whole data line."""
-        return head[:fp.size].count(b"\n") >= (2 if self.csv else 1)
+        return self._has_a_line(head[:fp.size])
+
+    def _has_a_line(self, data: bytes) -> bool:
+        return data.count(b"\n") >= (2 if self.csv else 1)
+
+    def _copy_of_now(self, other: TailFile, head: bytes) -> bool:
+        """True when `head` is the start of what `other` holds now, and shows more of it than our
+        fingerprint does: a copy made before we read a row of `other` (its fingerprint is then
+        the header at most, so only its present bytes can tell a copy from a new file)."""
+        if other.fp.full or len(head) <= other.fp.size or not other.fp.matches(head):
+            return False
+        try:
+            return other.head().startswith(head)
+        except OSError:
+            return False
 
     def _classify(self, f: TailFile, head: bytes, now: float) -> bool:
         """Decide where a new file starts; False while it stays held.
@@ -243,14 +257,16 @@ class TailSource(Source):
         for other in others:
             if other.copy_of is not None:
                 continue
-            if self._covers_a_line(other.fp, head) and other.fp.matches(head):
+            now_copy = self._copy_of_now(other, head)
+            if self._covers_a_line(other.fp, head) and other.fp.matches(head) or \
+                    now_copy and self._has_a_line(head):
                 if f.copy_of != other.key or not f.copy_full:
                     f.copy_of, f.copy_full, f.copy_since = other.key, True, now
                 elif now - f.copy_since > self.rotate_wait:
                     f.offset = os.fstat(f.fd).st_size
                     return self._release(f)
                 return False
-            if other.fp.extends(head):
+            if other.fp.extends(head) or now_copy:
                 if f.copy_of != other.key or f.copy_full:
                     f.copy_of, f.copy_full, f.copy_since = other.key, False, now
                 return False

@@ -74,6 +74,19 @@ class TailFile:
         self.resets += 1
         return True
 
+    def holds(self, head: bytes, data: bytes) -> bool:
+        """True when `data`, read at the offset before `head` was read, is this file's content.
+
+        A copytruncate can land between check() and a read, and the file grow again past our
+        offset: the read then returns the next generation's bytes. Read after the data, the head
+        still starting with our fingerprint, and agreeing with the data where they overlap,
+        proves no truncation came before the head was read: the fingerprint covers the first
+        min(offset, FINGERPRINT) bytes, so it differs from any later generation's first bytes
+        unless we have read no row yet.
+        """
+        overlap = max(len(head) - self.offset, 0)
+        return self.fp.matches(head) and head[self.offset:self.offset + len(data)] == data[:overlap]
+
     def position(self) -> dict:
         held = {"copy_of": self.copy_of} if self.copy_of else {}
         return {"path": self.path, "offset": self.offset, "skipping": self.skipping, **self.fp.to_json(), **held}
@@ -101,6 +114,9 @@ class TailFile:
             self.caught_up = time.time()
             return b"", self.offset, bad
         data = os.pread(self.fd, min(self.size - self.offset, max(budget, max_line + 1)), self.offset)
+        head = self.head()        # read after the data: a truncation since check() shows here
+        if not self.holds(head, data):
+            return b"", self.offset, bad   # the next check() resets; a visible copy gives these bytes
         if self.skipping:
             i = data.find(b"\n")
             self.offset += len(data) if i < 0 else i + 1
@@ -119,8 +135,8 @@ class TailFile:
             self.offset = start + len(data)
             return b"", start, bad
         self.offset = start + n
-        if self.fp.size < FINGERPRINT and self.size > self.fp.size:
-            self.fp = Fingerprint.of(self.head())
+        if self.fp.size < FINGERPRINT and len(head) > self.fp.size:
+            self.fp = Fingerprint.of(head)     # the head that vouched for the data, not a later one
         if self.offset >= self.size:
             self.caught_up = time.time()
         return data[:n], start, bad
