@@ -2,8 +2,9 @@
 
 The tailer's calls (stat, open, fstat, pread) go through a counting stand-in for `os`, and the
 rotation (copy beside the file, truncate it, write new rows) runs just before its k-th call, for
-every k of one batch. The copy is visible, so every row must be read exactly once. Nothing here
-depends on timing: the interleavings a loaded machine produces by chance are enumerated.
+every k of one batch. With the copy visible every row must be read exactly once; with it out of
+sight only the end of the truncated generation may be lost. Nothing here depends on timing: the
+interleavings a loaded machine produces by chance are enumerated.
 """
 import os
 import shutil
