@@ -24,7 +24,7 @@ import pandas as pd
 from engine.models.registry import Registry
 from tests.conftest import ROOT, run_cli
 from tests.reference import check_matrix, check_stats
-from tests.test_tail import DEADLINE, assert_exactly_once, manifest, writer
+from tests.test_tail import DEADLINE, assert_exactly_once, manifest, wait_engine_running, writer
 
 DRIVER = os.path.join(ROOT, "tests", "crash_driver.py")
 KILLS = 20
@@ -97,10 +97,7 @@ def test_twenty_kills_during_parse_commit_backfill_and_training(tmp_path):
     # The writer starts once the first tail runs: a file created and rotated away before the engine
     # ever ran cannot be found (README), and on a loaded CI machine starting Python can take 4 s
     first = Proc(tail_cmd)
-    end = time.time() + DEADLINE
-    while not os.path.exists(os.path.join(data, "engine.lock")) and time.time() < end:
-        assert first.p.poll() is None, first.p.stderr.read()[-2000:]
-        time.sleep(0.05)
+    wait_engine_running(first.p, data)
     w = writer(logs, ROWS, "--rotate", "rename", every=10_000, rate=2_500, seed=7, wait=False)
     during = {"tail": 0, "backfill": 0, "train": 0, "save": 0}
     for k in range(KILLS):

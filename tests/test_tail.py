@@ -33,6 +33,15 @@ def writer(folder, rows, *args, wait=True, **kw):
     return proc
 
 
+def wait_engine_running(proc, data):
+    """Wait until `proc` (a Popen) holds the data folder's lock: its engine has started."""
+    lock, end = os.path.join(data, "engine.lock"), time.time() + DEADLINE
+    while not os.path.exists(lock):
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.time() < end, f"no engine started within {DEADLINE}s"
+        time.sleep(0.05)
+
+
 def manifest(folder):
     with open(folder / ".manifest.json") as f:
         return json.load(f)
@@ -266,10 +275,7 @@ def test_kill_9_of_the_tail_command_while_a_writer_rotates(tmp_path):
     cmd = [sys.executable, "-m", "engine", "tail", pattern, "--data-dir", data, "--json",
            "--retention-rows", "0", "--idle-exit", "60"]
     first = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    end = time.time() + DEADLINE
-    while not os.path.exists(os.path.join(data, "engine.lock")) and time.time() < end:
-        assert first.poll() is None, first.stderr.read()
-        time.sleep(0.05)
+    wait_engine_running(first, data)
     w = writer(logs, n, "--rotate", "rename", every=7_000, rate=12_000, seed=50, wait=False)
     while w.poll() is None and kills < 8:
         proc = first if kills == 0 else subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL,

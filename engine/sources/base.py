@@ -12,6 +12,9 @@ from ..parse import Bad
 from ..schema import Schema
 
 
+LIVE_INFLIGHT = 2    # batches a live source keeps waiting for the writer: a writer behind gets fewer, bigger ones
+
+
 @dataclass
 class Batch:
     table: pa.Table               # rows in the source's schema

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from ..errors import UserError
 from ..parse import MAX_LINE, Bad, CsvFormat, Parsed, Parser, cut, infer_schema, sniff, spans
 from ..schema import Schema
-from .base import Batch, Rate, Source
+from .base import LIVE_INFLIGHT, Batch, Rate, Source
 
 FAST_BLOCK = 8 << 20       # bytes per block at full speed
 PACED_BLOCK = 256 << 10    # bytes parsed ahead in paced modes, at least
@@ -285,12 +285,12 @@ class ReplaySource(Source):
         now = time.time()
         table = self.pending.table
         if self.speed.mode == "rows":
-            target = int((now - self.anchor_wall) * self.speed.value)
-            if target - self.anchor_rows > CATCH_UP * self.speed.value:   # a long stall: no burst
+            due = self._rows_due(now)
+            if due > CATCH_UP * self.speed.value:   # a long stall: no burst
                 self._anchor()
                 self.anchor_wall = now - 1.0 / self.speed.value
-                target = 1
-            return min(target - self.anchor_rows, table.num_rows)
+                due = 1
+            return min(due, table.num_rows)
         t = time_seconds(table.column(self.time_column))
         if self.anchor_event is None:
             known = t[~np.isnan(t)]
@@ -303,8 +303,12 @@ class ReplaySource(Source):
 
     @property
     def max_inflight(self) -> int | None:
-        """Paced: at most two batches wait for the writer, so a writer behind gets fewer, bigger ones."""
-        return None if self.speed.mode == "max" else 2
+        """Paced, it is a live source; at full speed the engine's queue bounds it."""
+        return None if self.speed.mode == "max" else LIVE_INFLIGHT
+
+    def _rows_due(self, now: float) -> int:
+        """At N rows/s: rows due by `now` and not yet released."""
+        return int((now - self.anchor_wall) * self.speed.value) - self.anchor_rows
 
     def _ahead_bytes(self) -> int:
         """Bytes to parse ahead: at N rows/s, what is due plus half a second, so when ingest falls behind
@@ -312,7 +316,7 @@ class ReplaySource(Source):
         if self.speed.mode != "rows" or self.rows == 0:
             return PACED_BLOCK
         per_row = self.bytes / self.rows
-        due = max(0, int((time.time() - self.anchor_wall) * self.speed.value) - self.anchor_rows)
+        due = max(0, self._rows_due(time.time()))
         return int(min(FAST_BLOCK, max(PACED_BLOCK, per_row * (due + PACED_AHEAD * self.speed.value))))
 
     def _release(self, count: int) -> Batch:

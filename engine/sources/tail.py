@@ -36,7 +36,7 @@ from ..jsonl import JsonParser, infer_schema as infer_json, lines
 from ..parse import MAX_LINE, RAW_KEEP, Bad, Parser, infer_schema as infer_csv
 from ..paths import fixed_part, inside
 from ..schema import Schema
-from .base import Batch, Rate, Source
+from .base import LIVE_INFLIGHT, Batch, Rate, Source
 from .identity import FINGERPRINT, Fingerprint, key_of
 from .replay import SAMPLE
 from .tailfile import Previous, TailFile
@@ -49,7 +49,6 @@ SCAN_GAP = 0.05            # at most one event-triggered scan per this many seco
 CTIME_SLACK = 1.0          # seconds; less than ROTATE_WAIT, so a file we closed is never taken as new
 SCAN_KEY = "tail-scan"     # offsets entry: when the last committed scan started
 ROTATED_SEPARATORS = ".-_"
-MAX_INFLIGHT = 2           # batches waiting for the writer: a writer behind gets fewer, bigger batches
 STATUS_FILES = 100         # files listed in the status (the most behind first)
 JSONL_SUFFIXES = (".jsonl", ".ndjson", ".json")
 
@@ -76,7 +75,7 @@ def _rotated_name(name: str, followed: set[str]) -> bool:
 
 class TailSource(Source):
     kind = "tail"
-    max_inflight = MAX_INFLIGHT
+    max_inflight = LIVE_INFLIGHT
 
     def __init__(self, pattern: str, fmt: str | None = None, position: dict | None = None,
                  schema: Schema | None = None, roots: list[str] | None = None, polling: bool | None = None,
