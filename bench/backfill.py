@@ -55,8 +55,8 @@ def main() -> None:
     path = os.path.join(tmp, "bench.csv")
     make_file(path, n)
 
-    from engine.operators import WindowSpec
-    from engine.pipeline import Pipeline
+    from engine.stats.operators import WindowSpec
+    from engine.prep.pipeline import Pipeline
     from engine.runtime import Engine
 
     results = []

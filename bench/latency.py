@@ -38,9 +38,9 @@ def event_times(n: int, rate: float) -> np.ndarray:
 
 
 def rivulet(path: str, data_dir: str, n: int, rate: float) -> dict:
-    from engine.operators import WindowSpec
+    from engine.stats.operators import WindowSpec
     from engine.runtime import Engine
-    from engine.sources.replay import Speed
+    from engine.ingest.replay import Speed
     t = event_times(n, rate)
     seen = []                   # (seq, created, newest_event, anchor) of each snapshot observed
     with Engine(data_dir) as engine:

@@ -34,9 +34,9 @@ TICK = 0.5
 
 def child_engine(path: str, data_dir: str, rows: int) -> None:
     sys.path.insert(0, ROOT)
-    from engine.operators import WindowSpec
+    from engine.stats.operators import WindowSpec
     from engine.runtime import Engine
-    from engine.sources.replay import Speed
+    from engine.ingest.replay import Speed
     with Engine(data_dir) as engine:
         print(json.dumps({"rows": 0}), flush=True)
         name = engine.add_replay(path, speed=Speed("max"), loop=True, window=WindowSpec("count", WINDOW))

@@ -55,7 +55,7 @@ def cpu_seconds(pid: int) -> float:
 def prepare(data_dir: str, path: str, rate: float) -> None:
     """Create the paced stream in the data folder; the server's engine resumes it on start."""
     from engine.runtime import Engine
-    from engine.sources.replay import Speed
+    from engine.ingest.replay import Speed
     with Engine(data_dir) as engine:
         engine.add_replay(path, name="load", speed=Speed("rows", rate), loop=True, retention_rows=None)
 
@@ -88,8 +88,8 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 def ingested_between(data_dir: str, start: float, end: float) -> int:
     """Rows of the paced stream whose ingest time falls in [start, end) (epoch seconds)."""
-    from engine.store import Store, rows_table
-    store = Store(data_dir)
+    from engine.store.duck import DuckStore, rows_table
+    store = DuckStore(data_dir)
     try:
         sid = next(s["id"] for s in store.streams() if s["name"] == "load")
         with store.read() as cur:

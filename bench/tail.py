@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import ROOT, make_file, print_rates, print_table, timed  # noqa: E402
 
 sys.path.insert(0, ROOT)
-from engine.operators import WindowSpec  # noqa: E402
+from engine.stats.operators import WindowSpec  # noqa: E402
 from engine.runtime import Engine  # noqa: E402
 
 FAST_WRITER = r"""

@@ -6,6 +6,8 @@ import json
 import os
 import sys
 
+from .output import print_value
+
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:        # one line, not argparse's usage block
@@ -111,7 +113,7 @@ def _models_command(name: str):
 
 
 def _window(args, clock: str = "event"):
-    from .operators import WindowSpec
+    from .stats.operators import WindowSpec
     if args.window_seconds:
         return WindowSpec("time", args.window_seconds, clock)
     return WindowSpec("count", args.window_rows or 10_000)
@@ -119,7 +121,7 @@ def _window(args, clock: str = "event"):
 
 def cmd_replay(args) -> int:
     from .errors import UserError
-    from .pipeline import Pipeline
+    from .prep.pipeline import Pipeline
     from .runtime import Engine
 
     if not os.path.isfile(args.file):
@@ -137,7 +139,7 @@ def cmd_replay(args) -> int:
             if status["state"] != "done":
                 raise UserError(f"the backfill did not finish: {status['error'] or status['state']}")
             snap = engine.snapshot(name)
-    _print(snap.to_json(), args.json)
+    print_value(snap.to_json(), args.json)
     return 0
 
 
@@ -147,7 +149,7 @@ def cmd_tail(args) -> int:
     import time
 
     from .errors import UserError
-    from .pipeline import Pipeline
+    from .prep.pipeline import Pipeline
     from .runtime import Engine
 
     if not glob.has_magic(args.path) and not os.path.exists(args.path):
@@ -172,7 +174,7 @@ def cmd_tail(args) -> int:
                     break
         except KeyboardInterrupt:
             pass
-    _print(stream.snapshot.to_json(), args.json)
+    print_value(stream.snapshot.to_json(), args.json)
     return 0
 
 
@@ -181,8 +183,8 @@ def _interrupt(*_) -> None:
 
 
 def cmd_status(args) -> int:
-    from .store import Store
-    store = Store(args.data_dir or _default_dir())
+    from .store.duck import DuckStore
+    store = DuckStore(args.data_dir or _default_dir())
     try:
         out = []
         for s in store.streams():
@@ -193,14 +195,14 @@ def cmd_status(args) -> int:
                         "stored": store.count(s["id"]), "offsets": store.offsets(s["id"])})
     finally:
         store.close()
-    _print(out, args.json)
+    print_value(out, args.json)
     return 0
 
 
 def cmd_quarantine(args) -> int:
     from .errors import UserError
-    from .store import Store
-    store = Store(args.data_dir or _default_dir())
+    from .store.duck import DuckStore
+    store = DuckStore(args.data_dir or _default_dir())
     try:
         ids = {s["name"]: s["id"] for s in store.streams()}
         if args.stream not in ids:
@@ -210,19 +212,10 @@ def cmd_quarantine(args) -> int:
         store.close()
     for r in rows:
         r["seen"] = r["seen"].isoformat()
-    _print(rows, args.json)
+    print_value(rows, args.json)
     return 0
 
 
 def _default_dir() -> str:
     from .runtime import default_data_dir
     return default_data_dir()
-
-
-def _print(value, as_json: bool) -> None:
-    if as_json:
-        json.dump(value, sys.stdout, indent=None, separators=(",", ":"))
-        sys.stdout.write("\n")
-    else:
-        json.dump(value, sys.stdout, indent=2, default=str)
-        sys.stdout.write("\n")

@@ -4,6 +4,9 @@ Threads: one ingest thread per stream (read, parse, pipeline, vectorised
 operator work) and one writer thread for the whole engine (commit to DuckDB,
 merge, publish). Readers call `snapshot()` and get the latest published value
 without taking any lock the ingest path holds.
+
+The engine sees its four seams (seams.py) only through their protocols: a Log per stream,
+one Store, one Compute, one Snapshots. The embedded ones are the defaults; pass others in.
 """
 from __future__ import annotations
 
@@ -15,18 +18,18 @@ import time
 
 import pyarrow as pa
 
-from .backfill import Backfill
+from .prep.backfill import Backfill
 from .errors import UserError
-from .operators import WindowSpec
-from .pipeline import FREEZE_ROWS, Pipeline, Preview, as_pipeline
-from .snapshot import Snapshot
-from .sources.base import Source
-from .sources.demo import DemoSource
-from .paths import confine, data_roots, fixed_part
-from .sources.replay import ReplaySource, Speed
-from .sources.tail import TailSource
-from .store import Store
-from .transcode import as_utf8
+from .prep.pipeline import FREEZE_ROWS, Pipeline, Preview, as_pipeline
+from .stats.operators import WindowSpec
+from .compute import LocalCompute
+from .ingest.logs import open_log
+from .ingest.paths import confine, data_roots, fixed_part
+from .ingest.replay import Speed
+from .ingest.transcode import as_utf8
+from .read.snapshot import Snapshot
+from .seams import Compute, InProcessSnapshots, Log, Snapshots, Store
+from .store.duck import DuckStore
 from .stream import Stream, Work
 
 log = logging.getLogger("rivulet")
@@ -40,10 +43,13 @@ def default_data_dir() -> str:
 
 
 class Engine:
-    def __init__(self, data_dir: str | None = None, demo: bool = False):
+    def __init__(self, data_dir: str | None = None, demo: bool = False, store: Store | None = None,
+                 compute: Compute | None = None, snapshots: Snapshots | None = None):
         self.data_dir = os.path.abspath(data_dir or default_data_dir())
         self.roots = data_roots(self.data_dir)      # where add_tail may follow files (RIVULET_DATA_ROOTS)
-        self.store = Store(self.data_dir)
+        self.store: Store = store or DuckStore(self.data_dir)
+        self.compute: Compute = compute or LocalCompute()
+        self.published: Snapshots = snapshots or InProcessSnapshots()
         self.streams: dict[str, Stream] = {}
         self.lock = threading.RLock()
         self.queue: queue.Queue[Work | None] = queue.Queue(maxsize=4)
@@ -90,7 +96,7 @@ class Engine:
                       "retention_rows": retention_rows, "retention_seconds": retention_seconds,
                       "group_by": group_by}
             # open the file first, so a bad path or column never leaves a stream behind
-            source = ReplaySource(path, speed=speed, loop=loop, time_column=time_column)
+            source = open_log(config, {})
             return self._create(name, config, source, pipeline)
 
     def _resume(self, s: Stream, window: WindowSpec | None, pipeline: Pipeline | None) -> str:
@@ -100,7 +106,7 @@ class Engine:
         self._resume_pipeline(s, pipeline)
         return s.name
 
-    def _create(self, name: str, config: dict, source: Source, pipeline: Pipeline | None) -> str:
+    def _create(self, name: str, config: dict, source: Log, pipeline: Pipeline | None) -> str:
         if pipeline is not None and source.schema is not None:     # a tail may have no rows yet
             pipeline.check(source.schema)
         sid = self.store.create_stream(name, config)
@@ -128,11 +134,12 @@ class Engine:
             base = os.path.splitext(os.path.basename(pattern.rstrip(os.sep)))[0].replace("*", "").strip(".-_")
             folder = os.path.basename(fixed_part(pattern).rstrip(os.sep))      # logs/*.csv -> logs
             name = self._free_name(name or base or folder or "tail")
-            source = TailSource(pattern, fmt=fmt, roots=roots, polling=polling)
-            config = {"source": "tail", "pattern": pattern, "path": pattern, "format": source.format,
+            config = {"source": "tail", "pattern": pattern, "path": pattern, "format": fmt,
                       "roots": roots, "polling": polling, "window": (window or WindowSpec()).to_json(),
                       "retention_rows": retention_rows, "retention_seconds": retention_seconds,
                       "group_by": group_by}
+            source = open_log(config, {})
+            config["format"] = source.format       # from the file names when not given
             return self._create(name, config, source, pipeline)
 
     def add_demo(self, rate: float = 20.0) -> str:
@@ -156,6 +163,7 @@ class Engine:
             thread.join(timeout=5)
         self._drain(s)
         s.source.close()
+        self.published.forget(name)
         self.store.delete_stream(s.id)
 
     def _free_name(self, base: str) -> str:
@@ -165,23 +173,10 @@ class Engine:
             name = f"{base}-{n}"
         return name
 
-    def _source_for(self, config: dict, offsets: dict[str, dict], schema) -> Source:
-        if config["source"] == "tail":
-            return TailSource(config["pattern"], fmt=config.get("format"), position=offsets, schema=schema,
-                              roots=config.get("roots"), polling=config.get("polling"))
-        position = next(iter(offsets.values()), None)
-        if config["source"] == "demo":
-            return DemoSource(rate=config.get("rate", 20.0), position=position)
-        if config["source"] == "replay":
-            sp = config.get("speed") or {}
-            return ReplaySource(config["path"], position=position, speed=Speed(sp.get("mode", "max"), sp.get("value", 0)),
-                                loop=config.get("loop", False), time_column=config.get("time_column"), schema=schema)
-        raise UserError(f"unknown source kind {config['source']!r}")
-
-    def _start(self, sid: int, name: str, config: dict, schema, source: Source | None = None) -> None:
+    def _start(self, sid: int, name: str, config: dict, schema, source: Log | None = None) -> None:
         if source is None:
-            source = self._source_for(config, self.store.offsets(sid), schema)
-        stream = Stream(sid, name, config, source, self.store)
+            source = open_log(config, self.store.offsets(sid), schema)
+        stream = Stream(sid, name, config, source, self.store, self.published)
         if config.get("paused"):
             source.pause()
         self.streams[name] = stream
@@ -213,7 +208,7 @@ class Engine:
     def set_speed(self, name: str, mode: str, value: float = 0.0) -> None:
         s = self._get(name)
         speed = Speed.parse(mode, value)
-        if not isinstance(s.source, ReplaySource):
+        if s.source.kind != "replay":
             raise UserError(f"stream {name!r} is not a replay; only replays have a speed")
         s.source.set_speed(speed)
         self._set_config(s, speed={"mode": speed.mode, "value": speed.value})
@@ -231,7 +226,7 @@ class Engine:
 
     def _replay(self, name: str) -> Stream:
         s = self._get(name)
-        if not isinstance(s.source, ReplaySource):
+        if s.source.kind != "replay":
             raise UserError(f"stream {name!r} is not a replay")
         return s
 
@@ -284,7 +279,7 @@ class Engine:
                                 f"({running.status()['progress']:.0%}); wait for it or cancel it")
             if s.runner is None or s.schema is None:
                 raise UserError(f"stream {name!r} has no rows yet; there is nothing to backfill")
-            s.backfill = Backfill(s).start()
+            s.backfill = Backfill(s, self.compute).start()
             return s.backfill
 
     def backfill_status(self, name: str) -> dict | None:
@@ -369,10 +364,12 @@ class Engine:
 
     # --- reading ---------------------------------------------------------------------
     def snapshot(self, name: str) -> Snapshot | None:
-        return self._get(name).snapshot
+        self._get(name)
+        return self.published.latest(name)
 
     def snapshots(self) -> dict[str, Snapshot]:
-        return {n: s.snapshot for n, s in list(self.streams.items()) if s.snapshot is not None}
+        latest = {n: self.published.latest(n) for n in list(self.streams)}
+        return {n: snap for n, snap in latest.items() if snap is not None}
 
     def names(self) -> list[str]:
         return list(self.streams)
@@ -486,8 +483,7 @@ class Engine:
             t.join(timeout=10)
         self.queue.put(None)
         self.writer.join(timeout=30)
-        if getattr(self, "_models", None) is not None:
-            self._models.close()
+        self.compute.close()
         for s in self.streams.values():
             s.source.close()
         self.store.close()

@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from .errors import UserError
 
@@ -80,3 +82,13 @@ def kind_of(t: pa.DataType) -> str:
 
 def _is_utc(t: pa.DataType) -> bool:
     return pa.types.is_timestamp(t) and t.tz is not None
+
+
+def time_seconds(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Epoch seconds of a time or number column (numbers: seconds, or ms when > 1e11); NaN if missing."""
+    t = arr.type
+    if pa.types.is_timestamp(t):
+        us = pc.cast(pc.cast(arr, pa.timestamp("us", tz=t.tz)), pa.int64())
+        return pc.divide(pc.cast(us, pa.float64()), 1e6).to_numpy(zero_copy_only=False).astype(np.float64)
+    v = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    return np.where(np.abs(v) > 1e11, v / 1e3, v)

@@ -18,14 +18,14 @@ import numpy as np
 import pyarrow as pa
 
 from .errors import UserError
-from .moments import Moments
-from .operators import Operators, Prepared, WindowSpec
-from .pipeline import Pipeline, Runner
+from .stats.moments import Moments
+from .stats.operators import Operators, Prepared, WindowSpec
+from .prep.pipeline import Pipeline, Runner
 from .schema import Schema, kind_of
-from .snapshot import Snapshot
-from .sources.base import Batch, Source
-from .store import Store
-from .windows import last_rows, last_seconds, merged
+from .read.snapshot import Snapshot
+from .ingest.source import Batch
+from .seams import Log, Snapshots, Store
+from .stats.windows import last_rows, last_seconds, merged
 
 log = logging.getLogger("rivulet")
 
@@ -58,14 +58,14 @@ class Stream:
     id: int
     name: str
     config: dict
-    source: Source
+    source: Log
     store: Store
+    snapshots: Snapshots           # where publish() puts each new snapshot
     pipeline: Pipeline = field(default_factory=Pipeline)   # the current version
     runner: Runner | None = None   # None until statistics to freeze have come from the first batch
     pipeline_from: int = 0         # oldest version any row in the operators' state went through
     operators: Operators | None = None
     counters: Counters = field(default_factory=Counters)
-    snapshot: Snapshot | None = None
     error: str | None = None
     queued: int = 0            # written by the ingest thread only
     done_count: int = 0        # written by the writer thread only
@@ -118,7 +118,7 @@ class Stream:
 
     def restore(self) -> None:
         """Counters and cumulative moments from the state table; windows and buckets from stored rows."""
-        from .backfill import rerun
+        from .prep.backfill import rerun
         st = self.store.state(self.id)
         self.counters = Counters(st["next_rid"] or 0, st["ingested"] or 0, st["quarantined"] or 0,
                                  st["flagged"] or 0, st["late"] or 0, st["window_from"] or 0)
@@ -161,7 +161,7 @@ class Stream:
 
     def install(self, backfill, runner: Runner, ops: Operators, rid: int) -> bool:
         """Swap in state a backfill rebuilt up to `rid`, after feeding it the rows committed since."""
-        from .backfill import rerun
+        from .prep.backfill import rerun
         with self.lock:
             self._drain()
             if self.pipeline.version != backfill.version:
@@ -285,9 +285,10 @@ class Stream:
         c = self.counters
         counts = {"ingested": c.ingested, "quarantined": c.quarantined, "flagged": c.flagged, "late": c.late}
         if ops is None:
-            self.snapshot = Snapshot(self.name, self.seq, [], pa.schema([]), WindowSpec.from_json(
+            self.snapshots.publish(self.name, Snapshot(self.name, self.seq, [], pa.schema([]), WindowSpec.from_json(
                 self.config.get("window")), Moments(0), 0, Moments(0), counts, source, self.pipeline.version,
-                pipeline_from=self.pipeline_from, pipeline_error=self.pipeline_error, state=state, error=self.error, throughput=tuple(self.throughput), model=self.model_status())
+                pipeline_from=self.pipeline_from, pipeline_error=self.pipeline_error, state=state, error=self.error,
+                throughput=tuple(self.throughput), model=self.model_status()))
             return
         w = ops.window
         if w.kind == "count":
@@ -295,19 +296,23 @@ class Stream:
         else:
             now = time.time() if w.clock == "ingest" else ops.recent.newest
             chunks = last_seconds(ops.recent.chunks, w.size, w.clock, now) if np.isfinite(now) else []
-        self.snapshot = Snapshot(
+        self.snapshots.publish(self.name, Snapshot(
             self.name, self.seq, list(ops.columns), ops.schema, w, merged(chunks, ops.k),
             sum(len(ch) for ch in chunks), ops.cumulative.copy(), counts, source, self.pipeline.version,
             pipeline_from=self.pipeline_from, pipeline_error=self.pipeline_error, chunks=ops.recent.chunks, series=dict(ops.buckets.series), groups=dict(ops.buckets.groups),
             codes=ops.codes, group_column=ops.group_column, time_column=ops.time_column,
             bucket_shift=ops.shift if ops.shift is not None else 0.0,
-            throughput=tuple(self.throughput), state=state, error=self.error, model=self.model_status())
+            throughput=tuple(self.throughput), state=state, error=self.error, model=self.model_status()))
 
     def model_status(self) -> dict | None:
         d = self.deployment
         if d is None:
             return {"deployed": False, "error": self.deploy_error} if self.deploy_error else None
         return {"deployed": True, **d.status(), "error": self.deploy_error}
+
+    @property
+    def snapshot(self) -> Snapshot | None:
+        return self.snapshots.latest(self.name)
 
     @property
     def inflight(self) -> int:

@@ -5,7 +5,7 @@ import os
 
 import streamlit as st
 
-from engine.views import recent_rate, throughput_series
+from engine import recent_rate, throughput_series
 from ui import format as fmt
 from ui.guard import guard
 from ui.page import header

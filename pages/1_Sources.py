@@ -6,11 +6,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from engine.export_csv import to_csv_bytes
-from engine.operators import WindowSpec
-from engine.sources.replay import Speed
-from engine.uploads import peek_columns, replay_upload, upload_limit_bytes
-from engine.views import parse_time, recent_rate
+from engine import Speed, WindowSpec, parse_time, peek_columns, recent_rate, replay_upload, to_csv_bytes, upload_limit_bytes
 from ui import format as fmt
 from ui.guard import guard
 from ui.page import header

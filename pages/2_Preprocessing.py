@@ -5,8 +5,7 @@ import time
 
 import streamlit as st
 
-from engine.errors import UserError
-from engine.steps import kinds_of
+from engine import UserError, kinds_of
 from ui import format as fmt
 from ui.controls import flash, show_flash, stream_row
 from ui.guard import guard

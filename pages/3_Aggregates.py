@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.snapshot import stats_dict
+from engine import stats_dict
 from ui import charts
 from ui import format as fmt
 from ui.controls import WIDTHS, pick_columns, pick_window, stream_row

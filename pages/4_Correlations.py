@@ -4,8 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from engine.operators import BUFFER_ROWS
-from engine.views import strongest_pairs, view
+from engine import BUFFER_ROWS, strongest_pairs, view
 from ui import charts
 from ui import format as fmt
 from ui.controls import WIDTHS, pick_columns, pick_window, stream_row

@@ -6,9 +6,8 @@ import math
 
 import streamlit as st
 
-from engine import downloads
-from engine.models.export import JOBLIB_WARNING, SUFFIX, export_bytes, raw_warning
-from engine.uploads import upload_limit_bytes
+from engine import downloads, upload_limit_bytes
+from engine.models import JOBLIB_WARNING, SUFFIX, export_bytes, raw_warning
 from ui import format as fmt
 from ui.controls import WIDTHS, pick_stream
 from ui.guard import guard

@@ -15,7 +15,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from engine.models.spec import ModelSpec  # noqa: E402
-from engine.operators import WindowSpec  # noqa: E402
+from engine.stats.operators import WindowSpec  # noqa: E402
 from engine.runtime import Engine  # noqa: E402
 
 WINDOW = WindowSpec("count", 1000)

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from engine import downloads
+from engine.read import downloads
 from engine.errors import UserError
 from engine.models.export import export_bytes, import_bytes
 from engine.models.online import CURVE_POINTS, LiveMetrics

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from engine.errors import UserError
-from engine.expr import Expr
+from engine.prep.expr import Expr
 
 KINDS = {"a": "number", "b": "number", "flag": "bool", "name": "text"}
 
@@ -70,7 +70,7 @@ def test_hostile_and_bad_expressions_are_refused(text, message):
 def test_no_eval_or_compile_in_the_expression_module():
     import inspect
 
-    import engine.expr as mod
+    import engine.prep.expr as mod
     source = inspect.getsource(mod)
     assert "eval(" not in source.replace("_eval(", "").replace(".evaluate(", "")
     assert "compile(" not in source and "exec(" not in source

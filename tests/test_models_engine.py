@@ -12,12 +12,12 @@ from sklearn import metrics as skm
 
 from engine.errors import UserError
 from engine.models.data import training_rows
-from engine.models.jobs import Jobs
+from engine.compute import LocalCompute as Jobs
 from engine.models.registry import Registry, make_card
 from engine.models.spec import ModelSpec
 from engine.models.train import train
 from engine.runtime import Engine
-from engine.sources.replay import Speed
+from engine.ingest.replay import Speed
 from models_data import Payload, mixed_frame
 
 SPEC = ModelSpec("classification", "label", ("a", "b"), ("site",), "logreg", cv=3)

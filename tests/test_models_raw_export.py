@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from engine.models import compiled
-from engine.pipeline import Pipeline
+from engine.prep.pipeline import Pipeline
 from tests.conftest import run_cli
 
 SPEC = {"version": 0, "steps": [

@@ -4,8 +4,8 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.moments import Moments
-from engine.snapshot import matrix_dict, stats_dict
+from engine.stats.moments import Moments
+from engine.read.snapshot import matrix_dict, stats_dict
 from tests.reference import check_matrix, check_stats
 
 

@@ -74,7 +74,7 @@ def test_bom_is_not_part_of_the_first_name(tmp_path):
 
 
 def test_over_long_line(tmp_path):
-    from engine.parse import MAX_LINE
+    from engine.ingest.parse import MAX_LINE
     long = b"2,2.5," + b"x" * (MAX_LINE + 10) + b"\n"
     snap, bad = replay_bytes(tmp_path, HEAD + b"1,1.5,a\n" + long + b"3,3.5,c\n")
     assert snap.counts["ingested"] == 2 and snap.counts["quarantined"] == 1

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.parse import Parser, cut, sniff, spans
+from engine.ingest.parse import Parser, cut, sniff, spans
 from engine.schema import Column, Schema
 
 HEADER = b"a,b,c\n"

@@ -4,11 +4,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.backfill import Backfill
+from engine.prep.backfill import Backfill
 from engine.errors import UserError
-from engine.operators import WindowSpec
+from engine.stats.operators import WindowSpec
 from engine.runtime import Engine
-from engine.sources.replay import Speed
+from engine.ingest.replay import Speed
 from tests.conftest import wait_for
 from tests.reference import check_matrix, check_stats, close
 

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from pandas.testing import assert_frame_equal, assert_series_equal
 
 from engine.errors import UserError
-from engine.pipeline import Pipeline
+from engine.prep.pipeline import Pipeline
 
 
 def frame(n=500, seed=1):

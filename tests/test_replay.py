@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 from engine.errors import EngineBusy, UserError
-from engine.operators import WindowSpec
+from engine.stats.operators import WindowSpec
 from engine.runtime import Engine
-from engine.sources.replay import Speed
+from engine.ingest.replay import Speed
 from tests.conftest import wait_for
 
 
@@ -171,7 +171,7 @@ class Clock:
 
 
 def test_paced_replay_catches_up_a_short_stall_in_one_batch_and_skips_a_long_one(tmp_path, monkeypatch):
-    from engine.sources import replay
+    from engine.ingest import replay
     path = tmp_path / "big.csv"
     pd.DataFrame({"id": np.arange(200_000), "x": np.arange(200_000) * 0.5}).to_csv(path, index=False)
     clock = Clock()

@@ -14,7 +14,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from engine.operators import WindowSpec
+from engine.stats.operators import WindowSpec
 from engine.runtime import Engine
 from tests.conftest import ROOT
 

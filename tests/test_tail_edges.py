@@ -8,9 +8,9 @@ import pytest
 
 from engine.errors import UserError
 from engine.runtime import Engine
-from engine.sources import tail as tail_module
-from engine.sources import watch as watch_module
-from engine.sources.tail import TailSource
+from engine.ingest import tail as tail_module
+from engine.ingest import watch as watch_module
+from engine.ingest.tail import TailSource
 from tests.conftest import run_cli
 from tests.test_tail import DEADLINE, assert_exactly_once, folders, stored_ids, tail, wait_rows
 

@@ -13,9 +13,9 @@ import types
 import numpy as np
 import pytest
 
-from engine.sources import tail as tail_module
-from engine.sources import tailfile as tailfile_module
-from engine.sources.tail import TailSource
+from engine.ingest import tail as tail_module
+from engine.ingest import tailfile as tailfile_module
+from engine.ingest.tail import TailSource
 
 HOOKED = ("stat", "open", "fstat", "pread")
 

@@ -5,8 +5,8 @@ import os
 import pytest
 
 from engine.errors import UserError
-from engine.export_csv import to_csv_bytes
-from engine.uploads import peek_columns, safe_name, save_upload
+from engine.read.export_csv import to_csv_bytes
+from engine.ingest.uploads import peek_columns, safe_name, save_upload
 
 
 class Reads(io.BytesIO):

@@ -4,9 +4,9 @@ import pandas as pd
 import pytest
 
 from engine.errors import UserError
-from engine.operators import WindowSpec
+from engine.stats.operators import WindowSpec
 from engine.runtime import Engine
-from engine.views import Filter, row_mask, strongest_pairs, throughput_series, view
+from engine.read.views import Filter, row_mask, strongest_pairs, throughput_series, view
 from tests.reference import check_stats, close
 
 N = 3000

@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from engine.operators import WindowSpec
+from engine.stats.operators import WindowSpec
 from engine.runtime import Engine
 from tests.reference import check_matrix, check_stats, close
 

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.runtime import Engine
-from engine.snapshot import Snapshot
+from engine import Engine, Snapshot
 from ui.refresh import keep, remember
 
 WIDTHS = {"1 s": 1, "10 s": 10, "1 min": 60, "10 min": 600, "1 h": 3600}

@@ -6,8 +6,7 @@ import threading
 
 import streamlit as st
 
-from engine.errors import UserError
-from engine.runtime import Engine
+from engine import Engine, UserError
 from ui.auth import require_sign_in
 
 _lock = threading.Lock()

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.models.spec import ModelSpec
-from engine.runtime import Engine
+from engine import Engine
+from engine.models import ModelSpec
 from ui import charts
 from ui.guard import guard
 

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.snapshot import Snapshot
-from engine.views import OPS, Filter, parse_time, row_mask
+from engine import FILTER_OPS, Filter, Snapshot, parse_time, row_mask
 from ui.guard import guard
 
 
@@ -28,7 +27,7 @@ def filters_panel(snap: Snapshot) -> tuple[list[Filter], float | None, float | N
         with st.form("add_filter", border=False):
             c1, c2, c3, c4 = st.columns([2, 1, 2, 1], vertical_alignment="bottom")
             column = c1.selectbox("Column", snap.schema.names, key="filter_column")
-            op = c2.selectbox("Operator", OPS, key="filter_op")
+            op = c2.selectbox("Operator", FILTER_OPS, key="filter_op")
             value = c3.text_input("Value", placeholder="e.g. 20, north, 2024-01-31 12:00", key="filter_value")
             if c4.form_submit_button("Add filter", icon=":material/add:", width="stretch"):
                 with guard("The filter"):
@@ -58,7 +57,7 @@ def window_view(engine, name: str, rows: int | None, seconds: float | None, filt
                 since: float | None, until: float | None):
     """(snapshot, this session's view of its window) with a caption saying what it holds; (None, None)
     after saying so when the stream was removed."""
-    from engine.views import view
+    from engine import view
     from ui import format as fmt
     from ui.controls import window_label
     current = engine.snapshot(name) if name in engine.names() else None

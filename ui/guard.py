@@ -6,7 +6,7 @@ from contextlib import contextmanager
 
 import streamlit as st
 
-from engine.errors import UserError
+from engine import UserError
 
 log = logging.getLogger("rivulet.ui")
 

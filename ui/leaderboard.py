@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.runtime import Engine
+from engine import Engine
 from ui import format as fmt
 
 

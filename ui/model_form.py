@@ -3,11 +3,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.models.data import guess_task, model_columns, split_features
-from engine.models.selection import GRIDS
-from engine.models.spec import TASKS, ModelSpec, algorithms_for
-from engine.snapshot import Snapshot
-from engine.views import parse_time
+from engine import Snapshot, parse_time
+from engine.models import GRIDS, ModelSpec, TASKS, algorithms_for, guess_task, model_columns, split_features
 from ui import format as fmt
 from ui.refresh import keep, remember
 

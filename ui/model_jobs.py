@@ -6,9 +6,8 @@ import time
 
 import streamlit as st
 
-from engine.models.selection import GRIDS
-from engine.models.spec import ModelSpec, algorithms_for
-from engine.runtime import Engine
+from engine import Engine
+from engine.models import GRIDS, ModelSpec, algorithms_for
 from ui import format as fmt
 from ui.controls import flash
 from ui.guard import guard

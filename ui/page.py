@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine.runtime import Engine
+from engine import Engine
 from ui.engine import get_engine
 from ui.refresh import live_every
 

@@ -5,9 +5,7 @@ import json
 
 import streamlit as st
 
-from engine.errors import UserError
-from engine.expr import FUNCTIONS
-from engine.steps import OPS
+from engine import EXPR_FUNCTIONS, STEP_FILTER_OPS, UserError
 
 KINDS = {"drop_missing": "Drop rows with missing values", "fill_missing": "Fill missing values",
          "cast": "Cast types", "normalise": "Normalise (z-score, min-max)", "clip": "Clip to a range",
@@ -135,11 +133,11 @@ def step_form(kind: str, kinds: dict[str, str]) -> dict | None:
         name = c1.text_input("New column", key="pp_derive_name", placeholder="power_per_degree")
         expr = st.text_input("Expression", key="pp_derive_expr", placeholder="power / (temperature + 273.15)",
                              help="Arithmetic (+ - * / // % **), comparisons, and/or/not and the functions "
-                                  + ", ".join(FUNCTIONS) + " over number and bool columns; nothing else runs.")
+                                  + ", ".join(EXPR_FUNCTIONS) + " over number and bool columns; nothing else runs.")
         return {"name": name.strip(), "expr": expr} if name.strip() and expr.strip() else None
     if kind == "filter":
         column = c1.selectbox("Column", names, key="pp_filter_col")
-        op = c2.selectbox("Operator", OPS, key="pp_filter_op")
+        op = c2.selectbox("Operator", STEP_FILTER_OPS, key="pp_filter_op")
         if op in ("is missing", "not missing"):
             return {"where": {"column": column, "op": op}}
         text = c3.text_input("Value" + (" (comma separated)" if op in ("in", "not in") else ""), key="pp_filter_value")

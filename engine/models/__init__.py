@@ -1,0 +1,23 @@
+"""Train, evaluate, deploy and export models on a stream's history; no Streamlit, scikit-learn loads on use.
+
+The names below are what the dashboard uses; the engine reaches the rest through `Engine.models`.
+"""
+from __future__ import annotations
+
+from .. import lazy_exports
+
+_EXPORTS = {
+    "ModelSpec": (".spec", "ModelSpec"),
+    "TASKS": (".spec", "TASKS"),
+    "algorithms_for": (".spec", "algorithms_for"),
+    "guess_task": (".data", "guess_task"),
+    "model_columns": (".data", "model_columns"),
+    "split_features": (".data", "split_features"),
+    "GRIDS": (".selection", "GRIDS"),
+    "JOBLIB_WARNING": (".export", "JOBLIB_WARNING"),
+    "SUFFIX": (".export", "SUFFIX"),
+    "export_bytes": (".export", "export_bytes"),
+    "raw_warning": (".export", "raw_warning"),
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -6,6 +6,7 @@ import os
 import sys
 
 from ..errors import UserError
+from ..output import print_value
 
 # spec.ALGORITHMS' names, here so that building the CLI parser does not import scikit-learn
 ALGORITHM_NAMES = ("logreg", "ridge", "svm", "svm-linear", "rf", "hgb", "sgd")
@@ -41,7 +42,7 @@ def add_parsers(sub, positive_int) -> None:
 
 
 def read_pipeline(path: str | None):
-    from ..pipeline import Pipeline
+    from ..prep.pipeline import Pipeline
     return Pipeline.load(path) if path else Pipeline()
 
 
@@ -90,8 +91,7 @@ def cmd_train(args) -> int:
         if not written["raw_columns"]:
             from .export import raw_warning
             sys.stderr.write(f"warning: {raw_warning(written)}\n")
-    from ..cli import _print
-    _print(out, args.json)
+    print_value(out, args.json)
     return 0
 
 
@@ -99,7 +99,7 @@ def cmd_predict(args) -> int:
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
-    from ..pipeline import Pipeline
+    from ..prep.pipeline import Pipeline
     from .data import read_parsed, with_gaps
     from .export import import_file
     model, card = import_file(args.model)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import UserError
-from ..parse import Parsed, Parser, cut, infer_schema, sniff
+from ..ingest.parse import Parsed, Parser, cut, infer_schema, sniff
 from ..schema import kind_of
 
 SAMPLE = 1 << 20       # bytes used to infer the schema, as a replay does

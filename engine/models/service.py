@@ -17,7 +17,6 @@ import pyarrow.compute as pc
 from ..errors import UserError
 from .data import Rows, column_kinds, feature_roles, training_rows
 from .deploy import Deployment
-from .jobs import Jobs
 from .registry import Registry, make_card
 from .spec import ModelSpec
 
@@ -26,7 +25,7 @@ class Models:
     def __init__(self, engine):
         self.engine = engine
         self.registry = Registry(engine.data_dir)
-        self.jobs = Jobs()
+        self.jobs = engine.compute         # the engine's Compute (seams.py): jobs off the ingest path
 
     # --- training data -------------------------------------------------------------
     def history(self, stream: str, slice: dict | None = None) -> pa.Table:
@@ -155,7 +154,7 @@ class Models:
         are checked against that stream first, so a model that cannot run on it is refused
         with the reason.
         """
-        from ..uploads import upload_limit_bytes
+        from ..ingest.uploads import upload_limit_bytes
         from .export import card_from_model, checked_card
         from .safe import loads
         limit = upload_limit_bytes() if limit_bytes is None else limit_bytes
@@ -231,9 +230,6 @@ class Models:
                             f"needs the classes up front: pass them")
         return classes
 
-    def close(self) -> None:
-        self.jobs.close()
-
 
 def _seconds(value) -> float:
     if isinstance(value, (int, float)):
@@ -246,5 +242,5 @@ def _seconds(value) -> float:
 
 
 def _epoch(arr) -> np.ndarray:
-    from ..sources.replay import time_seconds
+    from ..schema import time_seconds
     return time_seconds(arr)

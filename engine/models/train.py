@@ -14,6 +14,7 @@ from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 from ..errors import UserError
+from ..seams import Mapper, serial_map
 from . import evaluate
 from .data import Rows
 from .spec import ModelSpec, build
@@ -58,20 +59,23 @@ def fit(spec: ModelSpec, X, y, where: str = "training"):
 
 
 def fold_scores(spec: ModelSpec, X, y, progress: Progress | None = None, offset: int = 0,
-                total: int | None = None) -> dict:
-    """Cross-validation on X, y with the spec's folds; one fit per fold."""
+                total: int | None = None, map_folds: Mapper = serial_map) -> dict:
+    """Cross-validation on X, y with the spec's folds; one fit per fold, fanned out by `map_folds`."""
     progress = _quiet(progress)
     splits = evaluate.folds(len(y), spec.cv, spec.cv_kind, y)
     total = total or len(splits)
     main = "f1" if spec.task == "classification" else "r2"
     second = "accuracy" if spec.task == "classification" else "rmse"
-    scores, extra = [], []
-    for k, (tr, te) in enumerate(splits, 1):
-        progress(offset + k - 1, total, f"fold {k} of {len(splits)}")
-        model = fit(spec, X.iloc[tr], y[tr], where=f"fold {k} of {len(splits)}")
-        s = evaluate.score(model, X.iloc[te], y[te], spec.task)
-        scores.append(s[main] if s[main] is not None else np.nan)
-        extra.append(s[second])
+
+    def one_fold(k: int) -> dict:
+        tr, te = splits[k]
+        model = fit(spec, X.iloc[tr], y[tr], where=f"fold {k + 1} of {len(splits)}")
+        return evaluate.score(model, X.iloc[te], y[te], spec.task)
+
+    folds = map_folds(one_fold, range(len(splits)),
+                      lambda i: progress(offset + i, total, f"fold {i + 1} of {len(splits)}"))
+    scores = [s[main] if s[main] is not None else np.nan for s in folds]
+    extra = [s[second] for s in folds]
     return {"kind": spec.cv_kind, "k": len(splits), "metric": main, **evaluate.fold_summary(scores),
             second: evaluate.fold_summary(extra)}
 

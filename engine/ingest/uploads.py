@@ -15,9 +15,9 @@ import tempfile
 import time
 from typing import BinaryIO
 
-from .errors import UserError
+from ..errors import UserError
 from .parse import cut, infer_schema, sniff
-from .schema import Schema
+from ..schema import Schema
 
 UPLOAD_FOLDER = "uploads"
 DEFAULT_LIMIT_MB = 200          # matches server.maxUploadSize in .streamlit/config.toml

@@ -55,8 +55,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
-from .errors import UserError
-from .schema import Schema, kind_of
+from ..errors import UserError
+from ..schema import Schema, kind_of
 from .steps import STEPS, Kinds, Step, arrow_type, kinds_of
 
 FREEZE_ROWS = 10_000      # newest stored rows that frozen statistics and data checks come from

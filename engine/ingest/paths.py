@@ -12,7 +12,7 @@ from __future__ import annotations
 import glob
 import os
 
-from .errors import UserError
+from ..errors import UserError
 
 
 def data_roots(default: str) -> list[str]:

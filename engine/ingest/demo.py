@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..schema import Column, Schema
-from .base import Batch, Source
+from .source import Batch, Source
 
 TICK = 0.2        # seconds of rows a batch gathers at least: one row per commit would cost more than it shows
 SITES = np.array(["north", "south", "east", "west"])

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from .errors import UserError
-from .schema import Column, Schema
+from ..errors import UserError
+from ..schema import Column, Schema
 
 NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "none", "#N/A", "<NA>"]
 NA_SET = frozenset(NA_VALUES)

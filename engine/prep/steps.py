@@ -15,9 +15,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import UserError
+from ..errors import UserError
 from .expr import Expr
-from .schema import kind_of
+from ..schema import kind_of
 
 Kinds = dict[str, str]        # column name -> "number" | "bool" | "text" | "time", in order
 TRUE = ["true", "t", "yes", "y", "1", "on"]

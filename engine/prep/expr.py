@@ -16,7 +16,7 @@ import operator
 
 import numpy as np
 
-from .errors import UserError
+from ..errors import UserError
 
 MAX_LENGTH = 500          # characters
 MAX_NODES = 200

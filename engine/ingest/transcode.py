@@ -11,7 +11,7 @@ import codecs
 import hashlib
 import os
 
-from .errors import UserError
+from ..errors import UserError
 
 BOMS = {codecs.BOM_UTF16_LE: "utf-16-le", codecs.BOM_UTF16_BE: "utf-16-be"}
 CHUNK = 1 << 20

@@ -1,4 +1,4 @@
-"""The DuckDB file in the data folder: raw rows, quarantine, offsets, stream state.
+"""The embedded store, a DuckDB file in the data folder: raw rows, quarantine, offsets, stream state.
 
 A batch's rows, its quarantined rows, its source offset and the stream's
 counters commit in one transaction, so after a crash the stored offset always
@@ -16,9 +16,9 @@ import time
 import duckdb
 import pyarrow as pa
 
-from .errors import EngineBusy, UserError
-from .parse import Bad
-from .schema import Schema
+from ..errors import EngineBusy, UserError
+from ..ingest.parse import Bad
+from ..schema import Schema
 
 DB_FILE = "rivulet.duckdb"
 LOCK_FILE = "engine.lock"
@@ -53,7 +53,9 @@ def rows_table(stream_id: int) -> str:
     return f"rows_{int(stream_id)}"
 
 
-class Store:
+class DuckStore:
+    """The embedded Store (seams.py): one DuckDB file per data folder, held by one engine at a time."""
+
     def __init__(self, data_dir: str):
         self.data_dir = os.path.abspath(data_dir)
         try:

@@ -15,8 +15,8 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from ..parse import RAW_KEEP, Bad, CsvFormat, cut, sniff
-from .base import Rate
+from .parse import RAW_KEEP, Bad, CsvFormat, cut, sniff
+from .source import Rate
 from .identity import FINGERPRINT, Fingerprint, key_of
 from .replay import SAMPLE
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.json as pj
 
 from .parse import MAX_LINE, RESERVED, Bad, Parsed, _raw
-from .schema import Column, Schema, kind_of
+from ..schema import Column, Schema, kind_of
 
 _WHITESPACE = np.array([9, 10, 13, 32], np.uint8)
 _ROW = re.compile(r" in row \d+$")

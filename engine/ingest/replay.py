@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import UserError
-from ..parse import MAX_LINE, Bad, CsvFormat, Parsed, Parser, cut, infer_schema, sniff, spans
-from ..schema import Schema
-from .base import LIVE_INFLIGHT, Batch, Rate, Source
+from .parse import MAX_LINE, Bad, CsvFormat, Parsed, Parser, cut, infer_schema, sniff, spans
+from ..schema import Schema, time_seconds
+from .source import LIVE_INFLIGHT, Batch, Rate, Source
 
 FAST_BLOCK = 8 << 20       # bytes per block at full speed
 PACED_BLOCK = 256 << 10    # bytes parsed ahead in paced modes, at least
@@ -42,15 +42,6 @@ class Speed:
             raise UserError(f"speed {mode} needs a positive value, got {value}")
         return cls(mode, float(value))
 
-
-def time_seconds(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    """Epoch seconds of a time or number column (numbers: seconds, or ms when > 1e11); NaN if missing."""
-    t = arr.type
-    if pa.types.is_timestamp(t):
-        us = pc.cast(pc.cast(arr, pa.timestamp("us", tz=t.tz)), pa.int64())
-        return pc.divide(pc.cast(us, pa.float64()), 1e6).to_numpy(zero_copy_only=False).astype(np.float64)
-    v = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
-    return np.where(np.abs(v) > 1e11, v / 1e3, v)
 
 
 class ReplaySource(Source):

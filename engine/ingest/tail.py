@@ -32,11 +32,11 @@ from dataclasses import replace
 import pyarrow as pa
 
 from ..errors import UserError
-from ..jsonl import JsonParser, infer_schema as infer_json, lines
-from ..parse import MAX_LINE, RAW_KEEP, Bad, Parser, infer_schema as infer_csv
-from ..paths import fixed_part, inside
+from .jsonl import JsonParser, infer_schema as infer_json, lines
+from .parse import MAX_LINE, RAW_KEEP, Bad, Parser, infer_schema as infer_csv
+from .paths import fixed_part, inside
 from ..schema import Schema
-from .base import LIVE_INFLIGHT, Batch, Rate, Source
+from .source import LIVE_INFLIGHT, Batch, Rate, Source
 from .identity import FINGERPRINT, Fingerprint, key_of
 from .replay import SAMPLE
 from .tailfile import Previous, TailFile

@@ -18,10 +18,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import UserError
-from .operators import Operators
+from ..errors import UserError
+from ..stats.operators import Operators
+from ..compute import background
 from .pipeline import Runner
-from .store import Store
+from ..seams import Compute, Store
 
 log = logging.getLogger("rivulet")
 CHUNK = 200_000            # stored rows read and run at a time
@@ -78,8 +79,9 @@ def _feed(rows: pa.Table, runner: Runner, ops: Operators, windowed: bool, cumula
 class Backfill:
     """One background run over a stream's stored history; `status()` for the page, `cancel()` to stop."""
 
-    def __init__(self, stream):
+    def __init__(self, stream, compute: Compute | None = None):
         self.stream = stream
+        self.compute = compute
         self.version = stream.pipeline.version
         self.cancelled = threading.Event()
         self.state = "running"           # running | done | cancelled | failed | superseded
@@ -88,17 +90,19 @@ class Backfill:
         self.total_rows = 0
         self.started = time.time()
         self.finished: float | None = None
-        self.thread = threading.Thread(target=self._run, name=f"rivulet-backfill-{stream.name}", daemon=True)
+        self.task = None
 
     def start(self) -> "Backfill":
-        self.thread.start()
+        name = f"rivulet-backfill-{self.stream.name}"
+        self.task = self.compute.background(name, self._run) if self.compute else background(name, self._run)
         return self
 
     def cancel(self) -> None:
         self.cancelled.set()
 
     def wait(self, timeout: float | None = None) -> dict:
-        self.thread.join(timeout)
+        if self.task is not None:
+            self.task.join(timeout)
         return self.status()
 
     def status(self) -> dict:

@@ -1,4 +1,6 @@
-"""Background jobs (training, search, comparison) in a separate process, with progress and cancel.
+"""The embedded Compute (see seams.py): jobs in spawned processes with progress and cancel, and threads.
+
+Jobs (training, search, comparison) run in a separate process, with progress and cancel.
 
 The engine process has threads and an open DuckDB file, so workers start with
 the "spawn" method (a fresh interpreter), never fork. The parent reads the data
@@ -9,6 +11,7 @@ the worker) can never leave anything half-written.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import multiprocessing as mp
 import sys
@@ -20,7 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..errors import UserError
+from .errors import UserError
 
 log = logging.getLogger("rivulet")
 STATES = ("running", "saving", "done", "failed", "cancelled")
@@ -50,9 +53,9 @@ class Job:
         return self.state in ("running", "saving")
 
 
-def _work(kind: str, payload, conn) -> None:
+def _work(registry: str, kind: str, payload, conn) -> None:
     """Worker process entry: run one task, report progress, send the result or the error."""
-    from . import tasks
+    tasks = importlib.import_module(registry)
     def progress(done: int, total: int, message: str) -> None:
         conn.send(("progress", done, total, message))
     try:
@@ -86,8 +89,18 @@ def _plain_main():
             sys.modules["__main__"] = saved
 
 
-class Jobs:
-    def __init__(self, max_running: int = 2):
+def background(name: str, fn: Callable[[], None]) -> threading.Thread:
+    """Run `fn` on a daemon thread of this process (work that needs the live engine, a backfill)."""
+    thread = threading.Thread(target=fn, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+class LocalCompute:
+    """`tasks` names the module whose TASKS maps a job kind to its function (payload, progress)."""
+
+    def __init__(self, max_running: int = 2, tasks: str = "engine.models.tasks"):
+        self.tasks = tasks
         self.ctx = mp.get_context("spawn")
         self.jobs: dict[str, Job] = {}
         self.lock = threading.Lock()
@@ -97,9 +110,8 @@ class Jobs:
 
     def submit(self, kind: str, payload, label: str = "",
                on_done: Callable[[object], object] | None = None) -> str:
-        """Start `kind` (a name in tasks.TASKS) on `payload`; `on_done(result)` runs in the parent."""
-        from . import tasks
-        if kind not in tasks.TASKS:
+        """Start `kind` (a name in the tasks module's TASKS) on `payload`; `on_done(result)` runs in the parent."""
+        if kind not in importlib.import_module(self.tasks).TASKS:
             raise UserError(f"unknown job kind {kind!r}")
         with self.lock:
             running = sum(j.active for j in self.jobs.values())
@@ -108,7 +120,7 @@ class Jobs:
             job = Job(uuid.uuid4().hex[:10], kind, label or kind)
             self.jobs[job.id] = job
         parent, child = self.ctx.Pipe(duplex=False)
-        proc = self.ctx.Process(target=_work, args=(kind, payload, child), daemon=True,
+        proc = self.ctx.Process(target=_work, args=(self.tasks, kind, payload, child), daemon=True,
                                 name=f"rivulet-job-{job.id}")
         with _plain_main():
             proc.start()
@@ -195,6 +207,9 @@ class Jobs:
                 raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
             time.sleep(0.02)
         return job
+
+    def background(self, name: str, fn: Callable[[], None]) -> threading.Thread:
+        return background(name, fn)
 
     def close(self) -> None:
         for job_id in list(self._procs):

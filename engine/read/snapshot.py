@@ -15,11 +15,11 @@ from functools import cached_property
 import numpy as np
 import pyarrow as pa
 
-from .errors import UserError
-from .groups import STAT_NAMES, KeyedStats
-from .moments import Moments
-from .operators import GroupCodes, WindowSpec
-from .windows import Chunk, last_rows, last_seconds, merged, table_of
+from ..errors import UserError
+from ..stats.groups import STAT_NAMES, KeyedStats
+from ..stats.moments import Moments
+from ..stats.operators import GroupCodes, WindowSpec
+from ..stats.windows import Chunk, last_rows, last_seconds, merged, table_of
 
 
 def _num(x) -> float | None:

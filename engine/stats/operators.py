@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from .buckets import BucketPartial, Buckets, partial
 from .moments import Moments
-from .sources.replay import time_seconds
+from ..schema import time_seconds
 from .windows import Chunk, RecentRows
 
 BUFFER_ROWS = 100_000       # rows kept for views of other windows than the configured one

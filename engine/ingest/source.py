@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from ..parse import Bad
+from .parse import Bad
 from ..schema import Schema
 
 

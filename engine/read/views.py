@@ -15,12 +15,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import UserError
-from .groups import KeyedStats
-from .moments import Moments
+from ..errors import UserError
+from ..stats.groups import KeyedStats
+from ..stats.moments import Moments
 from .snapshot import Snapshot, group_stats_of, stats_dict
-from .sources.replay import time_seconds
-from .windows import Chunk, merged, table_of
+from ..schema import time_seconds
+from ..stats.windows import Chunk, merged, table_of
 
 OPS = ("=", "≠", "<", "≤", ">", "≥", "contains")
 _COMPARE = {"=": pc.equal, "≠": pc.not_equal, "<": pc.less, "≤": pc.less_equal,

@@ -10,9 +10,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import UserError
+from ..errors import UserError
 from .export_csv import to_csv_bytes
-from .groups import STAT_NAMES
+from ..stats.groups import STAT_NAMES
 from .snapshot import Snapshot
 
 FORMATS = ("csv", "parquet")

@@ -1,1 +1,0 @@
-"""Sources: each has next_batch() / position() / close()."""
