@@ -68,11 +68,12 @@ def live_status() -> None:
                        help=f"Writer thread {'alive' if health['writer_alive'] else 'stopped'}; "
                             f"{health['ingest_alive']} of {health['streams']} ingest threads alive; "
                             f"write queue {health['queue_depth']}/{health['queue_capacity']}.")
-        cols[5].metric("Uptime", fmt.seconds(health["uptime_s"]))
+        cols[5].metric("Uptime", fmt.seconds(health["uptime_s"], short=True),
+                       help=f"Since the engine started: {fmt.seconds(health['uptime_s'])}")
         if not health["writer_alive"]:
             st.error("The engine's writer has stopped: no new rows are stored. Restart the dashboard.")
         for name in health["errors"]:
-            st.error(f"Stream **{name}** stopped: {snaps[name].error}. Remove it on Sources and add it again.")
+            st.error(f"Stream **{fmt.plain(name)}** stopped: {fmt.plain(snaps[name].error)}. Remove it on Sources and add it again.")
         if not snaps:
             st.info("No streams yet. Upload a CSV on the Sources page, or start the dashboard with "
                     "RIVULET_DEMO=1 (the default) for the built-in demo stream.", icon=":material/info:")
@@ -95,7 +96,7 @@ def live_status() -> None:
                 "throughput": st.column_config.AreaChartColumn("throughput",
                                                                help=f"rows/s over the last {SPARK_SECONDS // 60} min",
                                                                y_min=0, width="small"),
-                "model": st.column_config.TextColumn("deployed model", width="medium"),
+                "model": st.column_config.TextColumn("deployed model", width="large"),
                 "last error": st.column_config.TextColumn(width="medium"),
             })
         st.caption(f"Updated {fmt.clock()} · "

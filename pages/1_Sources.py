@@ -113,7 +113,7 @@ def status_panel(name: str) -> None:
                                  + (f" · looping (pass {src.get('loops', 0) + 1})" if src.get("loop") else "")
                                  + f" · {fmt.size(src.get('bytes_behind', 0))} to go")
             if snap.error or src.get("last_error"):
-                st.error(f"{snap.error or src.get('last_error')}. Remove the source and add it again.")
+                st.error(f"{fmt.plain(snap.error or src.get('last_error'))}. Remove the source and add it again.")
     live()
 
 

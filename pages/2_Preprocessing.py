@@ -104,7 +104,7 @@ def apply_controls(name: str, steps: list[dict]) -> None:
             out = engine.apply(name, {"steps": steps}, backfill=backfill)
             st.session_state["pp_drafts"][name] = [dict(s) for s in out["spec"]["steps"]]
             flash("preprocessing", "success", f"Version {out['version']} runs from row {out['from_row']:,}" + (
-                "; stored history is being re-run." if backfill else "."))
+                "; the re-run of stored history shows its progress below." if backfill else "."))
             st.rerun()
     c3.caption(f"Running now: version **{current['version']}** with {len(current['steps'])} step(s).")
 
@@ -127,7 +127,7 @@ def backfill_panel(name: str) -> None:
                        f"{fmt.seconds(status['seconds'])}; every view now agrees with it.",
                        icon=":material/check_circle:")
         elif status["state"] == "failed":
-            st.error(f"The backfill stopped: {status['error']}")
+            st.error(f"The backfill stopped: {fmt.plain(status['error'])}")
         else:
             st.info(f"Backfill {status['state']} after {status['rows']:,} of {status['total']:,} rows.")
 
@@ -165,7 +165,7 @@ def page() -> None:
     show_flash("preprocessing")
     if getattr(snap, "pipeline_error", None):
         st.warning(f"The pipeline given when this stream started did not fit its first rows: "
-                   f"{snap.pipeline_error}. The rows flow without preprocessing; fix the steps below and apply.",
+                   f"{fmt.plain(snap.pipeline_error)}. The rows flow without preprocessing; fix the steps below and apply.",
                    icon=":material/warning:")
     steps = draft(name)
     with st.container(border=True):

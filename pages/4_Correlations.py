@@ -69,10 +69,11 @@ def page() -> None:
                     st.dataframe([{"pair": f"{p['a']} × {p['b']}", "r": p["r"], "|r|": abs(p["r"]),
                                    "strength": strength(p["r"]), "rows": p["n"]} for p in pairs],
                                  hide_index=True, width="stretch", height=38 + 35 * len(pairs),
-                                 column_config={"r": st.column_config.NumberColumn(format="%+.3f"),
+                                 column_config={"r": st.column_config.NumberColumn(format="%+.3f", width="small"),
                                                 "|r|": st.column_config.ProgressColumn(
                                                     "|r|", min_value=0, max_value=1, format=" ", width="small"),
-                                                "rows": st.column_config.NumberColumn(format="localized")})
+                                                "rows": st.column_config.NumberColumn(format="localized",
+                                                                                      width="small")})
                 else:
                     st.info("No pair has enough varying values yet.")
             st.subheader("Covariance")

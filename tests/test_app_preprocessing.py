@@ -77,6 +77,8 @@ def test_reorder_remove_refuse_and_go_back(page):
     # an expression that reaches for Python is refused and the draft is unchanged
     add(at, "derive", derive_name="z", derive_expr="__import__('os').system('true')")
     assert any("is not allowed" in e.value for e in at.error)
+    # shown as typed: Markdown would turn __import__ into a bold "import"
+    assert any(r"\_\_import\_\_" in e.value for e in at.error)
     assert steps_shown(at) == ["Clip y to [-1, 1]"]
     at.toggle(key="pp_backfill").set_value(False).run()
     button(at, "Apply").click().run()

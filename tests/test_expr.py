@@ -59,6 +59,8 @@ def test_values_match_numpy(text, want):
     ("abs(a, b)", r"abs\(\) takes 1 argument, got 2"),
     ("max(a, b=1)", "no keyword arguments"),
     ("a; import os", "not valid"),
+    ("GOOG / AAPL +", r"ends too early; something is missing after 'GOOG / AAPL \+'"),
+    ("a +* b", r"invalid syntax at character 4 \('\* b'\)"),
     ("a +" * 300, "characters long"),
     ("+".join(["a"] * 150), "more than 200 parts"),
 ])

@@ -8,6 +8,7 @@ import streamlit as st
 
 from engine import Engine, UserError
 from ui.auth import require_sign_in
+from ui.format import plain
 
 _lock = threading.Lock()
 
@@ -30,5 +31,5 @@ def get_engine() -> Engine | None:
     try:
         return _shared_engine(os.environ.get("RIVULET_DATA_DIR"), demo)
     except UserError as e:
-        st.error(f"The engine could not start: {e}")
+        st.error(f"The engine could not start: {plain(e)}")
         return None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 STATE_COLOURS = {"running": "green", "ended": "blue", "paused": "orange", "error": "red",
@@ -37,7 +38,8 @@ def rate(r) -> str:
     return f"{r:,.0f}" if r >= 100 else f"{r:,.1f}"
 
 
-def seconds(s) -> str:
+def seconds(s, short: bool = False) -> str:
+    """A duration; `short` keeps only the largest unit (for a narrow metric card)."""
     if s is None:
         return "—"
     s = float(s)
@@ -46,10 +48,10 @@ def seconds(s) -> str:
     if s < 60:
         return f"{s:.0f} s" if s == int(s) or s >= 10 else f"{s:.1f} s"
     if s < 3600:
-        return f"{int(s // 60)} min" + (f" {int(s % 60)} s" if int(s % 60) else "")
+        return f"{int(s // 60)} min" + (f" {int(s % 60)} s" if int(s % 60) and not short else "")
     if s < 86400:
-        return f"{int(s // 3600)} h" + (f" {int(s % 3600 // 60)} min" if int(s % 3600 // 60) else "")
-    return f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
+        return f"{int(s // 3600)} h" + (f" {int(s % 3600 // 60)} min" if int(s % 3600 // 60) and not short else "")
+    return f"{int(s // 86400)} d" + ("" if short else f" {int(s % 86400 // 3600)} h")
 
 
 def size(n) -> str:
@@ -84,3 +86,12 @@ def score(x) -> str:
 def params(p: dict | None) -> str:
     """Hyperparameters as "C=1.0, gamma=scale", or "defaults"."""
     return ", ".join(f"{k}={v}" for k, v in (p or {}).items()) or "defaults"
+
+
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
+
+
+def plain(text) -> str:
+    """Text shown as typed inside Streamlit's Markdown (st.error, st.caption, ...): no bold from
+    `__class__`, no links or images from a file's names."""
+    return _MARKDOWN.sub(r"\\\1", str(text))

@@ -7,6 +7,7 @@ from contextlib import contextmanager
 import streamlit as st
 
 from engine import UserError
+from ui.format import plain
 
 log = logging.getLogger("rivulet.ui")
 
@@ -17,7 +18,7 @@ def guard(what: str = "This part of the page"):
     try:
         yield
     except UserError as e:
-        st.error(str(e), icon=":material/error:")
+        st.error(plain(e), icon=":material/error:")
     except Exception as e:        # a bug: logged with its traceback on the server, not shown
         log.exception("%s failed", what)
         st.error(f"{what} could not be shown ({type(e).__name__}). The engine keeps running; "

@@ -75,5 +75,5 @@ def job_progress(engine: Engine) -> None:
         elif job.state == "cancelled":
             flash("models", "info", f"{job.label}: cancelled; nothing was stored.")
         else:
-            flash("models", "error", f"{job.label} failed: {job.error}")
+            flash("models", "error", f"{job.label} failed: {fmt.plain(job.error)}")
         st.rerun(scope="app")

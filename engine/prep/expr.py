@@ -37,6 +37,15 @@ FUNCTIONS = {
 }
 
 
+def _where(text: str, e: SyntaxError) -> str:
+    """Where the parser stopped, as the user typed it (Python reports the end of input as column 0)."""
+    at = (e.offset or 0) - 1
+    if e.lineno not in (None, 1) or not 0 <= at < len(text):
+        tail = text if len(text) <= 40 else "…" + text[-30:]
+        return f"it ends too early; something is missing after {tail!r}"
+    return f"{e.msg} at character {at + 1} ({text[at:at + 12]!r})"
+
+
 class Expr:
     """A checked expression; `kind` is "number" or "bool", `columns` the names it reads."""
 
@@ -56,7 +65,7 @@ class Expr:
         try:
             tree = ast.parse(text.strip(), mode="eval").body
         except SyntaxError as e:
-            raise UserError(f"the expression is not valid: {e.msg} at column {e.offset}") from None
+            raise UserError(f"the expression is not valid: {_where(text.strip(), e)}") from None
         if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
             raise UserError(f"the expression has more than {MAX_NODES} parts; split it into several derive steps")
         checker = _Checker(kinds)

@@ -82,7 +82,7 @@ class DuckStore:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
             raise EngineBusy(f"the data folder {self.data_dir} is in use by another Rivulet engine "
-                             f"(pid {holder}); stop it or use another --data-dir") from None
+                             f"(pid {holder}); stop it or use another data folder") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         return fd
