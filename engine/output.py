@@ -6,8 +6,10 @@ import sys
 
 
 def print_value(value, as_json: bool) -> None:
+    # dumps, not dump: json.dump streams through the pure-Python encoder, which took a quarter of
+    # a 200-column replay printing its covariance matrices; dumps encodes in C in one go
     if as_json:
-        json.dump(value, sys.stdout, indent=None, separators=(",", ":"))
+        text = json.dumps(value, indent=None, separators=(",", ":"))
     else:
-        json.dump(value, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
+        text = json.dumps(value, indent=2, default=str)
+    sys.stdout.write(text + "\n")
