@@ -385,6 +385,12 @@ class Engine:
                 "errors": sorted(n for n, s in snaps.items() if s.error),
                 "data_dir": self.data_dir}
 
+    def source_status(self, name: str) -> dict:
+        """The source's status as of now, with its kind; unlike a snapshot's, there from the moment
+        the stream is added (a snapshot appears once the stream's thread has restored it)."""
+        s = self._get(name)
+        return {**s.source.status(), "kind": s.source.kind}
+
     def quarantine(self, name: str, limit: int = 1000):
         return self.store.quarantine(self._get(name).id, limit)
 

@@ -32,6 +32,7 @@ PACED_AHEAD = 0.5          # seconds of rows parsed ahead at N rows/s, so a batc
 PACED_TICK = 0.05          # seconds between paced batches at least: each batch has a fixed cost (commit, snapshot)
 CATCH_UP = 5.0             # seconds behind a paced replay still catches up; after longer it resumes at pace
 SAMPLE = 1 << 20           # bytes used to infer the schema
+SPEED_LIMITS = {"rows": (1.0, 1_000_000.0), "realtime": (0.01, 10_000.0)}   # (least, most) a paced mode takes
 
 
 @dataclass(frozen=True)
@@ -43,8 +44,11 @@ class Speed:
     def parse(cls, mode: str, value: float = 0.0) -> "Speed":
         if mode not in ("max", "rows", "realtime"):
             raise UserError(f"unknown speed {mode!r}: use max, rows or realtime")
-        if mode != "max" and not value > 0:
-            raise UserError(f"speed {mode} needs a positive value, got {value}")
+        if mode != "max":
+            low, high = SPEED_LIMITS[mode]
+            if not low <= value <= high:
+                unit = "rows/s" if mode == "rows" else "× real time"
+                raise UserError(f"a speed of {value:g} {unit} is out of range: use {low:g} to {high:,.0f} {unit}")
         return cls(mode, float(value))
 
 
