@@ -4,7 +4,7 @@ A seek back or a loop re-plays rows through the live views (the window shows tha
 the file again) without storing them again, so training, export, backfill and `cumulative`
 see each row of the file once. Checked through the Engine against pandas over the file.
 """
-import os
+import random
 import signal
 import subprocess
 import sys
@@ -47,6 +47,22 @@ def settled(e, name):
     return e.snapshot(name).to_json()["rows"]
 
 
+def paused_after(e, path, rows, **options):
+    """A replay at 500 rows/s, paused once it has stored `rows` rows: (name, rows stored at the pause)."""
+    name = e.add_replay(path, speed=Speed("rows", 500), **options)
+    assert wait_for(lambda: count(e, name) >= rows, timeout=30)
+    e.pause(name)
+    return name, settled(e, name)["ingested"]
+
+
+def seek_and_finish(e, name, row):
+    """Seek to `row`, then replay the rest at full speed; the final snapshot."""
+    e.seek(name, row=row)
+    e.set_speed(name, "max")
+    e.resume(name)
+    return e.wait(name, timeout=60)
+
+
 def stored_ids(e, name):
     return e.store.rows(e.streams[name].id, columns=["id"]).column("id").to_pylist()
 
@@ -63,16 +79,10 @@ def assert_cumulative_is_the_file_once(snap, df):
 def test_a_seek_back_replays_rows_into_the_window_without_storing_them_again(tmp_path, days):
     path, df = days
     with Engine(str(tmp_path / "d")) as e:
-        name = e.add_replay(path, speed=Speed("rows", 500), window=WindowSpec("count", 100_000))
-        assert wait_for(lambda: count(e, name) >= 691, timeout=30)
-        e.pause(name)
-        at_pause = settled(e, name)["ingested"]
+        name, at_pause = paused_after(e, path, 691, window=WindowSpec("count", 100_000))
         assert 691 <= at_pause < N
         assert stored_ids(e, name) == list(range(at_pause))
-        e.seek(name, row=100)
-        e.set_speed(name, "max")
-        e.resume(name)
-        snap = e.wait(name, timeout=60)
+        snap = seek_and_finish(e, name, 100)
         # the live window shows the part played again, from the seek on
         assert snap.window_table().column("id").to_pylist() == list(range(100, N))
         out = snap.to_json()
@@ -94,14 +104,8 @@ def test_a_seek_back_replays_rows_into_the_window_without_storing_them_again(tmp
 def test_a_seek_forward_then_back_stores_the_skipped_rows_once(tmp_path, days):
     path, df = days
     with Engine(str(tmp_path / "d")) as e:
-        name = e.add_replay(path, speed=Speed("rows", 500), window=WindowSpec("count", 100_000))
-        assert wait_for(lambda: count(e, name) >= 200, timeout=30)
-        e.pause(name)
-        first = settled(e, name)["ingested"]
-        e.seek(name, row=1000)                  # rows first..999 skipped for now
-        e.set_speed(name, "max")
-        e.resume(name)
-        e.wait(name, timeout=60)
+        name, first = paused_after(e, path, 200, window=WindowSpec("count", 100_000))
+        seek_and_finish(e, name, 1000)          # rows first..999 skipped for now
         assert stored_ids(e, name) == list(range(first)) + list(range(1000, N))
         e.seek(name, row=0)                     # replays 0..first-1, stores first..999, replays the rest
         out = e.wait(name, timeout=60).to_json()
@@ -163,10 +167,7 @@ def test_a_restart_mid_replay_after_a_seek_back_stores_each_row_once(tmp_path, d
     path, df = days
     data = str(tmp_path / "d")
     with Engine(data) as e:
-        name = e.add_replay(path, speed=Speed("rows", 500), window=WindowSpec("count", 100_000))
-        assert wait_for(lambda: count(e, name) >= 1000, timeout=30)
-        e.pause(name)
-        at_pause = settled(e, name)["ingested"]
+        name, at_pause = paused_after(e, path, 1000, window=WindowSpec("count", 100_000))
         e.seek(name, row=100)
         e.set_speed(name, "rows", 1000)
         e.resume(name)
@@ -188,6 +189,7 @@ from engine.ingest.replay import Speed
 e = Engine(sys.argv[1])
 if not e.names():
     e.add_replay(sys.argv[2], name="big", speed=Speed("rows", 20000), loop=True)
+print("ready", flush=True)
 while True:
     time.sleep(0.05)
     snap = e.snapshot("big")
@@ -207,8 +209,9 @@ def test_kill_9_while_seeking_back_and_looping_stores_each_row_once(tmp_path):
     data = str(tmp_path / "d")
     for attempt in range(6):
         proc = subprocess.Popen([sys.executable, "-c", KILLED, data, str(path)], cwd=ROOT,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        time.sleep(0.8 + 0.25 * attempt)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout.readline() == "ready\n", proc.stderr.read()[-2000:]
+        time.sleep(random.Random(attempt).uniform(0.2, 1.2))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     with Engine(data) as e:
@@ -230,14 +233,8 @@ def test_replayed_rows_leave_the_pipelines_running_state_as_a_backfill_finds_it(
     spec = [{"kind": "normalise", "params": {"columns": ["x"], "method": "zscore", "stats": "running"}},
             {"kind": "fill_missing", "params": {"columns": ["y"], "method": "ffill"}}]
     with Engine(str(tmp_path / "d")) as e:
-        name = e.add_replay(path, speed=Speed("rows", 500), pipeline=spec)
-        assert wait_for(lambda: count(e, name) >= 600, timeout=30)
-        e.pause(name)
-        settled(e, name)
-        e.seek(name, row=0)
-        e.set_speed(name, "max")
-        e.resume(name)
-        live = e.wait(name, timeout=60).to_json()
+        name, _ = paused_after(e, path, 600, pipeline=spec)
+        live = seek_and_finish(e, name, 0).to_json()
         assert live["rows"]["ingested"] == N and live["rows"]["replayed"] >= 600
         assert e.wait_backfill(name) is None
         e.backfill(name)
