@@ -4,7 +4,9 @@
 
 A 1,000,000-row file (100 MB) is replayed in a loop at full speed by an Engine in
 a child process (window: last 100,000 rows; store on, retention 1,000,000 rows,
-as configured by default), so 20 M rows stream without a 2 GB file. Each child
+as configured by default), so 20 M rows stream without a 2 GB file. The first pass
+stores the file; the later passes are replayed through the window without being
+stored again (a source row is stored once). Each child
 prints its row count every half second; the parent samples the child's RSS from
 /proc at each line. Beside it, what one would write with pandas: read the same
 file in 100,000-row chunks, looped, keeping the last 100,000 rows and computing
@@ -44,7 +46,7 @@ def child_engine(path: str, data_dir: str, rows: int) -> None:
         while count < rows:
             time.sleep(TICK)
             snap = engine.snapshot(name)
-            count = snap.counts["ingested"] if snap else 0
+            count = snap.counts["ingested"] + snap.counts["replayed"] if snap else 0
             print(json.dumps({"rows": count}), flush=True)
         engine.pause(name)
 

@@ -3,7 +3,9 @@
     python bench/sessions.py [--sessions 20] [--seconds 60] [--rate 100000] [--alone 30] [--browser idle normal]
 
 A real `streamlit run app.py` server (demo stream on, as shipped) starts its engine
-with a first visit, which resumes a paced, looped replay of a 1,000,000-row file at --rate rows/s from its data folder. First
+with a first visit, which resumes a paced replay at --rate rows/s from its data folder. The
+file repeats a 1,000,000-row block as often as the run needs: a loop's later passes are not
+stored again (a source row is stored once), so each row counted must be a row of the file. First
 it runs alone for --alone seconds; then --sessions headless Chromium tabs (one
 browser, one context each, so one Streamlit session each) move through every page
 by the sidebar's links, staying --dwell seconds on each while its live parts refresh
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -50,6 +53,20 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")     # utime + stime
+
+
+BLOCK = 1_000_000
+
+
+def long_file(path: str, blocks: int) -> None:
+    """`blocks` copies of a BLOCK-row file's rows under one header: rows at other offsets are other rows."""
+    make_file(path, BLOCK)
+    with open(path, "rb") as f:
+        f.readline()
+        body = f.read()
+    with open(path, "ab") as f:
+        for _ in range(blocks - 1):
+            f.write(body)
 
 
 def prepare(data_dir: str, path: str, rate: float) -> None:
@@ -214,7 +231,8 @@ def main() -> None:
     phases = []
     try:
         path = os.path.join(tmp, "load.csv")
-        make_file(path, 1_000_000)
+        planned = 60 + args.alone + len(args.browser) * (args.seconds + 5)
+        long_file(path, math.ceil(args.rate * planned / BLOCK))
         prepare(data_dir, path, args.rate)
         port = free_port()
         server = start_server(data_dir, port)

@@ -28,6 +28,7 @@ _EXPORTS = {
     "WindowSpec": (".stats.operators", "WindowSpec"),
     "BUFFER_ROWS": (".stats.operators", "BUFFER_ROWS"),
     "Speed": (".ingest.replay", "Speed"),
+    "SPEED_LIMITS": (".ingest.replay", "SPEED_LIMITS"),
     "peek_columns": (".ingest.uploads", "peek_columns"),
     "replay_upload": (".ingest.uploads", "replay_upload"),
     "upload_limit_bytes": (".ingest.uploads", "upload_limit_bytes"),

@@ -191,7 +191,7 @@ def cmd_status(args) -> int:
             st = store.state(s["id"])
             out.append({"stream": s["name"], "source": s["config"].get("source"), "path": s["config"].get("path"),
                         "rows": {"ingested": st["ingested"], "quarantined": st["quarantined"],
-                                 "flagged": st["flagged"], "late": st["late"]},
+                                 "flagged": st["flagged"], "late": st["late"], "replayed": st["replayed"] or 0},
                         "stored": store.count(s["id"]), "offsets": store.offsets(s["id"])})
     finally:
         store.close()

@@ -76,11 +76,12 @@ class Engine:
     def add_replay(self, path: str, name: str | None = None, speed: Speed = Speed(), loop: bool = False,
                    time_column: str | None = None, window: WindowSpec | None = None,
                    retention_rows: int | None = DEFAULT_RETENTION_ROWS, retention_seconds: float | None = None,
-                   group_by: str | None = None, pipeline: Pipeline | dict | None = None) -> str:
+                   group_by: str | None = None, pipeline: Pipeline | dict | None = None, paused: bool = False) -> str:
         """Start replaying `path`; a stream already replaying the same file is resumed instead.
 
         `pipeline` runs from the first row (statistics to freeze come from the first batch); on a
-        resumed stream a different spec is applied as a new version and history is backfilled."""
+        resumed stream a different spec is applied as a new version and history is backfilled.
+        `paused` holds the first row back until `resume` (to deploy a model first, say)."""
         pipeline = as_pipeline(pipeline) if pipeline is not None else None
         path = os.path.abspath(path)
         if not os.path.isfile(path):
@@ -94,7 +95,7 @@ class Engine:
             config = {"source": "replay", "path": path, "original": original, "speed": {"mode": speed.mode, "value": speed.value},
                       "loop": loop, "time_column": time_column, "window": (window or WindowSpec()).to_json(),
                       "retention_rows": retention_rows, "retention_seconds": retention_seconds,
-                      "group_by": group_by}
+                      "group_by": group_by, "paused": paused}
             # open the file first, so a bad path or column never leaves a stream behind
             source = open_log(config, {})
             return self._create(name, config, source, pipeline)
@@ -383,6 +384,12 @@ class Engine:
                 "ingest_alive": sum(t.is_alive() for t in list(self.threads.values())),
                 "errors": sorted(n for n, s in snaps.items() if s.error),
                 "data_dir": self.data_dir}
+
+    def source_status(self, name: str) -> dict:
+        """The source's status as of now, with its kind; unlike a snapshot's, there from the moment
+        the stream is added (a snapshot appears once the stream's thread has restored it)."""
+        s = self._get(name)
+        return {**s.source.status(), "kind": s.source.kind}
 
     def quarantine(self, name: str, limit: int = 1000):
         return self.store.quarantine(self._get(name).id, limit)

@@ -5,6 +5,12 @@ work, and queues it for the engine's writer. The writer commits it (rows,
 quarantine, offset, counters in one transaction), merges it into the operators
 and publishes a new snapshot. After a restart, `restore` rebuilds windows and
 buckets from stored history and the cumulative moments from the stored state.
+
+A `replayed` batch (rows a seek back or a loop plays again) goes through the
+pipeline into the windows, buckets and groups, but is not stored, quarantined,
+predicted or counted in `cumulative` again; only its position and the `replayed`
+counter are committed. It runs through a copy of the pipeline's running state, so
+the state new rows see is the one a backfill of the stored rows gives.
 """
 from __future__ import annotations
 
@@ -51,6 +57,7 @@ class Counters:
     flagged: int = 0
     late: int = 0
     window_from: int = 0
+    replayed: int = 0          # rows played again through the live views, not stored again
 
 
 @dataclass
@@ -63,6 +70,7 @@ class Stream:
     snapshots: Snapshots           # where publish() puts each new snapshot
     pipeline: Pipeline = field(default_factory=Pipeline)   # the current version
     runner: Runner | None = None   # None until statistics to freeze have come from the first batch
+    replay_runner: Runner | None = None   # the runner's state carried on by replayed rows only
     pipeline_from: int = 0         # oldest version any row in the operators' state went through
     operators: Operators | None = None
     counters: Counters = field(default_factory=Counters)
@@ -121,7 +129,7 @@ class Stream:
         from .prep.backfill import rerun
         st = self.store.state(self.id)
         self.counters = Counters(st["next_rid"] or 0, st["ingested"] or 0, st["quarantined"] or 0,
-                                 st["flagged"] or 0, st["late"] or 0, st["window_from"] or 0)
+                                 st["flagged"] or 0, st["late"] or 0, st["window_from"] or 0, st["replayed"] or 0)
         self.load_pipeline()
         if self.schema is not None and self.runner is not None:
             self.store.set_schema(self.id, self.schema)
@@ -153,6 +161,7 @@ class Stream:
                     self.operators, rebuilt = ops, True
                     self.store.set_cumulative(self.id, ops.cumulative.to_bytes())
             self.pipeline, self.runner, self.pipeline_error = pipeline, pipeline.runner(), None
+            self.replay_runner = None
             if rebuilt or self.operators is None:
                 self.pipeline_from = pipeline.version
             self._save_config(pipeline=pipeline.version, pipeline_from=self.pipeline_from)
@@ -170,6 +179,7 @@ class Stream:
             rerun(self.store, self.id, runner, ops, rid, c.next_rid, c.window_from,
                   progress=backfill._progress, cancelled=backfill.cancelled)
             self.runner, self.operators, self.pipeline_from = runner, ops, self.pipeline.version
+            self.replay_runner = None
             self.store.set_cumulative(self.id, ops.cumulative.to_bytes())
             self._save_config(pipeline_from=self.pipeline_from)
             self.publish()
@@ -206,7 +216,8 @@ class Stream:
         now_us = int(batch.read_at * 1e6)
         if self.runner is None and batch.table.num_rows:
             self._start_pipeline(batch.table)
-        rows, kept = self.runner.run_indexed(batch.table) if self.runner is not None and batch.table.num_rows \
+        runner = self._runner_for(batch)
+        rows, kept = runner.run_indexed(batch.table) if runner is not None and batch.table.num_rows \
             else (batch.table, None)
         if self.operators is None and self.schema is not None and self.runner is not None:
             self.store.set_schema(self.id, self.schema)
@@ -216,9 +227,18 @@ class Stream:
             ingest = np.full(rows.num_rows, now_us / 1e6)
             prepared = self.operators.prepare(rows, ingest)
         deployment, predicted = self.deployment, None
-        if deployment is not None and rows.num_rows:
+        if deployment is not None and rows.num_rows and not batch.replayed:     # scored once, when stored
             predicted = self._predict(deployment, rows)
         return Work(self, batch, rows, prepared, now_us, predicted, deployment, kept)
+
+    def _runner_for(self, batch: Batch) -> Runner | None:
+        """Replayed rows carry a copy of the running state on, so stored rows never see them."""
+        if not batch.replayed or self.runner is None:
+            self.replay_runner = None
+            return self.runner
+        if self.replay_runner is None:
+            self.replay_runner = Runner(self.runner.pipeline, self.runner.state)
+        return self.replay_runner
 
     def _predict(self, deployment, rows: pa.Table):
         """The deployed model's predictions; a model that fails stops predicting, never the stream."""
@@ -234,27 +254,29 @@ class Stream:
     # --- writer thread -------------------------------------------------------------
     def commit(self, work: Work) -> None:
         batch, c = work.batch, self.counters
-        n = batch.table.num_rows
+        n = 0 if batch.replayed else batch.table.num_rows       # rows to store
+        bad = [] if batch.replayed else batch.bad
         stored = None
         if n:
             stored = batch.table
             stored = stored.add_column(0, "_ingest", pa.array(np.full(n, work.ingest_us), pa.timestamp("us")))
             stored = stored.add_column(0, "_rid", pa.array(np.arange(c.next_rid, c.next_rid + n), pa.int64()))
         ops = self.operators
-        cumulative = ops.cumulative + work.prepared.chunk.moments if (ops and work.prepared) else \
+        cumulative = ops.cumulative + work.prepared.chunk.moments if (ops and work.prepared and n) else \
             (ops.cumulative if ops else None)
-        late = ops.late_rows(work.prepared) if ops and work.prepared and not batch.reset else 0
+        late = ops.late_rows(work.prepared) if ops and work.prepared and n and not batch.reset else 0
         new = Counters(c.next_rid + n, c.ingested + n,
-                       c.quarantined + sum(not b.kept for b in batch.bad),
-                       c.flagged + sum(b.kept for b in batch.bad), c.late + late,
-                       c.next_rid if batch.reset else c.window_from)
+                       c.quarantined + sum(not b.kept for b in bad),
+                       c.flagged + sum(b.kept for b in bad), c.late + late,
+                       c.next_rid if batch.reset else c.window_from,
+                       c.replayed + batch.table.num_rows - n)
         extra = None
         if work.predicted is not None:
             from .models.deploy import predictions_table
             rids = np.arange(c.next_rid, c.next_rid + n)
             extra = {predictions_table(self.id): work.deployment.rows(rids if work.kept is None else rids[work.kept],
                                                                       work.predicted)}
-        self.store.commit(self.id, stored, batch.bad, self.source.kind,
+        self.store.commit(self.id, stored, bad, self.source.kind,
                           batch.offsets if batch.offsets is not None else {self.source.kind: batch.position},
                           {**new.__dict__, "cumulative": cumulative.to_bytes() if cumulative is not None else None},
                           extra)
@@ -266,11 +288,11 @@ class Stream:
                 ops.add(work.prepared, cumulative=False)
                 ops.cumulative = cumulative
         self.lag_s = time.time() - batch.read_at
-        second = int(time.time())
+        second, flowed = int(time.time()), batch.table.num_rows      # replayed rows flow too
         if self.throughput and self.throughput[-1][0] == second:
-            self.throughput[-1] = (second, self.throughput[-1][1] + n)
+            self.throughput[-1] = (second, self.throughput[-1][1] + flowed)
         else:
-            self.throughput.append((second, n))
+            self.throughput.append((second, flowed))
 
     def publish(self) -> None:
         ops = self.operators
@@ -283,7 +305,8 @@ class Stream:
         if not self.restored:
             state = "restoring"
         c = self.counters
-        counts = {"ingested": c.ingested, "quarantined": c.quarantined, "flagged": c.flagged, "late": c.late}
+        counts = {"ingested": c.ingested, "quarantined": c.quarantined, "flagged": c.flagged, "late": c.late,
+                  "replayed": c.replayed}
         if ops is None:
             self.snapshots.publish(self.name, Snapshot(self.name, self.seq, [], pa.schema([]), WindowSpec.from_json(
                 self.config.get("window")), Moments(0), 0, Moments(0), counts, source, self.pipeline.version,

@@ -6,7 +6,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from engine import Speed, WindowSpec, parse_time, peek_columns, recent_rate, replay_upload, to_csv_bytes, upload_limit_bytes
+from engine import SPEED_LIMITS, Speed, WindowSpec, parse_time, peek_columns, recent_rate, replay_upload, to_csv_bytes, upload_limit_bytes
 from ui import format as fmt
 from ui.guard import guard
 from ui.page import header
@@ -38,9 +38,10 @@ def upload_panel() -> None:
                          "× real time follows the gaps between the file's timestamps.")
     value = 0.0
     if SPEEDS[mode] == "rows":
-        value = c2.number_input("Rows per second", 1.0, 1e6, 100.0, step=10.0, key="upload_rows_per_s")
+        value = c2.number_input("Rows per second", *SPEED_LIMITS["rows"], 100.0, step=10.0, key="upload_rows_per_s")
     elif SPEEDS[mode] == "realtime":
-        value = c2.number_input("Multiple of real time", 0.01, 1e4, 1.0, step=0.5, key="upload_multiple")
+        value = c2.number_input("Multiple of real time", *SPEED_LIMITS["realtime"], 1.0, step=0.5,
+                                key="upload_multiple")
     times = [c.name for c in columns.columns if c.kind in ("time", "number")] if columns else []
     time_column = c3.selectbox("Time column", [AUTO_TIME, *times], key="upload_time_column",
                                help="Gives rows their event time: used for × real time, seeking to a time, "
@@ -111,6 +112,7 @@ def status_panel(name: str) -> None:
                 st.progress(float(src.get("progress", 0)),
                             text=f"{src.get('progress', 0):.0%} of the file · {speed}"
                                  + (f" · looping (pass {src.get('loops', 0) + 1})" if src.get("loop") else "")
+                                 + (" · replaying stored rows (not stored again)" if src.get("replaying") else "")
                                  + f" · {fmt.size(src.get('bytes_behind', 0))} to go")
             if snap.error or src.get("last_error"):
                 st.error(f"{fmt.plain(snap.error or src.get('last_error'))}. Remove the source and add it again.")
@@ -118,15 +120,16 @@ def status_panel(name: str) -> None:
 
 
 def controls(name: str) -> None:
-    snap = engine.snapshot(name)
-    src = (snap.source if snap else None) or {}
+    # from the source itself: right after "Start replay" the stream has no snapshot yet, and this part of
+    # the page is not redrawn by the live fragment
+    src = engine.source_status(name)
     if src.get("kind") != "replay":
         st.caption("Only replays have speed, seek and loop controls.")
         return
     with st.container(border=True):
         c1, c2, c3, c4 = st.columns([1, 2, 1, 1], vertical_alignment="bottom")
         paused = src.get("state") == "paused"
-        ended = snap.state == "ended"            # nothing left to pause; seek or loop starts it again
+        ended = src.get("state") == "ended"      # nothing left to pause; seek or loop starts it again
         if c1.button("Resume" if paused else "Pause", icon=":material/play_arrow:" if paused else ":material/pause:",
                      width="stretch", disabled=ended and not paused):
             with guard("Pausing"):
@@ -135,8 +138,10 @@ def controls(name: str) -> None:
         modes = list(SPEEDS)
         current = next((k for k, v in SPEEDS.items() if v == src.get("speed")), modes[0])
         mode = c2.selectbox("Speed", modes, index=modes.index(current), key=f"speed_mode_{name}")
-        value = c3.number_input("rows/s" if SPEEDS[mode] == "rows" else "× real time", 0.0, 1e6,
-                                float(src.get("speed_value") or (100.0 if SPEEDS[mode] == "rows" else 1.0)),
+        paced = SPEEDS[mode] if SPEEDS[mode] != "max" else "rows"
+        shown = src.get("speed_value") if src.get("speed") == SPEEDS[mode] else None
+        value = c3.number_input("rows/s" if paced == "rows" else "× real time", *SPEED_LIMITS[paced],
+                                float(shown or (100.0 if paced == "rows" else 1.0)),
                                 key=f"speed_value_{name}_{SPEEDS[mode]}", disabled=SPEEDS[mode] == "max")
         if c4.button("Set speed", width="stretch"):
             with guard("Changing the speed"):
@@ -159,6 +164,8 @@ def controls(name: str) -> None:
                 else:
                     engine.seek(name, at=parse_time(str(target)))
                 st.toast(f"{name}: continuing from {by} {target}; windows restart there")
+        st.caption("Seek or loop back and the rows play again through windows and charts; rows already "
+                   "stored are not stored twice, so training and exports see each row of the file once.")
 
 
 def remove_control(name: str) -> None:

@@ -277,3 +277,48 @@ def test_tail_tab_follows_a_file_under_the_roots_and_refuses_others(app, monkeyp
     with open(log, "a") as f:                     # another program appends: the tail picks it up
         f.write("".join(f"{i},{i * 2}\n" for i in range(50, 80)))
     rerun_until(at, lambda a: metric(a, "Rows") == "80", timeout=30)
+
+
+def test_replay_controls_are_there_right_after_start_replay(app, monkeypatch):
+    """The stream's thread publishes its first snapshot after restoring it; on a loaded machine that comes
+    after the page's rerun, and the controls (outside the live fragment) must not depend on it."""
+    from engine.stream import Stream
+    restore = Stream.restore
+
+    def slow_restore(self):                 # a loaded machine: the stream's thread starts late
+        time.sleep(1.5)
+        restore(self)
+
+    monkeypatch.setattr(Stream, "restore", slow_restore)
+    at = open_app(SOURCES)
+    at.file_uploader[0].set_value(("fresh.csv", csv_bytes(200, bad=0), "text/csv")).run()
+    button(at, "Start replay").click().run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="source_stream").value == "fresh"
+    assert not any("Only replays have" in c.value for c in at.caption)
+    assert any(b.label in ("Pause", "Resume") for b in at.button) and any(b.label == "Seek" for b in at.button)
+    assert any("not stored twice" in c.value for c in at.caption)       # what a seek does, in one line
+
+
+def test_upload_form_and_controls_take_the_same_speeds(app):
+    from engine import SPEED_LIMITS, UserError
+    at = open_app(SOURCES)
+    at.file_uploader[0].set_value(("paced.csv", csv_bytes(2000, bad=0), "text/csv")).run()
+    bounds = {}
+    for label, key in (("Rows per second", "upload_rows_per_s"), ("× real time", "upload_multiple")):
+        at.radio(key="upload_speed").set_value(label).run()
+        box = at.number_input(key=key)
+        bounds[("upload", label)] = (box.proto.min, box.proto.max)
+    at.radio(key="upload_speed").set_value("Rows per second").run()
+    at.number_input(key="upload_rows_per_s").set_value(50.0).run()
+    button(at, "Start replay").click().run()
+    for label, mode in (("Rows per second", "rows"), ("× real time", "realtime")):
+        at.selectbox(key="speed_mode_paced").set_value(label).run()
+        assert not at.exception, at.exception
+        box = at.number_input(key=f"speed_value_paced_{mode}")
+        bounds[("controls", label)] = (box.proto.min, box.proto.max)
+    for (where, label), got in bounds.items():
+        assert got == SPEED_LIMITS["rows" if label == "Rows per second" else "realtime"], (where, label, got)
+    from engine.ingest.replay import Speed         # and the engine refuses what the widgets refuse
+    with pytest.raises(UserError, match="out of range"):
+        Speed.parse("realtime", SPEED_LIMITS["realtime"][1] * 2)

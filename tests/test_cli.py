@@ -20,7 +20,7 @@ def test_replay_json_contract(tmp_path):
     assert out.returncode == 0, out.stderr
     snap = json.loads(out.stdout)
     assert set(snap) >= {"rows", "window", "stats", "cov", "corr", "cumulative", "pipeline"}
-    assert snap["rows"] == {"ingested": n, "quarantined": 0, "late": 0, "flagged": 0}
+    assert snap["rows"] == {"ingested": n, "quarantined": 0, "late": 0, "flagged": 0, "replayed": 0}
     assert snap["window"] == {"kind": "count", "size": 3000, "count": 3000}
     tail = df[["a", "b"]].tail(3000)
     check_stats(snap["stats"], tail)

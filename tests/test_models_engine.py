@@ -38,6 +38,14 @@ def replayed(engine, tmp_path, df, name="train") -> str:
     return stream
 
 
+def paused_replay(engine, tmp_path, df, name="live", speed=Speed()) -> str:
+    """A replay of `df` that starts paused, so a model deployed on it sees every row (a seek back would
+    only replay stored rows, which are never predicted twice)."""
+    path = tmp_path / f"{name}.csv"
+    df.to_csv(path, index=False)
+    return engine.add_replay(str(path), name=name, speed=speed, paused=True)
+
+
 def test_training_job_on_a_slice_stores_the_model_with_its_card(engine, tmp_path):
     stream = replayed(engine, tmp_path, mixed_frame(1500))
     job_id = engine.models.train(stream, SPEC, slice={"last": 1000}, name="first")
@@ -125,15 +133,16 @@ def deployable(engine, tmp_path):
 
 
 def test_deployed_model_predicts_every_new_row_and_scores_labels(engine, tmp_path):
-    stream, df, model, model_id = deployable(engine, tmp_path)
+    _, df, model, model_id = deployable(engine, tmp_path)
+    stream = paused_replay(engine, tmp_path, df)
     status = engine.deploy(stream, model_id)
     assert status["model_id"] == model_id and status["accuracy"] is None
-    engine.seek(stream, row=0)                     # the same 2000 rows arrive again
+    engine.resume(stream)
     snap = engine.wait(stream, timeout=60)
     sid = engine.streams[stream].id
     pred = engine.store.predictions(sid, last=10_000)
     assert pred.num_rows == 2000
-    assert pred.column("_rid").to_pylist() == list(range(2000, 4000))
+    assert pred.column("_rid").to_pylist() == list(range(2000))
     want = model.predict(df[["a", "b", "site"]].astype({"site": object}))
     assert pred.column("prediction").to_pylist() == want.tolist()
     proba = np.array(pred.column("proba").to_pylist())
@@ -144,10 +153,10 @@ def test_deployed_model_predicts_every_new_row_and_scores_labels(engine, tmp_pat
     assert live["accuracy"] == pytest.approx(skm.accuracy_score(df["label"][-1000:], want[-1000:]))
     assert snap.to_json()["model"]["accuracy"] == live["accuracy"]
     assert set(snap.to_json()) >= {"rows", "window", "stats", "cov", "corr", "cumulative", "pipeline"}
-    engine.undeploy(stream)
-    engine.seek(stream, row=1900)
-    engine.wait(stream, timeout=60)
-    assert engine.store.predictions(sid, last=10_000).num_rows == 2000     # nothing predicted after undeploy
+    engine.seek(stream, row=1000)                  # replayed rows are stored, predicted and scored once only
+    snap = engine.wait(stream, timeout=60)
+    assert engine.store.predictions(sid, last=10_000).num_rows == 2000
+    assert snap.model["predicted"] == 2000 and snap.model["labelled"] == 2000
 
 
 def test_swapping_models_on_a_running_stream_gives_each_row_one_prediction(engine, tmp_path):
@@ -185,16 +194,15 @@ def test_deploy_refuses_a_model_whose_features_the_stream_lacks(engine, tmp_path
 
 
 def test_online_learner_deployed_learns_from_labels(engine, tmp_path):
-    stream = replayed(engine, tmp_path, mixed_frame(500))
-    engine.deploy_online(stream, "label", ["a", "b"])
-    engine.seek(stream, row=0)
+    stream = paused_replay(engine, tmp_path, mixed_frame(1000), speed=Speed("rows", 5000))
+    engine.deploy_online(stream, "label", ["a", "b"], classes=["no", "yes"])
+    engine.resume(stream)
     snap = engine.wait(stream, timeout=60)
-    assert snap.model["online"] and snap.model["labelled"] == 0    # the first batch only teaches
-    engine.seek(stream, row=0)
-    snap = engine.wait(stream, timeout=60)
-    assert snap.model["labelled"] == 500
-    assert engine.store.predictions(engine.streams[stream].id).num_rows == 500
+    assert snap.model["online"] and 0 < snap.model["labelled"] < 1000    # the first batch only teaches
+    assert engine.store.predictions(engine.streams[stream].id).num_rows == snap.model["labelled"]
     assert snap.model["accuracy"] > 0.7
+    engine.seek(stream, row=0)                     # rows it learned from are not learned or scored again
+    assert engine.wait(stream, timeout=60).model["labelled"] == snap.model["labelled"]
 
 
 def test_jobs_start_cleanly_when_main_is_a_page_script(tmp_path, monkeypatch):
@@ -234,24 +242,26 @@ def test_imported_model_is_checked_against_the_stream_and_deploys(engine, tmp_pa
     assert {f["name"]: f["role"] for f in card["features"]} == {"a": "numeric", "b": "numeric", "site": "categorical"}
     with pytest.raises(UserError, match="imported without its training spec"):
         engine.models.importance(imported, stream)
-    engine.deploy(stream, imported)
-    engine.seek(stream, row=0)
-    engine.wait(stream, timeout=60)
-    pred = engine.store.predictions(engine.streams[stream].id, last=10_000)
+    fresh = paused_replay(engine, tmp_path, df)
+    engine.deploy(fresh, imported)
+    engine.resume(fresh)
+    engine.wait(fresh, timeout=60)
+    pred = engine.store.predictions(engine.streams[fresh].id, last=10_000)
     want = model.predict(df[["a", "b", "site"]].astype({"site": object}))
     assert pred.column("prediction").to_pylist() == want.tolist()
 
 
 def test_predictions_keep_their_row_ids_when_the_pipeline_drops_rows(engine, tmp_path):
-    stream, df, model, model_id = deployable(engine, tmp_path)
+    _, df, model, model_id = deployable(engine, tmp_path)
+    stream = paused_replay(engine, tmp_path, df)
     engine.apply(stream, [{"kind": "filter", "params": {"where": {"column": "a", "op": ">", "value": 0}}}])
     engine.deploy(stream, model_id)
-    engine.seek(stream, row=0)                     # the same 2000 rows arrive again, through the filter
+    engine.resume(stream)                          # 2000 rows arrive through the filter
     engine.wait(stream, timeout=60)
     pred = engine.store.predictions(engine.streams[stream].id, last=10_000)
     kept = df[df["a"] > 0]
     assert 0 < len(kept) < len(df)
-    assert pred.column("_rid").to_pylist() == (kept.index + 2000).tolist()
+    assert pred.column("_rid").to_pylist() == kept.index.tolist()
     want = model.predict(kept[["a", "b", "site"]].astype({"site": object}))
     assert pred.column("prediction").to_pylist() == want.tolist()
 

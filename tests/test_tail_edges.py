@@ -165,7 +165,7 @@ def test_cli_tail_jsonl_folder_prints_the_snapshot(tmp_path):
     out = run_cli("tail", str(logs), "--data-dir", str(tmp_path / "d"), "--idle-exit", "1", "--json")
     assert out.returncode == 0, out.stderr
     snap = json.loads(out.stdout)
-    assert snap["rows"] == {"ingested": 51, "quarantined": 1, "late": 0, "flagged": 0}   # the partial line waits
+    assert snap["rows"] == {"ingested": 51, "quarantined": 1, "late": 0, "flagged": 0, "replayed": 0}   # the partial line waits
     assert snap["stats"]["x"]["mean"] == pytest.approx(np.mean(np.r_[np.arange(50) * 0.5, 25.5]), rel=1e-12)
     assert snap["source"]["format"] == "jsonl"
 

@@ -53,7 +53,7 @@ def test_count_window_and_cumulative(tmp_path, n):
     check_matrix(out["cov"], centred(want).cov(), atol=1e-15, what="cov")
     check_matrix(out["corr"], centred(want).corr(), atol=1e-12, what="corr")
     check_stats(out["cumulative"], df[NUMERIC])
-    assert out["rows"] == {"ingested": 3000, "quarantined": 0, "late": 0, "flagged": 0}
+    assert out["rows"] == {"ingested": 3000, "quarantined": 0, "late": 0, "flagged": 0, "replayed": 0}
 
 
 @pytest.mark.parametrize("seconds", [0.5, 30, 400])

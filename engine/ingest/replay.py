@@ -4,6 +4,11 @@ The position is (byte offset, loop) of the next record, committed with each
 batch, so a restart resumes exactly after the last committed row. Paced modes
 parse ahead a small block and release rows from it as their time comes; the
 offset committed then is the end of the last released record.
+
+The position also holds `stored`, the byte spans of records already handed out to
+be stored. A block never crosses the edge of such a span, so after a seek back or
+in a loop's next pass a batch is either all new rows or all `replayed` ones: those
+go to the live views only and are never stored (nor quarantined) twice.
 """
 from __future__ import annotations
 
@@ -27,6 +32,7 @@ PACED_AHEAD = 0.5          # seconds of rows parsed ahead at N rows/s, so a batc
 PACED_TICK = 0.05          # seconds between paced batches at least: each batch has a fixed cost (commit, snapshot)
 CATCH_UP = 5.0             # seconds behind a paced replay still catches up; after longer it resumes at pace
 SAMPLE = 1 << 20           # bytes used to infer the schema
+SPEED_LIMITS = {"rows": (1.0, 1_000_000.0), "realtime": (0.01, 10_000.0)}   # (least, most) a paced mode takes
 
 
 @dataclass(frozen=True)
@@ -38,10 +44,34 @@ class Speed:
     def parse(cls, mode: str, value: float = 0.0) -> "Speed":
         if mode not in ("max", "rows", "realtime"):
             raise UserError(f"unknown speed {mode!r}: use max, rows or realtime")
-        if mode != "max" and not value > 0:
-            raise UserError(f"speed {mode} needs a positive value, got {value}")
+        if mode != "max":
+            low, high = SPEED_LIMITS[mode]
+            if not low <= value <= high:
+                unit = "rows/s" if mode == "rows" else "× real time"
+                raise UserError(f"a speed of {value:g} {unit} is out of range: use {low:g} to {high:,.0f} {unit}")
         return cls(mode, float(value))
 
+
+
+def covering(spans: list[list[int]], offset: int) -> tuple[bool, int | None]:
+    """(is `offset` inside a stored span, the offset where that answer changes; None: never)."""
+    for a, b in spans:
+        if offset < a:
+            return False, a
+        if offset < b:
+            return True, b
+    return False, None
+
+
+def add_span(spans: list[list[int]], a: int, b: int) -> list[list[int]]:
+    """`spans` (sorted, disjoint) with [a, b) added, touching spans merged; a new list."""
+    out: list[list[int]] = []
+    for s in sorted([*spans, [a, b]]):
+        if out and s[0] <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], s[1])
+        else:
+            out.append(list(s))
+    return out
 
 
 class ReplaySource(Source):
@@ -66,11 +96,14 @@ class ReplaySource(Source):
         pos = position or {}
         self.loop_count = int(pos.get("loop", 0))
         self.offset = int(pos.get("offset", 0))
+        # byte spans of records already stored; a position from before they were kept covers what was read
+        self.stored: list[list[int]] | None = [list(map(int, p)) for p in pos["stored"]] if "stored" in pos else None
         self.finished = False
         self.paused = False
         self.error: str | None = None
         self.pending: Parsed | None = None     # parsed ahead, not yet released (paced modes)
         self.pending_end = 0                   # source offset where the pending block ends
+        self.pending_replayed = False          # the pending block's records are stored already
         self.released_at = 0.0                 # wall time of the last paced batch
         self.reset_next = False
         self.rows = 0
@@ -105,6 +138,9 @@ class ReplaySource(Source):
         if self.speed.mode == "realtime" and self.time_column is None:
             raise UserError("replay at a multiple of real time needs a timestamp column (--time-column)")
         self.offset = max(self.offset, self.fmt.data_start)
+        if self.stored is None:
+            end = self.size if self.loop_count else self.offset
+            self.stored = [[self.fmt.data_start, end]] if end > self.fmt.data_start else []
 
     def _read_at(self, offset: int, size: int) -> bytes:
         self.file.seek(offset)
@@ -189,7 +225,7 @@ class ReplaySource(Source):
         return self.finished
 
     def position(self) -> dict:
-        return {"offset": self.offset, "loop": self.loop_count}
+        return {"offset": self.offset, "loop": self.loop_count, "stored": [list(p) for p in self.stored or []]}
 
     def next_batch(self) -> Batch | None:
         with self.lock:
@@ -208,8 +244,17 @@ class ReplaySource(Source):
                 self.rate.add(batch.table.num_rows)
             return batch
 
-    def _block(self, size: int) -> tuple[bytes, list[Bad], int]:
-        """The next whole records from `offset`, skipping an over-long or unterminated one."""
+    def _block(self, size: int) -> tuple[bytes, list[Bad], int, bool]:
+        """The next whole records from `offset`, skipping an over-long or unterminated one, and whether
+        they were stored already. A block ends where a stored span starts or ends: span edges are
+        record boundaries, so the block is still whole records."""
+        replayed, edge = covering(self.stored or [], self.offset)
+        if edge is not None and edge < self.size:
+            size = min(size, edge - self.offset)
+        data, skipped, end = self._records(size)
+        return data, skipped, end, replayed
+
+    def _records(self, size: int) -> tuple[bytes, list[Bad], int]:
         data = self._read_at(self.offset, size)
         if not data:
             return b"", [], self.offset
@@ -245,23 +290,29 @@ class ReplaySource(Source):
         if self.pending is not None:
             return self._release(self.pending.table.num_rows)
         size = max(FAST_BLOCK, self.max_line + 1)
-        data, skipped, end = self._block(size)
+        data, skipped, end, replayed = self._block(size)
         if end == self.offset:
             return self._at_end()
         start = self.offset
         parsed = self.parser.parse(data, start)
+        return self._handed(parsed.table, skipped + parsed.bad, start, end, replayed)
+
+    def _handed(self, table: pa.Table, bad: list[Bad], start: int, end: int, replayed: bool) -> Batch:
+        """The batch of records [start, end); new ones join the stored spans in the position it carries."""
         self.offset = end
-        return Batch(parsed.table, skipped + parsed.bad, self.position(), nbytes=end - start)
+        if not replayed:
+            self.stored = add_span(self.stored, start, end)
+        return Batch(table, bad, self.position(), nbytes=end - start, replayed=replayed)
 
     def _next_paced(self) -> Batch | None:
         if self.pending is None or self.pending.table.num_rows == 0:
             size = max(self._ahead_bytes(), self.max_line + 1)
-            data, skipped, end = self._block(size)
+            data, skipped, end, replayed = self._block(size)
             if end == self.offset:
                 return self._at_end()
             parsed = self.parser.parse(data, self.offset, positions=True)
             parsed.bad[:0] = skipped
-            self.pending, self.pending_end = parsed, end
+            self.pending, self.pending_end, self.pending_replayed = parsed, end, replayed
             if parsed.table.num_rows == 0:
                 return self._release(0)
         if time.time() - self.released_at < PACED_TICK:
@@ -322,9 +373,8 @@ class ReplaySource(Source):
             table = p.table.slice(0, count)
             bad = [b for b in p.bad if b.position < end]
             self.pending = Parsed(p.table.slice(count), [b for b in p.bad if b.position >= end], p.ends[count:])
-        self.offset = end
         self.anchor_rows += table.num_rows
-        return Batch(table, bad, self.position(), nbytes=end - start)
+        return self._handed(table, bad, start, end, self.pending_replayed)
 
     def status(self) -> dict:
         with self.lock:
@@ -335,6 +385,7 @@ class ReplaySource(Source):
                     "loop": self.loop, "loops": self.loop_count, "rows": self.rows, "bytes": self.bytes,
                     "rows_per_s": round(self.rate.per_second(), 1), "bytes_behind": max(self.size - self.offset, 0),
                     "progress": round(min(max(done / total, 0.0), 1.0), 4), "last_error": self.error,
+                    "replaying": covering(self.stored or [], self.offset)[0] and not self.finished,
                     "anchor": self._anchor_point()}
 
     def _anchor_point(self) -> dict | None:

@@ -23,6 +23,7 @@ class Batch:
     nbytes: int = 0
     read_at: float = field(default_factory=time.time)
     reset: bool = False           # windows restart here (after a seek)
+    replayed: bool = False        # rows stored already (a seek back, a loop): live views only, never stored again
     offsets: dict | None = None   # several resume keys (one per tailed file; None deletes one)
 
 

@@ -62,7 +62,7 @@ class Snapshot:
     window_moments: Moments
     window_rows: int
     cumulative_moments: Moments
-    counts: dict                        # ingested, quarantined, flagged, late
+    counts: dict                        # ingested, quarantined, flagged, late, replayed
     source: dict
     pipeline: int                       # the version new rows go through
     pipeline_from: int = 0              # the oldest version behind any row in these statistics
@@ -88,7 +88,8 @@ class Snapshot:
             "snapshot": self.seq,
             "state": self.state,
             "rows": {"ingested": self.counts["ingested"], "quarantined": self.counts["quarantined"],
-                     "late": self.counts["late"], "flagged": self.counts["flagged"]},
+                     "late": self.counts["late"], "flagged": self.counts["flagged"],
+                     "replayed": self.counts.get("replayed", 0)},
             "window": {"kind": w.kind, "size": int(w.size) if w.kind == "count" else w.size,
                        "count": self.window_rows, **({"clock": w.clock} if w.kind == "time" else {})},
             "stats": self.stats,

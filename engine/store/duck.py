@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS offsets (
 CREATE TABLE IF NOT EXISTS state (
     stream INTEGER PRIMARY KEY, next_rid BIGINT, ingested BIGINT, quarantined BIGINT,
     flagged BIGINT, late BIGINT, window_from BIGINT, cumulative BLOB);
+ALTER TABLE state ADD COLUMN IF NOT EXISTS replayed BIGINT DEFAULT 0;
 CREATE TABLE IF NOT EXISTS quarantine (
     stream INTEGER, source VARCHAR, position BIGINT, raw VARCHAR, reason VARCHAR,
     kept BOOLEAN, seen TIMESTAMP);
@@ -115,7 +116,8 @@ class DuckStore:
             sid = self.write.execute("SELECT nextval('stream_ids')").fetchone()[0]
             self.write.execute("INSERT INTO streams (id, name, config) VALUES (?, ?, ?)",
                                [sid, name, json.dumps(config)])
-            self.write.execute("INSERT INTO state VALUES (?, 0, 0, 0, 0, 0, 0, NULL)", [sid])
+            self.write.execute("INSERT INTO state (stream, next_rid, ingested, quarantined, flagged, late, window_from, "
+                               "cumulative, replayed) VALUES (?, 0, 0, 0, 0, 0, 0, NULL, 0)", [sid])
         return sid
 
     def update_config(self, stream_id: int, config: dict) -> None:
@@ -176,9 +178,9 @@ class DuckStore:
 
     def state(self, stream_id: int) -> dict:
         with self.read() as cur:
-            r = cur.execute("SELECT next_rid, ingested, quarantined, flagged, late, window_from, cumulative "
+            r = cur.execute("SELECT next_rid, ingested, quarantined, flagged, late, window_from, cumulative, replayed "
                             "FROM state WHERE stream = ?", [stream_id]).fetchone()
-        keys = ("next_rid", "ingested", "quarantined", "flagged", "late", "window_from", "cumulative")
+        keys = ("next_rid", "ingested", "quarantined", "flagged", "late", "window_from", "cumulative", "replayed")
         return dict(zip(keys, r)) if r else dict.fromkeys(keys, 0) | {"cumulative": None}
 
     def offsets(self, stream_id: int) -> dict[str, dict]:
@@ -229,9 +231,10 @@ class DuckStore:
                         w.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?, ?, current_timestamp)",
                                   [stream_id, key, json.dumps(position)])
                 w.execute("UPDATE state SET next_rid = ?, ingested = ?, quarantined = ?, flagged = ?, late = ?, "
-                          "window_from = ?, cumulative = ? WHERE stream = ?",
+                          "window_from = ?, cumulative = ?, replayed = ? WHERE stream = ?",
                           [state["next_rid"], state["ingested"], state["quarantined"], state["flagged"],
-                           state["late"], state["window_from"], state["cumulative"], stream_id])
+                           state["late"], state["window_from"], state["cumulative"], state.get("replayed", 0),
+                           stream_id])
                 w.execute("COMMIT")
             except BaseException:
                 w.execute("ROLLBACK")
