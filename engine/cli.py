@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     _window_arguments(r)
     r.add_argument("--pipeline", metavar="P.json", help="preprocessing spec to apply")
     r.add_argument("--data-dir", metavar="D", help="data folder (default $RIVULET_DATA_DIR or ./data)")
+    _cluster_arguments(r)
     r.add_argument("--json", action="store_true", help="print the snapshot as JSON")
 
     t = sub.add_parser("tail", help="follow files another program appends to",
@@ -70,6 +71,15 @@ def _window_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--window-seconds", type=_positive_float, metavar="S", help="time window: the last S seconds")
     p.add_argument("--retention-rows", type=int, default=1_000_000, metavar="N",
                    help="keep at most the newest N rows in the store (0 keeps all; default 1000000)")
+
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", metavar="C",
+                   help="run on a cluster: local (starts redis-server and Dask here) or redis://host:port/db "
+                        "with RIVULET_DASK and RIVULET_HISTORY (default $RIVULET_CLUSTER; none: embedded)")
+    p.add_argument("--partitions", type=_positive_int, default=1, metavar="N",
+                   help="cluster mode: spread rows round-robin over N partitions (default 1; count windows "
+                        "are then per partition)")
 
 
 def _positive_int(text: str) -> int:
@@ -126,6 +136,9 @@ def cmd_replay(args) -> int:
 
     if not os.path.isfile(args.file):
         raise UserError(f"no such file: {args.file}")
+    cluster = _cluster(args)
+    if cluster is not None:
+        return _cluster_replay(args, cluster)
     pipeline = Pipeline.load(args.pipeline) if args.pipeline else None
     window = _window(args)
     with Engine(args.data_dir) as engine:
@@ -140,6 +153,26 @@ def cmd_replay(args) -> int:
                 raise UserError(f"the backfill did not finish: {status['error'] or status['state']}")
             snap = engine.snapshot(name)
     print_value(snap.to_json(), args.json)
+    return 0
+
+
+def _cluster(args) -> str | None:
+    """The cluster a command runs on: --cluster, else $RIVULET_CLUSTER; None for the embedded engine."""
+    value = args.cluster if args.cluster is not None else os.environ.get("RIVULET_CLUSTER")
+    if not value and args.partitions != 1:
+        from .errors import UserError
+        raise UserError("--partitions needs --cluster (or RIVULET_CLUSTER)")
+    return value or None
+
+
+def _cluster_replay(args, cluster: str) -> int:
+    from .errors import UserError
+    if args.pipeline:
+        raise UserError("--pipeline is not built for cluster mode yet; replay without --cluster to use it")
+    from .cluster.replay import replay
+    out = replay(cluster, args.file, args.data_dir or _default_dir(), _window(args), args.partitions,
+                 args.time_column, args.retention_rows or None)
+    print_value(out, args.json)
     return 0
 
 

@@ -79,6 +79,8 @@ class Snapshot:
     error: str | None = None
     created: float = field(default_factory=time.time)
     model: dict | None = None                         # the deployed model's status, if any
+    window_groups: dict | None = None                 # group_stats of the configured window when the rows
+                                                      # are not here (cluster partitions merged)
 
     # --- the contract JSON -------------------------------------------------------
     def to_json(self) -> dict:
@@ -136,6 +138,9 @@ class Snapshot:
 
     def group_stats(self, column: str, rows: int | None = None, seconds: float | None = None) -> dict:
         """Per-group count, mean, var, std, min, max of every numeric column over a window."""
+        if not self.chunks and self.window_groups is not None and column == self.group_column \
+                and rows is None and seconds is None:
+            return self.window_groups
         return group_stats_of(self.window(rows, seconds)[1], column, self.columns)
 
     # --- buckets -------------------------------------------------------------------
