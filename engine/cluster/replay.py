@@ -3,8 +3,13 @@
 This process parses FILE with the embedded replay source and sends each batch to the Redis log,
 spread over the partitions; one long Dask task per partition (worker.py) processes and commits it;
 once every partition has committed the last entry, the parts published in Redis are merged into the
-snapshot printed. Run it again after a crash and it resumes from what the history committed: entries
-the log already holds are refused by id, the rest are sent again.
+snapshot printed.
+
+Run it again after a crash and it resumes. At full speed a file is cut into the same batches from any
+batch's end, so the producer starts after the oldest batch every partition has committed to the
+history: entries the log still holds are refused by id (counted), any it lost are sent again. A paced
+replay cuts by the clock, so it resumes after the log's newest entry instead (a batch is in every
+partition or in none: one MULTI/EXEC).
 """
 from __future__ import annotations
 
@@ -12,10 +17,10 @@ import os
 import time
 
 from ..errors import UserError
-from ..ingest.replay import ReplaySource
+from ..ingest.replay import FAST_BLOCK, ReplaySource, Speed
 from .config import Cluster, open_cluster
 from .delta_store import committed, create_tables
-from .redis_log import Producer
+from .redis_log import Producer, decode_entry, log_key, seq_of
 from .redis_snapshots import RedisSnapshots
 from .worker import run_partition
 
@@ -30,16 +35,17 @@ def stream_config(name: str, path: str, source: ReplaySource, window, retention_
 
 
 def replay(setting: str, path: str, data_dir: str, window, partitions: int = 1, time_column: str | None = None,
-           retention_rows: int | None = None, workers: int = 2) -> dict:
+           retention_rows: int | None = None, workers: int = 2, speed: Speed = Speed(),
+           block: int | None = None) -> dict:
     """Replay `path` on the cluster `setting` names; the merged snapshot JSON with `cluster`."""
     path = os.path.abspath(path)
     name = os.path.splitext(os.path.basename(path))[0]
     with open_cluster(setting, data_dir, workers) as cluster:
-        return run(cluster, name, path, window, partitions, time_column, retention_rows)
+        return run(cluster, name, path, window, partitions, time_column, retention_rows, speed, block)
 
 
 def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_column: str | None,
-        retention_rows: int | None) -> dict:
+        retention_rows: int | None, speed: Speed = Speed(), block: int | None = None) -> dict:
     from distributed import Client
     r = cluster.redis()
     probe = ReplaySource(path, time_column=time_column)
@@ -49,7 +55,7 @@ def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_co
     config = stream_config(name, path, probe, window, retention_rows, partitions)
     _check_partitions(r, name, partitions)
     create_tables(cluster.history, name, probe.schema)
-    source, producer = _resume(r, cluster, name, path, partitions, probe)
+    source, producer = _resume(r, cluster, name, path, partitions, probe, speed, block or FAST_BLOCK)
     with Client(cluster.scheduler, timeout=30) as client:
         futures = {p: _submit(client, cluster, name, p, config) for p in range(partitions)}
         started = time.time()
@@ -58,6 +64,8 @@ def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_co
                 batch = source.next_batch()
                 if batch is not None:
                     producer.send(batch)
+                elif speed.mode != "max":
+                    time.sleep(0.005)
             producer.finish()
         finally:
             source.close()
@@ -83,17 +91,28 @@ def _check_partitions(r, name: str, partitions: int) -> None:
             raise UserError(f"stream {name} was started with {was} partitions; run it with --partitions {was}")
 
 
-def _resume(r, cluster: Cluster, name: str, path: str, partitions: int, probe: ReplaySource):
-    """The source and producer positioned after the oldest batch every partition has committed."""
-    states = committed(cluster.history, name, partitions)
+def _resume(r, cluster: Cluster, name: str, path: str, partitions: int, probe: ReplaySource,
+            speed: Speed, block: int):
+    """The source and producer positioned where the module's docstring says."""
     producer = Producer(r, name, partitions, probe.time_column)
+    offset, seq = None, 0
+    if speed.mode != "max":
+        top = r.xrevrange(log_key(name, 0), count=1)
+        if top:
+            seq = seq_of(top[0][0])
+            _, _, offset, newest = decode_entry(top[0][1])
+            offset = {"source": offset, "newest": newest}
+    if offset is None:
+        states = committed(cluster.history, name, partitions)
+        if all(states):
+            oldest = min(states, key=lambda s: s["seq"])
+            seq, offset = oldest["seq"], oldest["offset"]
     position = None
-    if all(states):
-        oldest = min(states, key=lambda s: s["seq"])
-        offset = oldest["offset"]
+    if offset is not None:
         position = offset["source"]["source"]
-        producer.resume_at(oldest["seq"], offset["source"]["rows"], offset.get("newest"))
-    source = ReplaySource(path, position=position, time_column=probe.time_column, schema=probe.schema)
+        producer.resume_at(seq, offset["source"]["rows"], offset.get("newest"))
+    source = ReplaySource(path, position=position, speed=speed, time_column=probe.time_column,
+                          schema=probe.schema, block=block)
     return source, producer
 
 

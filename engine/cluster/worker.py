@@ -9,6 +9,7 @@ history ends: entries after the committed seq are read again, nothing before it 
 from __future__ import annotations
 
 import logging
+import time
 
 from ..schema import Schema
 from ..stream import Stream
@@ -17,6 +18,7 @@ from .redis_log import PartitionLog
 from .redis_snapshots import RedisSnapshots, owners_key
 
 log = logging.getLogger("rivulet")
+PUBLISH_EVERY = 0.05        # seconds between provisional parts at most (each is a write Redis fsyncs)
 
 
 def claim(redis, stream: str, partition: int) -> int:
@@ -38,7 +40,7 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
 
     store = DeltaStore(cluster["history"], stream, partition, config, epoch, still_owner)
     source = PartitionLog(r, stream, partition, Schema.from_json(config["schema"]), config.get("time_column"),
-                          store.offsets(partition).get("log"))
+                          store.offsets(partition).get("log"), count=32)
     snaps = RedisSnapshots(r, partition, epoch, lambda: {"read": source.seq, "committed": store.seq,
                                                           "newest": _newest(s)})
     s = Stream(partition, stream, config, source, store, snaps)
@@ -46,9 +48,13 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
         s.restore()
         _see(s, source.newest)
         snaps.publish_buckets(stream)
+        published, dirty = time.time(), False
         while True:
             batch = source.next_batch()
             if batch is None:
+                if dirty:                   # idle: show what the last batches did
+                    s.publish()
+                    published, dirty = time.time(), False
                 if store.flush():
                     snaps.publish_buckets(stream)
                 if stop_when_done and source.done and store.seq >= source.seq:
@@ -57,7 +63,10 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
             commits = store.commits
             s.commit(s.prepare(batch))
             _see(s, batch.position.get("newest"))
-            s.publish()
+            dirty = True
+            if store.commits != commits or time.time() - published >= PUBLISH_EVERY:
+                s.publish()
+                published, dirty = time.time(), False
             if store.commits != commits:
                 snaps.publish_buckets(stream)
         store.flush()
