@@ -122,10 +122,10 @@ def nanny_pids(cluster) -> list[int]:
 class LocalServers:
     """redis-server + a Dask LocalCluster for one command; `with LocalServers(folder) as s: s.redis_url ...`."""
 
-    def __init__(self, folder: str, workers: int = 2):
+    def __init__(self, folder: str, workers: int = 2, log: bool = True):
         self.folder = folder
         self.workers = workers
-        self.redis = RedisServer(os.path.join(folder, "redis"))
+        self.redis = RedisServer(os.path.join(folder, "redis")) if log else None
         self.dask = None
         self.pids: list[int] = []
 
@@ -138,7 +138,8 @@ class LocalServers:
         return self.dask.scheduler_address
 
     def start(self) -> "LocalServers":
-        self.redis.start()
+        if self.redis is not None:
+            self.redis.start()
         try:
             self.dask = start_dask(self.workers)
             self.pids = nanny_pids(self.dask)
@@ -157,7 +158,8 @@ class LocalServers:
                 if _alive(pid):
                     stop_pid(pid)
             self.dask = None
-        self.redis.stop()
+        if self.redis is not None:
+            self.redis.stop()
 
     def __enter__(self) -> "LocalServers":
         return self.start()
