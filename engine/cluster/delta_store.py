@@ -15,7 +15,6 @@ rerun after a crash between the two commits does not store them twice.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import time
 

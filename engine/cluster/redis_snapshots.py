@@ -18,7 +18,7 @@ import time
 import numpy as np
 import pyarrow as pa
 
-from ..read.snapshot import Snapshot, group_stats_of
+from ..read.snapshot import Snapshot, group_partial, keyed_dict
 from ..stats.buckets import _newest
 from ..stats.groups import KeyedStats, merge_many
 from ..stats.moments import Moments, merge_all
@@ -112,10 +112,8 @@ def encode_part(snap: Snapshot, extra: dict) -> bytes:
     if snap.group_column and snap.chunks:
         chunks = window_chunks(snap, extra.get("newest"))
         if chunks:
-            codes = GroupCodes(limit=100)
-            keys = np.concatenate([codes.encode(c.table.column(snap.group_column)) for c in chunks])
-            arrays.update(_keyed_arrays("wg", KeyedStats.of_rows(keys, np.concatenate([c.X for c in chunks]))))
-            header["wg_labels"] = [codes.label(int(k)) for k in arrays["wg.keys"]]
+            ks, header["wg_labels"] = group_partial(chunks, snap.group_column)
+            arrays.update(_keyed_arrays("wg", ks))
     return pack(header, arrays)
 
 
@@ -191,15 +189,7 @@ def _merge_window_groups(parts, columns: list[str], k: int) -> dict | None:
         return None
     merged = merge_many(keyed, k)
     names = {code: label for label, code in labels.items()}
-    return group_table(merged, [names[int(c)] for c in merged.keys], columns)
-
-
-def group_table(ks: KeyedStats, labels: list[str], columns: list[str]) -> dict:
-    from ..read.snapshot import _num
-    from ..stats.groups import STAT_NAMES
-    s = ks.stats()
-    return {label: {c: {name: (int(s[name][i, j]) if name == "count" else _num(s[name][i, j]))
-                        for name in STAT_NAMES} for j, c in enumerate(columns)} for i, label in enumerate(labels)}
+    return keyed_dict(merged, [names[int(c)] for c in merged.keys], columns)
 
 
 def _merge_buckets(buckets, columns: list[str], k: int):
