@@ -25,8 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("file", metavar="FILE")
     r.add_argument("--time-column", metavar="C", help="timestamp column for event time (default: the first one)")
     _window_arguments(r)
+    r.add_argument("--rows-per-second", type=_positive_float, metavar="N",
+                   help="release N rows a second instead of reading at full speed")
     r.add_argument("--pipeline", metavar="P.json", help="preprocessing spec to apply")
     r.add_argument("--data-dir", metavar="D", help="data folder (default $RIVULET_DATA_DIR or ./data)")
+    _cluster_arguments(r)
     r.add_argument("--json", action="store_true", help="print the snapshot as JSON")
 
     t = sub.add_parser("tail", help="follow files another program appends to",
@@ -70,6 +73,17 @@ def _window_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--window-seconds", type=_positive_float, metavar="S", help="time window: the last S seconds")
     p.add_argument("--retention-rows", type=int, default=1_000_000, metavar="N",
                    help="keep at most the newest N rows in the store (0 keeps all; default 1000000)")
+
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cluster", metavar="C",
+                   help="run on a cluster: local (starts redis-server and Dask here) or redis://host:port/db "
+                        "with RIVULET_DASK and RIVULET_HISTORY (default $RIVULET_CLUSTER; none: embedded)")
+    p.add_argument("--partitions", type=_positive_int, default=1, metavar="N",
+                   help="cluster mode: spread rows round-robin over N partitions (default 1; count windows "
+                        "are then per partition)")
+    p.add_argument("--batch-bytes", type=_positive_int, metavar="N",
+                   help="cluster mode: bytes of the file per log entry (default 8388608)")
 
 
 def _positive_int(text: str) -> int:
@@ -126,11 +140,15 @@ def cmd_replay(args) -> int:
 
     if not os.path.isfile(args.file):
         raise UserError(f"no such file: {args.file}")
+    cluster = _cluster(args)
+    if cluster is not None:
+        return _cluster_replay(args, cluster)
     pipeline = Pipeline.load(args.pipeline) if args.pipeline else None
     window = _window(args)
     with Engine(args.data_dir) as engine:
         name = engine.add_replay(args.file, time_column=args.time_column, window=window,
-                                 retention_rows=args.retention_rows or None, pipeline=pipeline)
+                                 retention_rows=args.retention_rows or None, pipeline=pipeline,
+                                 speed=_speed(args))
         snap = engine.wait(name)
         if snap.pipeline_error:
             raise UserError(f"{snap.pipeline_error}; the rows were stored and counted without the pipeline")
@@ -140,6 +158,32 @@ def cmd_replay(args) -> int:
                 raise UserError(f"the backfill did not finish: {status['error'] or status['state']}")
             snap = engine.snapshot(name)
     print_value(snap.to_json(), args.json)
+    return 0
+
+
+def _cluster(args) -> str | None:
+    """The cluster a command runs on: --cluster, else $RIVULET_CLUSTER; None for the embedded engine."""
+    value = args.cluster if args.cluster is not None else os.environ.get("RIVULET_CLUSTER")
+    if not value and (args.partitions != 1 or args.batch_bytes):
+        from .errors import UserError
+        raise UserError(f"{'--partitions' if args.partitions != 1 else '--batch-bytes'} needs --cluster "
+                        f"(or RIVULET_CLUSTER)")
+    return value or None
+
+
+def _speed(args):
+    from .ingest.replay import Speed
+    return Speed("rows", args.rows_per_second) if args.rows_per_second else Speed()
+
+
+def _cluster_replay(args, cluster: str) -> int:
+    from .errors import UserError
+    if args.pipeline:
+        raise UserError("--pipeline is not built for cluster mode yet; replay without --cluster to use it")
+    from .cluster.replay import replay
+    out = replay(cluster, args.file, args.data_dir or _default_dir(), _window(args), args.partitions,
+                 args.time_column, args.retention_rows or None, speed=_speed(args), block=args.batch_bytes)
+    print_value(out, args.json)
     return 0
 
 

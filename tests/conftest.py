@@ -28,3 +28,28 @@ def wait_for(cond, timeout=10):
             return True
         time.sleep(0.02)
     return False
+
+
+@pytest.fixture(scope="session")
+def cluster_servers(tmp_path_factory):
+    """redis-server on a free loopback port and a Dask LocalCluster(2, processes=True) on 127.0.0.1,
+    for the whole session; stopped by PID at the end (engine/cluster/local.py)."""
+    from engine.cluster.local import LocalServers
+    servers = LocalServers(str(tmp_path_factory.mktemp("cluster"))).start()
+    yield servers
+    servers.stop()
+
+
+@pytest.fixture
+def cluster(cluster_servers, tmp_path):
+    """A Cluster on the session's servers with an empty log and its own history folder."""
+    import redis
+
+    from engine.cluster.config import Cluster
+    redis.Redis.from_url(cluster_servers.redis_url).flushdb()
+    return Cluster(cluster_servers.redis_url, cluster_servers.scheduler, str(tmp_path / "history"))
+
+
+def cluster_env(cluster) -> dict:
+    """The environment a `python -m engine ... --cluster redis://...` child needs to join `cluster`."""
+    return {**os.environ, "RIVULET_DASK": cluster.scheduler, "RIVULET_HISTORY": cluster.history}

@@ -79,13 +79,14 @@ class ReplaySource(Source):
 
     def __init__(self, path: str, position: dict | None = None, speed: Speed = Speed(),
                  loop: bool = False, time_column: str | None = None, schema: Schema | None = None,
-                 max_line: int = MAX_LINE):
+                 max_line: int = MAX_LINE, block: int = FAST_BLOCK):
         if not os.path.isfile(path):
             raise UserError(f"no such file: {path}")
         self.path = path
         self.speed = speed
         self.loop = loop
         self.max_line = max_line
+        self.block = block                     # bytes a full-speed batch reads (the cluster's entry size)
         self.lock = threading.RLock()
         self.size = os.path.getsize(path)
         self.file = open(path, "rb")
@@ -289,8 +290,9 @@ class ReplaySource(Source):
     def _next_fast(self) -> Batch | None:
         if self.pending is not None:
             return self._release(self.pending.table.num_rows)
-        size = max(FAST_BLOCK, self.max_line + 1)
-        data, skipped, end, replayed = self._block(size)
+        data, skipped, end, replayed = self._block(self.block)
+        if skipped and self.block <= self.max_line:      # a line longer than a small block is not too long yet
+            data, skipped, end, replayed = self._block(self.max_line + 1)
         if end == self.offset:
             return self._at_end()
         start = self.offset

@@ -32,6 +32,9 @@ def add_parsers(sub, positive_int) -> None:
                    help="a hyperparameter, e.g. n_estimators=50 (repeatable)")
     t.add_argument("--out", metavar="MODEL", help="write the model (.skops, .joblib or .onnx) and MODEL.card.json")
     t.add_argument("--pipeline", metavar="P.json", help="preprocessing spec applied before training")
+    t.add_argument("--cluster", metavar="C",
+                   help="run the cross-validation folds on Dask: local (starts a LocalCluster here) or "
+                        "redis://... with RIVULET_DASK (default $RIVULET_CLUSTER; none: in this process)")
     t.add_argument("--json", action="store_true", help="print the evaluation as JSON")
 
     p = sub.add_parser("predict", help="predict every row of a CSV file with a .skops model",
@@ -76,7 +79,15 @@ def cmd_train(args) -> int:
     spec = ModelSpec(task, args.target, tuple(numeric), tuple(categorical), args.model, parse_params(args.param),
                      k_best=args.k_best, cv=args.cv, cv_kind=args.cv_kind, holdout=args.holdout)
     rows = training_rows(table, args.target, numeric, categorical, task)
-    result = train(rows, spec)
+    cluster = args.cluster if args.cluster is not None else os.environ.get("RIVULET_CLUSTER")
+    if cluster:
+        from ..cluster.dask_compute import DaskMapper, dask_client
+        with dask_client(cluster) as client:
+            mapper = DaskMapper(client)
+            result = train(rows, spec, map_folds=mapper)
+            result.report["cv"]["scheduler"] = mapper.address
+    else:
+        result = train(rows, spec)
     result.report["rows"]["quarantined"] = quarantined
     result.report["rows"]["ordered_by"] = time_column
     out = headline(result.report)

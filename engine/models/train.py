@@ -5,6 +5,7 @@ exactly the stored artefact.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from dataclasses import dataclass
 from typing import Callable
@@ -58,6 +59,13 @@ def fit(spec: ModelSpec, X, y, where: str = "training"):
             raise UserError(f"{where}: {msg}") from None
 
 
+def fit_fold(spec: ModelSpec, X, y, splits: list, k: int) -> dict:
+    """Fit on fold k's training rows, score on its test rows."""
+    tr, te = splits[k]
+    model = fit(spec, X.iloc[tr], y[tr], where=f"fold {k + 1} of {len(splits)}")
+    return evaluate.score(model, X.iloc[te], y[te], spec.task)
+
+
 def fold_scores(spec: ModelSpec, X, y, progress: Progress | None = None, offset: int = 0,
                 total: int | None = None, map_folds: Mapper = serial_map) -> dict:
     """Cross-validation on X, y with the spec's folds; one fit per fold, fanned out by `map_folds`."""
@@ -67,12 +75,8 @@ def fold_scores(spec: ModelSpec, X, y, progress: Progress | None = None, offset:
     main = "f1" if spec.task == "classification" else "r2"
     second = "accuracy" if spec.task == "classification" else "rmse"
 
-    def one_fold(k: int) -> dict:
-        tr, te = splits[k]
-        model = fit(spec, X.iloc[tr], y[tr], where=f"fold {k + 1} of {len(splits)}")
-        return evaluate.score(model, X.iloc[te], y[te], spec.task)
-
-    folds = map_folds(one_fold, range(len(splits)),
+    # a partial of a module-level function: a cluster Mapper ships its arguments (the data) once
+    folds = map_folds(functools.partial(fit_fold, spec, X, y, splits), range(len(splits)),
                       lambda i: progress(offset + i, total, f"fold {i + 1} of {len(splits)}"))
     scores = [s[main] if s[main] is not None else np.nan for s in folds]
     extra = [s[second] for s in folds]
@@ -80,7 +84,7 @@ def fold_scores(spec: ModelSpec, X, y, progress: Progress | None = None, offset:
             second: evaluate.fold_summary(extra)}
 
 
-def train(rows: Rows, spec: ModelSpec, progress: Progress | None = None) -> Trained:
+def train(rows: Rows, spec: ModelSpec, progress: Progress | None = None, map_folds: Mapper = serial_map) -> Trained:
     progress = _quiet(progress)
     check_rows(rows, spec)
     X, y = rows.X, rows.y
@@ -89,7 +93,7 @@ def train(rows: Rows, spec: ModelSpec, progress: Progress | None = None) -> Trai
     if spec.task == "classification" and len(np.unique(y_train)) < 2:
         raise UserError(f"the older {cut} rows hold one class only; the newest rows kept for the holdout "
                         f"carry the others; train on a longer slice")
-    cv = fold_scores(spec, X_train, y_train, progress, total=spec.cv + 1)
+    cv = fold_scores(spec, X_train, y_train, progress, total=spec.cv + 1, map_folds=map_folds)
     progress(spec.cv, spec.cv + 1, "final fit")
     model = fit(spec, X_train, y_train)
     holdout = evaluate.score(model, X_test, y_test, spec.task)

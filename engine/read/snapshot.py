@@ -43,13 +43,22 @@ def group_stats_of(chunks: list[Chunk], column: str, columns: list[str]) -> dict
         return {}
     if column not in chunks[0].table.column_names:
         raise UserError(f"cannot group by {column!r}: the stream has no such column")
+    return keyed_dict(*group_partial(chunks, column), columns)
+
+
+def group_partial(chunks: list[Chunk], column: str) -> tuple[KeyedStats, list[str]]:
+    """The rows' statistics per value of `column` (keyed by code) and each key's label; partials merge."""
     codes = GroupCodes(limit=100)
     keys = np.concatenate([codes.encode(c.table.column(column)) for c in chunks])
     ks = KeyedStats.of_rows(keys, np.concatenate([c.X for c in chunks]))
+    return ks, [codes.label(int(k)) for k in ks.keys]
+
+
+def keyed_dict(ks: KeyedStats, labels: list[str], columns: list[str]) -> dict:
+    """{label: {column: {count, mean, var, std, min, max}}} for each key of `ks` (labels in key order)."""
     s = ks.stats()
-    return {codes.label(int(k)): {c: {name: (int(s[name][i, j]) if name == "count" else _num(s[name][i, j]))
-                                      for name in STAT_NAMES} for j, c in enumerate(columns)}
-            for i, k in enumerate(ks.keys)}
+    return {label: {c: {name: (int(s[name][i, j]) if name == "count" else _num(s[name][i, j]))
+                        for name in STAT_NAMES} for j, c in enumerate(columns)} for i, label in enumerate(labels)}
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,8 @@ class Snapshot:
     error: str | None = None
     created: float = field(default_factory=time.time)
     model: dict | None = None                         # the deployed model's status, if any
+    window_groups: dict | None = None                 # group_stats of the configured window when the rows
+                                                      # are not here (cluster partitions merged)
 
     # --- the contract JSON -------------------------------------------------------
     def to_json(self) -> dict:
@@ -137,6 +148,9 @@ class Snapshot:
 
     def group_stats(self, column: str, rows: int | None = None, seconds: float | None = None) -> dict:
         """Per-group count, mean, var, std, min, max of every numeric column over a window."""
+        if not self.chunks and self.window_groups is not None and column == self.group_column \
+                and rows is None and seconds is None:
+            return self.window_groups
         return group_stats_of(self.window(rows, seconds)[1], column, self.columns)
 
     # --- buckets -------------------------------------------------------------------

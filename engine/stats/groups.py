@@ -114,6 +114,16 @@ class KeyedStats:
         }
 
 
+def merge_many(parts: list[KeyedStats], k: int) -> KeyedStats:
+    """The union of many partials (partitions' buckets) in one pass; shared keys combine exactly."""
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return KeyedStats.empty(k)
+    if len(parts) == 1:
+        return parts[0]
+    return _reduce(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("keys", "n", "mean", "m2", "min", "max")))
+
+
 def _reduce(keys, n, mean, m2, mn, mx) -> KeyedStats:
     """Combine partials (one per row of the inputs) that share a key.
 

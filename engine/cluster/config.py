@@ -1,0 +1,51 @@
+"""Where a cluster's parts are: the Redis log, the Dask scheduler and the Delta history.
+
+`RIVULET_CLUSTER=local` (or `--cluster local`) starts the first two as children of this process
+(local.py) and keeps history under the data folder; `RIVULET_CLUSTER=redis://host:6379/0` with
+`RIVULET_DASK=tcp://host:8786` and `RIVULET_HISTORY=<folder or URI>` joins running ones.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+
+from ..errors import UserError
+
+
+@dataclass(frozen=True)
+class Cluster:
+    log: str            # redis://host:port/db
+    scheduler: str      # tcp://host:port
+    history: str        # a folder or an object-store URI holding one Delta table per stream
+
+    def redis(self):
+        import redis
+        return redis.Redis.from_url(self.log)
+
+    def to_json(self) -> dict:
+        return {"log": self.log, "scheduler": self.scheduler, "history": self.history}
+
+
+def cluster_setting(flag: str | None = None) -> str | None:
+    """The --cluster flag, else RIVULET_CLUSTER; None (or empty) is the embedded engine."""
+    value = flag if flag is not None else os.environ.get("RIVULET_CLUSTER")
+    return value or None
+
+
+@contextlib.contextmanager
+def open_cluster(setting: str, data_dir: str, workers: int = 2):
+    """The Cluster a setting names, started for the duration of the block when it is `local`."""
+    data_dir = os.path.abspath(data_dir)
+    history = os.environ.get("RIVULET_HISTORY") or os.path.join(data_dir, "history")
+    if setting == "local":
+        from .local import LocalServers
+        with LocalServers(os.path.join(data_dir, "cluster"), workers) as servers:
+            yield Cluster(servers.redis_url, servers.scheduler, history)
+        return
+    if not setting.startswith(("redis://", "rediss://", "unix://")):
+        raise UserError(f"cluster {setting!r}: use local, or redis://host:port/db with RIVULET_DASK set")
+    scheduler = os.environ.get("RIVULET_DASK")
+    if not scheduler:
+        raise UserError("a cluster at " + setting + " needs RIVULET_DASK=tcp://host:8786 (the Dask scheduler)")
+    yield Cluster(setting, scheduler, history)

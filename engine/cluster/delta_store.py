@@ -1,0 +1,258 @@
+"""The cluster Store: a stream's history as a Delta Lake table (delta-rs), one writer per partition.
+
+Each commit carries a partition's rows (`_part` = the partition, `_rid` counts its rows), the log
+position as an app transaction (`{stream}:p{n}`, version = the last log seq in it) and the
+partition's cumulative state in the commit's metadata, so the position and the rows never disagree.
+Before committing, a writer checks that the app transaction is still the one it last saw; Delta
+refuses a concurrent commit with the same app id. Either way a stale worker learns it no longer owns
+the partition (`Fenced`) and stops, so no log seq is committed twice.
+
+Commits are grouped: `commit` buffers batches and writes about once a second (`flush`), the
+provisional snapshot being published every batch meanwhile. Quarantined rows go to a second table
+`quarantine` with its own app transaction, written first, each row tagged with its log seq so a
+rerun after a crash between the two commits does not store them twice.
+"""
+from __future__ import annotations
+
+import base64
+import os
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from ..errors import UserError
+from ..ingest.parse import Bad
+from ..schema import Schema
+
+COMMIT_EVERY = 1.0          # seconds between Delta commits of a partition
+COMMIT_ROWS = 500_000       # rows buffered at most before a commit
+STATE_KEYS = ("next_rid", "ingested", "quarantined", "flagged", "late", "window_from")
+QUARANTINE_SCHEMA = pa.schema([("_part", pa.int32()), ("_seq", pa.int64()), ("source", pa.string()),
+                               ("position", pa.int64()), ("raw", pa.string()), ("reason", pa.string()),
+                               ("kept", pa.bool_()), ("seen", pa.timestamp("us"))])
+
+
+class Fenced(UserError):
+    """Another worker committed this partition since we last did: we no longer own it."""
+
+
+def rows_uri(history: str, stream: str) -> str:
+    return os.path.join(history, stream, "rows") if "://" not in history else f"{history.rstrip('/')}/{stream}/rows"
+
+
+def quarantine_uri(history: str, stream: str) -> str:
+    return os.path.join(history, stream, "quarantine") if "://" not in history else \
+        f"{history.rstrip('/')}/{stream}/quarantine"
+
+
+def stored_schema(schema: Schema) -> pa.Schema:
+    """The rows table's columns: what the embedded store keeps, plus the partition."""
+    return pa.schema([("_rid", pa.int64()), ("_ingest", pa.timestamp("us")), *schema.arrow(),
+                      ("_part", pa.int32())])
+
+
+def create_tables(history: str, stream: str, schema: Schema) -> None:
+    """Both tables of a stream, before any worker starts (so workers never race to create them)."""
+    from deltalake import DeltaTable
+    if "://" not in history:
+        os.makedirs(os.path.join(history, stream), exist_ok=True)
+    for uri, arrow in ((rows_uri(history, stream), stored_schema(schema)),
+                       (quarantine_uri(history, stream), QUARANTINE_SCHEMA)):
+        DeltaTable.create(uri, arrow, mode="ignore", partition_by=["_part"])
+
+
+def app_id(stream: str, partition: int) -> str:
+    return f"{stream}:p{partition}"
+
+
+def committed(history: str, stream: str, partitions: int) -> list[dict | None]:
+    """Each partition's committed state (None before its first commit): what a producer resumes from."""
+    from deltalake import DeltaTable
+    try:
+        table = DeltaTable(rows_uri(history, stream))
+    except Exception:        # no table yet: nothing committed
+        return [None] * partitions
+    return [_state_of(table, stream, p) for p in range(partitions)]
+
+
+def _state_of(table, stream: str, partition: int) -> dict | None:
+    """The metadata of the partition's newest commit, found by its app transaction's version."""
+    seq = table.transaction_version(app_id(stream, partition))
+    if seq is None:
+        return None
+    limit = 16
+    while True:
+        history = table.history(limit)
+        for commit in history:
+            meta = commit.get("rivulet")
+            if meta and meta["part"] == partition and meta["seq"] == seq:
+                return meta
+        if len(history) < limit:
+            raise UserError(f"the history of {stream} has no commit for partition {partition} at seq {seq}")
+        limit *= 4
+
+
+class DeltaStore:
+    """The Store seam for one partition worker. Stream configuration lives with the cluster (the task's
+    arguments), so the methods that manage streams and pipeline versions keep them in memory."""
+
+    def __init__(self, history: str, stream: str, partition: int, config: dict, epoch: int = 0,
+                 still_owner=None):
+        from deltalake import DeltaTable
+        self.data_dir = history
+        self.stream = stream
+        self.partition = partition
+        self.config = config
+        self.epoch = epoch
+        self.still_owner = still_owner or (lambda: True)     # the claim in Redis (worker.claim)
+        self.app = app_id(stream, partition)
+        self.table = DeltaTable(rows_uri(history, stream))
+        self.quarantine_table = DeltaTable(quarantine_uri(history, stream))
+        self.saved = _state_of(self.table, stream, partition)
+        self.seq = self.saved["seq"] if self.saved else 0      # what we last committed (or found)
+        self.buffer: list[pa.Table] = []
+        self.bad: list[tuple[int, Bad]] = []
+        self.state_now: dict | None = None
+        self.offset_now: dict | None = None
+        self.buffered_rows = 0
+        self.last_flush = time.time()
+        self.commits = 0
+        self._history: pa.Table | None = None
+
+    # --- what Stream asks for at start ----------------------------------------------
+    def state(self, stream_id: int) -> dict:
+        s = self.saved
+        if s is None:
+            return dict.fromkeys(STATE_KEYS, 0) | {"cumulative": None}
+        return {k: s[k] for k in STATE_KEYS} | {
+            "cumulative": base64.b64decode(s["cumulative"]) if s.get("cumulative") else None}
+
+    def offsets(self, stream_id: int) -> dict[str, dict]:
+        return {"log": self.saved["offset"]} if self.saved else {}
+
+    def pipelines(self, stream_id: int) -> list[dict]:
+        return self.config.get("pipelines", [])
+
+    def set_schema(self, stream_id: int, schema: Schema) -> None:
+        pass                                   # the table was created with it (create_tables)
+
+    def update_config(self, stream_id: int, config: dict) -> None:
+        self.config = config
+
+    def update_pipeline(self, stream_id: int, version: int, spec: dict) -> None:
+        pass
+
+    def drop_pipeline(self, stream_id: int, version: int) -> None:
+        pass
+
+    def set_cumulative(self, stream_id: int, cumulative: bytes | None) -> None:
+        if self.state_now is not None:
+            self.state_now["cumulative"] = cumulative
+
+    # --- commits ------------------------------------------------------------------------
+    def commit(self, stream_id: int, rows: pa.Table | None, bad: list[Bad], source: str,
+               offsets: dict[str, dict | None], state: dict, extra: dict[str, pa.Table] | None = None) -> None:
+        """Buffer one batch; `flush` commits what is buffered as one Delta version."""
+        offset = offsets["log"]
+        if rows is not None and rows.num_rows:
+            self.buffer.append(rows.append_column("_part", pa.array([self.partition] * rows.num_rows, pa.int32())))
+            self.buffered_rows += rows.num_rows
+        self.bad.extend((offset["seq"], b) for b in bad)
+        self.state_now, self.offset_now = dict(state), offset
+        if self.buffered_rows >= COMMIT_ROWS or time.time() - self.last_flush >= COMMIT_EVERY:
+            self.flush()
+
+    def flush(self) -> bool:
+        """Commit the buffered batches (rows, position, state) as one version; False if nothing was new."""
+        from deltalake import CommitProperties, Transaction
+        from deltalake.exceptions import CommitFailedError
+        self.last_flush = time.time()
+        if self.offset_now is None or self.offset_now["seq"] <= self.seq:
+            return False
+        seq = self.offset_now["seq"]
+        self._check_owner()
+        if self.bad:
+            self._flush_quarantine(seq)
+        meta = {"part": self.partition, "seq": seq, "epoch": self.epoch, "offset": self.offset_now,
+                **{k: int(self.state_now[k]) for k in STATE_KEYS},
+                "cumulative": base64.b64encode(self.state_now["cumulative"]).decode()
+                if self.state_now.get("cumulative") else None}
+        rows = pa.concat_tables(self.buffer) if self.buffer else stored_empty(self.table)
+        props = CommitProperties(custom_metadata={"rivulet": meta}, app_transactions=[Transaction(self.app, seq)])
+        from deltalake import write_deltalake
+        try:
+            write_deltalake(self.table, rows, mode="append", commit_properties=props)
+        except CommitFailedError as e:
+            raise Fenced(f"partition {self.partition} of {self.stream} was committed by another worker ({e})") from None
+        self.seq, self.saved = seq, meta
+        self.buffer, self.buffered_rows, self.bad = [], 0, []
+        self.commits += 1
+        self._history = None
+        return True
+
+    def _check_owner(self) -> None:
+        if not self.still_owner():
+            raise Fenced(f"partition {self.partition} of {self.stream} was claimed by another worker")
+        self.table.update_incremental()
+        seen = self.table.transaction_version(self.app)
+        if (seen or 0) != self.seq:
+            raise Fenced(f"partition {self.partition} of {self.stream} is at seq {seen} in the history, "
+                         f"not {self.seq}: another worker owns it")
+
+    def _flush_quarantine(self, seq: int) -> None:
+        from deltalake import CommitProperties, Transaction, write_deltalake
+        q = self.quarantine_table
+        q.update_incremental()
+        done = q.transaction_version(self.app) or 0
+        bad = [(s, b) for s, b in self.bad if s > done]
+        if not bad:
+            return
+        now = int(time.time() * 1e6)
+        table = pa.table({"_part": pa.array([self.partition] * len(bad), pa.int32()),
+                          "_seq": pa.array([s for s, _ in bad], pa.int64()),
+                          "source": [b.source or "replay" for _, b in bad],
+                          "position": pa.array([b.position for _, b in bad], pa.int64()),
+                          "raw": [b.raw for _, b in bad], "reason": [b.reason for _, b in bad],
+                          "kept": [b.kept for _, b in bad],
+                          "seen": pa.array([now] * len(bad), pa.timestamp("us"))}, schema=QUARANTINE_SCHEMA)
+        write_deltalake(q, table, mode="append",
+                        commit_properties=CommitProperties(app_transactions=[Transaction(self.app, seq)]))
+
+    # --- history ----------------------------------------------------------------------------
+    def _partition_rows(self) -> pa.Table:
+        if self._history is None:
+            self.table.update_incremental()
+            t = self.table.to_pyarrow_dataset().to_table(filter=ds.field("_part") == self.partition)
+            self._history = t.drop_columns(["_part"]).sort_by("_rid")
+        return self._history
+
+    def rows(self, stream_id: int, last: int | None = None, since_rid: int = 0,
+             columns: list[str] | None = None, limit: int | None = None) -> pa.Table:
+        t = self._partition_rows()
+        rids = t.column("_rid")
+        start = int(pc.sum(pc.less(rids, since_rid)).as_py() or 0)
+        t = t.slice(start)
+        if last is not None:
+            t = t.slice(max(t.num_rows - last, 0))
+        elif limit:
+            t = t.slice(0, limit)
+        return t.select(columns) if columns else t
+
+    def count(self, stream_id: int) -> int:
+        """Stored rows of this partition, bounded by the retention a restart rebuilds windows from."""
+        keep = self.config.get("retention_rows")
+        n = self._partition_rows().num_rows
+        return min(n, keep) if keep else n
+
+    def prune(self, stream_id: int, next_rid: int, keep_rows: int | None, keep_seconds: float | None) -> None:
+        pass               # history keeps every row; compaction is not built yet
+
+    def close(self) -> None:
+        pass
+
+
+def stored_empty(table) -> pa.Table:
+    """No rows, in the table's columns: a commit that only moves the position on."""
+    return pa.schema(table.schema().to_arrow()).empty_table()

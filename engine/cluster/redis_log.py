@@ -1,0 +1,188 @@
+"""The cluster Log: one Redis stream per stream partition (`rivulet:{stream}:p{n}`).
+
+An entry is one parsed batch's share of a partition as Arrow IPC, its quarantined rows, the source
+position after the batch and the newest event time of the whole stream so far (so time windows of
+every partition end at the same instant). Entry ids are `{seq}-0` with seq the batch number, the same
+in every partition: a batch re-sent after a producer crash has an id Redis already holds, and Redis
+refuses it. Every partition gets an entry for every batch (possibly with no rows), so a partition's
+position is one number.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+import pyarrow as pa
+
+from ..ingest.parse import Bad
+from ..ingest.source import Batch
+from ..schema import Schema, time_seconds
+
+BAD_SCHEMA = pa.schema([("position", pa.int64()), ("raw", pa.string()), ("reason", pa.string()),
+                        ("kept", pa.bool_()), ("source", pa.string())])
+
+
+def log_key(stream: str, partition: int) -> str:
+    return f"rivulet:{stream}:p{partition}"
+
+
+def end_key(stream: str) -> str:
+    """The seq of a finite source's last batch, once the producer has sent it."""
+    return f"rivulet:{stream}:end"
+
+
+def ipc_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def ipc_table(data: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
+
+
+def encode_entry(rows: pa.Table, bad: list[Bad], position: dict, newest: float | None) -> dict:
+    fields = {"rows": ipc_bytes(rows), "pos": json.dumps(position), "n": rows.num_rows}
+    if bad:
+        fields["bad"] = ipc_bytes(pa.table({"position": [b.position for b in bad], "raw": [b.raw for b in bad],
+                                            "reason": [b.reason for b in bad], "kept": [b.kept for b in bad],
+                                            "source": [b.source for b in bad]}, schema=BAD_SCHEMA))
+    if newest is not None:
+        fields["newest"] = repr(newest)
+    return fields
+
+
+def decode_entry(fields: dict) -> tuple[pa.Table, list[Bad], dict, float | None]:
+    rows = ipc_table(fields[b"rows"])
+    bad = [Bad(r["position"], r["raw"], r["reason"], r["kept"], r["source"])
+           for r in ipc_table(fields[b"bad"]).to_pylist()] if b"bad" in fields else []
+    newest = float(fields[b"newest"]) if b"newest" in fields else None
+    return rows, bad, json.loads(fields[b"pos"]), newest
+
+
+def seq_of(entry_id: bytes | str) -> int:
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return int(text.split("-", 1)[0])
+
+
+def round_robin(n_rows: int, first_row: int, partitions: int) -> list[np.ndarray]:
+    """Row indices of a batch per partition: row r of the stream (0-based) goes to r mod partitions."""
+    part = (np.arange(n_rows) + first_row) % partitions
+    return [np.flatnonzero(part == p) for p in range(partitions)]
+
+
+class Producer:
+    """Parses at the edge: sends each batch of a Log (a ReplaySource, a TailSource) to the partitions.
+
+    All partitions' entries of one batch go in one MULTI/EXEC, so a batch is in every partition or in
+    none. Entries the log already holds (a restart from an older position) are refused by id and
+    counted in `refused`."""
+
+    def __init__(self, redis, stream: str, partitions: int, time_column: str | None):
+        self.redis = redis
+        self.stream = stream
+        self.partitions = partitions
+        self.time_column = time_column
+        self.keys = [log_key(stream, p) for p in range(partitions)]
+        self.seq = 0
+        self.rows = 0            # stream rows sent before the next batch (round-robin is by stream row)
+        self.newest: float | None = None
+        self.refused = 0
+        self.sent = 0
+
+    def resume_at(self, seq: int, rows: int, newest: float | None) -> None:
+        self.seq, self.rows, self.newest = seq, rows, newest
+
+    def send(self, batch: Batch) -> None:
+        table = batch.table
+        if self.time_column is not None and table.num_rows:
+            t = time_seconds(table.column(self.time_column))
+            if np.isfinite(t).any():
+                top = float(np.nanmax(t))
+                self.newest = top if self.newest is None else max(self.newest, top)
+        self.seq += 1
+        position = {"source": batch.offsets if batch.offsets is not None else batch.position,
+                    "rows": self.rows + table.num_rows}
+        pipe = self.redis.pipeline(transaction=True)
+        for p, idx in enumerate(round_robin(table.num_rows, self.rows, self.partitions)):
+            part = table if self.partitions == 1 else table.take(pa.array(idx, pa.int64()))
+            bad = batch.bad if p == self.seq % self.partitions else []
+            pipe.xadd(self.keys[p], encode_entry(part, bad, position, self.newest), id=f"{self.seq}-0")
+        for result in pipe.execute(raise_on_error=False):
+            if isinstance(result, Exception):
+                if "equal or smaller" not in str(result):
+                    raise result
+                self.refused += 1
+            else:
+                self.sent += 1
+        self.rows += table.num_rows
+
+    def finish(self) -> None:
+        self.redis.set(end_key(self.stream), self.seq)
+
+
+class PartitionLog:
+    """The Log seam over one partition's Redis stream, read from after `seq` (the store's position)."""
+
+    kind = "log"
+    max_inflight = None
+    paused = False
+
+    def __init__(self, redis, stream: str, partition: int, schema: Schema, time_column: str | None,
+                 position: dict | None = None, block_ms: int = 100, count: int = 1):
+        self.redis = redis
+        self.key = log_key(stream, partition)
+        self.stream = stream
+        self.schema = schema
+        self.time_column = time_column
+        pos = position or {}
+        self.seq = int(pos.get("seq", 0))
+        self.newest = pos.get("newest")
+        self.block_ms = block_ms
+        self.count = count
+        self.end: int | None = None
+        self.rows = 0
+        self.pending: list = []
+
+    def next_batch(self) -> Batch | None:
+        if not self.pending:
+            got = self.redis.xread({self.key: f"{self.seq}-0"}, count=self.count, block=self.block_ms or None)
+            self.pending = list(got[0][1]) if got else []
+            if not self.pending:
+                return None
+        entry_id, fields = self.pending.pop(0)
+        rows, bad, position, newest = decode_entry(fields)
+        self.seq = seq_of(entry_id)
+        if newest is not None:
+            self.newest = newest
+        self.rows += rows.num_rows
+        return Batch(rows, bad, {"seq": self.seq, "newest": self.newest, "source": position},
+                     nbytes=len(fields[b"rows"]), read_at=time.time())
+
+    def position(self) -> dict:
+        return {"seq": self.seq, "newest": self.newest}
+
+    @property
+    def done(self) -> bool:
+        """The producer finished and every entry up to its last has been read."""
+        if self.end is None:
+            end = self.redis.get(end_key(self.stream))
+            if end is None:
+                return False
+            self.end = int(end)
+        return self.seq >= self.end and not self.pending
+
+    def status(self) -> dict:
+        return {"state": "ended" if self.end is not None and self.seq >= self.end else "running",
+                "log": self.key, "seq": self.seq, "rows": self.rows}
+
+    def pause(self) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,152 @@
+"""`python -m engine replay FILE --cluster ...`: parse at the edge, process in the partitions, merge.
+
+This process parses FILE with the embedded replay source and sends each batch to the Redis log,
+spread over the partitions; one long Dask task per partition (worker.py) processes and commits it;
+once every partition has committed the last entry, the parts published in Redis are merged into the
+snapshot printed.
+
+Run it again after a crash and it resumes. At full speed a file is cut into the same batches from any
+batch's end, so the producer starts after the oldest batch every partition has committed to the
+history: entries the log still holds are refused by id (counted), any it lost are sent again. A paced
+replay cuts by the clock, so it resumes after the log's newest entry instead (a batch is in every
+partition or in none: one MULTI/EXEC).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+from ..errors import UserError
+from ..ingest.replay import FAST_BLOCK, ReplaySource, Speed
+from .config import Cluster, open_cluster
+from .delta_store import committed, create_tables
+from .redis_log import Producer, decode_entry, log_key, seq_of
+from .redis_snapshots import RedisSnapshots
+from .worker import run_partition
+
+WAIT_FAILURES = 20           # partition tasks resubmitted at most (after Dask gave up or a fence)
+
+
+def stream_config(name: str, path: str, source: ReplaySource, window, retention_rows: int | None,
+                  partitions: int) -> dict:
+    return {"source": "replay", "path": path, "window": window.to_json(), "time_column": source.time_column,
+            "schema": source.schema.to_json(), "partitions": partitions, "retention_rows": retention_rows,
+            "retention_seconds": None, "group_by": None}
+
+
+def replay(setting: str, path: str, data_dir: str, window, partitions: int = 1, time_column: str | None = None,
+           retention_rows: int | None = None, workers: int = 2, speed: Speed = Speed(),
+           block: int | None = None) -> dict:
+    """Replay `path` on the cluster `setting` names; the merged snapshot JSON with `cluster`."""
+    path = os.path.abspath(path)
+    name = os.path.splitext(os.path.basename(path))[0]
+    with open_cluster(setting, data_dir, workers) as cluster:
+        return run(cluster, name, path, window, partitions, time_column, retention_rows, speed, block)
+
+
+def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_column: str | None,
+        retention_rows: int | None, speed: Speed = Speed(), block: int | None = None) -> dict:
+    from distributed import Client
+    r = cluster.redis()
+    probe = ReplaySource(path, time_column=time_column)
+    probe.close()
+    if probe.schema is None:
+        raise UserError(f"{path} has no header; there is nothing to replay")
+    config = stream_config(name, path, probe, window, retention_rows, partitions)
+    _check_partitions(r, name, partitions)
+    create_tables(cluster.history, name, probe.schema)
+    source, producer = _resume(r, cluster, name, path, partitions, probe, speed, block or FAST_BLOCK)
+    with Client(cluster.scheduler, timeout=30) as client:
+        futures = {p: _submit(client, cluster, name, p, config) for p in range(partitions)}
+        started = time.time()
+        try:
+            while not source.done:
+                batch = source.next_batch()
+                if batch is not None:
+                    producer.send(batch)
+                elif speed.mode != "max":
+                    time.sleep(0.005)
+            producer.finish()
+        finally:
+            source.close()
+        sent_s = time.time() - started
+        results = _wait(client, cluster, name, config, futures)
+    snap = RedisSnapshots(r).latest(name)
+    if snap is None:
+        raise UserError(f"no partition of {name} published a snapshot")
+    out = snap.to_json()
+    out["cluster"] = {**cluster.to_json(), "partitions": partitions,
+                      "seq": [results[p]["seq"] for p in range(partitions)],
+                      "log_entries": {"sent": producer.sent, "refused": producer.refused},
+                      "producer_s": round(sent_s, 3)}
+    return out
+
+
+def _check_partitions(r, name: str, partitions: int) -> None:
+    """A stream keeps the number of partitions it started with (rows were spread by it)."""
+    key = f"rivulet:{name}:partitions"
+    if not r.set(key, partitions, nx=True):
+        was = int(r.get(key))
+        if was != partitions:
+            raise UserError(f"stream {name} was started with {was} partitions; run it with --partitions {was}")
+
+
+def _resume(r, cluster: Cluster, name: str, path: str, partitions: int, probe: ReplaySource,
+            speed: Speed, block: int):
+    """The source and producer positioned where the module's docstring says."""
+    producer = Producer(r, name, partitions, probe.time_column)
+    offset, seq = None, 0
+    if speed.mode != "max":
+        top = r.xrevrange(log_key(name, 0), count=1)
+        if top:
+            seq = seq_of(top[0][0])
+            _, _, offset, newest = decode_entry(top[0][1])
+            offset = {"source": offset, "newest": newest}
+    if offset is None:
+        states = committed(cluster.history, name, partitions)
+        if all(states):
+            oldest = min(states, key=lambda s: s["seq"])
+            seq, offset = oldest["seq"], oldest["offset"]
+    position = None
+    if offset is not None:
+        position = offset["source"]["source"]
+        producer.resume_at(seq, offset["source"]["rows"], offset.get("newest"))
+    source = ReplaySource(path, position=position, speed=speed, time_column=probe.time_column,
+                          schema=probe.schema, block=block)
+    return source, producer
+
+
+def _submit(client, cluster: Cluster, name: str, p: int, config: dict):
+    return client.submit(run_partition, cluster.to_json(), name, p, config, pure=False,
+                         key=f"rivulet-{name}-p{p}-{time.time_ns()}")
+
+
+def _wait(client, cluster: Cluster, name: str, config: dict, futures: dict) -> dict[int, dict]:
+    """Every partition's result; a partition whose task failed for good or was fenced is run again."""
+    from distributed import wait
+    from distributed.scheduler import KilledWorker
+    results: dict[int, dict] = {}
+    retries = 0
+    while futures:
+        wait(list(futures.values()), return_when="FIRST_COMPLETED")
+        for p, f in list(futures.items()):
+            if not f.done():
+                continue
+            del futures[p]
+            if f.status == "finished" and not f.result()["fenced"]:
+                results[p] = f.result()
+                continue
+            if f.status == "error" and not isinstance(f.exception(), KilledWorker):
+                raise UserError(f"partition {p} of {name} stopped: {_reason(f)}")
+            retries += 1
+            if retries > WAIT_FAILURES:
+                raise UserError(f"partition {p} of {name} failed {retries} times: {_reason(f)}")
+            futures[p] = _submit(client, cluster, name, p, config)
+    return results
+
+
+def _reason(future) -> str:
+    if future.status == "finished":
+        return future.result().get("reason", "fenced")
+    e = future.exception()
+    return f"{type(e).__name__}: {e}"

@@ -1,0 +1,101 @@
+"""One partition worker: a long-running Dask task that reads its partition of the log, runs the
+stream's pipeline and operators (the embedded `Stream`, unchanged) and commits to Delta.
+
+It claims the partition (a new epoch in Redis), resumes from the position its last Delta commit
+recorded (the app transaction), rebuilds its windows from the stored rows, then reads on. When
+Dask reruns it after its worker process died, the same steps make it resume exactly where the
+history ends: entries after the committed seq are read again, nothing before it is.
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from ..schema import Schema
+from ..stream import Stream
+from .delta_store import DeltaStore, Fenced
+from .redis_log import PartitionLog
+from .redis_snapshots import RedisSnapshots, owners_key
+
+log = logging.getLogger("rivulet")
+PUBLISH_EVERY = 0.05        # seconds between provisional parts at most (each is a write Redis fsyncs)
+
+
+def claim(redis, stream: str, partition: int) -> int:
+    """A new epoch for the partition: from now on only this worker may publish or commit it."""
+    return int(redis.hincrby(owners_key(stream), f"p{partition}", 1))
+
+
+def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop_when_done: bool = True) -> dict:
+    """Read, process and commit one partition until the producer's last entry is committed (a replay)
+    or forever (a tail). Returns what it did, or {"fenced": True} when another worker took over."""
+    import redis as redis_lib
+    _leave_worker_pool()
+    r = redis_lib.Redis.from_url(cluster["log"])
+    epoch = claim(r, stream, partition)
+    owners = owners_key(stream)
+
+    def still_owner() -> bool:
+        return int(r.hget(owners, f"p{partition}") or 0) == epoch
+
+    store = DeltaStore(cluster["history"], stream, partition, config, epoch, still_owner)
+    source = PartitionLog(r, stream, partition, Schema.from_json(config["schema"]), config.get("time_column"),
+                          store.offsets(partition).get("log"), count=32)
+    snaps = RedisSnapshots(r, partition, epoch, lambda: {"read": source.seq, "committed": store.seq,
+                                                          "newest": _newest(s)})
+    s = Stream(partition, stream, config, source, store, snaps)
+    try:
+        s.restore()
+        _see(s, source.newest)
+        snaps.publish_buckets(stream)
+        published, dirty = time.time(), False
+        while True:
+            batch = source.next_batch()
+            if batch is None:
+                if dirty:                   # idle: show what the last batches did
+                    s.publish()
+                    published, dirty = time.time(), False
+                if store.flush():
+                    snaps.publish_buckets(stream)
+                if stop_when_done and source.done and store.seq >= source.seq:
+                    break
+                continue
+            commits = store.commits
+            s.commit(s.prepare(batch))
+            _see(s, batch.position.get("newest"))
+            dirty = True
+            if store.commits != commits or time.time() - published >= PUBLISH_EVERY:
+                s.publish()
+                published, dirty = time.time(), False
+            if store.commits != commits:
+                snaps.publish_buckets(stream)
+        store.flush()
+        s.publish()
+        snaps.publish_buckets(stream)
+    except Fenced as e:
+        log.warning("%s", e)
+        return {"partition": partition, "fenced": True, "epoch": epoch, "seq": store.seq, "reason": str(e)}
+    return {"partition": partition, "fenced": False, "epoch": epoch, "seq": store.seq,
+            "rows": s.counters.next_rid, "commits": store.commits}
+
+
+def _see(s: Stream, newest: float | None) -> None:
+    """Time windows of every partition end at the stream's newest event time, not their own."""
+    ops = s.operators
+    if ops is not None and newest is not None and ops.recent.clock == "event":
+        ops.recent.newest = max(ops.recent.newest, float(newest))
+
+
+def _newest(s: Stream) -> float | None:
+    ops = s.operators
+    return float(ops.recent.newest) if ops is not None and ops.recent.newest > float("-inf") else None
+
+
+def _leave_worker_pool() -> None:
+    """A partition task runs for the stream's life: it leaves Dask's thread pool so the worker can run
+    other partitions and jobs beside it."""
+    try:
+        from distributed import secede
+        secede()
+    except (ImportError, ValueError):        # not inside a Dask worker (a test calls it directly)
+        pass
