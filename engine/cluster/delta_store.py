@@ -28,7 +28,7 @@ from ..schema import Schema
 
 COMMIT_EVERY = 1.0          # seconds between Delta commits of a partition
 COMMIT_ROWS = 500_000       # rows buffered at most before a commit
-STATE_KEYS = ("next_rid", "ingested", "quarantined", "flagged", "late", "window_from")
+STATE_KEYS = ("next_rid", "ingested", "quarantined", "flagged", "late", "window_from", "replayed")
 QUARANTINE_SCHEMA = pa.schema([("_part", pa.int32()), ("_seq", pa.int64()), ("source", pa.string()),
                                ("position", pa.int64()), ("raw", pa.string()), ("reason", pa.string()),
                                ("kept", pa.bool_()), ("seen", pa.timestamp("us"))])
@@ -126,7 +126,7 @@ class DeltaStore:
         s = self.saved
         if s is None:
             return dict.fromkeys(STATE_KEYS, 0) | {"cumulative": None}
-        return {k: s[k] for k in STATE_KEYS} | {
+        return {k: s.get(k, 0) for k in STATE_KEYS} | {
             "cumulative": base64.b64decode(s["cumulative"]) if s.get("cumulative") else None}
 
     def offsets(self, stream_id: int) -> dict[str, dict]:
