@@ -120,12 +120,11 @@ def _window(args, clock: str = "event"):
 
 
 def cmd_replay(args) -> int:
-    from .errors import UserError
+    from .ingest.paths import regular_file
     from .prep.pipeline import Pipeline
     from .runtime import Engine
 
-    if not os.path.isfile(args.file):
-        raise UserError(f"no such file: {args.file}")
+    regular_file(args.file)
     pipeline = Pipeline.load(args.pipeline) if args.pipeline else None
     window = _window(args)
     with Engine(args.data_dir) as engine:
@@ -149,9 +148,11 @@ def cmd_tail(args) -> int:
     import time
 
     from .errors import UserError
+    from .ingest.paths import no_nul
     from .prep.pipeline import Pipeline
     from .runtime import Engine
 
+    no_nul(args.path)
     if not glob.has_magic(args.path) and not os.path.exists(args.path):
         raise UserError(f"no such file or folder: {args.path} (use a glob to wait for files not created yet)")
     pipeline = Pipeline.load(args.pipeline) if args.pipeline else None

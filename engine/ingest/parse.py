@@ -14,9 +14,11 @@ after it are read again as records.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -308,8 +310,8 @@ class Parser:
                                                 strings_can_be_null=True, quoted_strings_can_be_null=False))
 
     def _fast(self, data: bytes) -> pa.Table | None:
-        if self._has_header(data) or b"\x00" in data or BOM in data:
-            return None
+        if self._has_header(data) or b"\x00" in data or BOM in data or data.count(b'"') % 2:
+            return None     # an open quote: pyarrow would read on past the line it opens in
         if len(self._read_names) == 1 and _SPACE_LINE.search(data):
             return None     # pyarrow would read a whitespace-only line as a value; it is a blank line
         if self.fmt.encoding == "utf-8" and not data.isascii():
@@ -378,7 +380,9 @@ class Parser:
                                            "the stream started, so rows of the new layout are set aside")
             reasons.setdefault(int(i), f"expected {want - self.fmt.trailing} fields, found {int(counts[i])}")
         if self.fmt.encoding == "utf-8":
-            self._bad_bytes(data, starts, ends, keep, reasons)
+            for i, why in bad_utf8(data, starts, ends).items():
+                if keep[i]:
+                    reasons.setdefault(i, why)
 
         for i in reasons:
             keep[i] = False
@@ -429,18 +433,32 @@ class Parser:
         table = pa.table({n: pa.array(list(c), pa.string()) for n, c in zip(names, columns)})
         return table, np.array(kept, np.int64), bad
 
-    @staticmethod
-    def _bad_bytes(data: bytes, starts, ends, keep, reasons) -> None:
-        pos = 0
-        while pos < len(data):
-            try:
-                data[pos:].decode("utf-8")
-                return
-            except UnicodeDecodeError as e:
-                i = int(np.searchsorted(ends, pos + e.start, side="right"))
-                if keep[i]:
-                    reasons.setdefault(i, f"invalid UTF-8 at byte {pos + e.start - int(starts[i])} of the line")
-                pos = int(ends[i])
+
+
+def bad_utf8(data: bytes, starts: np.ndarray, ends: np.ndarray) -> dict[int, str]:
+    """{record index: reason} for the records (data[starts[i]:ends[i]], in order) holding bytes
+    that are not UTF-8. One decoding pass, noting each bad sequence, whatever their number."""
+    try:
+        data.decode("utf-8")
+        return {}
+    except UnicodeDecodeError:
+        pass
+    _noted.at = []
+    data.decode("utf-8", errors=_NOTE_ERRORS)
+    at = np.array(_noted.at, np.int64)
+    rec, first = np.unique(np.searchsorted(ends, at, side="right"), return_index=True)
+    return {int(r): f"invalid UTF-8 at byte {int(at[i] - starts[r])} of the line"
+            for r, i in zip(rec, first) if r < len(ends)}
+
+
+def _note_error(e: UnicodeDecodeError) -> tuple[str, int]:
+    _noted.at.append(e.start)
+    return "", e.end
+
+
+_noted = threading.local()            # streams parse in their own threads
+_NOTE_ERRORS = "rivulet-note-position"
+codecs.register_error(_NOTE_ERRORS, _note_error)
 
 
 def _joined(a: Parsed, b: Parsed) -> Parsed:
