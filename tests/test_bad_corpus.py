@@ -11,8 +11,7 @@ import pytest
 
 from engine.errors import UserError
 from engine.runtime import Engine
-from engine.store.duck import DuckStore
-from tests.conftest import run_cli
+from tests.conftest import tail_once
 
 HERE = os.path.join(os.path.dirname(__file__), "data", "bad")
 EXPECTED = json.load(open(os.path.join(HERE, "expected.json"), encoding="utf-8"))
@@ -39,19 +38,6 @@ def replayed(engine, path):
         lambda col: engine.store.rows(sid, columns=[col]).column(col).to_pylist()
 
 
-def tailed(path, data_dir):
-    """The same for a JSON Lines case, read by the tail command in its own process: a crash
-    inside pyarrow (it has killed the process on some lines) fails the case, not pytest."""
-    out = run_cli("tail", path, "--data-dir", data_dir, "--idle-exit", "1", "--json")
-    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
-    doc = json.loads(out.stdout)
-    store = DuckStore(data_dir)
-    sid = store.streams()[0]["id"]
-    bad, rows = store.quarantine(sid).to_pylist(), store.rows(sid)
-    store.close()
-    return doc, bad, lambda col: rows.column(col).to_pylist()
-
-
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_bad_input_case(engine, tmp_path, name):
     want = EXPECTED[name]
@@ -61,7 +47,11 @@ def test_bad_input_case(engine, tmp_path, name):
             engine.add_replay(path)
         assert not any(s.config.get("original") == path for s in engine.streams.values())
         return
-    doc, bad, stored = tailed(path, str(tmp_path / "d")) if name.endswith(".jsonl") else replayed(engine, path)
+    if name.endswith(".jsonl"):      # followed by the tail command in its own process
+        doc, bad, rows = tail_once(path, tmp_path / "d")
+        stored = lambda col: rows.column(col).to_pylist()    # noqa: E731
+    else:
+        doc, bad, stored = replayed(engine, path)
     assert doc["rows"]["ingested"] == want["ingested"]
     assert doc["rows"]["quarantined"] == want["quarantined"]
     assert doc["rows"]["flagged"] == want.get("flagged", 0)

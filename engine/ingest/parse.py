@@ -114,8 +114,9 @@ def sniff(head: bytes, final: bool) -> CsvFormat | None:
     encoding = _encoding(head[start:])
     text = header.decode(encoding, errors="replace")
     if delimiter is None:
-        delimiter = max([",", ";", "\t", "|"], key=lambda d: (text.count(d), d == ","))
-        if text.count(delimiter) == 0:
+        outside = "".join(text.split('"')[::2])       # a quoted name's commas do not count
+        delimiter = max([",", ";", "\t", "|"], key=lambda d: (outside.count(d), d == ","))
+        if outside.count(delimiter) == 0:
             delimiter = ","
     try:
         names = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))

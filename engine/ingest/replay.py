@@ -17,8 +17,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import UserError
-from .parse import MAX_LINE, RAW_KEEP, SAMPLE, Bad, CsvFormat, Parsed, Parser, cut, read_format, record_end, \
-    sample_schema, spans
+from .parse import MAX_LINE, RAW_KEEP, SAMPLE, Bad, CsvFormat, Parsed, Parser, _raw, cut, read_format, \
+    record_end, sample_schema, spans
 from .paths import regular_file
 from ..schema import Schema, time_seconds
 from .source import LIVE_INFLIGHT, Batch, Rate, Source
@@ -226,8 +226,10 @@ class ReplaySource(Source):
             end = self._find_newline(self.offset)      # the open quote costs its own line only
             if end - self.offset <= self.max_line:
                 why = "unterminated quote: the quote opened in this line never closes"
-        raw = data[:min(end - self.offset, RAW_KEEP)].decode(self.fmt.encoding, errors="replace")
-        return b"", [Bad(self.offset, f"{raw}... ({end - self.offset} bytes)", why)], end
+        size = end - self.offset
+        raw = _raw(data[:size], self.fmt.encoding) if size <= len(data) else \
+            f"{_raw(data[:RAW_KEEP], self.fmt.encoding)}... ({size} bytes)"
+        return b"", [Bad(self.offset, raw, why)], end
 
     def _find_newline(self, offset: int) -> int:
         while True:
