@@ -41,7 +41,7 @@ def lines(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     if len(data) and (len(ends) == 0 or ends[-1] < len(data)):
         ends = np.append(ends, len(data))
     starts = np.concatenate(([0], ends[:-1])).astype(np.int64)[:len(ends)]
-    keep = ~blank(arr, starts)
+    keep = ~blank(arr, starts, ends)
     return starts[keep], ends[keep]
 
 

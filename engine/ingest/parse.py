@@ -243,10 +243,16 @@ def record_end(read: Callable[[int, int], bytes], offset: int, chunk: int = 8 <<
     return None
 
 
-def blank(arr: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """True for the records (each at least one byte, from `starts` on) holding only spaces, tabs and line ends."""
+def blank(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """True for the records arr[starts[i]:ends[i]] (contiguous, none empty) holding only spaces,
+    tabs and line ends."""
     if not len(starts):
         return np.zeros(0, bool)
+    maybe = _WHITESPACE[arr[starts]]
+    length = ends - starts
+    empty = maybe & ((length == 1) | (length == 2) & (arr[starts] == 13)) & (arr[ends - 1] == 10)
+    if np.array_equal(maybe, empty):      # no record starts with a space or tab: skip the byte scan
+        return empty
     return ~np.logical_or.reduceat(~_WHITESPACE[arr], starts)
 
 
@@ -260,7 +266,7 @@ def spans(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if len(data) and (len(ends) == 0 or ends[-1] < len(data)):
         ends = np.append(ends, len(data))
     starts = np.concatenate(([0], ends[:-1])).astype(np.int64)[:len(ends)]
-    return starts, ends, blank(arr, starts)
+    return starts, ends, blank(arr, starts, ends)
 
 
 def _field_counts(data: bytes, ends: np.ndarray, delimiter: str) -> np.ndarray:
@@ -311,13 +317,16 @@ class Parser:
                                                 strings_can_be_null=True, quoted_strings_can_be_null=False))
 
     def _fast(self, data: bytes) -> pa.Table | None:
-        if self._has_header(data) or b"\x00" in data or BOM in data or data.count(b'"') % 2:
+        if self._has_header(data) or b"\x00" in data or data.count(b'"') % 2:
             return None     # an open quote: pyarrow would read on past the line it opens in
         if len(self._read_names) == 1 and _SPACE_LINE.search(data):
             return None     # pyarrow would read a whitespace-only line as a value; it is a blank line
-        if self.fmt.encoding == "utf-8" and not data.isascii():
+        if not data.isascii():
+            if BOM in data:     # maybe a header again, from files joined end to end
+                return None
             try:        # pyarrow cannot report a bad row with bad bytes; the slow path can
-                data.decode("utf-8")
+                if self.fmt.encoding == "utf-8":
+                    data.decode("utf-8")
             except UnicodeDecodeError:
                 return None
         invalid = []

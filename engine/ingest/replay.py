@@ -13,8 +13,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import UserError
 from .parse import MAX_LINE, RAW_KEEP, SAMPLE, Bad, CsvFormat, Parsed, Parser, _raw, cut, read_format, \

@@ -1,7 +1,6 @@
 """Training rows: a CSV file or a slice of stored history -> features X and target y, in time order."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
