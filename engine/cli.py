@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -135,11 +134,11 @@ def _window(args, clock: str = "event"):
 
 def cmd_replay(args) -> int:
     from .errors import UserError
+    from .ingest.paths import regular_file
     from .prep.pipeline import Pipeline
     from .runtime import Engine
 
-    if not os.path.isfile(args.file):
-        raise UserError(f"no such file: {args.file}")
+    regular_file(args.file)
     cluster = _cluster(args)
     if cluster is not None:
         return _cluster_replay(args, cluster)
@@ -193,9 +192,11 @@ def cmd_tail(args) -> int:
     import time
 
     from .errors import UserError
+    from .ingest.paths import no_nul
     from .prep.pipeline import Pipeline
     from .runtime import Engine
 
+    no_nul(args.path)
     if not glob.has_magic(args.path) and not os.path.exists(args.path):
         raise UserError(f"no such file or folder: {args.path} (use a glob to wait for files not created yet)")
     pipeline = Pipeline.load(args.pipeline) if args.pipeline else None

@@ -24,7 +24,7 @@ from .prep.pipeline import FREEZE_ROWS, Pipeline, Preview, as_pipeline
 from .stats.operators import WindowSpec
 from .compute import LocalCompute
 from .ingest.logs import open_log
-from .ingest.paths import confine, data_roots, fixed_part
+from .ingest.paths import confine, data_roots, fixed_part, regular_file
 from .ingest.replay import Speed
 from .ingest.transcode import as_utf8
 from .read.snapshot import Snapshot
@@ -83,9 +83,7 @@ class Engine:
         resumed stream a different spec is applied as a new version and history is backfilled.
         `paused` holds the first row back until `resume` (to deploy a model first, say)."""
         pipeline = as_pipeline(pipeline) if pipeline is not None else None
-        path = os.path.abspath(path)
-        if not os.path.isfile(path):
-            raise UserError(f"no such file: {path}")
+        path = os.path.abspath(regular_file(path))
         with self.lock:
             for s in self.streams.values():
                 if s.config.get("original", s.config.get("path")) == path and s.config.get("source") == "replay":

@@ -17,6 +17,8 @@ import pyarrow.compute as pc
 from .errors import UserError
 
 KINDS = ("number", "bool", "text", "time")
+TIME_LIMIT_US = 2 ** 53      # event time is float64 microseconds: exact within this of 1970
+TIME_YEARS = "1685 to 2254"  # the whole years inside that limit (1684-07-28 to 2255-06-05)
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,18 @@ def _is_utc(t: pa.DataType) -> bool:
     return pa.types.is_timestamp(t) and t.tz is not None
 
 
+def time_usable(arr: pa.ChunkedArray | pa.Array) -> pa.ChunkedArray | pa.Array:
+    """True where a timestamp lies within TIME_LIMIT_US of 1970 (null where missing)."""
+    us = pc.cast(pc.cast(arr, pa.timestamp("us", tz=arr.type.tz)), pa.int64())
+    return pc.less_equal(pc.abs(us), TIME_LIMIT_US)
+
+
 def time_seconds(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
     """Epoch seconds of a time or number column (numbers: seconds, or ms when > 1e11); NaN if missing."""
     t = arr.type
     if pa.types.is_timestamp(t):
         us = pc.cast(pc.cast(arr, pa.timestamp("us", tz=t.tz)), pa.int64())
-        return pc.divide(pc.cast(us, pa.float64()), 1e6).to_numpy(zero_copy_only=False).astype(np.float64)
+        # unsafe: rows stored before times were range-checked may lie beyond 2**53 us; they round
+        return pc.divide(pc.cast(us, pa.float64(), safe=False), 1e6).to_numpy(zero_copy_only=False).astype(np.float64)
     v = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
     return np.where(np.abs(v) > 1e11, v / 1e3, v)

@@ -53,3 +53,20 @@ def cluster(cluster_servers, tmp_path):
 def cluster_env(cluster) -> dict:
     """The environment a `python -m engine ... --cluster redis://...` child needs to join `cluster`."""
     return {**os.environ, "RIVULET_DASK": cluster.scheduler, "RIVULET_HISTORY": cluster.history}
+
+
+def tail_once(path, data_dir, *options):
+    """Follow `path` with the tail command in its own process until it is idle: (snapshot JSON,
+    quarantine rows, stored rows). A crash (pyarrow has killed the process on some JSON lines)
+    fails the caller's assertion instead of killing pytest."""
+    import json
+
+    from engine.store.duck import DuckStore
+    out = run_cli("tail", str(path), "--data-dir", str(data_dir), "--idle-exit", "1", "--json", *options)
+    assert out.returncode == 0, (out.returncode, out.stderr[-2000:])
+    store = DuckStore(str(data_dir))
+    try:
+        sid = store.streams()[0]["id"]
+        return json.loads(out.stdout), store.quarantine(sid).to_pylist(), store.rows(sid)
+    finally:
+        store.close()

@@ -1,13 +1,19 @@
 """JSON Lines -> typed columns, vectorised, with a quarantine for lines that do not fit.
 
-A block of whole lines goes to pyarrow's JSON reader with the stream's schema
-as an explicit schema. Keys the schema does not know are ignored (the schema
-is fixed by the first data, as for CSV); missing keys are null. When the
-reader refuses the block (a broken line, a value of the wrong type, two
-objects on one line), the block is split in halves until each bad line stands
-alone: k bad lines cost about k * log2(lines) reader calls, never a Python
-loop over the good lines. A bad line is quarantined with its raw text and the
-reader's reason.
+Lines are screened with byte scans before pyarrow sees them: pyarrow's reader
+kills the process (SIGSEGV) on a block holding only a top-level `null`, and on
+deep nesting, and it stores bytes that are not UTF-8 as they are. So a line
+must be one object (`{` first, `}` last), nest at most MAX_DEPTH levels, be
+UTF-8 and at most `max_line` bytes long; any other is quarantined with why.
+
+The screened lines go to pyarrow's JSON reader in blocks, with the stream's
+schema as an explicit schema. Keys the schema does not know are ignored (the
+schema is fixed by the first data, as for CSV); missing keys are null. When the
+reader refuses a block (a broken line, a value of the wrong type, two objects
+on one line), the block is split in halves until each bad line stands alone:
+k bad lines cost about k * log2(lines) reader calls, never a Python loop over
+the good lines. Values a stream cannot use (NaN, Infinity, times far from
+1970) become missing and their row is flagged, as in CSV.
 """
 from __future__ import annotations
 
@@ -16,13 +22,16 @@ import re
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from .parse import MAX_LINE, RESERVED, Bad, Parsed, _raw
+from .parse import MAX_LINE, RESERVED, Bad, Parsed, _raw, bad_utf8, blank, flagged, keep_usable
 from ..schema import Column, Schema, kind_of
 
-_WHITESPACE = np.array([9, 10, 13, 32], np.uint8)
+MAX_DEPTH = 64      # nesting levels a line may have; pyarrow's recursive reader overflows its stack far deeper
 _ROW = re.compile(r" in row \d+$")
+_OPENING = np.zeros(256, bool)
+_OPENING[[ord("{"), ord("[")]] = True
 
 
 def lines(data: bytes) -> tuple[np.ndarray, np.ndarray]:
@@ -31,10 +40,49 @@ def lines(data: bytes) -> tuple[np.ndarray, np.ndarray]:
     ends = np.flatnonzero(arr == 10) + 1
     if len(data) and (len(ends) == 0 or ends[-1] < len(data)):
         ends = np.append(ends, len(data))
-    starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
-    filled = np.flatnonzero(~np.isin(arr, _WHITESPACE))
-    keep = np.unique(np.searchsorted(ends, filled, side="right"))
+    starts = np.concatenate(([0], ends[:-1])).astype(np.int64)[:len(ends)]
+    keep = ~blank(arr, starts, ends)
     return starts[keep], ends[keep]
+
+
+def screen(data: bytes, starts: np.ndarray, ends: np.ndarray, max_line: int) -> dict[int, str]:
+    """{line index: reason} for the lines pyarrow must not see."""
+    reasons = {int(i): f"line longer than {max_line} bytes" for i in np.flatnonzero(ends - starts > max_line)}
+    for i, why in bad_utf8(data, starts, ends).items():
+        reasons.setdefault(i, why)
+    arr = np.frombuffer(data, np.uint8)
+    last = ends - 1
+    last -= arr[last] == 10
+    last -= (arr[last] == 13) & (last > starts)
+    framed = (arr[starts] == ord("{")) & (arr[last] == ord("}"))
+    for i in np.flatnonzero(~framed):      # leading or trailing blanks, or not an object
+        text = data[starts[i]:ends[i]].strip()
+        if not (text.startswith(b"{") and text.endswith(b"}")):
+            reasons.setdefault(int(i), "not a JSON object: each line must hold one {...} object")
+    # a line's nesting is at most its count of { and [; only lines with many get the exact measure
+    opening = np.bincount(np.searchsorted(ends, np.flatnonzero(_OPENING[arr]), side="right"),
+                          minlength=len(ends))[:len(ends)]
+    for i in np.flatnonzero(opening > MAX_DEPTH):
+        if int(i) not in reasons and depth(data[starts[i]:ends[i]]) > MAX_DEPTH:
+            reasons[int(i)] = f"nested deeper than {MAX_DEPTH} levels"
+    return reasons
+
+
+def depth(line: bytes) -> int:
+    """How deep objects and arrays nest in one JSON line (brackets inside strings do not count)."""
+    arr = np.frombuffer(line, np.uint8)
+    quotes = np.flatnonzero(arr == 34)
+    if len(quotes):     # a quote after an odd run of backslashes is escaped
+        plain = np.flatnonzero(arr != 92)
+        before = np.searchsorted(plain, quotes) - 1
+        run = quotes - 1 - np.where(before >= 0, plain[np.maximum(before, 0)], -1)
+        quotes = quotes[run % 2 == 0]
+    step = np.zeros(len(arr), np.int64)
+    step[arr == ord("{")] = step[arr == ord("[")] = 1
+    step[arr == ord("}")] = step[arr == ord("]")] = -1
+    at = np.flatnonzero(step)
+    step[at[np.searchsorted(quotes, at) % 2 == 1]] = 0       # inside a string
+    return int(np.cumsum(step).max(initial=0))
 
 
 def _read(data: bytes, schema: pa.Schema | None) -> tuple[pa.Table | None, str]:
@@ -46,11 +94,11 @@ def _read(data: bytes, schema: pa.Schema | None) -> tuple[pa.Table | None, str]:
         return None, _ROW.sub("", str(e))
 
 
-def _split(data: bytes, starts, ends, schema, base: int, tables: list, bad: list) -> None:
+def _split(data: bytes, starts, ends, schema, base: int, read: list, bad: list) -> None:
     """Read lines [starts[0], ends[-1]) as one block, or halve until each bad line is alone."""
     table, why = _read(data[starts[0]:ends[-1]], schema)
     if table is not None and table.num_rows == len(starts):
-        tables.append(table)
+        read.append((table, starts, ends))
         return
     if len(starts) == 1:
         if table is not None:
@@ -58,27 +106,24 @@ def _split(data: bytes, starts, ends, schema, base: int, tables: list, bad: list
         bad.append(Bad(base + int(starts[0]), _raw(data[starts[0]:ends[0]], "utf-8"), why or "not a JSON object"))
         return
     mid = len(starts) // 2
-    _split(data, starts[:mid], ends[:mid], schema, base, tables, bad)
-    _split(data, starts[mid:], ends[mid:], schema, base, tables, bad)
+    _split(data, starts[:mid], ends[:mid], schema, base, read, bad)
+    _split(data, starts[mid:], ends[mid:], schema, base, read, bad)
 
 
-def read_lines(data: bytes, schema: pa.Schema | None, base: int = 0,
-               max_line: int = MAX_LINE) -> tuple[list[pa.Table], list[Bad]]:
-    """Good tables in line order, and the bad lines (over-long ones set aside first)."""
+def read_lines(data: bytes, schema: pa.Schema | None, base: int = 0, max_line: int = MAX_LINE
+               ) -> tuple[list[tuple[pa.Table, np.ndarray, np.ndarray]], list[Bad]]:
+    """Good tables in line order, each with its lines' (starts, ends), and the bad lines."""
     starts, ends = lines(data)
-    tables: list[pa.Table] = []
-    bad: list[Bad] = []
-    long = ends - starts > max_line
-    for i in np.flatnonzero(long):
-        bad.append(Bad(base + int(starts[i]), _raw(data[starts[i]:ends[i]], "utf-8"),
-                       f"line longer than {max_line} bytes"))
-    # read the runs of lines between over-long ones, each as one block
-    cuts = np.flatnonzero(long)
+    reasons = screen(data, starts, ends, max_line)
+    read: list = []
+    bad = [Bad(base + int(starts[i]), _raw(data[starts[i]:ends[i]], "utf-8"), why) for i, why in reasons.items()]
+    # read the runs of lines between the screened-out ones, each as one block
+    cuts = np.array(sorted(reasons), np.int64)
     for lo, hi in zip(np.concatenate(([0], cuts + 1)), np.concatenate((cuts, [len(starts)]))):
         if hi > lo:
-            _split(data, starts[lo:hi], ends[lo:hi], schema, base, tables, bad)
+            _split(data, starts[lo:hi], ends[lo:hi], schema, base, read, bad)
     bad.sort(key=lambda b: b.position)
-    return tables, bad
+    return read, bad
 
 
 class JsonParser:
@@ -90,11 +135,22 @@ class JsonParser:
         self.max_line = max_line
 
     def parse(self, data: bytes, base: int) -> Parsed:
-        tables, bad = read_lines(data, self.arrow, base, self.max_line)
-        if not tables:
+        read, bad = read_lines(data, self.arrow, base, self.max_line)
+        if not read:
             return Parsed(self.arrow.empty_table(), bad)
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-        return Parsed(table.select(self.schema.names), bad)
+        table = pa.concat_tables([t for t, _, _ in read]).select(self.schema.names).combine_chunks()
+        starts = np.concatenate([s for _, s, _ in read])
+        ends = np.concatenate([e for _, _, e in read])
+        columns, lost = [], []
+        for col in self.schema.columns:
+            arr, refused = keep_usable(table.column(col.name).combine_chunks(), col)
+            columns.append(arr)
+            if refused is not None:
+                lost.append((col, pc.cast(table.column(col.name), pa.string()), refused.to_numpy(zero_copy_only=False)))
+        if lost:
+            table = pa.Table.from_arrays(columns, schema=self.arrow)
+            bad = sorted(bad + flagged(lost, data, starts, ends, base), key=lambda b: b.position)
+        return Parsed(table, bad)
 
 
 def infer_schema(sample: bytes) -> Schema | None:
@@ -103,9 +159,9 @@ def infer_schema(sample: bytes) -> Schema | None:
     Nested values (objects, lists) and the reserved names are left out; a key seen only
     with null values is text. The first type seen for a key wins.
     """
-    tables, _ = read_lines(sample, None)
+    read, _ = read_lines(sample, None)
     seen: dict[str, Column] = {}
-    for table in tables:
+    for table, _, _ in read:
         for f in table.schema:
             if f.name in seen or f.name in RESERVED or pa.types.is_nested(f.type):
                 continue

@@ -7,13 +7,20 @@ bad bytes, a non-finite number) does the block go through the slow path, which
 finds each record's byte span with numpy, sets the bad records aside with a
 reason, reads the rest as text and converts column by column, so one bad value
 costs its row (or just its value, flagged), never the block.
+
+Record bounds come from quote parity: a newline after an even number of quotes
+ends a record. A quote that never closes costs only its own line; the lines
+after it are read again as records.
 """
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
+import threading
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -21,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from ..errors import UserError
-from ..schema import Column, Schema
+from ..schema import TIME_YEARS, Column, Schema, time_usable
 
 NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "none", "#N/A", "<NA>"]
 NA_SET = frozenset(NA_VALUES)
@@ -29,7 +36,18 @@ RESERVED = ("_rid", "_ingest")
 COMPRESSED = ((b"\x1f\x8b", "gzip-compressed"), (b"PK\x03\x04", "a zip archive"), (b"BZh", "bzip2-compressed"),
               (b"\xfd7zXZ\x00", "xz-compressed"), (b"\x28\xb5\x2f\xfd", "zstd-compressed"))
 MAX_LINE = 1 << 20          # bytes; a longer record is quarantined
+MAX_HEADER = 8 << 20        # bytes; a wide file's header may be longer than MAX_LINE, up to this
+SAMPLE = 1 << 20            # bytes of data used to infer the column kinds
 RAW_KEEP = 2000             # characters of a bad record kept in the quarantine
+BOM = b"\xef\xbb\xbf"
+_WHITESPACE = np.zeros(256, bool)
+_WHITESPACE[[9, 10, 13, 32]] = True
+_BLANK_LINES = re.compile(rb"(?:[ \t\r]*\n)*")
+_SEP_LINE = re.compile(rb"sep=([^\r\n])[ \t]*(?:\r?\n|\Z)", re.IGNORECASE)    # Excel's delimiter line
+_INTEGER = r"^[-+]?\d+$"
+_SPACE_LINE = re.compile(rb"(?m)^[ \t]+\r?$")
+_FLOAT_EXACT = "9007199254740992"     # 2**53: integers above it do not all fit a float64
+csv.field_size_limit(MAX_HEADER)     # the csv module's 128 KiB default would refuse long names and fields
 _NUMBER = r"^[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf|Inf|INF|infinity|Infinity|nan|NaN)$"
 _ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
 
@@ -66,39 +84,82 @@ class CsvFormat:
 
 
 def sniff(head: bytes, final: bool) -> CsvFormat | None:
-    """Find the header, delimiter and encoding; None until the header line is complete."""
-    start = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    """Find the header, delimiter and encoding; None until the header line is complete.
+
+    Blank lines before the header are skipped; an Excel `sep=;` first line gives the
+    delimiter and the header follows it; a quoted name may hold a line break.
+    """
+    start = 3 if head.startswith(BOM) else 0
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UserError("the file is UTF-16; it is converted to UTF-8 on upload or replay, not while tailing")
     for magic, what in COMPRESSED:
         if head.startswith(magic):
             raise UserError(f"the file is {what}; compressed files are not read: extract the CSV and use that")
-    pos = start
-    while True:        # skip blank lines before the header
-        nl = head.find(b"\n", pos)
-        line = head[pos:nl if nl >= 0 else len(head)]
-        if nl < 0 and not final:
+    pos = _BLANK_LINES.match(head, start).end()
+    delimiter = None
+    sep = _SEP_LINE.match(head, pos)
+    if sep:
+        delimiter = sep.group(1).decode("latin-1")
+        pos = _BLANK_LINES.match(head, sep.end()).end()
+    end = _line_end(head, pos)
+    if end < 0:
+        if not final:
             return None
-        if line.strip(b"\r\t ") or nl < 0:
-            break
-        pos = nl + 1
-    header = line.rstrip(b"\r")
+        end = len(head)
+    header = head[pos:end].rstrip(b"\r")
     if not header.strip():
         return None
     if b"\x00" in header or sum(c < 9 or 13 < c < 32 for c in header[:4096]) > 0:
         raise UserError("the file does not look like CSV text: its first line holds binary data")
     encoding = _encoding(head[start:])
     text = header.decode(encoding, errors="replace")
-    delimiter = max([",", ";", "\t", "|"], key=lambda d: (text.count(d), d == ","))
-    if text.count(delimiter) == 0:
-        delimiter = ","
+    if delimiter is None:
+        outside = "".join(text.split('"')[::2])       # a quoted name's commas do not count
+        delimiter = max([",", ";", "\t", "|"], key=lambda d: (outside.count(d), d == ","))
+        if outside.count(delimiter) == 0:
+            delimiter = ","
     try:
-        names = next(csv.reader([text], delimiter=delimiter))
+        names = next(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as e:
         raise UserError(f"the header line cannot be read as CSV: {e}") from None
-    data_start = pos + len(line) + (1 if nl >= 0 else 0)
+    data_start = min(end + 1, len(head))
     return CsvFormat(delimiter, encoding, header, tuple(clean_names(names)), data_start,
                      _trailing(head[data_start:], delimiter, len(names)))
+
+
+def read_format(read: Callable[[int], bytes], final: bool) -> CsvFormat | None:
+    """sniff() over the first bytes (`read(n)` gives the first n), reading more while the header
+    line goes on, up to MAX_HEADER. `final`: the file will not grow."""
+    size = SAMPLE
+    while True:
+        head = read(size)
+        whole = len(head) < size
+        fmt = sniff(head, final and whole)
+        if fmt is not None or whole:
+            return fmt
+        if size >= MAX_HEADER:
+            raise UserError(f"the header line does not end within the first {MAX_HEADER >> 20} MiB, so the "
+                            f"columns cannot be known: check that the file is CSV text with line breaks")
+        size = min(size * 4, MAX_HEADER)
+
+
+def sample_schema(fmt: CsvFormat, body: bytes, more: bool) -> Schema:
+    """Column kinds from the first SAMPLE bytes of `body` (the data after the header);
+    `more`: the data goes on after `body`, so its last record may be cut short."""
+    sample = body[:SAMPLE]
+    if more or len(body) > SAMPLE:
+        sample = sample[:cut(sample)] or sample
+    return infer_schema(fmt, sample)
+
+
+def _line_end(head: bytes, pos: int) -> int:
+    """Index of the newline that ends the record starting at `pos` (quotes paired), or -1."""
+    i = head.find(b"\n", pos)
+    if i < 0 or head.count(b'"', pos, i) % 2 == 0:
+        return i
+    arr = np.frombuffer(head, np.uint8)[pos:]
+    ok = _unquoted(arr, np.flatnonzero(arr == 10))
+    return pos + int(ok[0]) if len(ok) else -1
 
 
 def _trailing(body: bytes, delimiter: str, fields: int) -> int:
@@ -141,7 +202,7 @@ def clean_names(names: list[str]) -> list[str]:
     out: list[str] = []
     seen = set(RESERVED)
     for i, raw in enumerate(names):
-        name = raw.strip() or f"column_{i + 1}"
+        name = re.sub(r"[\r\n\t]+", " ", raw).strip() or f"column_{i + 1}"   # a quoted name may span lines
         base, n = name, 0
         while name in seen:
             n += 1
@@ -153,15 +214,46 @@ def clean_names(names: list[str]) -> list[str]:
 
 # --- record boundaries ---------------------------------------------------------
 
+def _unquoted(arr: np.ndarray, at: np.ndarray, parity: int = 0) -> np.ndarray:
+    """The positions of `at` outside quotes: after an even number of quotes (plus `parity` before `arr`)."""
+    q = np.flatnonzero(arr == 34)
+    return at[(np.searchsorted(q, at) + parity) % 2 == 0]
+
+
 def cut(data: bytes) -> int:
     """Length of the longest prefix of `data` that ends on a record boundary."""
     if b'"' not in data:
         return data.rfind(b"\n") + 1
     arr = np.frombuffer(data, np.uint8)
-    nl = np.flatnonzero(arr == 10)
-    q = np.flatnonzero(arr == 34)
-    ok = nl[np.searchsorted(q, nl) % 2 == 0]       # an even number of quotes before it
+    ok = _unquoted(arr, np.flatnonzero(arr == 10))
     return int(ok[-1]) + 1 if len(ok) else 0
+
+
+def record_end(read: Callable[[int, int], bytes], offset: int, chunk: int = 8 << 20) -> int | None:
+    """Offset just after the record that starts at `offset`, pairing quotes over as many
+    chunks as it takes (`read(offset, size)`); None when a quote stays open to the end."""
+    parity, pos = 0, offset
+    while data := read(pos, chunk):
+        arr = np.frombuffer(data, np.uint8)
+        ok = _unquoted(arr, np.flatnonzero(arr == 10), parity)
+        if len(ok):
+            return pos + int(ok[0]) + 1
+        parity = (parity + data.count(b'"')) % 2
+        pos += len(data)
+    return None
+
+
+def blank(arr: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """True for the records arr[starts[i]:ends[i]] (contiguous, none empty) holding only spaces,
+    tabs and line ends."""
+    if not len(starts):
+        return np.zeros(0, bool)
+    maybe = _WHITESPACE[arr[starts]]
+    length = ends - starts
+    empty = maybe & ((length == 1) | (length == 2) & (arr[starts] == 13)) & (arr[ends - 1] == 10)
+    if np.array_equal(maybe, empty):      # no record starts with a space or tab: skip the byte scan
+        return empty
+    return ~np.logical_or.reduceat(~_WHITESPACE[arr], starts)
 
 
 def spans(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -169,25 +261,19 @@ def spans(data: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     arr = np.frombuffer(data, np.uint8)
     nl = np.flatnonzero(arr == 10)
     if b'"' in data:
-        q = np.flatnonzero(arr == 34)
-        nl = nl[np.searchsorted(q, nl) % 2 == 0]
+        nl = _unquoted(arr, nl)
     ends = nl + 1
     if len(data) and (len(ends) == 0 or ends[-1] < len(data)):
         ends = np.append(ends, len(data))
-    starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
-    content = ends - starts
-    content = content - (arr[ends - 1] == 10)
-    has_cr = (content > 0) & (arr[np.maximum(starts + content - 1, 0)] == 13)
-    content = content - has_cr
-    return starts, ends, content == 0
+    starts = np.concatenate(([0], ends[:-1])).astype(np.int64)[:len(ends)]
+    return starts, ends, blank(arr, starts, ends)
 
 
 def _field_counts(data: bytes, ends: np.ndarray, delimiter: str) -> np.ndarray:
     arr = np.frombuffer(data, np.uint8)
     d = np.flatnonzero(arr == ord(delimiter))
     if b'"' in data:
-        q = np.flatnonzero(arr == 34)
-        d = d[np.searchsorted(q, d) % 2 == 0]
+        d = _unquoted(arr, d)
     rec = np.searchsorted(ends, d, side="right")
     return np.bincount(rec, minlength=len(ends))[:len(ends)] + 1
 
@@ -231,11 +317,16 @@ class Parser:
                                                 strings_can_be_null=True, quoted_strings_can_be_null=False))
 
     def _fast(self, data: bytes) -> pa.Table | None:
-        if self._has_header(data) or b"\x00" in data:
-            return None
-        if self.fmt.encoding == "utf-8" and not data.isascii():
+        if self._has_header(data) or b"\x00" in data or data.count(b'"') % 2:
+            return None     # an open quote: pyarrow would read on past the line it opens in
+        if len(self._read_names) == 1 and _SPACE_LINE.search(data):
+            return None     # pyarrow would read a whitespace-only line as a value; it is a blank line
+        if not data.isascii():
+            if BOM in data:     # maybe a header again, from files joined end to end
+                return None
             try:        # pyarrow cannot report a bad row with bad bytes; the slow path can
-                data.decode("utf-8")
+                if self.fmt.encoding == "utf-8":
+                    data.decode("utf-8")
             except UnicodeDecodeError:
                 return None
         invalid = []
@@ -247,7 +338,8 @@ class Parser:
             return None
         for col in self.schema.columns:
             arr = table.column(col.name)
-            if col.kind == "number" and arr.null_count < len(arr) and pc.any(pc.is_inf(arr)).as_py():
+            ok = usable(arr, col)
+            if ok is not None and arr.null_count < len(arr) and not pc.all(ok).as_py():
                 return None
             # a long value may mean a long line: let the slow path measure lines exactly
             if col.kind == "text" and len(arr) and (pc.max(pc.utf8_length(arr)).as_py() or 0) > self.max_line // 2:
@@ -266,6 +358,11 @@ class Parser:
 
     def _slow(self, data: bytes, base: int) -> Parsed:
         starts, ends, blank = spans(data)
+        if data.count(b'"') % 2:
+            # a quote that never closes: its line is the bad record, the lines after it are records again
+            nl = data.find(b"\n", int(starts[-1])) + 1
+            if 0 < nl < len(data):
+                return _joined(self._slow(data[:nl], base), self.parse(data[nl:], base + nl, positions=True))
         keep = ~blank
         reasons: dict[int, str] = {}
         length = ends - starts
@@ -273,26 +370,29 @@ class Parser:
         for i in np.flatnonzero(keep & (length > self.max_line)):
             reasons[int(i)] = f"line longer than {self.max_line} bytes"
         arr = np.frombuffer(data, np.uint8)
-        if b'"' in data and int(np.count_nonzero(arr == 34)) % 2:
+        if data.count(b'"') % 2:
             last = int(np.flatnonzero(keep)[-1])
-            reasons[last] = "unterminated quote: the record runs to the end of the data"
+            reasons[last] = "unterminated quote: the quote opened in this line never closes"
         if b"\x00" in data:
             for i in np.unique(np.searchsorted(ends, np.flatnonzero(arr == 0), side="right")):
                 reasons.setdefault(int(i), "NUL bytes in the line")
         counts = _field_counts(data, ends, self.fmt.delimiter)
         want = len(self.schema.columns) + self.fmt.trailing
         hlen = len(self.fmt.header)
-        for i in np.flatnonzero(keep & (length >= hlen) & (length <= hlen + 2)):
-            if data[starts[i]:ends[i]].rstrip(b"\r\n") == self.fmt.header:
+        # a BOM before a line: files joined end to end (cat a.csv b.csv) repeat the header with it
+        for i in np.flatnonzero(keep & (length >= hlen) & (length <= hlen + len(BOM) + 2)):
+            if data[starts[i]:ends[i]].rstrip(b"\r\n").removeprefix(BOM) == self.fmt.header:
                 reasons.setdefault(int(i), "repeated header line")
         first_name = self.fmt.header.split(self.fmt.delimiter.encode())[0] + self.fmt.delimiter.encode()
         for i in np.flatnonzero(keep & (counts != want)):
-            if data[starts[i]:ends[i]].startswith(first_name):
+            if data[starts[i]:ends[i]].removeprefix(BOM).startswith(first_name):
                 reasons.setdefault(int(i), "a different header line mid-stream; the columns were fixed when "
                                            "the stream started, so rows of the new layout are set aside")
             reasons.setdefault(int(i), f"expected {want - self.fmt.trailing} fields, found {int(counts[i])}")
         if self.fmt.encoding == "utf-8":
-            self._bad_bytes(data, starts, ends, keep, reasons)
+            for i, why in bad_utf8(data, starts, ends).items():
+                if keep[i]:
+                    reasons.setdefault(i, why)
 
         for i in reasons:
             keep[i] = False
@@ -310,17 +410,13 @@ class Parser:
             # bounds than the quote count does: settle it one record at a time
             table, rows, odd = self._one_by_one(data, starts, ends, rows, base)
             bad.extend(odd)
-        columns, flags = [], {}
+        columns, lost = [], []
         for col in self.schema.columns:
-            arr, problem = convert(table.column(col.name).combine_chunks(), col)
+            text = table.column(col.name).combine_chunks()
+            arr, problem = convert(text, col)
             columns.append(arr)
-            for r in np.flatnonzero(problem):
-                value = table.column(col.name)[int(r)].as_py()
-                flags.setdefault(int(r), []).append(f"column {col.name!r}: {value!r} is {_what(col)}")
-        for r, why in flags.items():
-            i = rows[r]
-            bad.append(Bad(base + int(starts[i]), _raw(data[starts[i]:ends[i]], self.fmt.encoding),
-                           "; ".join(why), kept=True))
+            lost.append((col, text, problem))
+        bad += flagged(lost, data, starts[rows], ends[rows], base, self.fmt.encoding)
         bad.sort(key=lambda b: b.position)
         return Parsed(pa.Table.from_arrays(columns, schema=self.schema.arrow()), bad, base + ends[rows])
 
@@ -347,18 +443,48 @@ class Parser:
         table = pa.table({n: pa.array(list(c), pa.string()) for n, c in zip(names, columns)})
         return table, np.array(kept, np.int64), bad
 
-    @staticmethod
-    def _bad_bytes(data: bytes, starts, ends, keep, reasons) -> None:
-        pos = 0
-        while pos < len(data):
-            try:
-                data[pos:].decode("utf-8")
-                return
-            except UnicodeDecodeError as e:
-                i = int(np.searchsorted(ends, pos + e.start, side="right"))
-                if keep[i]:
-                    reasons.setdefault(i, f"invalid UTF-8 at byte {pos + e.start - int(starts[i])} of the line")
-                pos = int(ends[i])
+
+
+def bad_utf8(data: bytes, starts: np.ndarray, ends: np.ndarray) -> dict[int, str]:
+    """{record index: reason} for the records (data[starts[i]:ends[i]], in order) holding bytes
+    that are not UTF-8. One decoding pass, noting each bad sequence, whatever their number."""
+    try:
+        data.decode("utf-8")
+        return {}
+    except UnicodeDecodeError:
+        pass
+    _noted.at = []
+    data.decode("utf-8", errors=_NOTE_ERRORS)
+    at = np.array(_noted.at, np.int64)
+    rec, first = np.unique(np.searchsorted(ends, at, side="right"), return_index=True)
+    return {int(r): f"invalid UTF-8 at byte {int(at[i] - starts[r])} of the line"
+            for r, i in zip(rec, first) if r < len(ends)}
+
+
+def _note_error(e: UnicodeDecodeError) -> tuple[str, int]:
+    _noted.at.append(e.start)
+    return "", e.end
+
+
+_noted = threading.local()            # streams parse in their own threads
+_NOTE_ERRORS = "rivulet-note-position"
+codecs.register_error(_NOTE_ERRORS, _note_error)
+
+
+def _joined(a: Parsed, b: Parsed) -> Parsed:
+    return Parsed(pa.concat_tables([a.table, b.table]), a.bad + b.bad, np.concatenate([a.ends, b.ends]))
+
+
+def flagged(lost: list[tuple[Column, pa.Array, np.ndarray]], data: bytes, starts, ends, base: int,
+            encoding: str = "utf-8") -> list[Bad]:
+    """Rows kept with values lost, one Bad each: per column its value (as shown) where `lost` is set.
+    Row r's record is data[starts[r]:ends[r]]."""
+    why: dict[int, list[str]] = {}
+    for col, shown, mask in lost:
+        for r in np.flatnonzero(mask):
+            why.setdefault(int(r), []).append(f"column {col.name!r}: {shown[int(r)].as_py()!r} is {_what(col)}")
+    return [Bad(base + int(starts[r]), _raw(data[starts[r]:ends[r]], encoding), "; ".join(w), kept=True)
+            for r, w in why.items()]
 
 
 def _runs(rows: np.ndarray):
@@ -387,7 +513,25 @@ def _transcode(data: bytes, encoding: str) -> bytes:
 
 def _what(col: Column) -> str:
     return {"number": "not a finite number", "bool": "not true/false",
-            "time": "not an ISO 8601 time"}.get(col.kind, "invalid")
+            "time": f"not an ISO 8601 time in the years {TIME_YEARS}"}.get(col.kind, "invalid")
+
+
+def usable(arr: pa.Array | pa.ChunkedArray, col: Column) -> pa.Array | None:
+    """Where a typed value can be used (missing counts as usable): numbers must be finite, times
+    within float64 microseconds of 1970 (what event time is computed in). None for other kinds."""
+    if col.kind == "number":
+        return pc.fill_null(pc.is_finite(arr), True)
+    if col.kind == "time":
+        return pc.fill_null(time_usable(arr), True)
+    return None
+
+
+def keep_usable(arr: pa.Array, col: Column) -> tuple[pa.Array, pa.Array | None]:
+    """`arr` with the values usable() refuses made missing, and where that happened (None: nowhere)."""
+    ok = usable(arr, col)
+    if ok is None or pc.all(ok).as_py():
+        return arr, None
+    return pc.if_else(ok, arr, pa.scalar(None, arr.type)), pc.invert(ok)
 
 
 def convert(arr: pa.Array, col: Column) -> tuple[pa.Array, np.ndarray]:
@@ -399,9 +543,6 @@ def convert(arr: pa.Array, col: Column) -> tuple[pa.Array, np.ndarray]:
     if col.kind == "number":
         ok = pc.match_substring_regex(s, _NUMBER)
         out = pc.cast(pc.if_else(ok, s, pa.scalar(None, pa.string())), pa.float64())
-        finite = pc.is_finite(out)
-        ok = pc.and_kleene(ok, finite)
-        out = pc.if_else(finite, out, pa.scalar(None, pa.float64()))
     elif col.kind == "bool":
         low = pc.utf8_lower(s)
         ok = pc.is_in(low, pa.array(["true", "false", "1", "0", "yes", "no"]))
@@ -409,6 +550,9 @@ def convert(arr: pa.Array, col: Column) -> tuple[pa.Array, np.ndarray]:
     else:
         ok = pc.match_substring_regex(s, _ISO_TIME)
         out, ok = _to_time(pc.if_else(ok, s, pa.scalar(None, pa.string())), ok, col.arrow_type())
+    out, refused = keep_usable(out, col)
+    if refused is not None:
+        ok = pc.and_(ok, pc.invert(refused))
     lost = pc.and_(present, pc.invert(pc.fill_null(ok, False)))
     return out, lost.to_numpy(zero_copy_only=False)
 
@@ -446,13 +590,13 @@ def _guess(arr: pa.Array) -> tuple[str, bool]:
     numeric = pc.match_substring_regex(s, _NUMBER)
     share = pc.sum(numeric).as_py() / len(s)
     if share >= 0.9:
-        nums = pc.cast(s.filter(numeric), pa.float64())
-        # integers beyond 2**53 lose digits as float64: keep them as text (ids)
-        big = pc.and_(pc.and_(pc.greater(pc.abs(nums), 2.0 ** 53), pc.is_finite(nums)),
-                      pc.equal(pc.floor(nums), nums))
-        if not pc.any(big).as_py():
-            return "number", False
-        return "text", False
+        # integers beyond 2**53 lose digits as float64: keep them as text (ids). Decided on the
+        # digits, since 2**53 + 1 already reads as 2**53 once it is a float
+        digits = pc.utf8_ltrim(pc.utf8_ltrim(s.filter(pc.match_substring_regex(s, _INTEGER)), "+-"), "0")
+        n = pc.utf8_length(digits)
+        big = pc.or_(pc.greater(n, len(_FLOAT_EXACT)),
+                     pc.and_(pc.equal(n, len(_FLOAT_EXACT)), pc.greater(digits, _FLOAT_EXACT)))
+        return ("text" if pc.any(big).as_py() else "number"), False
     low = pc.utf8_lower(s)
     if pc.all(pc.is_in(low, pa.array(["true", "false"]))).as_py():
         return "bool", False

@@ -45,6 +45,7 @@ def confine(pattern: str, roots: list[str] | None) -> str:
     """The absolute form of a file, folder or glob pattern; with roots, refuse what leaves them."""
     if not pattern or not pattern.strip():
         raise UserError("give a file, folder or glob pattern to follow")
+    no_nul(pattern)
     if roots is None:
         return os.path.abspath(os.path.expanduser(pattern))
     if not roots:
@@ -62,3 +63,20 @@ def confine(pattern: str, roots: list[str] | None) -> str:
     if not inside(base, real_roots):
         raise UserError(f"{pattern!r} leads outside the data roots through a symlink; allowed: {allowed}")
     return full
+
+
+def no_nul(path: str) -> None:
+    """Refuse a path with a NUL byte: no file can have one, and os calls would fail on it."""
+    if "\x00" in path:
+        raise UserError(f"the path {path!r} contains a NUL byte; no file can be named so")
+
+
+def regular_file(path: str) -> str:
+    """`path` when it names a regular file; else say what it is."""
+    no_nul(path)
+    if os.path.isfile(path):
+        return path
+    if not os.path.exists(path):
+        raise UserError(f"no such file: {path}")
+    what = "a folder" if os.path.isdir(path) else "a device, pipe or socket"
+    raise UserError(f"{path} is {what}, not a regular file: give a CSV file")

@@ -19,10 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..errors import UserError
-from .parse import MAX_LINE, Bad, CsvFormat, Parsed, Parser, cut, infer_schema, sniff, spans
+from .parse import MAX_LINE, RAW_KEEP, SAMPLE, Bad, CsvFormat, Parsed, Parser, _raw, cut, read_format, \
+    record_end, sample_schema, spans
+from .paths import regular_file
 from ..schema import Schema, time_seconds
 from .source import LIVE_INFLIGHT, Batch, Rate, Source
 
@@ -31,7 +32,6 @@ PACED_BLOCK = 256 << 10    # bytes parsed ahead in paced modes, at least
 PACED_AHEAD = 0.5          # seconds of rows parsed ahead at N rows/s, so a batch carries all that is due
 PACED_TICK = 0.05          # seconds between paced batches at least: each batch has a fixed cost (commit, snapshot)
 CATCH_UP = 5.0             # seconds behind a paced replay still catches up; after longer it resumes at pace
-SAMPLE = 1 << 20           # bytes used to infer the schema
 SPEED_LIMITS = {"rows": (1.0, 1_000_000.0), "realtime": (0.01, 10_000.0)}   # (least, most) a paced mode takes
 
 
@@ -80,8 +80,7 @@ class ReplaySource(Source):
     def __init__(self, path: str, position: dict | None = None, speed: Speed = Speed(),
                  loop: bool = False, time_column: str | None = None, schema: Schema | None = None,
                  max_line: int = MAX_LINE, block: int = FAST_BLOCK):
-        if not os.path.isfile(path):
-            raise UserError(f"no such file: {path}")
+        regular_file(path)
         self.path = path
         self.speed = speed
         self.loop = loop
@@ -119,13 +118,13 @@ class ReplaySource(Source):
         if not head.strip():
             self.finished = not self.loop
             return
-        self.fmt = sniff(head, final=True)
+        self.fmt = read_format(lambda n: self._read_at(0, n), final=True)
         if self.fmt is None:
             self.finished = True
             return
         if self.schema is None:
-            body = head[self.fmt.data_start:]
-            self.schema = infer_schema(self.fmt, body[:cut(body)] if len(head) == SAMPLE else body)
+            body = self._read_at(self.fmt.data_start, SAMPLE + 1)
+            self.schema = sample_schema(self.fmt, body, more=False)
         elif tuple(self.schema.names) != self.fmt.names:
             raise UserError(f"{self.path}: the header changed since this stream started "
                             f"({', '.join(self.fmt.names)} instead of {', '.join(self.schema.names)})")
@@ -264,11 +263,18 @@ class ReplaySource(Source):
         n = cut(data)
         if n:
             return data[:n], [], self.offset + n
-        # no record boundary in a whole block: a line longer than the block (or an open quote)
-        nl = self._find_newline(self.offset + len(data))
-        raw = data[:2000].decode("utf-8", errors="replace")
-        bad = Bad(self.offset, raw + "...", f"line longer than {len(data)} bytes or an unterminated quote")
-        return b"", [bad], nl
+        # no record boundary in a whole block: a record longer than the block, skipped to its end
+        # (quotes paired, so a quoted field's line breaks do not count), or a quote that never closes
+        end = record_end(self._read_at, self.offset)
+        why = f"line longer than {self.max_line} bytes"
+        if end is None:
+            end = self._find_newline(self.offset)      # the open quote costs its own line only
+            if end - self.offset <= self.max_line:
+                why = "unterminated quote: the quote opened in this line never closes"
+        size = end - self.offset
+        raw = _raw(data[:size], self.fmt.encoding) if size <= len(data) else \
+            f"{_raw(data[:RAW_KEEP], self.fmt.encoding)}... ({size} bytes)"
+        return b"", [Bad(self.offset, raw, why)], end
 
     def _find_newline(self, offset: int) -> int:
         while True:

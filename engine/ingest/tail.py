@@ -33,12 +33,11 @@ import pyarrow as pa
 
 from ..errors import UserError
 from .jsonl import JsonParser, infer_schema as infer_json, lines
-from .parse import MAX_LINE, RAW_KEEP, Bad, Parser, infer_schema as infer_csv
+from .parse import MAX_LINE, RAW_KEEP, SAMPLE, Bad, Parser, sample_schema
 from .paths import fixed_part, inside
 from ..schema import Schema
 from .source import LIVE_INFLIGHT, Batch, Rate, Source
 from .identity import FINGERPRINT, Fingerprint, key_of
-from .replay import SAMPLE
 from .tailfile import Previous, TailFile
 from .watch import Watch
 
@@ -414,7 +413,7 @@ class TailSource(Source):
             return None, [], 0
         try:
             self._check(f)
-            if not f.header(self.csv):
+            if f.refused or not f.header(self.csv):
                 return None, [], 0
             if self.csv and self.schema is not None and f.fmt.names != tuple(self.schema.names):
                 f.error = (f"{f.path}: its header ({', '.join(f.fmt.names)}) differs from the stream's columns "
@@ -425,6 +424,9 @@ class TailSource(Source):
             data, start, skipped = f.take(budget, self.max_line, self.csv, final)
         except OSError as e:
             f.error = f"cannot read {f.path}: {e.strerror or e}"
+            return None, [], 0
+        except UserError as e:       # not CSV text (compressed, no header end): this file only, not the stream
+            f.error = f.refused = f"{f.path}: {e}; the file is not read"
             return None, [], 0
         used = f.offset - start_offset
         if used:
@@ -446,10 +448,10 @@ class TailSource(Source):
         return out.table, skipped + [replace(b, source=f.path) for b in out.bad], used
 
     def _infer(self, f: TailFile, data: bytes) -> None:
-        sample = data[:SAMPLE]
         if self.csv:
-            self.schema = infer_csv(f.fmt, sample[:sample.rfind(b"\n") + 1] if len(data) > SAMPLE else sample)
+            self.schema = sample_schema(f.fmt, data, more=False)     # whole records
         else:
+            sample = data[:SAMPLE]
             self.schema = infer_json(sample[:sample.rfind(b"\n") + 1])
             if self.schema is not None:
                 self.json_parser = JsonParser(self.schema, self.max_line)

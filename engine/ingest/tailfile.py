@@ -15,10 +15,9 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from .parse import RAW_KEEP, Bad, CsvFormat, cut, sniff
+from .parse import RAW_KEEP, Bad, CsvFormat, cut, read_format
 from .source import Rate
 from .identity import FINGERPRINT, Fingerprint, key_of
-from .replay import SAMPLE
 
 PREVIOUS_KEPT = 32      # truncations remembered per file, for copies found late (several rotations a second)
 
@@ -56,6 +55,7 @@ class TailFile:
         self.skipped = 0                    # over-long lines
         self.rate = Rate()
         self.error: str | None = None
+        self.refused: str | None = None     # why the file is not read (not CSV text); cleared when it is rewritten
         self.caught_up = time.time()
 
     # --- identity ---------------------------------------------------------------------
@@ -69,7 +69,7 @@ class TailFile:
         if self.size >= self.offset and self.fp.matches(self.head(self.fp.size)):
             return False
         self.previous.append(Previous(self.fp, self.offset))
-        self.offset, self.skipping, self.fmt, self.parser = 0, False, None, None
+        self.offset, self.skipping, self.fmt, self.parser, self.refused = 0, False, None, None, None
         self.fp = Fingerprint.of(self.head())
         self.resets += 1
         return True
@@ -96,7 +96,7 @@ class TailFile:
         """Know where data starts (CSV: after the header line); False while the header is incomplete."""
         if not csv or self.fmt is not None:
             return True
-        fmt = sniff(self.head(SAMPLE), final=False)
+        fmt = read_format(self.head, final=False)
         if fmt is None:
             return False
         self.fmt = fmt

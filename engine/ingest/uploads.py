@@ -16,7 +16,7 @@ import time
 from typing import BinaryIO
 
 from ..errors import UserError
-from .parse import cut, infer_schema, sniff
+from .parse import sample_schema, sniff
 from ..schema import Schema
 
 UPLOAD_FOLDER = "uploads"
@@ -127,8 +127,7 @@ def peek_columns(head: bytes) -> Schema | None:
     fmt = sniff(head, final=True)
     if fmt is None:
         return None
-    body = head[fmt.data_start:]
-    return infer_schema(fmt, body[:cut(body)] or body)    # the last line of a sample may be cut short
+    return sample_schema(fmt, head[fmt.data_start:], more=True)    # its last line may be cut short
 
 
 def replay_upload(engine, src: BinaryIO, name: str, **replay) -> str:

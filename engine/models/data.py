@@ -1,7 +1,6 @@
 """Training rows: a CSV file or a slice of stored history -> features X and target y, in time order."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,10 +9,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import UserError
-from ..ingest.parse import Parsed, Parser, cut, infer_schema, sniff
+from ..ingest.parse import Parsed, Parser, read_format, sample_schema
+from ..ingest.paths import regular_file
 from ..schema import kind_of
 
-SAMPLE = 1 << 20       # bytes used to infer the schema, as a replay does
 
 
 def read_csv(path: str) -> tuple[pa.Table, int]:
@@ -24,18 +23,16 @@ def read_csv(path: str) -> tuple[pa.Table, int]:
 
 def read_parsed(path: str) -> Parsed:
     """A whole CSV through the stream parser, with each row's place in the file."""
-    if not os.path.isfile(path):
-        raise UserError(f"no such file: {path}")
+    regular_file(path)
     with open(path, "rb") as f:
         data = f.read()
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise UserError(f"{path} is UTF-16; save it as UTF-8")
-    fmt = sniff(data[:SAMPLE], final=True)
+    fmt = read_format(lambda n: data[:n], final=True)
     if fmt is None:
         raise UserError(f"{path} is empty")
     body = data[fmt.data_start:]
-    sample = body[:SAMPLE]
-    schema = infer_schema(fmt, sample[:cut(sample)] if len(body) > SAMPLE else sample)
+    schema = sample_schema(fmt, body, more=False)
     return Parser(fmt, schema).parse(body, fmt.data_start, positions=True)
 
 
