@@ -101,6 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
         return 2
+    except Exception as e:
+        import duckdb
+        if not isinstance(e, duckdb.Error):
+            raise
+        # a store that fails after it opened (damaged pages): one line, not DuckDB's traceback
+        sys.stderr.write(f"error: the store in the data folder failed: {str(e).splitlines()[0]}\n")
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -184,7 +191,7 @@ def _interrupt(*_) -> None:
 
 def cmd_status(args) -> int:
     from .store.duck import DuckStore
-    store = DuckStore(args.data_dir or _default_dir())
+    store = DuckStore(args.data_dir or _default_dir(), read_only=True)
     try:
         out = []
         for s in store.streams():
@@ -202,7 +209,7 @@ def cmd_status(args) -> int:
 def cmd_quarantine(args) -> int:
     from .errors import UserError
     from .store.duck import DuckStore
-    store = DuckStore(args.data_dir or _default_dir())
+    store = DuckStore(args.data_dir or _default_dir(), read_only=True)
     try:
         ids = {s["name"]: s["id"] for s in store.streams()}
         if args.stream not in ids:

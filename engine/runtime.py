@@ -58,6 +58,13 @@ class Engine:
         self.writer = threading.Thread(target=self._write_loop, name="rivulet-writer", daemon=True)
         self.writer.start()
         self.started = time.time()
+        try:
+            self._resume_streams(demo)
+        except BaseException:
+            self.close()          # threads stopped and the store closed: one line for the user, nothing leaked
+            raise
+
+    def _resume_streams(self, demo: bool) -> None:
         for row in self.store.streams():
             try:
                 self._start(row["id"], row["name"], row["config"], row["schema"])
@@ -459,6 +466,9 @@ class Engine:
                     last_prune[s.id] = time.time()
                     self.store.prune(s.id, s.counters.next_rid, s.config.get("retention_rows"),
                                      s.config.get("retention_seconds"))
+            except UserError as e:        # e.g. a full disk: the stream's error says it in one line
+                s.error = f"could not store a batch: {e}"
+                s.publish()
             except Exception as e:
                 log.exception("commit for %s failed", s.name)
                 s.error = f"could not store a batch: {e}"

@@ -18,8 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.json as pj
 
-from .parse import MAX_LINE, RESERVED, Bad, Parsed, _raw
-from ..schema import Column, Schema, kind_of
+from .parse import MAX_LINE, Bad, Parsed, _raw
+from ..schema import Column, Schema, kind_of, safe_names
 
 _WHITESPACE = np.array([9, 10, 13, 32], np.uint8)
 _ROW = re.compile(r" in row \d+$")
@@ -86,7 +86,8 @@ class JsonParser:
 
     def __init__(self, schema: Schema, max_line: int = MAX_LINE):
         self.schema = schema
-        self.arrow = schema.arrow()
+        # read by the keys in the file; stored under the schema's (safe) names
+        self.arrow = pa.schema([(c.key if c.key is not None else c.name, c.arrow_type()) for c in schema.columns])
         self.max_line = max_line
 
     def parse(self, data: bytes, base: int) -> Parsed:
@@ -94,21 +95,26 @@ class JsonParser:
         if not tables:
             return Parsed(self.arrow.empty_table(), bad)
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-        return Parsed(table.select(self.schema.names), bad)
+        return Parsed(table.select(self.arrow.names).rename_columns(self.schema.names), bad)
 
 
 def infer_schema(sample: bytes) -> Schema | None:
     """Columns from the keys of the first good lines, in order of first appearance.
 
-    Nested values (objects, lists) and the reserved names are left out; a key seen only
-    with null values is text. The first type seen for a key wins.
+    Nested values (objects, lists) are left out; a key seen only with null values is text.
+    The first type seen for a key wins. Keys that cannot be column names as they are (empty,
+    reserved, equal but for case) get safe names (schema.safe_names) and keep their key.
     """
     tables, _ = read_lines(sample, None)
     seen: dict[str, Column] = {}
     for table in tables:
         for f in table.schema:
-            if f.name in seen or f.name in RESERVED or pa.types.is_nested(f.type):
+            if f.name in seen or pa.types.is_nested(f.type):
                 continue
             kind = "text" if pa.types.is_null(f.type) else kind_of(f.type)
             seen[f.name] = Column(f.name, kind, pa.types.is_timestamp(f.type) and f.type.tz is not None)
-    return Schema(tuple(seen.values())) if seen else None
+    if not seen:
+        return None
+    names = safe_names(seen)
+    return Schema(tuple(Column(n, c.kind, c.utc, None if n == c.name else c.name)
+                        for n, c in zip(names, seen.values())))

@@ -21,11 +21,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from ..errors import UserError
-from ..schema import Column, Schema
+from ..schema import Column, Schema, safe_names
 
 NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "none", "#N/A", "<NA>"]
 NA_SET = frozenset(NA_VALUES)
-RESERVED = ("_rid", "_ingest")
 COMPRESSED = ((b"\x1f\x8b", "gzip-compressed"), (b"PK\x03\x04", "a zip archive"), (b"BZh", "bzip2-compressed"),
               (b"\xfd7zXZ\x00", "xz-compressed"), (b"\x28\xb5\x2f\xfd", "zstd-compressed"))
 MAX_LINE = 1 << 20          # bytes; a longer record is quarantined
@@ -97,7 +96,7 @@ def sniff(head: bytes, final: bool) -> CsvFormat | None:
     except csv.Error as e:
         raise UserError(f"the header line cannot be read as CSV: {e}") from None
     data_start = pos + len(line) + (1 if nl >= 0 else 0)
-    return CsvFormat(delimiter, encoding, header, tuple(clean_names(names)), data_start,
+    return CsvFormat(delimiter, encoding, header, tuple(safe_names(names)), data_start,
                      _trailing(head[data_start:], delimiter, len(names)))
 
 
@@ -134,21 +133,6 @@ def _encoding(data: bytes) -> str:
             except UnicodeDecodeError:
                 invalid += 1
     return "cp1252" if invalid > valid else "utf-8"
-
-
-def clean_names(names: list[str]) -> list[str]:
-    """Strip padding, name empty columns, de-duplicate like pandas (a, a.1, a.2)."""
-    out: list[str] = []
-    seen = set(RESERVED)
-    for i, raw in enumerate(names):
-        name = raw.strip() or f"column_{i + 1}"
-        base, n = name, 0
-        while name in seen:
-            n += 1
-            name = f"{base}.{n}"
-        seen.add(name)
-        out.append(name)
-    return out
 
 
 # --- record boundaries ---------------------------------------------------------

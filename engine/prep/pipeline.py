@@ -56,7 +56,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import UserError
-from ..schema import Schema, kind_of
+from ..schema import Schema, kind_of, name_clash
 from .steps import STEPS, Kinds, Step, arrow_type, kinds_of
 
 FREEZE_ROWS = 10_000      # newest stored rows that frozen statistics and data checks come from
@@ -78,6 +78,14 @@ def _step(i: int, kind: str):
         yield
     except UserError as e:
         raise UserError(f"step {i + 1} ({kind}): {e}") from None
+
+
+def _names_checked(before: Kinds, after: Kinds) -> Kinds:
+    """A step's output, refused when a name it adds is reserved or differs from another only in case."""
+    why = name_clash(after, [c for c in after if c not in before])
+    if why:
+        raise UserError(f"{why}; choose another name")
+    return after
 
 
 @dataclass(frozen=True)
@@ -165,7 +173,7 @@ class Pipeline:
                 if table is not None and table.num_rows and step.needs_freeze():
                     step.output(kinds)
                     step = STEPS[step.kind](step.freeze(table))
-                kinds = step.output(kinds)
+                kinds = _names_checked(kinds, step.output(kinds))
                 if table is not None:
                     step.check_sample(table)
                     if not step.needs_freeze():

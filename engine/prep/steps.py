@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from ..errors import UserError
 from .expr import Expr
-from ..schema import kind_of
+from ..schema import kind_of, name_clash
 
 Kinds = dict[str, str]        # column name -> "number" | "bool" | "text" | "time", in order
 TRUE = ["true", "t", "yes", "y", "1", "on"]
@@ -568,6 +568,9 @@ class Select(Step):
 
     def output(self, kinds):
         _need(kinds, self.columns)
+        why = name_clash(self.columns)
+        if why:
+            raise UserError(why)
         return {c: kinds[c] for c in self.columns}
 
     def run(self, table, state):
@@ -630,6 +633,9 @@ class OneHot(Step):
         out = {c: k for c, k in kinds.items() if c != self.column or self.params.get("keep")}
         # before freezing the categories are unknown; the output then shows only the "other" column
         for name in self.names(self.categories or []):
+            if name in out:
+                raise UserError(f"the one-hot column {name!r} would overwrite the existing column {name!r}; "
+                                f"rename that one first")
             out[name] = "number"
         return out
 
