@@ -168,7 +168,7 @@ def cmd_tail(args) -> int:
         name = engine.add_tail(args.path, fmt=args.format, window=window, retention_rows=args.retention_rows or None,
                                polling=True if args.polling else None, pipeline=pipeline, trusted=True)
         stream = engine.streams[name]
-        seen, idle_since = -1, time.time()
+        seen, idle_since = -1, time.monotonic()
         try:
             while True:
                 time.sleep(0.05)
@@ -176,8 +176,8 @@ def cmd_tail(args) -> int:
                     raise UserError(f"stream {name!r} stopped: {stream.error}")
                 moved = stream.source.bytes + stream.done_count
                 if moved != seen or stream.busy or stream.inflight or not stream.restored:
-                    seen, idle_since = moved, time.time()
-                elif args.idle_exit and time.time() - idle_since >= args.idle_exit:
+                    seen, idle_since = moved, time.monotonic()
+                elif args.idle_exit and time.monotonic() - idle_since >= args.idle_exit:
                     break
         except KeyboardInterrupt:
             pass

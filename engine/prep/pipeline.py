@@ -103,6 +103,8 @@ class Pipeline:
             spec = json.loads(text)
         except json.JSONDecodeError as e:
             raise UserError(f"the pipeline spec is not valid JSON: {e}") from None
+        except RecursionError:
+            raise UserError("the pipeline spec is nested too deeply to read") from None
         return cls.from_dict(spec)
 
     @classmethod
@@ -149,8 +151,9 @@ class Pipeline:
         out = []
         for i, step in enumerate(self.steps):
             kind = step.get("kind")
-            if kind not in STEPS:
-                raise UserError(f"step {i + 1}: unknown kind {kind!r}; known kinds: {', '.join(STEPS)}")
+            if not isinstance(kind, str) or kind not in STEPS:
+                shown = repr(kind) if len(repr(kind)) <= 40 else repr(kind)[:37] + "..."
+                raise UserError(f"step {i + 1}: unknown kind {shown}; known kinds: {', '.join(STEPS)}")
             with _step(i, kind):
                 out.append(STEPS[kind](step.get("params", {})))
         return out
