@@ -236,3 +236,24 @@ def test_status_counts_rows_bytes_and_what_is_behind(tmp_path):
         assert source.status()["bytes_behind"] == 0 and source.status()["seconds_behind"] == 0
     finally:
         source.close()
+
+
+def test_a_wall_clock_set_back_does_not_stall_scans(tmp_path, monkeypatch):
+    """Scans are paced on the monotonic clock: with the wall clock set back an hour (injected into
+    the tail module), a file created next is still found by the next rescan. Before, no scan ran
+    until the wall clock had caught up with the last one."""
+    import types
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a.csv").write_text(rows_csv(0, 10))
+    back = [0.0]
+    clock = types.SimpleNamespace(time=lambda: time.time() - back[0], monotonic=time.monotonic, sleep=time.sleep)
+    monkeypatch.setattr(tail_module, "time", clock)
+    source = TailSource(str(tmp_path / "logs" / "*.csv"), rescan=0.2)
+    try:
+        drain(source, lambda ids, bad: len(ids) == 10)
+        back[0] = 3600.0
+        (tmp_path / "logs" / "b.csv").write_text(rows_csv(10, 5))
+        ids, _ = drain(source, lambda ids, bad: len(ids) == 5, deadline=15)
+        assert sorted(ids.tolist()) == list(range(10, 15))
+    finally:
+        source.close()
