@@ -140,7 +140,7 @@ class Stream:
             rerun(self.store, self.id, self.runner, ops, start, c.next_rid, c.window_from, cumulative=False)
             if st["cumulative"] is not None:
                 saved = Moments.from_bytes(st["cumulative"])
-                if saved.k == ops.k:
+                if (saved.k, saved.pairs) == (ops.k, ops.cumulative.pairs):
                     ops.cumulative = saved
         self.restored = True
         self.publish()
