@@ -84,7 +84,7 @@ def _names_checked(before: Kinds, after: Kinds) -> Kinds:
     """A step's output, refused when a name it adds is reserved or differs from another only in case."""
     why = name_clash(after, [c for c in after if c not in before])
     if why:
-        raise UserError(f"{why}; choose another name")
+        raise UserError(why)
     return after
 
 
