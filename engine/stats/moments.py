@@ -54,6 +54,16 @@ def _unmerge(n, mean, m2, nb, mb, m2b):
     return na, mean_a, np.where(na > 0, np.maximum(m2 - m2b - d * d * f, 0.0), 0.0), d, f
 
 
+def _arrays(body: bytes, shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
+    """Float64 arrays stored one after another in `body`, in the order and shapes given."""
+    out, pos = {}, 0
+    for name, shape in shapes.items():
+        length = 8 * int(np.prod(shape))
+        out[name] = np.frombuffer(body[pos:pos + length], dtype="<f8").reshape(shape).copy()
+        pos += length
+    return out
+
+
 class Moments:
     """Count, means and co-moments of k columns; merge with += (Chan et al., 1979).
 
@@ -218,32 +228,19 @@ class Moments:
     def from_bytes(cls, blob: bytes) -> "Moments":
         size = int.from_bytes(blob[:4], "little")
         head = json.loads(blob[4:4 + size])
-        k, p = head["k"], head.get("p")
-        if p is None:
-            return cls._from_square(k, blob[4 + size:])
-        m, pos = cls(k, p), 4 + size
-        for name in cls.__slots__:
-            shape = (p, p) if name in _PAIRS else (k,)
-            length = 8 * int(np.prod(shape))
-            setattr(m, name, np.frombuffer(blob[pos:pos + length], dtype="<f8").reshape(shape).copy())
-            pos += length
-        return m
-
-    @classmethod
-    def _from_square(cls, k: int, body: bytes) -> "Moments":
-        """A value stored before pairs were limited: k x k pair arrays whose diagonals hold the columns."""
-        arrays, pos = {}, 0
-        for name in ("n", "mean_", "m2", "c", "min_", "max_", "shift"):
-            shape = (k, k) if name in _PAIRS else (k,)
-            length = 8 * int(np.prod(shape))
-            arrays[name] = np.frombuffer(body[pos:pos + length], dtype="<f8").reshape(shape)
-            pos += length
-        m = cls(k)
-        p = m.pairs
-        for name in _PAIRS:
-            setattr(m, name, arrays[name][:p, :p].copy())
-        m.count_, m.cmean, m.cm2 = (np.diag(arrays[name]).copy() for name in ("n", "mean_", "m2"))
-        m.min_, m.max_, m.shift = (arrays[name].copy() for name in ("min_", "max_", "shift"))
+        k, p, body = head["k"], head.get("p"), blob[4 + size:]
+        m = cls(k, p)
+        if p is None:          # stored before pairs were limited: k x k pair arrays, columns on their diagonals
+            old = _arrays(body, {name: (k, k) if name in _PAIRS else (k,)
+                                 for name in ("n", "mean_", "m2", "c", "min_", "max_", "shift")})
+            p = m.pairs
+            for name in _PAIRS:
+                setattr(m, name, old[name][:p, :p].copy())
+            m.count_, m.cmean, m.cm2 = (np.diag(old[name]).copy() for name in ("n", "mean_", "m2"))
+            m.min_, m.max_, m.shift = old["min_"], old["max_"], old["shift"]
+            return m
+        for name, a in _arrays(body, {name: (p, p) if name in _PAIRS else (k,) for name in cls.__slots__}).items():
+            setattr(m, name, a)
         return m
 
     def select(self, idx) -> "Moments":

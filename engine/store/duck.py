@@ -76,7 +76,6 @@ class DuckStore:
 
     def __init__(self, data_dir: str, read_only: bool = False):
         self.data_dir = os.path.abspath(data_dir)
-        self.read_only = read_only
         self._lock_fd = None
         path = os.path.join(self.data_dir, DB_FILE)
         if read_only:
@@ -105,7 +104,7 @@ class DuckStore:
 
     def _open_error(self, e: Exception) -> UserError:
         text = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if "lock" in text.lower():
+        if "could not set lock" in text.lower():
             return EngineBusy(f"cannot open {DB_FILE} in {self.data_dir}: another process has it open ({text})")
         if "no space left" in text.lower():
             return UserError(f"cannot open {DB_FILE} in {self.data_dir}: no space left on the device; free some space")
@@ -191,7 +190,7 @@ class DuckStore:
         with self._writing() as w:
             sid = w.execute("SELECT nextval('stream_ids')").fetchone()[0]
             w.execute("INSERT INTO streams (id, name, config) VALUES (?, ?, ?)",
-                               [sid, name, json.dumps(config)])
+                      [sid, name, json.dumps(config)])
             w.execute("INSERT INTO state VALUES (?, 0, 0, 0, 0, 0, 0, NULL)", [sid])
         return sid
 
@@ -218,7 +217,7 @@ class DuckStore:
                          for c in schema.columns)
         with self._writing() as w:
             w.execute(f"CREATE TABLE IF NOT EXISTS {rows_table(stream_id)} "
-                               f"(_rid BIGINT, _ingest TIMESTAMP{', ' + cols if cols else ''})")
+                      f"(_rid BIGINT, _ingest TIMESTAMP{', ' + cols if cols else ''})")
             w.execute("UPDATE streams SET schema = ? WHERE id = ?", [schema.to_json(), stream_id])
 
     # --- pipeline versions ------------------------------------------------------------
@@ -226,9 +225,9 @@ class DuckStore:
         """Record a spec as the stream's next version; returns that version (1, 2, ...)."""
         with self._writing() as w:
             version = w.execute("SELECT coalesce(max(version), 0) + 1 FROM pipelines WHERE stream = ?",
-                                         [stream_id]).fetchone()[0]
+                                [stream_id]).fetchone()[0]
             w.execute("INSERT INTO pipelines (stream, version, spec) VALUES (?, ?, ?)",
-                               [stream_id, version, json.dumps({**spec, "version": version})])
+                      [stream_id, version, json.dumps({**spec, "version": version})])
         return version
 
     def pipelines(self, stream_id: int) -> list[dict]:
@@ -242,7 +241,7 @@ class DuckStore:
         """Write statistics frozen from the first batch into a version recorded before any row arrived."""
         with self._writing() as w:
             w.execute("UPDATE pipelines SET spec = ? WHERE stream = ? AND version = ?",
-                               [json.dumps({**spec, "version": version}), stream_id, version])
+                      [json.dumps({**spec, "version": version}), stream_id, version])
 
     def drop_pipeline(self, stream_id: int, version: int) -> None:
         """Forget a version that was recorded before any row arrived and then refused by the first rows."""
