@@ -105,3 +105,19 @@ def test_status_and_quarantine_name_the_engine_holding_the_folder(tmp_path):
 def test_status_of_a_folder_without_a_store_creates_nothing(tmp_path):
     err = one_line(run_cli("status", "--data-dir", str(tmp_path / "none")))
     assert "there is no Rivulet store" in err and not (tmp_path / "none").exists()
+
+
+def test_the_dashboard_on_a_read_only_folder_shows_one_message(tmp_path):
+    """Before, the page drew OSError's stack; now one message (and once, not once per get_engine)."""
+    script = tmp_path / "page.py"
+    script.write_text("import os, sys\n"
+                      "os.environ['RIVULET_DATA_DIR'] = sys.argv[1]\n"
+                      "from streamlit.testing.v1 import AppTest\n"
+                      "at = AppTest.from_file(os.path.join(os.getcwd(), 'app.py'), default_timeout=60).run()\n"
+                      "print('exceptions', len(at.exception))\n"
+                      "for e in at.error:\n"
+                      "    print('error', e.value)\n")
+    out = in_tmpfs(f'mkdir "$T/d" && mount -o remount,ro "$T" && $PY {script} "$T/d"', size="5M")
+    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("exceptions", "error"))]
+    assert lines[0] == "exceptions 0" and len(lines) == 2, out.stdout + out.stderr
+    assert lines[1].startswith("error The engine could not start: cannot write to the data folder ")
