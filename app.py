@@ -37,5 +37,5 @@ def pages() -> list:
 
 
 require_sign_in()     # off unless .streamlit/secrets.toml has an [auth] section; then every page needs it
-get_engine()          # start the engine on the first visit, whatever page it opens
+get_engine(quiet=True)   # start the engine on the first visit, whatever page it opens; the page says why not
 st.navigation(pages()).run()

@@ -111,7 +111,7 @@ def latency(tmp: str, seconds: float, rate: float) -> tuple[float, float, int]:
     data = os.path.join(tmp, "data-lat")
     with Engine(data) as engine:
         name = engine.add_tail(os.path.join(logs, "app.csv"), trusted=True, window=WindowSpec("count", 10_000),
-                               retention_rows=None)
+                               retention_rows=n)      # retention on, keeping every row the latencies are read from
         marks = watch_publish(engine, name)
         subprocess.run([sys.executable, os.path.join(ROOT, "tests", "tail_writer.py"), logs, "--rows", str(n),
                         "--rate", str(rate), "--ts", "--batch", "10"], check=True)

@@ -114,6 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         sys.stderr.write(f"error: {e}\n")
         return 2
+    except Exception as e:
+        import duckdb
+        if not isinstance(e, duckdb.Error):
+            raise
+        # a store that fails after it opened (damaged pages): one line, not DuckDB's traceback
+        sys.stderr.write(f"error: the store in the data folder failed: {str(e).splitlines()[0]}\n")
+        return 2
     except KeyboardInterrupt:
         return 130
 
@@ -206,7 +213,7 @@ def cmd_tail(args) -> int:
         name = engine.add_tail(args.path, fmt=args.format, window=window, retention_rows=args.retention_rows or None,
                                polling=True if args.polling else None, pipeline=pipeline, trusted=True)
         stream = engine.streams[name]
-        seen, idle_since = -1, time.time()
+        seen, idle_since = -1, time.monotonic()
         try:
             while True:
                 time.sleep(0.05)
@@ -214,8 +221,8 @@ def cmd_tail(args) -> int:
                     raise UserError(f"stream {name!r} stopped: {stream.error}")
                 moved = stream.source.bytes + stream.done_count
                 if moved != seen or stream.busy or stream.inflight or not stream.restored:
-                    seen, idle_since = moved, time.time()
-                elif args.idle_exit and time.time() - idle_since >= args.idle_exit:
+                    seen, idle_since = moved, time.monotonic()
+                elif args.idle_exit and time.monotonic() - idle_since >= args.idle_exit:
                     break
         except KeyboardInterrupt:
             pass
@@ -229,7 +236,7 @@ def _interrupt(*_) -> None:
 
 def cmd_status(args) -> int:
     from .store.duck import DuckStore
-    store = DuckStore(args.data_dir or _default_dir())
+    store = DuckStore(args.data_dir or _default_dir(), read_only=True)
     try:
         out = []
         for s in store.streams():
@@ -247,7 +254,7 @@ def cmd_status(args) -> int:
 def cmd_quarantine(args) -> int:
     from .errors import UserError
     from .store.duck import DuckStore
-    store = DuckStore(args.data_dir or _default_dir())
+    store = DuckStore(args.data_dir or _default_dir(), read_only=True)
     try:
         ids = {s["name"]: s["id"] for s in store.streams()}
         if args.stream not in ids:

@@ -201,9 +201,9 @@ class LocalCompute:
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         job = self.get(job_id)
-        deadline = None if timeout is None else time.time() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while job.active:
-            if deadline is not None and time.time() > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"job {job_id} still {job.state} after {timeout}s")
             time.sleep(0.02)
         return job

@@ -58,6 +58,13 @@ class Engine:
         self.writer = threading.Thread(target=self._write_loop, name="rivulet-writer", daemon=True)
         self.writer.start()
         self.started = time.time()
+        try:
+            self._resume_streams(demo)
+        except BaseException:
+            self.close()          # threads stopped and the store closed: one line for the user, nothing leaked
+            raise
+
+    def _resume_streams(self, demo: bool) -> None:
         for row in self.store.streams():
             try:
                 self._start(row["id"], row["name"], row["config"], row["schema"])
@@ -315,7 +322,8 @@ class Engine:
 
     def _resume_pipeline(self, s: Stream, pipeline: Pipeline | None) -> None:
         """A source started again with a spec: a different one becomes a new version, history backfilled."""
-        if pipeline is not None and not pipeline.matches(s.pipeline):
+        # the stored version, not s.pipeline: the ingest thread may not have restored it yet
+        if pipeline is not None and not pipeline.matches(s.configured_pipeline()):
             self.apply(s.name, pipeline, backfill=True)
 
     def _with_columns(self, name: str) -> Stream:
@@ -395,13 +403,13 @@ class Engine:
     def wait(self, name: str, timeout: float | None = None) -> Snapshot:
         """Block until a finite source has been read to its end and every batch is committed."""
         s = self._get(name)
-        deadline = None if timeout is None else time.time() + timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             if s.error:
                 raise UserError(f"stream {name!r} stopped: {s.error}")
             if s.restored and s.source.done and not s.busy and s.inflight == 0:
                 return s.snapshot
-            if deadline is not None and time.time() > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"stream {name!r} still running after {timeout}s")
             time.sleep(0.005)
 
@@ -460,10 +468,13 @@ class Engine:
             try:
                 s.commit(work)
                 s.publish()
-                if time.time() - last_prune.get(s.id, 0) > 5:
-                    last_prune[s.id] = time.time()
+                if time.monotonic() - last_prune.get(s.id, -float("inf")) > 5:
+                    last_prune[s.id] = time.monotonic()
                     self.store.prune(s.id, s.counters.next_rid, s.config.get("retention_rows"),
                                      s.config.get("retention_seconds"))
+            except UserError as e:        # e.g. a full disk: the stream's error says it in one line
+                s.error = f"could not store a batch: {e}"
+                s.publish()
             except Exception as e:
                 log.exception("commit for %s failed", s.name)
                 s.error = f"could not store a batch: {e}"

@@ -8,6 +8,7 @@ that does not parse becomes missing and its row is flagged.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +20,43 @@ from .errors import UserError
 KINDS = ("number", "bool", "text", "time")
 TIME_LIMIT_US = 2 ** 53      # event time is float64 microseconds: exact within this of 1970
 TIME_YEARS = "1685 to 2254"  # the whole years inside that limit (1684-07-28 to 2255-06-05)
+RESERVED = ("_rid", "_ingest")      # the store's own columns in every rows table
+
+
+def safe_names(names) -> list[str]:
+    """The user's names, made safe to store: stripped, empty ones named `column_<i>`, and a
+    name that equals an earlier one or a reserved one without regard to case (DuckDB folds
+    case: `ID` and `id` are one column) gets a visible suffix, as pandas does: id, id.1, id.2."""
+    out: list[str] = []
+    seen = {r.lower() for r in RESERVED}
+    for i, raw in enumerate(names):
+        name = re.sub(r"[\r\n\t]+", " ", str(raw)).strip() or f"column_{i + 1}"   # a quoted name may span lines
+        base, n = name, 0
+        while name.lower() in seen:
+            n += 1
+            name = f"{base}.{n}"
+        seen.add(name.lower())
+        out.append(name)
+    return out
+
+
+def name_clash(names, new=None) -> str | None:
+    """Why `names` cannot all be columns of one table, looking at the names in `new` (default: all):
+    an empty or reserved name, or two that differ only in case. None when they can."""
+    names = list(names)
+    same: dict[str, list[str]] = {}
+    for n in names:
+        same.setdefault(n.lower(), []).append(n)
+    for n in names if new is None else new:
+        if not n.strip():
+            return "a column name is empty"
+        if n.lower() in RESERVED:
+            return f"{n!r} is reserved for the store's own column"
+        if len(same[n.lower()]) > 1:
+            other = next((o for o in same[n.lower()] if o != n), None)
+            return f"two columns would be named {n!r}" if other is None else \
+                f"{n!r} and {other!r} would be one column (names are compared without regard to case)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -26,6 +64,7 @@ class Column:
     name: str
     kind: str
     utc: bool = False   # time columns: the source carried a zone offset
+    key: str | None = None   # JSON Lines: the key in the source, when `name` had to differ from it
 
     def arrow_type(self) -> pa.DataType:
         if self.kind == "number":
@@ -61,11 +100,13 @@ class Schema:
         return pa.schema([(c.name, c.arrow_type()) for c in self.columns])
 
     def to_json(self) -> str:
-        return json.dumps([{"name": c.name, "kind": c.kind, "utc": c.utc} for c in self.columns])
+        return json.dumps([{"name": c.name, "kind": c.kind, "utc": c.utc, **({"key": c.key} if c.key is not None else {})}
+                           for c in self.columns])
 
     @classmethod
     def from_json(cls, text: str) -> "Schema":
-        return cls(tuple(Column(d["name"], d["kind"], d.get("utc", False)) for d in json.loads(text)))
+        return cls(tuple(Column(d["name"], d["kind"], d.get("utc", False), d.get("key"))
+                         for d in json.loads(text)))
 
     @classmethod
     def from_arrow(cls, schema: pa.Schema) -> "Schema":

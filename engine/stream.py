@@ -109,14 +109,21 @@ class Stream:
             group = texts[0] if texts else None      # the pipeline dropped or recoded it: the first text column
         return Operators(arrow, numeric, WindowSpec.from_json(self.config.get("window")), tcol, group)
 
-    def load_pipeline(self) -> None:
-        """The version named in the config, from the store (version 0: no steps)."""
+    def configured_pipeline(self) -> Pipeline:
+        """The version the config names, as stored (version 0: no steps). The ingest thread loads it
+        on restore; until then `self.pipeline` is still empty."""
         version = self.config.get("pipeline", 0)
-        if version:
-            spec = next((p["spec"] for p in self.store.pipelines(self.id) if p["version"] == version), None)
-            if spec is None:
-                raise UserError(f"pipeline version {version} is not in the store")
-            self.pipeline = Pipeline.from_dict(spec)
+        if not version:
+            return Pipeline()
+        spec = next((p["spec"] for p in self.store.pipelines(self.id) if p["version"] == version), None)
+        if spec is None:
+            raise UserError(f"pipeline version {version} is not in the store")
+        return Pipeline.from_dict(spec)
+
+    def load_pipeline(self) -> None:
+        """The version named in the config, from the store."""
+        if self.config.get("pipeline", 0):
+            self.pipeline = self.configured_pipeline()
         self.pipeline_from = self.config.get("pipeline_from", self.pipeline.version)
         # a spec given before any row arrived (or before the columns were known: a tail waiting for
         # its files) is checked against the first batch, which also gives statistics to freeze
@@ -141,7 +148,7 @@ class Stream:
             rerun(self.store, self.id, self.runner, ops, start, c.next_rid, c.window_from, cumulative=False)
             if st["cumulative"] is not None:
                 saved = Moments.from_bytes(st["cumulative"])
-                if saved.k == ops.k:
+                if (saved.k, saved.pairs) == (ops.k, ops.cumulative.pairs):
                     ops.cumulative = saved
         self.restored = True
         self.publish()

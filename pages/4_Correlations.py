@@ -56,8 +56,7 @@ def page() -> None:
             if v.rows < 3:
                 st.warning("Fewer than 3 rows in the window: widen it or loosen the filters.")
                 return
-            idx = [v.columns.index(c) for c in columns]
-            m = v.moments.select(idx)
+            m = v.pair_moments(columns)
             left, right = st.columns([1, 1], gap="large")
             with left:
                 st.subheader("Correlation matrix")

@@ -128,3 +128,28 @@ def test_train_freezes_the_spec_from_the_training_rows_into_the_card(tmp_path, f
     p = run_cli("predict", str(model), str(shifted))
     assert p.returncode == 0, p.stderr
     assert (pd.read_csv(__import__("io").StringIO(p.stdout)).iloc[:, -1] == 1).all()
+
+
+def test_replay_restarted_with_the_same_spec_records_no_new_version(tmp_path, files):
+    """The spec (frozen statistics aside) matches the stored current version, so a restart loop records
+    nothing and re-runs no history. Before, the comparison was with the stream's pipeline before its
+    ingest thread had restored it (empty), and each run added a version and a backfill."""
+    import duckdb
+    path, _, df = files
+    spec = tmp_path / "frozen.json"
+    spec.write_text(json.dumps({"steps": [
+        {"kind": "normalise", "params": {"columns": ["b"], "stats": "frozen"}},   # statistics frozen into v1
+        {"kind": "derive", "params": {"name": "c", "expr": "b * 2"}}]}))
+    d = str(tmp_path / "d")
+    snaps = []
+    for _ in range(3):
+        r = run_cli("replay", path, "--pipeline", str(spec), "--data-dir", d, "--json")
+        assert r.returncode == 0, r.stderr
+        snaps.append(json.loads(r.stdout))
+    assert [(s["pipeline"], s["pipeline_from"]) for s in snaps] == [(1, 1)] * 3
+    con = duckdb.connect(f"{d}/rivulet.duckdb", read_only=True)
+    try:
+        assert con.execute("SELECT count(*) FROM pipelines").fetchone()[0] == 1
+    finally:
+        con.close()
+    assert snaps[2]["stats"] == snaps[0]["stats"]

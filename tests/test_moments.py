@@ -42,10 +42,10 @@ def centred(df: pd.DataFrame) -> pd.DataFrame:
 def check(m: Moments, df: pd.DataFrame):
     cols = list(df.columns)
     check_stats(stats_dict(m, cols), df)
-    ref = centred(df)
+    ref = centred(df)[cols[:m.pairs]]             # pairs cover the first m.pairs columns
     scale = float(np.nanmax(np.abs(ref.to_numpy()))) if ref.count().sum() else 1.0
-    check_matrix(matrix_dict(m.cov(), cols), ref.cov(), atol=1e-12 * scale ** 2, what="cov")
-    check_matrix(matrix_dict(m.corr(), cols), ref.corr(), atol=1e-9, what="corr")
+    check_matrix(matrix_dict(m.cov(), list(ref.columns)), ref.cov(), atol=1e-12 * scale ** 2, what="cov")
+    check_matrix(matrix_dict(m.corr(), list(ref.columns)), ref.corr(), atol=1e-9, what="corr")
 
 
 @settings(max_examples=150, deadline=None)
@@ -93,3 +93,43 @@ def test_roundtrip_bytes():
     back = Moments.from_bytes(m.to_bytes())
     for name in Moments.__slots__:
         np.testing.assert_array_equal(getattr(back, name), getattr(m, name))
+
+
+@settings(max_examples=100, deadline=None)
+@given(frames(min_rows=2), st.data())
+def test_pairs_kept_for_the_first_columns_only(df, data):
+    """Per-column statistics cover every column; covariance and correlation the first `pairs`, through
+    merges and subtraction alike."""
+    p = data.draw(st.integers(0, df.shape[1]))
+    cut = data.draw(st.integers(0, len(df)))
+    X = df.to_numpy()
+    m = Moments.of(X[:cut], pairs=p)
+    m += Moments.of(X[cut:], pairs=p)
+    assert m.pairs == p and m.cov().shape == (p, p) and m.corr().shape == (p, p)
+    check(m, df)
+    if cut:
+        m -= Moments.of(X[cut:], pairs=p)
+        want = Moments.of(X[:cut])
+        np.testing.assert_array_equal(m.count(), want.count())
+        np.testing.assert_allclose(m.cov(), want.cov()[:p, :p], rtol=1e-6, equal_nan=True,
+                                   atol=1e-6 * np.nanmax(np.abs(np.nan_to_num(want.cov()))) + 1e-9)
+
+
+def test_a_value_stored_before_pairs_were_limited_is_read(monkeypatch):
+    """Blobs written by the earlier k x k layout (the state table of an existing data folder) load,
+    and keep the pairs of the first PAIR_LIMIT columns."""
+    import json
+    from engine.stats import moments
+    monkeypatch.setattr(moments, "PAIR_LIMIT", 2)
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(40, 4))
+    X[rng.random((40, 4)) < 0.2] = np.nan
+    full = Moments.of(X, pairs=4)
+    square = {"n": full.n, "mean_": full.mean_, "m2": full.m2, "c": full.c}
+    # the earlier layout: pair arrays whose diagonals hold the columns, then min, max, shift
+    head = json.dumps({"k": 4}).encode()
+    body = b"".join(np.ascontiguousarray(a, "<f8").tobytes() for a in
+                    (square["n"], square["mean_"], square["m2"], square["c"], full.min_, full.max_, full.shift))
+    back = Moments.from_bytes(len(head).to_bytes(4, "little") + head + body)
+    assert back.pairs == 2
+    check(back, pd.DataFrame(X, columns=list("abcd")))

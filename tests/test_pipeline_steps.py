@@ -242,3 +242,41 @@ def test_any_batch_cut_gives_the_whole_table_result(sizes, seed):
         parts.append(runner.run(t.slice(i, n)).to_pandas())
         i += n
     assert_frame_equal(pd.concat(parts, ignore_index=True), whole, rtol=1e-9, atol=1e-12)
+
+
+BIG = 10 ** 400
+DEEP = {"column": "a", "op": ">", "value": 1}
+for _ in range(5000):
+    DEEP = {"not": DEEP}
+
+
+@pytest.mark.parametrize("step, message", [
+    ({"kind": "derive", "params": {"name": "x", "expr": f"a + {BIG}"}}, "is too large"),
+    ({"kind": "derive", "params": {"name": "x", "expr": "a * 1e400"}}, "is too large"),
+    ({"kind": "clip", "params": {"columns": ["a"], "lower": BIG}}, "'lower' must be a finite number"),
+    ({"kind": "clip", "params": {"columns": ["a"], "upper": float("nan")}}, "'upper' must be a finite number"),
+    ({"kind": "filter", "params": {"where": {"column": "a", "op": ">", "value": BIG}}},
+     "an integer of 401 digits cannot be compared"),
+    ({"kind": "filter", "params": {"where": {"column": "a", "op": "in", "value": [1, -BIG]}}},
+     "an integer of 401 digits cannot be compared"),
+    ({"kind": "filter", "params": {"where": DEEP}}, "nested more than 32 deep"),
+    ({"kind": "fill_missing", "params": {"columns": ["a"], "value": BIG}}, "does not fit column 'a'"),
+    ({"kind": "onehot", "params": {"column": "s", "max_categories": BIG}}, "'max_categories' must be a finite"),
+    ({"kind": ["derive"], "params": {}}, "unknown kind ['derive']"),
+    ({"kind": {"a": 1}, "params": {}}, "unknown kind {'a': 1}"),
+])
+def test_hostile_values_are_one_line_naming_the_step(step, message):
+    """Before: OverflowError, RecursionError or TypeError (unhashable kind) instead of a message."""
+    df = frame(50)
+    with pytest.raises(UserError) as e:
+        Pipeline.from_dict({"steps": [{"kind": "drop_missing", "params": {"columns": ["b"]}}, step]}) \
+            .fit(table(df).schema, table(df))
+    text = str(e.value)
+    assert text.startswith("step 2") and message in text and "\n" not in text and len(text) < 300, text
+
+
+def test_a_spec_nested_5000_deep_as_json_text_is_one_line():
+    text = '{"steps": [{"kind": "filter", "params": {"where": ' + '{"not": ' * 5000 + \
+        '{"column": "a", "op": ">", "value": 1}' + "}" * 5000 + "}}]}"
+    with pytest.raises(UserError, match="nested too deeply"):
+        Pipeline.from_json(text)

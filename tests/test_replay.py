@@ -163,7 +163,7 @@ def test_demo_stream_pauses_and_resumes(tmp_path):
 
 
 class Clock:
-    """Stands in for time.time() inside the replay source, so stalls are exact."""
+    """Stands in for time.monotonic() (the pacing clock) inside the replay source, so stalls are exact."""
 
     def __init__(self):
         self.now = 1_000_000.0
@@ -177,7 +177,7 @@ def test_paced_replay_catches_up_a_short_stall_in_one_batch_and_skips_a_long_one
     path = tmp_path / "big.csv"
     pd.DataFrame({"id": np.arange(200_000), "x": np.arange(200_000) * 0.5}).to_csv(path, index=False)
     clock = Clock()
-    monkeypatch.setattr(replay.time, "time", clock)
+    monkeypatch.setattr(replay.time, "monotonic", clock)
     src = replay.ReplaySource(str(path), speed=Speed("rows", 10_000))
     clock.now += 0.125
     first = src.next_batch()
@@ -196,6 +196,32 @@ def test_paced_replay_catches_up_a_short_stall_in_one_batch_and_skips_a_long_one
     ids = pa_ids(first) + pa_ids(backlog)
     assert ids == list(range(31_250))
     assert pa_ids(tick) == list(range(31_250, 31_750))
+
+
+def test_a_wall_clock_set_back_does_not_stall_a_paced_replay(tmp_path, monkeypatch):
+    """Pacing runs on the monotonic clock; the wall clock jumping back an hour (NTP, by hand) changes
+    nothing. Both clocks are injected; before the fix the replay paced on the wall clock and released
+    nothing for the hour."""
+    from engine.ingest import replay
+    path = tmp_path / "big.csv"
+    pd.DataFrame({"id": np.arange(100_000), "x": np.arange(100_000) * 0.5}).to_csv(path, index=False)
+    mono, wall = Clock(), Clock()
+
+    def tick(seconds):
+        mono.now += seconds
+        wall.now += seconds
+
+    monkeypatch.setattr(replay.time, "monotonic", mono)
+    monkeypatch.setattr(replay.time, "time", wall)
+    src = replay.ReplaySource(str(path), speed=Speed("rows", 10_000))
+    tick(0.125)
+    assert src.next_batch().table.num_rows == 1250
+    wall.now -= 3600.0                                  # the wall clock is set back an hour
+    got = []
+    for _ in range(10):
+        tick(0.125)
+        got.append(src.next_batch().table.num_rows)
+    assert got == [1250] * 10                           # paced on as before
 
 
 def pa_ids(batch):

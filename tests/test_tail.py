@@ -105,7 +105,7 @@ def tail_once(logs, data, rows):
 
 
 def tail(engine, pattern, **kw):
-    return engine.add_tail(str(pattern), trusted=True, window=WindowSpec("count", 1000), retention_rows=None, **kw)
+    return engine.add_tail(str(pattern), trusted=True, window=WindowSpec("count", 1000), **kw)   # retention on
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])

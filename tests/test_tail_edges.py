@@ -11,7 +11,8 @@ from engine.runtime import Engine
 from engine.ingest import tail as tail_module
 from engine.ingest import watch as watch_module
 from engine.ingest.tail import TailSource
-from tests.conftest import run_cli
+from engine.stats.operators import WindowSpec
+from tests.conftest import run_cli, wait_for
 from tests.test_tail import DEADLINE, assert_exactly_once, folders, stored_ids, tail, wait_rows
 
 
@@ -236,3 +237,46 @@ def test_status_counts_rows_bytes_and_what_is_behind(tmp_path):
         assert source.status()["bytes_behind"] == 0 and source.status()["seconds_behind"] == 0
     finally:
         source.close()
+
+
+def test_a_wall_clock_set_back_does_not_stall_scans(tmp_path, monkeypatch):
+    """Scans are paced on the monotonic clock: with the wall clock set back an hour (injected into
+    the tail module), a file created next is still found by the next rescan. Before, no scan ran
+    until the wall clock had caught up with the last one."""
+    import types
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a.csv").write_text(rows_csv(0, 10))
+    back = [0.0]
+    clock = types.SimpleNamespace(time=lambda: time.time() - back[0], monotonic=time.monotonic, sleep=time.sleep)
+    monkeypatch.setattr(tail_module, "time", clock)
+    source = TailSource(str(tmp_path / "logs" / "*.csv"), rescan=0.2)
+    try:
+        drain(source, lambda ids, bad: len(ids) == 10)
+        back[0] = 3600.0
+        (tmp_path / "logs" / "b.csv").write_text(rows_csv(10, 5))
+        ids, _ = drain(source, lambda ids, bad: len(ids) == 5, deadline=15)
+        assert sorted(ids.tolist()) == list(range(10, 15))
+    finally:
+        source.close()
+
+
+@pytest.mark.parametrize("start", ["", "id,x\n"], ids=["empty", "header-only"])
+def test_a_file_empty_or_header_only_when_first_seen_is_followed_with_retention_on(tmp_path, start):
+    """Retention runs every few seconds from the first commit; before, on a stream whose rows table
+    did not exist yet it failed ("Table with name rows_1 does not exist!") and stopped the stream."""
+    logs, data = folders(tmp_path)
+    path = logs / "app.csv"
+    path.write_text(start)
+    with Engine(data) as engine:
+        name = engine.add_tail(str(path), trusted=True, window=WindowSpec("count", 1000), retention_rows=1000)
+        stream = engine.streams[name]
+        assert wait_for(lambda: stream.done_count > 0, timeout=DEADLINE)     # the first commit, then retention
+        time.sleep(0.5)
+        assert stream.error is None
+        with open(path, "a") as out:
+            out.write(rows_csv(0, 1500, header=not start))
+        assert wait_rows(engine, name, 1500) == 1500
+        assert stream.error is None
+        engine.store.prune(engine.streams[name].id, 1500, 1000, None)
+    ids = stored_ids(data)
+    assert len(ids) == 1000 and ids.min() == 500           # retention kept the newest 1,000

@@ -115,3 +115,27 @@ def test_row_mask_treats_missing_as_failing():
 def test_throughput_series_sums_into_seconds():
     # the current second is still filling, so the series ends at the last whole one
     assert throughput_series(((10, 1), (12, 2), (12, 3)), seconds=3, now=13.2).tolist() == [1.0, 0.0, 5.0]
+
+
+def test_pairs_beyond_the_kept_ones_are_recomputed_from_the_rows(frame, tmp_path, monkeypatch):
+    """With pairs kept for the first column only (PAIR_LIMIT 1), the snapshot's cov/corr cover x and the
+    Correlations page's pair_moments of any picked columns still matches pandas."""
+    from engine.stats import moments
+    from tests.reference import check_matrix
+    from engine.read.snapshot import matrix_dict
+    monkeypatch.setattr(moments, "PAIR_LIMIT", 1)
+    path = tmp_path / "v.csv"
+    frame.to_csv(path, index=False)
+    with Engine(str(tmp_path / "data")) as e:
+        snap = e.wait(e.add_replay(str(path), window=WindowSpec("count", N)), timeout=30)
+    out = snap.to_json()
+    assert out["cov_columns"] == 1 and list(out["corr"]) == ["x"] and list(out["stats"]) == ["x", "y", "z"]
+    check_stats(out["stats"], frame[["x", "y", "z"]])
+    v = view(snap, rows=2000, filters=[Filter("site", "≠", "south")])
+    tail = frame.tail(2000)
+    tail = tail[tail.site.notna() & (tail.site != "south")]          # a missing value passes no filter
+    for picked in (["z", "y"], ["x", "y", "z"]):
+        m = v.pair_moments(picked)
+        check_matrix(matrix_dict(m.corr(), picked), tail[picked].corr(), what="corr")
+        check_matrix(matrix_dict(m.cov(), picked), tail[picked].cov(), what="cov")
+    assert strongest_pairs(v.moments, v.columns) == []          # no pair kept beyond x

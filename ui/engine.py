@@ -24,12 +24,14 @@ def _shared_engine(data_dir: str | None, demo: bool) -> Engine:
         return Engine(data_dir, demo=demo)
 
 
-def get_engine() -> Engine | None:
-    """The shared engine, or None after showing why it could not start. Stops at sign-in when it is on."""
+def get_engine(quiet: bool = False) -> Engine | None:
+    """The shared engine, or None after showing why it could not start (unless `quiet`: the page
+    shows it once). Stops at sign-in when it is on."""
     require_sign_in(first=False)
     demo = os.environ.get("RIVULET_DEMO", "1") != "0"
     try:
         return _shared_engine(os.environ.get("RIVULET_DATA_DIR"), demo)
     except UserError as e:
-        st.error(f"The engine could not start: {plain(e)}")
+        if not quiet:
+            st.error(f"The engine could not start: {plain(e)}")
         return None

@@ -33,11 +33,11 @@ class DemoSource(Source):
         self.rate = rate
         self.row = int((position or {}).get("row", 0))
         self.rng = np.random.default_rng(seed + self.row)
-        self.last = time.time()
+        self.last = time.monotonic()       # pacing; the rows' timestamps are wall time
         self.lock = threading.RLock()
 
     def next_batch(self) -> Batch | None:
-        now = time.time()
+        now = time.monotonic()
         due = int((now - self.last) * self.rate)
         if self.paused or due < max(1, int(self.rate * TICK)):
             if self.paused:
@@ -47,7 +47,7 @@ class DemoSource(Source):
         self.last += due / self.rate
         if now - self.last > 2:
             self.last = now
-        table = self.rows(due, now)
+        table = self.rows(due, time.time())
         self.row += due
         return Batch(table, [], self.position(), nbytes=due * 64)
 

@@ -25,8 +25,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from .parse import MAX_LINE, RESERVED, Bad, Parsed, _raw, bad_utf8, blank, flagged, keep_usable
-from ..schema import Column, Schema, kind_of
+from .parse import MAX_LINE, Bad, Parsed, _raw, bad_utf8, blank, flagged, keep_usable
+from ..schema import Column, Schema, kind_of, safe_names
 
 MAX_DEPTH = 64      # nesting levels a line may have; pyarrow's recursive reader overflows its stack far deeper
 _ROW = re.compile(r" in row \d+$")
@@ -131,14 +131,16 @@ class JsonParser:
 
     def __init__(self, schema: Schema, max_line: int = MAX_LINE):
         self.schema = schema
-        self.arrow = schema.arrow()
+        # read by the keys in the file; stored under the schema's (safe) names
+        self.arrow = pa.schema([(c.key if c.key is not None else c.name, c.arrow_type()) for c in schema.columns])
+        self.stored = schema.arrow()
         self.max_line = max_line
 
     def parse(self, data: bytes, base: int) -> Parsed:
         read, bad = read_lines(data, self.arrow, base, self.max_line)
         if not read:
-            return Parsed(self.arrow.empty_table(), bad)
-        table = pa.concat_tables([t for t, _, _ in read]).select(self.schema.names).combine_chunks()
+            return Parsed(self.stored.empty_table(), bad)
+        table = pa.concat_tables([t for t, _, _ in read]).select(self.arrow.names).rename_columns(self.schema.names).combine_chunks()
         starts = np.concatenate([s for _, s, _ in read])
         ends = np.concatenate([e for _, _, e in read])
         columns, lost = [], []
@@ -148,7 +150,7 @@ class JsonParser:
             if refused is not None:
                 lost.append((col, pc.cast(table.column(col.name), pa.string()), refused.to_numpy(zero_copy_only=False)))
         if lost:
-            table = pa.Table.from_arrays(columns, schema=self.arrow)
+            table = pa.Table.from_arrays(columns, schema=self.stored)
             bad = sorted(bad + flagged(lost, data, starts, ends, base), key=lambda b: b.position)
         return Parsed(table, bad)
 
@@ -156,15 +158,20 @@ class JsonParser:
 def infer_schema(sample: bytes) -> Schema | None:
     """Columns from the keys of the first good lines, in order of first appearance.
 
-    Nested values (objects, lists) and the reserved names are left out; a key seen only
-    with null values is text. The first type seen for a key wins.
+    Nested values (objects, lists) are left out; a key seen only with null values is text.
+    The first type seen for a key wins. Keys that cannot be column names as they are (empty,
+    reserved, equal but for case) get safe names (schema.safe_names) and keep their key.
     """
     read, _ = read_lines(sample, None)
     seen: dict[str, Column] = {}
     for table, _, _ in read:
         for f in table.schema:
-            if f.name in seen or f.name in RESERVED or pa.types.is_nested(f.type):
+            if f.name in seen or pa.types.is_nested(f.type):
                 continue
             kind = "text" if pa.types.is_null(f.type) else kind_of(f.type)
             seen[f.name] = Column(f.name, kind, pa.types.is_timestamp(f.type) and f.type.tz is not None)
-    return Schema(tuple(seen.values())) if seen else None
+    if not seen:
+        return None
+    names = safe_names(seen)
+    return Schema(tuple(Column(n, c.kind, c.utc, None if n == c.name else c.name)
+                        for n, c in zip(names, seen.values())))

@@ -28,11 +28,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from ..errors import UserError
-from ..schema import TIME_YEARS, Column, Schema, time_usable
+from ..schema import TIME_YEARS, Column, Schema, safe_names, time_usable
 
 NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "none", "#N/A", "<NA>"]
 NA_SET = frozenset(NA_VALUES)
-RESERVED = ("_rid", "_ingest")
 COMPRESSED = ((b"\x1f\x8b", "gzip-compressed"), (b"PK\x03\x04", "a zip archive"), (b"BZh", "bzip2-compressed"),
               (b"\xfd7zXZ\x00", "xz-compressed"), (b"\x28\xb5\x2f\xfd", "zstd-compressed"))
 MAX_LINE = 1 << 20          # bytes; a longer record is quarantined
@@ -123,7 +122,7 @@ def sniff(head: bytes, final: bool) -> CsvFormat | None:
     except csv.Error as e:
         raise UserError(f"the header line cannot be read as CSV: {e}") from None
     data_start = min(end + 1, len(head))
-    return CsvFormat(delimiter, encoding, header, tuple(clean_names(names)), data_start,
+    return CsvFormat(delimiter, encoding, header, tuple(safe_names(names)), data_start,
                      _trailing(head[data_start:], delimiter, len(names)))
 
 
@@ -195,21 +194,6 @@ def _encoding(data: bytes) -> str:
             except UnicodeDecodeError:
                 invalid += 1
     return "cp1252" if invalid > valid else "utf-8"
-
-
-def clean_names(names: list[str]) -> list[str]:
-    """Strip padding, name empty columns, de-duplicate like pandas (a, a.1, a.2)."""
-    out: list[str] = []
-    seen = set(RESERVED)
-    for i, raw in enumerate(names):
-        name = re.sub(r"[\r\n\t]+", " ", raw).strip() or f"column_{i + 1}"   # a quoted name may span lines
-        base, n = name, 0
-        while name in seen:
-            n += 1
-            name = f"{base}.{n}"
-        seen.add(name)
-        out.append(name)
-    return out
 
 
 # --- record boundaries ---------------------------------------------------------

@@ -104,7 +104,7 @@ class ReplaySource(Source):
         self.pending: Parsed | None = None     # parsed ahead, not yet released (paced modes)
         self.pending_end = 0                   # source offset where the pending block ends
         self.pending_replayed = False          # the pending block's records are stored already
-        self.released_at = 0.0                 # wall time of the last paced batch
+        self.released_at = -np.inf             # monotonic time of the last paced batch
         self.reset_next = False
         self.rows = 0
         self.bytes = 0
@@ -208,7 +208,8 @@ class ReplaySource(Source):
             offset += n
 
     def _anchor(self) -> None:
-        self.anchor_wall = time.time()
+        # pacing runs on the monotonic clock: a wall clock set back (NTP, by hand) would stall it
+        self.anchor_at = time.monotonic()
         self.anchor_rows = 0
         self.anchor_event: float | None = None
 
@@ -323,22 +324,22 @@ class ReplaySource(Source):
             self.pending, self.pending_end, self.pending_replayed = parsed, end, replayed
             if parsed.table.num_rows == 0:
                 return self._release(0)
-        if time.time() - self.released_at < PACED_TICK:
+        if time.monotonic() - self.released_at < PACED_TICK:
             return None
         due = self._due()
         if due <= 0:
             return None
-        self.released_at = time.time()
+        self.released_at = time.monotonic()
         return self._release(due)
 
     def _due(self) -> int:
-        now = time.time()
+        now = time.monotonic()
         table = self.pending.table
         if self.speed.mode == "rows":
             due = self._rows_due(now)
             if due > CATCH_UP * self.speed.value:   # a long stall: no burst
                 self._anchor()
-                self.anchor_wall = now - 1.0 / self.speed.value
+                self.anchor_at = now - 1.0 / self.speed.value
                 due = 1
             return min(due, table.num_rows)
         t = time_seconds(table.column(self.time_column))
@@ -346,8 +347,8 @@ class ReplaySource(Source):
             known = t[~np.isnan(t)]
             if not len(known):
                 return table.num_rows
-            self.anchor_event, self.anchor_wall = float(known[0]), now
-        clock = self.anchor_event + (now - self.anchor_wall) * self.speed.value
+            self.anchor_event, self.anchor_at = float(known[0]), now
+        clock = self.anchor_event + (now - self.anchor_at) * self.speed.value
         later = np.flatnonzero(t > clock)
         return int(later[0]) if len(later) else table.num_rows
 
@@ -358,7 +359,7 @@ class ReplaySource(Source):
 
     def _rows_due(self, now: float) -> int:
         """At N rows/s: rows due by `now` and not yet released."""
-        return int((now - self.anchor_wall) * self.speed.value) - self.anchor_rows
+        return int((now - self.anchor_at) * self.speed.value) - self.anchor_rows
 
     def _ahead_bytes(self) -> int:
         """Bytes to parse ahead: at N rows/s, what is due plus half a second, so when ingest falls behind
@@ -366,7 +367,7 @@ class ReplaySource(Source):
         if self.speed.mode != "rows" or self.rows == 0:
             return PACED_BLOCK
         per_row = self.bytes / self.rows
-        due = max(0, self._rows_due(time.time()))
+        due = max(0, self._rows_due(time.monotonic()))
         return int(min(FAST_BLOCK, max(PACED_BLOCK, per_row * (due + PACED_AHEAD * self.speed.value))))
 
     def _release(self, count: int) -> Batch:
@@ -401,7 +402,8 @@ class ReplaySource(Source):
         due at wall + (t - event) / speed. Readers use it to measure how late rows become visible."""
         if self.speed.mode != "realtime" or getattr(self, "anchor_event", None) is None:
             return None
-        return {"event": self.anchor_event, "wall": self.anchor_wall, "speed": self.speed.value}
+        wall = time.time() - (time.monotonic() - self.anchor_at)     # the anchor on today's wall clock
+        return {"event": self.anchor_event, "wall": wall, "speed": self.speed.value}
 
     def close(self) -> None:
         self.file.close()

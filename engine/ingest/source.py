@@ -28,20 +28,20 @@ class Batch:
 
 
 class Rate:
-    """Rows per second over the last few seconds."""
+    """Rows per second over the last few seconds (on the monotonic clock)."""
 
     def __init__(self, span: float = 5.0):
         self.span = span
         self.marks: deque[tuple[float, int]] = deque()
 
     def add(self, rows: int, now: float | None = None) -> None:
-        now = time.time() if now is None else now
+        now = time.monotonic() if now is None else now
         self.marks.append((now, rows))
         while self.marks and self.marks[0][0] < now - self.span:
             self.marks.popleft()
 
     def per_second(self, now: float | None = None) -> float:
-        now = time.time() if now is None else now
+        now = time.monotonic() if now is None else now
         while self.marks and self.marks[0][0] < now - self.span:
             self.marks.popleft()
         if not self.marks:

@@ -102,7 +102,7 @@ class TailSource(Source):
         self.refused: set[str] = set()
         self.lock = threading.RLock()
         self.order = 0
-        self.last_scan = 0.0
+        self.last_scan = -float("inf")     # monotonic: a wall clock set back must not delay scans
         self.paused = False
         self.error: str | None = None
         self.rows = 0
@@ -130,8 +130,8 @@ class TailSource(Source):
         return [self.pattern] if os.path.lexists(self.pattern) else []
 
     def scan(self) -> None:
-        now = time.time()
-        self.last_scan = now
+        now = time.time()                   # wall time: compared with the files' own times
+        self.last_scan = time.monotonic()
         first = self.order
         self.watch.ensure()
         for f in list(self.files.values()):
@@ -367,11 +367,12 @@ class TailSource(Source):
             if self.paused:
                 return None
             now = time.time()
+            since_scan = time.monotonic() - self.last_scan
             dirty, appeared = self.watch.take()
             dirty.discard(self.watch.folder)
             unknown = bool(appeared) or any(p not in self.by_path for p in dirty)
-            if now - self.last_scan >= self.rescan or (unknown and now - self.last_scan >= SCAN_GAP) \
-                    or not self.watch.alive and now - self.last_scan >= SCAN_GAP * 10:
+            if since_scan >= self.rescan or (unknown and since_scan >= SCAN_GAP) \
+                    or not self.watch.alive and since_scan >= SCAN_GAP * 10:
                 self.scan()
                 targets = set(self.files)
             else:
@@ -396,7 +397,7 @@ class TailSource(Source):
             self.forgotten.clear()
             self.rows += table.num_rows
             self.bytes += nbytes
-            self.rate.add(table.num_rows, now)
+            self.rate.add(table.num_rows)
             return Batch(table, bad, self.position(), nbytes=nbytes, offsets=offsets)
 
     def held(self) -> set[str]:
@@ -469,7 +470,7 @@ class TailSource(Source):
     # --- controls and status ---------------------------------------------------------------
     def status(self) -> dict:
         with self.lock:
-            now = time.time()
+            now = time.monotonic()
             files = [f.status(now) for f in self.files.values()]
             errors = [s["last_error"] for s in files if s["last_error"]]
             last_error = errors[0] if errors else self.error

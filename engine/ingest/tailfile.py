@@ -56,7 +56,7 @@ class TailFile:
         self.rate = Rate()
         self.error: str | None = None
         self.refused: str | None = None     # why the file is not read (not CSV text); cleared when it is rewritten
-        self.caught_up = time.time()
+        self.caught_up = time.monotonic()
 
     # --- identity ---------------------------------------------------------------------
     def head(self, n: int = FINGERPRINT) -> bytes:
@@ -111,7 +111,7 @@ class TailFile:
         self.size = os.fstat(self.fd).st_size
         bad: list[Bad] = []
         if self.size <= self.offset:
-            self.caught_up = time.time()
+            self.caught_up = time.monotonic()
             return b"", self.offset, bad
         data = os.pread(self.fd, min(self.size - self.offset, max(budget, max_line + 1)), self.offset)
         head = self.head()        # read after the data: a truncation since check() shows here
@@ -138,7 +138,7 @@ class TailFile:
         if self.fp.size < FINGERPRINT and len(head) > self.fp.size:
             self.fp = Fingerprint.of(head)     # the head that vouched for the data, not a later one
         if self.offset >= self.size:
-            self.caught_up = time.time()
+            self.caught_up = time.monotonic()
         return data[:n], start, bad
 
     def counted(self, rows: int, nbytes: int) -> None:
@@ -147,6 +147,7 @@ class TailFile:
         self.rate.add(rows)
 
     def status(self, now: float) -> dict:
+        """`now` on the monotonic clock."""
         behind = max(self.size - self.offset, 0)
         return {"path": self.path, "id": self.key, "offset": self.offset, "rows": self.rows, "bytes": self.bytes,
                 "rows_per_s": round(self.rate.per_second(now), 1), "bytes_behind": behind,

@@ -88,7 +88,7 @@ class Backfill:
         self.error: str | None = None
         self.done_rows = 0
         self.total_rows = 0
-        self.started = time.time()
+        self.started = time.monotonic()
         self.finished: float | None = None
         self.task = None
 
@@ -109,7 +109,7 @@ class Backfill:
         total = max(self.total_rows, self.done_rows)
         return {"state": self.state, "version": self.version, "rows": self.done_rows, "total": total,
                 "progress": 1.0 if self.state == "done" else (self.done_rows / total if total else 0.0),
-                "seconds": round((self.finished or time.time()) - self.started, 3), "error": self.error}
+                "seconds": round((self.finished or time.monotonic()) - self.started, 3), "error": self.error}
 
     def _progress(self, n: int) -> None:
         self.done_rows += n
@@ -142,4 +142,4 @@ class Backfill:
             log.exception("backfill of %s failed", s.name)
             self.state, self.error = "failed", f"{type(e).__name__}: {e}"
         finally:
-            self.finished = time.time()
+            self.finished = time.monotonic()

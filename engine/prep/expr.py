@@ -46,6 +46,16 @@ def _where(text: str, e: SyntaxError) -> str:
     return f"{e.msg} at character {at + 1} ({text[at:at + 12]!r})"
 
 
+def is_number(v) -> bool:
+    """A number that fits a float64 (a 400-digit integer or 1e400 does not); booleans are not numbers."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return bool(np.isfinite(float(v)))
+    except OverflowError:
+        return False
+
+
 class Expr:
     """A checked expression; `kind` is "number" or "bool", `columns` the names it reads."""
 
@@ -90,6 +100,8 @@ class _Checker:
             if isinstance(node.value, bool):
                 return "bool"
             if isinstance(node.value, (int, float)):
+                if not is_number(node.value):
+                    raise UserError(f"the number {_show(node)} is too large (at most about 1.8e308)")
                 return "number"
             raise UserError(f"{_show(node)} is not allowed: only numbers, columns and the listed functions are")
         if isinstance(node, ast.Name):

@@ -56,7 +56,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import UserError
-from ..schema import Schema, kind_of
+from ..schema import Schema, kind_of, name_clash
 from .steps import STEPS, Kinds, Step, arrow_type, kinds_of
 
 FREEZE_ROWS = 10_000      # newest stored rows that frozen statistics and data checks come from
@@ -80,6 +80,14 @@ def _step(i: int, kind: str):
         raise UserError(f"step {i + 1} ({kind}): {e}") from None
 
 
+def _names_checked(before: Kinds, after: Kinds) -> Kinds:
+    """A step's output, refused when a name it adds is reserved or differs from another only in case."""
+    why = name_clash(after, [c for c in after if c not in before])
+    if why:
+        raise UserError(why)
+    return after
+
+
 @dataclass(frozen=True)
 class Pipeline:
     version: int = 0
@@ -95,6 +103,8 @@ class Pipeline:
             spec = json.loads(text)
         except json.JSONDecodeError as e:
             raise UserError(f"the pipeline spec is not valid JSON: {e}") from None
+        except RecursionError:
+            raise UserError("the pipeline spec is nested too deeply to read") from None
         return cls.from_dict(spec)
 
     @classmethod
@@ -141,8 +151,9 @@ class Pipeline:
         out = []
         for i, step in enumerate(self.steps):
             kind = step.get("kind")
-            if kind not in STEPS:
-                raise UserError(f"step {i + 1}: unknown kind {kind!r}; known kinds: {', '.join(STEPS)}")
+            if not isinstance(kind, str) or kind not in STEPS:
+                shown = repr(kind) if len(repr(kind)) <= 40 else repr(kind)[:37] + "..."
+                raise UserError(f"step {i + 1}: unknown kind {shown}; known kinds: {', '.join(STEPS)}")
             with _step(i, kind):
                 out.append(STEPS[kind](step.get("params", {})))
         return out
@@ -165,7 +176,7 @@ class Pipeline:
                 if table is not None and table.num_rows and step.needs_freeze():
                     step.output(kinds)
                     step = STEPS[step.kind](step.freeze(table))
-                kinds = step.output(kinds)
+                kinds = _names_checked(kinds, step.output(kinds))
                 if table is not None:
                     step.check_sample(table)
                     if not step.needs_freeze():

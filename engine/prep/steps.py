@@ -16,12 +16,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import UserError
-from .expr import Expr
-from ..schema import kind_of
+from .expr import Expr, is_number
+from ..schema import kind_of, name_clash
 
 Kinds = dict[str, str]        # column name -> "number" | "bool" | "text" | "time", in order
 TRUE = ["true", "t", "yes", "y", "1", "on"]
 FALSE = ["false", "f", "no", "n", "0", "off"]
+MAX_DEPTH = 32       # levels of and/or/not in a filter condition
 OPS = ("==", "!=", "<", "<=", ">", ">=", "in", "not in", "is missing", "not missing")
 
 
@@ -88,9 +89,14 @@ def _choice(params: dict, key: str, options: tuple[str, ...], default: str | Non
 
 
 def _number(v, what: str) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise UserError(f"{what} must be a number, not {v!r}")
+    if not is_number(v):
+        raise UserError(f"{what} must be a finite number of at most 308 digits, not {_short(v)}")
     return float(v)
+
+
+def _short(v) -> str:
+    text = repr(v) if not isinstance(v, int) or abs(v) < 10 ** 40 else f"an integer of {len(str(abs(v)))} digits"
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _unknown(params: dict, known: set[str]) -> None:
@@ -190,11 +196,11 @@ class FillMissing(Step):
             _need(kinds, self.columns)
         if self.method == "value":
             for c, v in self.values.items():
-                ok = {"number": lambda: not isinstance(v, bool) and isinstance(v, (int, float)),
+                ok = {"number": lambda: is_number(v),
                       "bool": lambda: isinstance(v, bool), "text": lambda: isinstance(v, str),
                       "time": lambda: False}[kinds[c]]()
                 if not ok:
-                    raise UserError(f"the value {v!r} does not fit column {c!r}, which is {kinds[c]}")
+                    raise UserError(f"the value {_short(v)} does not fit column {c!r}, which is {kinds[c]}")
         return kinds
 
     def needs_freeze(self):
@@ -481,19 +487,21 @@ class Filter(Step):
         return _condition(self.params["where"], table) if table.num_rows else None
 
 
-def _condition_shape(cond) -> None:
+def _condition_shape(cond, depth: int = 0) -> None:
+    if depth > MAX_DEPTH:
+        raise UserError(f"the condition is nested more than {MAX_DEPTH} deep; use fewer levels of and/or/not")
     if not isinstance(cond, dict):
-        raise UserError(f"a condition must be an object, not {cond!r}")
+        raise UserError(f"a condition must be an object, not {_short(cond)}")
     if "and" in cond or "or" in cond:
         parts = cond.get("and", cond.get("or"))
         if len(cond) != 1 or not isinstance(parts, list) or not parts:
             raise UserError("'and' / 'or' take a non-empty list of conditions")
         for p in parts:
-            _condition_shape(p)
+            _condition_shape(p, depth + 1)
     elif "not" in cond:
         if len(cond) != 1:
             raise UserError("'not' takes one condition")
-        _condition_shape(cond["not"])
+        _condition_shape(cond["not"], depth + 1)
     else:
         _unknown(cond, {"column", "op", "value"})
         if not isinstance(cond.get("column"), str):
@@ -520,10 +528,10 @@ def _condition_check(cond, kinds: Kinds) -> None:
         return
     values = cond["value"] if isinstance(cond["value"], list) else [cond["value"]]
     for v in values:
-        fits = {"number": not isinstance(v, bool) and isinstance(v, (int, float)), "bool": isinstance(v, bool),
+        fits = {"number": is_number(v), "bool": isinstance(v, bool),
                 "text": isinstance(v, str), "time": isinstance(v, str)}[kind]
         if not fits:
-            raise UserError(f"condition on {cond['column']!r}: {v!r} cannot be compared with a {kind} column")
+            raise UserError(f"condition on {cond['column']!r}: {_short(v)} cannot be compared with a {kind} column")
         if kind == "time" and pd.isna(pd.to_datetime(v, errors="coerce", utc=True)):
             raise UserError(f"condition on {cond['column']!r}: {v!r} is not a time")
     if kind == "bool" and op not in ("==", "!=", "in", "not in"):
@@ -568,6 +576,9 @@ class Select(Step):
 
     def output(self, kinds):
         _need(kinds, self.columns)
+        why = name_clash(self.columns)
+        if why:
+            raise UserError(why)
         return {c: kinds[c] for c in self.columns}
 
     def run(self, table, state):
@@ -630,6 +641,9 @@ class OneHot(Step):
         out = {c: k for c, k in kinds.items() if c != self.column or self.params.get("keep")}
         # before freezing the categories are unknown; the output then shows only the "other" column
         for name in self.names(self.categories or []):
+            if name in out:
+                raise UserError(f"the one-hot column {name!r} would overwrite the existing column {name!r}; "
+                                f"rename that one first")
             out[name] = "number"
         return out
 

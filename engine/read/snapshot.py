@@ -104,8 +104,11 @@ class Snapshot:
             "window": {"kind": w.kind, "size": int(w.size) if w.kind == "count" else w.size,
                        "count": self.window_rows, **({"clock": w.clock} if w.kind == "time" else {})},
             "stats": self.stats,
-            "cov": matrix_dict(self.window_moments.cov(), self.columns),
-            "corr": matrix_dict(self.window_moments.corr(), self.columns),
+            "cov": matrix_dict(self.window_moments.cov(), self.pair_columns),
+            "corr": matrix_dict(self.window_moments.corr(), self.pair_columns),
+            # how many leading numeric columns cov and corr cover (at most PAIR_LIMIT: their memory
+            # grows with the square); stats and cumulative cover all
+            "cov_columns": len(self.pair_columns),
             "cumulative": stats_dict(self.cumulative_moments, self.columns),
             "pipeline": self.pipeline,
             "pipeline_from": self.pipeline_from,
@@ -114,6 +117,11 @@ class Snapshot:
             "error": self.error,
             **({"model": self.model} if self.model is not None else {}),
         }
+
+    @property
+    def pair_columns(self) -> list[str]:
+        """The numeric columns covariance and correlation cover (the first Moments.pairs)."""
+        return self.columns[:self.window_moments.pairs]
 
     @cached_property
     def stats(self) -> dict:

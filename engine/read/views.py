@@ -114,6 +114,18 @@ class View:
     def rows(self) -> int:
         return sum(len(c) for c in self.chunks)
 
+    def pair_moments(self, columns: list[str]) -> Moments:
+        """Moments of `columns` with all their pairs (covariance, correlation): from the window's
+        moments when those keep the pairs (the first PAIR_LIMIT columns), else from the rows."""
+        idx = [self._index(c) for c in columns]
+        m = self.moments
+        if all(i < m.pairs for i in idx):
+            return m.select(idx)
+        out = Moments(len(idx), pairs=len(idx))
+        for c in self.chunks:
+            out += Moments.of(c.X[:, idx], pairs=len(idx))
+        return out
+
     def stats(self) -> dict:
         """count, mean, var, std, min, max per numeric column (pandas conventions)."""
         return stats_dict(self.moments, self.columns)
@@ -192,7 +204,7 @@ def view(snap: Snapshot, rows: int | None = None, seconds: float | None = None,
 def strongest_pairs(m: Moments, columns: list[str], limit: int = 10) -> list[dict]:
     """Column pairs ranked by |Pearson r|, strongest first, with their pairwise row counts."""
     r = m.corr()
-    i, j = np.triu_indices(len(columns), k=1)
+    i, j = np.triu_indices(min(len(columns), m.pairs), k=1)
     vals = r[i, j]
     ok = ~np.isnan(vals)
     i, j, vals = i[ok], j[ok], vals[ok]

@@ -7,9 +7,13 @@ other machines combine into the same numbers a single pass would give.
 
 Missing values follow pandas: per-column statistics skip them, and each pair
 (i, j) of the covariance/correlation uses only rows where both are present. So
-the state is kept per pair: for pair (i, j), ``n[i, j]`` rows, ``mean[i, j]`` and
-``m2[i, j]`` of column i over those rows, and the co-moment ``c[i, j]``. The
-diagonal holds the plain per-column values.
+the pair state is kept per pair: for pair (i, j), ``n[i, j]`` rows, ``mean[i, j]``
+and ``m2[i, j]`` of column i over those rows, and the co-moment ``c[i, j]``.
+
+Pair state grows with the square of the columns (4 x 8 bytes per pair), so it is
+kept for the first `pairs` columns only (PAIR_LIMIT, 200 by default): covariance
+and correlation cover those; count, mean, var, std, min and max (``count_``,
+``cmean``, ``cm2``, ``min_``, ``max_``) cover every column at 8 bytes each.
 
 Means are stored relative to a per-column ``shift`` (the first batch's mean), so
 values around 1e9 with a spread of 1 keep their digits through every merge; an
@@ -20,6 +24,44 @@ from __future__ import annotations
 import json
 
 import numpy as np
+
+PAIR_LIMIT = 200      # numeric columns whose pairs (covariance, correlation) are kept
+
+_PAIRS = ("n", "mean_", "m2", "c")                              # (p, p)
+_COLUMNS = ("count_", "cmean", "cm2", "min_", "max_", "shift")  # (k,)
+
+
+def _merge(na, ma, m2a, nb, mb, m2b):
+    """Chan's merge of (count, mean, M2) parts of any shape: (n, mean, m2, d, f) where d is the
+    difference of the means and f = na * nb / n, for a co-moment update of d * d.T * f."""
+    n = na + nb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        w = np.where(n > 0, nb / n, 0.0)
+        f = np.where(n > 0, na * nb / n, 0.0)
+    d = np.where(nb > 0, np.where(na > 0, mb - ma, 0.0), 0.0)
+    return n, np.where(na > 0, ma + d * w, mb), m2a + m2b + d * d * f, d, f
+
+
+def _unmerge(n, mean, m2, nb, mb, m2b):
+    """The inverse of `_merge`: (na, mean_a, m2a, d, f) of the rows left after removing part b."""
+    na = n - nb
+    if np.any(na < 0):
+        raise ValueError("cannot subtract more rows than were added")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_a = np.where(na > 0, (n * mean - nb * mb) / na, 0.0)
+        f = np.where(n > 0, na * nb / n, 0.0)
+    d = np.where((na > 0) & (nb > 0), mb - mean_a, 0.0)
+    return na, mean_a, np.where(na > 0, np.maximum(m2 - m2b - d * d * f, 0.0), 0.0), d, f
+
+
+def _arrays(body: bytes, shapes: dict[str, tuple]) -> dict[str, np.ndarray]:
+    """Float64 arrays stored one after another in `body`, in the order and shapes given."""
+    out, pos = {}, 0
+    for name, shape in shapes.items():
+        length = 8 * int(np.prod(shape))
+        out[name] = np.frombuffer(body[pos:pos + length], dtype="<f8").reshape(shape).copy()
+        pos += length
+    return out
 
 
 class Moments:
@@ -33,70 +75,67 @@ class Moments:
     (3.0, 4.0)
     """
 
-    __slots__ = ("n", "mean_", "m2", "c", "min_", "max_", "shift")
+    __slots__ = _PAIRS + _COLUMNS
 
-    def __init__(self, k: int):
-        self.shift = np.zeros(k)
-        self.n = np.zeros((k, k))
-        self.mean_ = np.zeros((k, k))
-        self.m2 = np.zeros((k, k))
-        self.c = np.zeros((k, k))
+    def __init__(self, k: int, pairs: int | None = None):
+        p = min(k, PAIR_LIMIT if pairs is None else pairs)
+        for name in _PAIRS:
+            setattr(self, name, np.zeros((p, p)))
+        for name in ("count_", "cmean", "cm2", "shift"):
+            setattr(self, name, np.zeros(k))
         self.min_ = np.full(k, np.inf)
         self.max_ = np.full(k, -np.inf)
 
     @property
     def k(self) -> int:
+        return len(self.count_)
+
+    @property
+    def pairs(self) -> int:
+        """How many leading columns covariance and correlation cover."""
         return self.n.shape[0]
 
     @classmethod
-    def of(cls, X: np.ndarray) -> "Moments":
+    def of(cls, X: np.ndarray, pairs: int | None = None) -> "Moments":
         """Moments of the rows of X (n x k), vectorised; NaN marks a missing value."""
         X = np.asarray(X, dtype=np.float64)
         if X.ndim != 2:
             raise ValueError("Moments.of expects a 2-D array")
         k = X.shape[1]
-        m = cls(k)
+        m = cls(k, pairs)
         if X.shape[0] == 0 or k == 0:
             return m
         valid = ~np.isnan(X)
-        if valid.all():
-            return cls._of_complete(X)
+        complete = bool(valid.all())
         V = valid.astype(np.float64)
         counts = V.sum(axis=0)
         # Shift by each column's own mean first: co-moments of values around 1e9
         # with a small spread would otherwise cancel catastrophically.
         with np.errstate(invalid="ignore", divide="ignore"):
-            shift = np.where(counts > 0, np.where(valid, X, 0.0).sum(axis=0) / counts, 0.0)
-        D = np.where(valid, X - shift, 0.0)
-        n = V.T @ V                       # rows where both i and j are present
-        s = D.T @ V                       # sum of (x_i - shift_i) over pair (i, j)
+            m.shift = np.where(counts > 0, np.where(valid, X, 0.0).sum(axis=0) / counts, 0.0)
+        D = X - m.shift if complete else np.where(valid, X - m.shift, 0.0)
+        s = D.sum(axis=0)                  # ~0, kept so pair and column values agree to the last digit
         with np.errstate(invalid="ignore", divide="ignore"):
-            d_mean = np.where(n > 0, s / n, 0.0)
-            m.n = n
-            m.shift = shift
-            m.mean_ = d_mean
-            m.m2 = np.where(n > 0, (D * D).T @ V - s * d_mean, 0.0)
-            m.c = np.where(n > 0, D.T @ D - s * d_mean.T, 0.0)
-        np.maximum(m.m2, 0.0, out=m.m2)
-        m.min_ = np.where(counts > 0, np.nanmin(np.where(valid, X, np.inf), axis=0), np.inf)
-        m.max_ = np.where(counts > 0, np.nanmax(np.where(valid, X, -np.inf), axis=0), -np.inf)
-        return m
-
-    @classmethod
-    def _of_complete(cls, X: np.ndarray) -> "Moments":
-        """`of` for a batch without missing values: one product instead of four."""
-        rows, k = X.shape
-        m = cls(k)
-        m.shift = X.mean(axis=0)
-        D = X - m.shift
-        s = D.sum(axis=0)                  # ~0, kept so results match `of` to the last digit
-        C = D.T @ D
-        m.n = np.full((k, k), float(rows))
-        m.mean_ = np.repeat((s / rows)[:, None], k, axis=1)
-        m.m2 = np.repeat(np.maximum(np.diag(C) - s * s / rows, 0.0)[:, None], k, axis=1)
-        m.c = C - np.outer(s, s) / rows
-        m.min_ = X.min(axis=0)
-        m.max_ = X.max(axis=0)
+            m.count_, m.cmean = counts, np.where(counts > 0, s / counts, 0.0)
+        m.cm2 = np.maximum((D * D).sum(axis=0) - s * m.cmean, 0.0)
+        m.min_ = np.where(counts > 0, np.min(np.where(valid, X, np.inf), axis=0), np.inf)
+        m.max_ = np.where(counts > 0, np.max(np.where(valid, X, -np.inf), axis=0), -np.inf)
+        p = m.pairs
+        Dp = D[:, :p]
+        if complete:                       # one product instead of four
+            m.n = np.full((p, p), float(X.shape[0]))
+            m.mean_ = np.repeat(m.cmean[:p, None], p, axis=1)
+            m.m2 = np.repeat(m.cm2[:p, None], p, axis=1)
+            m.c = Dp.T @ Dp - np.outer(s[:p], s[:p]) / X.shape[0]
+            return m
+        Vp = V[:, :p]
+        n = Vp.T @ Vp                      # rows where both i and j are present
+        sp = Dp.T @ Vp                     # sum of (x_i - shift_i) over pair (i, j)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            d_mean = np.where(n > 0, sp / n, 0.0)
+            m.n, m.mean_ = n, d_mean
+            m.m2 = np.maximum(np.where(n > 0, (Dp * Dp).T @ Vp - sp * d_mean, 0.0), 0.0)
+            m.c = np.where(n > 0, Dp.T @ Dp - sp * d_mean.T, 0.0)
         return m
 
     def copy(self) -> "Moments":
@@ -105,25 +144,20 @@ class Moments:
             setattr(out, name, getattr(self, name).copy())
         return out
 
-    def _other_mean(self, other: "Moments") -> np.ndarray:
-        """other's pair means relative to this value's shift."""
-        if not self.n.any():
+    def _rebase(self, other: "Moments") -> tuple[np.ndarray, np.ndarray]:
+        """other's column and pair means relative to this value's shift."""
+        if not self.count_.any():
             self.shift = other.shift.copy()
-        return other.mean_ + (other.shift - self.shift)[:, None]
+        delta = other.shift - self.shift
+        return other.cmean + delta, other.mean_ + delta[:self.pairs, None]
 
     def __iadd__(self, other: "Moments") -> "Moments":
-        mean_b = self._other_mean(other)
-        na, nb = self.n, other.n
-        n = na + nb
-        with np.errstate(invalid="ignore", divide="ignore"):
-            w = np.where(n > 0, nb / n, 0.0)
-            f = np.where(n > 0, na * nb / n, 0.0)
-        d = mean_b - self.mean_
-        d = np.where(nb > 0, np.where(na > 0, d, 0.0), 0.0)
-        self.mean_ = np.where(na > 0, self.mean_ + d * w, mean_b)
-        self.m2 = self.m2 + other.m2 + d * d * f
-        self.c = self.c + other.c + d * d.T * f
-        self.n = n
+        cmean_b, mean_b = self._rebase(other)
+        self.count_, self.cmean, self.cm2, _, _ = _merge(self.count_, self.cmean, self.cm2,
+                                                         other.count_, cmean_b, other.cm2)
+        c = self.c + other.c
+        self.n, self.mean_, self.m2, d, f = _merge(self.n, self.mean_, self.m2, other.n, mean_b, other.m2)
+        self.c = c + d * d.T * f
         self.min_ = np.minimum(self.min_, other.min_)
         self.max_ = np.maximum(self.max_, other.max_)
         return self
@@ -141,50 +175,44 @@ class Moments:
         because subtraction loses precision when the rows that remain have a
         much smaller spread than the rows removed.
         """
-        mean_b = self._other_mean(other)
-        n, nb = self.n, other.n
-        na = n - nb
-        if np.any(na < 0):
-            raise ValueError("cannot subtract more rows than were added")
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean_a = np.where(na > 0, (n * self.mean_ - nb * mean_b) / na, 0.0)
-            f = np.where(n > 0, na * nb / n, 0.0)
-        d = np.where((na > 0) & (nb > 0), mean_b - mean_a, 0.0)
-        self.m2 = np.where(na > 0, np.maximum(self.m2 - other.m2 - d * d * f, 0.0), 0.0)
-        self.c = np.where(na > 0, self.c - other.c - d * d.T * f, 0.0)
-        self.mean_ = mean_a
-        self.n = na
+        cmean_b, mean_b = self._rebase(other)
+        self.count_, self.cmean, self.cm2, _, _ = _unmerge(self.count_, self.cmean, self.cm2,
+                                                           other.count_, cmean_b, other.cm2)
+        n, mean_a, m2, d, f = _unmerge(self.n, self.mean_, self.m2, other.n, mean_b, other.m2)
+        self.c = np.where(n > 0, self.c - other.c - d * d.T * f, 0.0)
+        self.n, self.mean_, self.m2 = n, mean_a, m2
         self.min_ = np.full(self.k, np.nan)
         self.max_ = np.full(self.k, np.nan)
         return self
 
     # --- reading ---------------------------------------------------------
     def count(self) -> np.ndarray:
-        return np.diag(self.n).copy()
+        return self.count_.copy()
 
     def mean(self) -> np.ndarray:
-        return np.where(self.count() > 0, self.shift + np.diag(self.mean_), np.nan)
+        return np.where(self.count_ > 0, self.shift + self.cmean, np.nan)
 
     def var(self, ddof: int = 1) -> np.ndarray:
-        n = self.count()
+        n = self.count_
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n - ddof > 0, np.diag(self.m2) / (n - ddof), np.nan)
+            return np.where(n - ddof > 0, self.cm2 / (n - ddof), np.nan)
 
     def std(self, ddof: int = 1) -> np.ndarray:
         return np.sqrt(self.var(ddof))
 
     def min(self) -> np.ndarray:
-        return np.where(self.count() > 0, self.min_, np.nan)
+        return np.where(self.count_ > 0, self.min_, np.nan)
 
     def max(self) -> np.ndarray:
-        return np.where(self.count() > 0, self.max_, np.nan)
+        return np.where(self.count_ > 0, self.max_, np.nan)
 
     def cov(self, ddof: int = 1) -> np.ndarray:
+        """(pairs x pairs): the first `pairs` columns."""
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(self.n - ddof > 0, self.c / (self.n - ddof), np.nan)
 
     def corr(self) -> np.ndarray:
-        """Pearson correlation, pairwise complete like pandas; NaN where undefined."""
+        """Pearson correlation of the first `pairs` columns, pairwise complete like pandas; NaN where undefined."""
         denom = np.sqrt(self.m2 * self.m2.T)
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.where((self.n > 0) & (denom > 0), self.c / denom, np.nan)
@@ -192,32 +220,39 @@ class Moments:
 
     # --- persistence -----------------------------------------------------
     def to_bytes(self) -> bytes:
-        head = json.dumps({"k": self.k}).encode()
+        head = json.dumps({"k": self.k, "p": self.pairs}).encode()
         body = b"".join(np.ascontiguousarray(getattr(self, s), dtype="<f8").tobytes() for s in self.__slots__)
         return len(head).to_bytes(4, "little") + head + body
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> "Moments":
         size = int.from_bytes(blob[:4], "little")
-        k = json.loads(blob[4:4 + size])["k"]
-        m = cls(k)
-        pos = 4 + size
-        for name in cls.__slots__:
-            shape = (k, k) if name in ("n", "mean_", "m2", "c") else (k,)
-            if pos >= len(blob):
-                break
-            length = 8 * int(np.prod(shape))
-            setattr(m, name, np.frombuffer(blob[pos:pos + length], dtype="<f8").reshape(shape).copy())
-            pos += length
+        head = json.loads(blob[4:4 + size])
+        k, p, body = head["k"], head.get("p"), blob[4 + size:]
+        m = cls(k, p)
+        if p is None:          # stored before pairs were limited: k x k pair arrays, columns on their diagonals
+            old = _arrays(body, {name: (k, k) if name in _PAIRS else (k,)
+                                 for name in ("n", "mean_", "m2", "c", "min_", "max_", "shift")})
+            p = m.pairs
+            for name in _PAIRS:
+                setattr(m, name, old[name][:p, :p].copy())
+            m.count_, m.cmean, m.cm2 = (np.diag(old[name]).copy() for name in ("n", "mean_", "m2"))
+            m.min_, m.max_, m.shift = old["min_"], old["max_"], old["shift"]
+            return m
+        for name, a in _arrays(body, {name: (p, p) if name in _PAIRS else (k,) for name in cls.__slots__}).items():
+            setattr(m, name, a)
         return m
 
     def select(self, idx) -> "Moments":
-        """The moments of a subset of the columns (no recomputation needed)."""
+        """The moments of a subset of the columns (no recomputation): pairs for the leading
+        selected columns that have them."""
         idx = np.asarray(idx, dtype=np.intp)
+        inside = idx < self.pairs
+        p = len(idx) if inside.all() else int(np.argmin(inside))
         out = Moments.__new__(Moments)
-        for name in ("n", "mean_", "m2", "c"):
-            setattr(out, name, getattr(self, name)[np.ix_(idx, idx)].copy())
-        for name in ("min_", "max_", "shift"):
+        for name in _PAIRS:
+            setattr(out, name, getattr(self, name)[np.ix_(idx[:p], idx[:p])].copy())
+        for name in _COLUMNS:
             setattr(out, name, getattr(self, name)[idx].copy())
         return out
 

@@ -18,6 +18,7 @@ from ..schema import time_seconds
 from .windows import Chunk, RecentRows
 
 BUFFER_ROWS = 100_000       # rows kept for views of other windows than the configured one
+BUFFER_CELLS = 20_000_000   # ... but at most this many values (160 MB) beyond the window: a wide stream keeps fewer
 GROUP_LIMIT = 30            # distinct group values tracked; the rest go to "(other)"
 
 
@@ -92,7 +93,8 @@ class Operators:
         self.window = WindowSpec(window.kind, window.size, clock)
         seconds = window.size if window.kind == "time" else None
         rows = int(window.size) if window.kind == "count" else 0
-        self.recent = RecentRows(self.k, max(rows, BUFFER_ROWS), seconds, clock)
+        extra = min(BUFFER_ROWS, BUFFER_CELLS // max(self.k, 1))
+        self.recent = RecentRows(self.k, max(rows, extra), seconds, clock)
         self.buckets = Buckets(self.k)
         self.cumulative = Moments(self.k)
         self.shift: np.ndarray | None = None    # bucket rows are shifted by it to keep digits at large offsets

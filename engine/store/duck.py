@@ -12,13 +12,14 @@ import json
 import os
 import threading
 import time
+from contextlib import contextmanager
 
 import duckdb
 import pyarrow as pa
 
 from ..errors import EngineBusy, UserError
 from ..ingest.parse import Bad
-from ..schema import Schema
+from ..schema import Schema, name_clash
 
 DB_FILE = "rivulet.duckdb"
 LOCK_FILE = "engine.lock"
@@ -54,39 +55,100 @@ def rows_table(stream_id: int) -> str:
     return f"rows_{int(stream_id)}"
 
 
-class DuckStore:
-    """The embedded Store (seams.py): one DuckDB file per data folder, held by one engine at a time."""
+def _holder(fd: int) -> str:
+    """Which process holds the folder's lock: its pid (written into the lock file) and command line."""
+    pid = os.pread(fd, 64, 0).decode(errors="replace").strip()
+    if not pid.isdigit():
+        return "pid unknown"
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return f"pid {pid}"
+    return f"pid {pid}: {cmd[:120]}" if cmd else f"pid {pid}"
 
-    def __init__(self, data_dir: str):
+
+class DuckStore:
+    """The embedded Store (seams.py): one DuckDB file per data folder, held by one engine at a time.
+
+    `read_only=True` (the CLI's status and quarantine) opens an existing store without taking the
+    folder; DuckDB lets no other process open the file while an engine has it open for writing,
+    so then it says which process holds the folder."""
+
+    def __init__(self, data_dir: str, read_only: bool = False):
         self.data_dir = os.path.abspath(data_dir)
+        self._lock_fd = None
+        path = os.path.join(self.data_dir, DB_FILE)
+        if read_only:
+            if not os.path.isfile(path):
+                raise UserError(f"there is no Rivulet store in {self.data_dir} (no {DB_FILE})")
+            self._check_free()
+        else:
+            try:
+                os.makedirs(self.data_dir, exist_ok=True)
+            except OSError as e:
+                raise UserError(f"cannot create the data folder {self.data_dir}: {e.strerror}") from None
+            self._lock_fd = self._take_lock()
+        self.con = None
         try:
-            os.makedirs(self.data_dir, exist_ok=True)
-        except OSError as e:
-            raise UserError(f"cannot create the data folder {self.data_dir}: {e.strerror}") from None
-        self._lock_fd = self._take_lock()
-        try:
-            self.con = duckdb.connect(os.path.join(self.data_dir, DB_FILE))
-        except duckdb.IOException as e:
-            self._release_lock()
-            raise EngineBusy(f"cannot open {DB_FILE} in {self.data_dir}: {e}") from None
-        self.con.execute("SET TimeZone = 'UTC'")
-        self.con.execute(_SCHEMA_SQL)
+            self.con = duckdb.connect(path, read_only=read_only)
+            self.con.execute("SET TimeZone = 'UTC'")
+            if not read_only:
+                self.con.execute(_SCHEMA_SQL)
+            for table in ("streams", "state", "offsets", "pipelines"):     # small; a damaged file shows here
+                self.con.execute(f"SELECT * FROM {table}").fetchall()
+        except duckdb.Error as e:
+            self.close()
+            raise self._open_error(e) from None
         self.write = self.con.cursor()          # used by the writer thread only
         self.write_lock = threading.Lock()
 
+    def _open_error(self, e: Exception) -> UserError:
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if "could not set lock" in text.lower():
+            return EngineBusy(f"cannot open {DB_FILE} in {self.data_dir}: another process has it open ({text})")
+        if "no space left" in text.lower():
+            return UserError(f"cannot open {DB_FILE} in {self.data_dir}: no space left on the device; free some space")
+        if "read-only" in text.lower() or "permission denied" in text.lower():
+            return UserError(f"cannot write {DB_FILE} in {self.data_dir} ({text}); make the folder writable "
+                             f"or use another data folder")
+        return UserError(f"{DB_FILE} in {self.data_dir} cannot be read: it is damaged or not a Rivulet store "
+                         f"({text}); move it away to start with an empty store")
+
     def _take_lock(self) -> int:
         path = os.path.join(self.data_dir, LOCK_FILE)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UserError(f"cannot write to the data folder {self.data_dir}: {e.strerror} ({LOCK_FILE}); "
+                            f"make it writable or use another data folder") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+            holder = _holder(fd)
             os.close(fd)
             raise EngineBusy(f"the data folder {self.data_dir} is in use by another Rivulet engine "
-                             f"(pid {holder}); stop it or use another data folder") from None
+                             f"({holder}); stop it or use another data folder") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         return fd
+
+    def _check_free(self) -> None:
+        """A read-only open cannot share the file with an engine: name the engine instead of failing in DuckDB."""
+        try:
+            fd = os.open(os.path.join(self.data_dir, LOCK_FILE), os.O_RDONLY)
+        except OSError:
+            return                     # never held by an engine
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except BlockingIOError:
+            raise EngineBusy(f"the data folder {self.data_dir} is held by a running Rivulet engine "
+                             f"({_holder(fd)}) and DuckDB lets no other process open its store meanwhile: "
+                             f"stop that engine (Ctrl-C or SIGTERM; a tail then prints its snapshot) and run this "
+                             f"again, or, if it is a dashboard, see the same on its Overview and Sources pages") from None
+        finally:
+            os.close(fd)
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:
@@ -95,10 +157,24 @@ class DuckStore:
 
     def close(self) -> None:
         try:
-            self.write.close()
-            self.con.close()
+            if getattr(self, "write", None) is not None:
+                self.write.close()
+            if self.con is not None:
+                self.con.close()
         finally:
             self._release_lock()
+
+    @contextmanager
+    def _writing(self):
+        """The write lock; a full disk is one line for the user, not DuckDB's error."""
+        with self.write_lock:
+            try:
+                yield self.write
+            except duckdb.Error as e:
+                if "no space left" not in str(e).lower():
+                    raise
+                raise UserError(f"cannot write to the data folder {self.data_dir}: no space left on the device; "
+                                f"free some space, then start again (it resumes after the last stored row)") from None
 
     def read(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one reader; DuckDB gives each its own consistent view."""
@@ -112,21 +188,20 @@ class DuckStore:
                  "schema": Schema.from_json(r[3]) if r[3] else None} for r in rows]
 
     def create_stream(self, name: str, config: dict) -> int:
-        with self.write_lock:
-            sid = self.write.execute("SELECT nextval('stream_ids')").fetchone()[0]
-            self.write.execute("INSERT INTO streams (id, name, config) VALUES (?, ?, ?)",
-                               [sid, name, json.dumps(config)])
-            self.write.execute("INSERT INTO state (stream, next_rid, ingested, quarantined, flagged, late, window_from, "
-                               "cumulative, replayed) VALUES (?, 0, 0, 0, 0, 0, 0, NULL, 0)", [sid])
+        with self._writing() as w:
+            sid = w.execute("SELECT nextval('stream_ids')").fetchone()[0]
+            w.execute("INSERT INTO streams (id, name, config) VALUES (?, ?, ?)",
+                      [sid, name, json.dumps(config)])
+            w.execute("INSERT INTO state (stream, next_rid, ingested, quarantined, flagged, late, window_from, "
+                      "cumulative, replayed) VALUES (?, 0, 0, 0, 0, 0, 0, NULL, 0)", [sid])
         return sid
 
     def update_config(self, stream_id: int, config: dict) -> None:
-        with self.write_lock:
-            self.write.execute("UPDATE streams SET config = ? WHERE id = ?", [json.dumps(config), stream_id])
+        with self._writing() as w:
+            w.execute("UPDATE streams SET config = ? WHERE id = ?", [json.dumps(config), stream_id])
 
     def delete_stream(self, stream_id: int) -> None:
-        with self.write_lock:
-            w = self.write
+        with self._writing() as w:
             w.execute("BEGIN")
             for table in ("offsets", "quarantine", "pipelines"):
                 w.execute(f"DELETE FROM {table} WHERE stream = ?", [stream_id])
@@ -137,21 +212,24 @@ class DuckStore:
             w.execute("COMMIT")
 
     def set_schema(self, stream_id: int, schema: Schema) -> None:
+        why = name_clash(schema.names)
+        if why:           # sources make names safe (schema.safe_names); this is the last guard
+            raise UserError(f"the stream's columns cannot be stored: {why}")
         cols = ", ".join(f"{quote(c.name)} {'TIMESTAMPTZ' if c.utc else SQL_TYPES[c.kind]}"
                          for c in schema.columns)
-        with self.write_lock:
-            self.write.execute(f"CREATE TABLE IF NOT EXISTS {rows_table(stream_id)} "
-                               f"(_rid BIGINT, _ingest TIMESTAMP{', ' + cols if cols else ''})")
-            self.write.execute("UPDATE streams SET schema = ? WHERE id = ?", [schema.to_json(), stream_id])
+        with self._writing() as w:
+            w.execute(f"CREATE TABLE IF NOT EXISTS {rows_table(stream_id)} "
+                      f"(_rid BIGINT, _ingest TIMESTAMP{', ' + cols if cols else ''})")
+            w.execute("UPDATE streams SET schema = ? WHERE id = ?", [schema.to_json(), stream_id])
 
     # --- pipeline versions ------------------------------------------------------------
     def add_pipeline(self, stream_id: int, spec: dict) -> int:
         """Record a spec as the stream's next version; returns that version (1, 2, ...)."""
-        with self.write_lock:
-            version = self.write.execute("SELECT coalesce(max(version), 0) + 1 FROM pipelines WHERE stream = ?",
-                                         [stream_id]).fetchone()[0]
-            self.write.execute("INSERT INTO pipelines (stream, version, spec) VALUES (?, ?, ?)",
-                               [stream_id, version, json.dumps({**spec, "version": version})])
+        with self._writing() as w:
+            version = w.execute("SELECT coalesce(max(version), 0) + 1 FROM pipelines WHERE stream = ?",
+                                [stream_id]).fetchone()[0]
+            w.execute("INSERT INTO pipelines (stream, version, spec) VALUES (?, ?, ?)",
+                      [stream_id, version, json.dumps({**spec, "version": version})])
         return version
 
     def pipelines(self, stream_id: int) -> list[dict]:
@@ -163,18 +241,18 @@ class DuckStore:
 
     def update_pipeline(self, stream_id: int, version: int, spec: dict) -> None:
         """Write statistics frozen from the first batch into a version recorded before any row arrived."""
-        with self.write_lock:
-            self.write.execute("UPDATE pipelines SET spec = ? WHERE stream = ? AND version = ?",
-                               [json.dumps({**spec, "version": version}), stream_id, version])
+        with self._writing() as w:
+            w.execute("UPDATE pipelines SET spec = ? WHERE stream = ? AND version = ?",
+                      [json.dumps({**spec, "version": version}), stream_id, version])
 
     def drop_pipeline(self, stream_id: int, version: int) -> None:
         """Forget a version that was recorded before any row arrived and then refused by the first rows."""
-        with self.write_lock:
-            self.write.execute("DELETE FROM pipelines WHERE stream = ? AND version = ?", [stream_id, version])
+        with self._writing() as w:
+            w.execute("DELETE FROM pipelines WHERE stream = ? AND version = ?", [stream_id, version])
 
     def set_cumulative(self, stream_id: int, cumulative: bytes | None) -> None:
-        with self.write_lock:
-            self.write.execute("UPDATE state SET cumulative = ? WHERE stream = ?", [cumulative, stream_id])
+        with self._writing() as w:
+            w.execute("UPDATE state SET cumulative = ? WHERE stream = ?", [cumulative, stream_id])
 
     def state(self, stream_id: int) -> dict:
         with self.read() as cur:
@@ -198,8 +276,7 @@ class DuckStore:
         `extra` maps table names to rows stored in the same transaction (a deployed
         model's predictions); each table is created from its first batch's columns.
         """
-        with self.write_lock:
-            w = self.write
+        with self._writing() as w:
             w.execute("BEGIN")
             try:
                 if rows is not None and rows.num_rows:
@@ -237,13 +314,19 @@ class DuckStore:
                            stream_id])
                 w.execute("COMMIT")
             except BaseException:
-                w.execute("ROLLBACK")
+                try:
+                    w.execute("ROLLBACK")
+                except duckdb.TransactionException:
+                    pass           # a failed COMMIT has already ended the transaction; its error is the one to tell
                 raise
 
     def prune(self, stream_id: int, next_rid: int, keep_rows: int | None, keep_seconds: float | None) -> None:
         """Retention: drop the oldest rows beyond the limits, and old quarantine entries."""
-        with self.write_lock:
-            w = self.write
+        with self._writing() as w:
+            has_rows = w.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                                 [rows_table(stream_id)]).fetchone()[0]
+            if not has_rows:
+                keep_rows = keep_seconds = None       # no rows yet: an empty or header-only file
             if keep_rows:
                 w.execute(f"DELETE FROM {rows_table(stream_id)} WHERE _rid < ?", [next_rid - keep_rows])
             if keep_seconds:
