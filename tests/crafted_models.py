@@ -72,26 +72,9 @@ def crafted(kind: str, how: str) -> bytes:
     return edited(sio.dumps(fitted(kind)), edit)
 
 
-def bomb(inflated=2 << 30) -> bytes:
-    """A .skops archive whose one array member inflates from about a thousandth of its size."""
-    data = sio.dumps(fitted("dt"))
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            dst.writestr(info.filename, src.read(info.filename))
-        with dst.open("zeros.npy", "w", force_zip64=True) as f:
-            header = io.BytesIO()
-            np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
-                                                          "shape": (inflated // 8,)})
-            f.write(header.getvalue())
-            chunk = bytes(1 << 24)
-            for _ in range(inflated // len(chunk)):
-                f.write(chunk)
-    return out.getvalue()
-
-
-def referenced_bomb(times=400) -> bytes:
-    """A .skops archive whose schema reads one 8 MB array `times` times (skops inflates it each time)."""
+def bomb(array_bytes: int, times: int = 1, declared: int | None = None) -> bytes:
+    """A .skops archive (deflated) whose schema reads one array of zeros `times` times: skops inflates
+    it on every read. `declared`: the bytes its header claims instead (a lying header, short body)."""
     import json
     data = sio.dumps(fitted("dt"))
     out = io.BytesIO()
@@ -100,9 +83,14 @@ def referenced_bomb(times=400) -> bytes:
         for info in src.infolist():
             if info.filename != "schema.json":
                 dst.writestr(info.filename, src.read(info.filename))
-        buf = io.BytesIO()
-        np.save(buf, np.zeros(1 << 20))
-        dst.writestr("zeros.npy", buf.getvalue())
+        with dst.open("zeros.npy", "w", force_zip64=True) as f:
+            header = io.BytesIO()
+            np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False,
+                                                          "shape": ((declared or array_bytes) // 8,)})
+            f.write(header.getvalue())
+            chunk = bytes(min(array_bytes, 1 << 24))
+            for _ in range(array_bytes // len(chunk)):
+                f.write(chunk)
         node = {"__class__": "ndarray", "__module__": "numpy", "__loader__": "NdArrayNode", "type": "numpy",
                 "file": "zeros.npy"}
         schema["content"]["content"]["extra"] = {"__class__": "list", "__module__": "builtins",

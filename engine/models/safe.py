@@ -81,7 +81,7 @@ def check_sizes(data: bytes, what: str) -> None:
         raise UserError(f"{what} is refused: {why}; export the model again with skops and upload that")
 
     def mb(n: int) -> str:
-        return f"{n / 2**20:,.1f} MB"
+        return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n / 2**10:,.0f} KB"
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             sizes = {i.filename: i.file_size for i in z.infolist()}
