@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 
 STATE_COLOURS = {"running": "green", "ended": "blue", "paused": "orange", "error": "red",
@@ -9,6 +10,15 @@ STATE_COLOURS = {"running": "green", "ended": "blue", "paused": "orange", "error
 ALGORITHMS = {"logreg": "Logistic regression", "svm": "SVM (RBF kernel)", "svm-linear": "Linear SVM",
               "rf": "Random forest", "hgb": "Gradient boosting", "sgd": "SGD linear model",
               "ridge": "Ridge regression"}
+
+
+MARKDOWN = re.compile(r"([\\`*_\[\]()<>!|~$:#.&{}])")
+
+
+def plain(text) -> str:
+    """`text` shown as itself inside Streamlit markdown: model cards come from uploads, so a name
+    like `[x](http://...)` or `![x](...)` must not become a link or an image. One line."""
+    return MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
 
 
 def num(x) -> str:
