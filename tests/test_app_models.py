@@ -122,7 +122,7 @@ def test_train_deploy_export_and_import(app, monkeypatch, downloads):
     assert not at.exception
     assert len(at.selectbox(key="m_model").options) == 2
     assert any("imported without its model card" in i.value for i in at.info)
-    assert any("**mine** · LogisticRegression · imported from mine.skops · classification of 0, 1 · x, y" in c.value
+    assert any(r"**mine** · LogisticRegression · imported from mine\.skops · classification of 0, 1 · x, y" in c.value
                for c in at.caption), [c.value for c in at.caption]
     assert any(b.label == "Deploy onto plant" for b in at.button)
     at.switch_page(EXPORT).run()
