@@ -89,6 +89,38 @@ def _plain_main():
             sys.modules["__main__"] = saved
 
 
+def isolated(kind: str, payload, timeout: float, tasks: str = "engine.models.tasks") -> tuple[str, object]:
+    """Run one task in a spawned process and wait for it: ("done", result), ("error", message),
+    ("died", exit code: minus the signal that killed it) or ("timeout", None)."""
+    ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_work, args=(tasks, kind, payload, child), daemon=True, name=f"rivulet-{kind}")
+    with _plain_main():
+        proc.start()
+    child.close()
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            if parent.poll(0.05):
+                try:
+                    msg = parent.recv()
+                except EOFError:
+                    break
+                if msg[0] in ("done", "error"):
+                    return msg[0], msg[1]
+            elif not proc.is_alive() and not parent.poll(0):
+                break
+        else:
+            return "timeout", None
+        proc.join(5)
+        return "died", proc.exitcode
+    finally:
+        parent.close()
+        if proc.is_alive():
+            proc.kill()
+        proc.join(5)
+
+
 def background(name: str, fn: Callable[[], None]) -> threading.Thread:
     """Run `fn` on a daemon thread of this process (work that needs the live engine, a backfill)."""
     thread = threading.Thread(target=fn, name=name, daemon=True)

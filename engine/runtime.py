@@ -71,11 +71,7 @@ class Engine:
             except UserError as e:
                 log.warning("stream %s not resumed: %s", row["name"], e)
                 continue
-            if row["config"].get("deployed"):
-                try:
-                    self.deploy(row["name"], row["config"]["deployed"])
-                except UserError as e:
-                    log.warning("model %s not redeployed on %s: %s", row["config"]["deployed"], row["name"], e)
+            self._redeploy(self.streams[row["name"]])
         if demo and DEMO_NAME not in self.streams:
             self.add_demo()
 
@@ -183,6 +179,7 @@ class Engine:
         if source is None:
             source = open_log(config, self.store.offsets(sid), schema)
         stream = Stream(sid, name, config, source, self.store, self.published)
+        stream.deploy_error = config.get("deploy_note")
         if config.get("paused"):
             source.pause()
         self.streams[name] = stream
@@ -365,9 +362,28 @@ class Engine:
 
     def _set_deployment(self, name: str, deployment) -> None:
         s = self._get(name)
+        stored = deployment.model_id if deployment is not None and deployment.model is not None else None
+        # the attempt is on record before the model predicts a row: the writer clears it once the first
+        # batch's predictions are committed, so a model that kills the process is not deployed at restart
+        self._set_config(s, deployed=stored, deploy_trial=stored, deploy_note=None)   # online learners: memory only
         s.deployment, s.deploy_error = deployment, None     # one assignment: the ingest thread sees old or new
-        self._set_config(s, deployed=deployment.model_id if deployment is not None and deployment.model is not None
-                         else None)     # online learners live in memory only
+
+    def _redeploy(self, s: Stream) -> None:
+        """Deploy again at start what was deployed, unless the engine stopped during its first predictions."""
+        model_id = s.config.get("deployed")
+        if not model_id:
+            return
+        if s.config.get("deploy_trial") == model_id:
+            note = (f"model {model_id} was not deployed again: the engine stopped while it predicted its first "
+                    f"rows, and it may have crashed it. Deploy it again on the Models page to retry")
+            log.warning("%s on %s", note, s.name)
+            self._set_config(s, deployed=None, deploy_trial=None, deploy_note=note)
+            s.deploy_error = note
+            return
+        try:
+            self.deploy(s.name, model_id)
+        except UserError as e:
+            log.warning("model %s not redeployed on %s: %s", model_id, s.name, e)
 
     # --- reading ---------------------------------------------------------------------
     def snapshot(self, name: str) -> Snapshot | None:

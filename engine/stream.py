@@ -288,6 +288,9 @@ class Stream:
                           {**new.__dict__, "cumulative": cumulative.to_bytes() if cumulative is not None else None},
                           extra)
         self.counters = new
+        if work.predicted is not None and self.config.get("deploy_trial") == work.deployment.model_id:
+            self.config["deploy_trial"] = None        # its first predictions did not kill the process
+            self.store.update_config(self.id, self.config)
         if ops is not None:
             if batch.reset:
                 ops.reset_window()

@@ -63,16 +63,19 @@ def card_summary(card: dict, size: int) -> None:
     metrics = card.get("metrics") or {}
     holdout = metrics.get("holdout") or {}
     main = (metrics.get("cv") or {}).get("metric")
-    lines = [f"**{card.get('name')}** · {fmt.size(size)} · SHA-256 `{card['sha256'][:16]}…`"]
+    # every text of a card may come from an uploaded file: plain() keeps it from becoming markdown
+    lines = [f"**{fmt.plain(card.get('name'))}** · {fmt.size(size)} · SHA-256 `{fmt.plain(card['sha256'][:16])}…`"]
     spec = card.get("spec") or {}
-    lines.append(f"Predicts **{spec.get('target') or 'its target'}** ({spec.get('task') or 'task unknown'}) from "
-                 + ", ".join(f"{f['name']} ({f.get('kind') or f.get('role') or '?'})" for f in card["features"]))
+    lines.append(f"Predicts **{fmt.plain(spec.get('target') or 'its target')}** "
+                 f"({fmt.plain(spec.get('task') or 'task unknown')}) from "
+                 + ", ".join(fmt.plain(f"{f['name']} ({f.get('kind') or f.get('role') or '?'})")
+                             for f in card["features"]))
     if main and holdout.get(main) is not None:
-        lines.append(f"Holdout {main} {holdout[main]:.3f} (baseline {metrics['baseline'].get(main):.3f}) on "
-                     f"{metrics['rows']['holdout']:,} rows")
+        lines.append(f"Holdout {fmt.plain(main)} {holdout[main]:.3f} (baseline {metrics['baseline'].get(main):.3f}) "
+                     f"on {metrics['rows']['holdout']:,} rows")
     libs = card.get("libraries") or {}
     if libs:
-        lines.append("Needs " + ", ".join(f"{k} {v}" for k, v in libs.items() if v))
+        lines.append("Needs " + fmt.plain(", ".join(f"{k} {v}" for k, v in libs.items() if v)))
     with st.container(border=True):
         st.markdown("  \n".join(lines))
 
@@ -93,7 +96,7 @@ def model_import() -> None:
             st.session_state["x_imported"] = model_id
             st.rerun()
     if st.session_state.get("x_imported"):
-        st.success(f"Imported as **{st.session_state['x_imported']}**; it is listed on the left and on Models.",
+        st.success(f"Imported as **{fmt.plain(st.session_state['x_imported'])}**; it is listed on the left and on Models.",
                    icon=":material/check_circle:")
 
 

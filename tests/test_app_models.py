@@ -1,6 +1,7 @@
 """Models and Export pages under AppTest: train on an uploaded CSV and check the scores against
 scikit-learn, deploy, export a .skops that loads back, import it, refuse a pickle, download data."""
 import io
+import json
 import pickle
 import time
 
@@ -121,7 +122,7 @@ def test_train_deploy_export_and_import(app, monkeypatch, downloads):
     assert not at.exception
     assert len(at.selectbox(key="m_model").options) == 2
     assert any("imported without its model card" in i.value for i in at.info)
-    assert any("**mine** · LogisticRegression · imported from mine.skops · classification of 0, 1 · x, y" in c.value
+    assert any(r"**mine** · LogisticRegression · imported from mine\.skops · classification of 0, 1 · x, y" in c.value
                for c in at.caption), [c.value for c in at.caption]
     assert any(b.label == "Deploy onto plant" for b in at.button)
     at.switch_page(EXPORT).run()
@@ -206,3 +207,30 @@ def test_regression_cards_search_and_comparison(app, monkeypatch):
     board = at.dataframe[-1].value
     assert len(board) == 4                                     # train, search, and the two compared
     assert board["CV r2"].is_monotonic_decreasing
+
+
+EVIL = "[click](http://evil.example/x) ![img](http://evil.example/i.png)"
+
+
+def test_an_imported_cards_text_is_shown_as_text_not_markdown(app, monkeypatch):
+    """A card's name, target and features come from the uploaded file: no link or image may render."""
+    from engine.runtime import Engine
+    from sklearn.tree import DecisionTreeClassifier
+    df = frame()
+    model = DecisionTreeClassifier(max_depth=3).fit(df[["x", "y"]], df["label"])
+    card = {"name": EVIL, "spec": {"task": "classification", "target": EVIL},
+            "features": [{"name": "x", "kind": "number", "role": "numeric"},
+                         {"name": "y", "kind": "number", "role": "numeric"}],
+            "libraries": {EVIL: "1.0"}}
+    with Engine(str(app)) as engine:
+        engine.models.import_model(sio.dumps(model), "evil.skops", card_data=json.dumps(card).encode())
+    at = open_app(EXPORT)
+    seen = []
+    for page in (EXPORT, MODELS):
+        at.switch_page(page).run()
+        assert not at.exception, at.exception
+        texts = [e.value for kind in ("markdown", "caption", "success", "info", "warning")
+                 for e in at.get(kind)]
+        assert not [t for t in texts if "](http" in t], [t for t in texts if "](http" in t]
+        seen += [t for t in texts if "evil" in t]
+    assert seen, "the card's name is not shown at all"

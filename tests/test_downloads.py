@@ -61,6 +61,18 @@ def test_csv_escapes_formulas_and_parquet_keeps_values(replayed):
         downloads.to_bytes(table, "xlsx")
 
 
+def test_csv_escapes_formula_column_names_in_the_header(tmp_path):
+    path = tmp_path / "names.csv"
+    path.write_text("=cmd|' /C calc'!A0,@SUM(1),ok,-x\n1,2,3,4\n5,6,7,8\n")
+    with Engine(str(tmp_path / "data")) as e:
+        name = e.add_replay(str(path), name="names")
+        e.wait(name, timeout=60)
+        table = e.models.history(name)
+        csv = pd.read_csv(io.BytesIO(downloads.to_bytes(table, "csv")))
+    assert [c for c in csv.columns if not c.startswith("_")] == ["'=cmd|' /C calc'!A0", "'@SUM(1)", "ok", "'-x"]
+    assert csv["ok"].tolist() == [3, 7]
+
+
 def test_import_checks_the_card_against_the_model(tmp_path):
     from sklearn.linear_model import LogisticRegression
     X = pd.DataFrame({"a": [0.0, 1, 2, 3], "b": [1.0, 0, 1, 0]})

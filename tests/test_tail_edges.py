@@ -1,6 +1,8 @@
 """Tailing edge cases: confinement to the data roots, over-long lines, a file deleted while read,
 an observer that dies or a folder that vanishes, and the command line's errors."""
 import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -72,6 +74,41 @@ def test_a_symlink_planted_in_a_followed_folder_is_not_read(tmp_path, roots):
         assert wait_rows(engine, name, 10) == 10
         assert "outside the data roots" in engine.snapshot(name).source["last_error"]
     assert_exactly_once(stored_ids(data), 10)
+
+
+FLIPPER = """
+import os, sys, time
+race, inside, outside, seconds = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
+end = time.time() + seconds
+while time.time() < end:
+    for tmp, make in ((race + ".l", lambda t: os.symlink(outside, t)), (race + ".h", lambda t: os.link(inside, t))):
+        make(tmp)
+        os.rename(tmp, race)
+"""
+
+
+def test_a_file_swapped_with_a_symlink_out_of_the_roots_is_never_read(tmp_path, roots):
+    """race.csv flips between a regular file (a hard link to inside.csv) and a symlink to a file outside
+    the roots while a confined tail scans it on every call: not one outside row may be read."""
+    root, outside = roots
+    (root / "logs" / "inside.csv").write_text(rows_csv(0, 10))
+    race = root / "logs" / "race.csv"
+    os.link(root / "logs" / "inside.csv", race)
+    flipper = subprocess.Popen([sys.executable, "-c", FLIPPER, str(race), str(root / "logs" / "inside.csv"),
+                                str(outside / "secret.csv"), "10"])
+    source = TailSource(str(race), roots=[str(root)], rescan=0)
+    ids = []
+    try:
+        while flipper.poll() is None:
+            b = source.next_batch()
+            if b is not None and b.table.num_rows:
+                ids += b.table.column("id").to_pylist()
+    finally:
+        flipper.kill()
+        flipper.wait()
+        source.close()
+    assert not [i for i in ids if i >= 1_000], "rows of the file outside the roots were read"
+    assert sorted(ids) == list(range(10))
 
 
 # --- bad lines and vanishing files ------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A copytruncate rotation landing between any two file-system calls of the tailer.
+"""A copytruncate rotation, or a swap of a file for a symlink out of the data roots, landing between
+any two file-system calls of the tailer.
 
 The tailer's calls (stat, open, fstat, pread) go through a counting stand-in for `os`, and the
 rotation (copy beside the file, truncate it, write new rows) runs just before its k-th call, for
@@ -13,11 +14,13 @@ import types
 import numpy as np
 import pytest
 
+from engine.ingest import paths as paths_module
 from engine.ingest import tail as tail_module
 from engine.ingest import tailfile as tailfile_module
 from engine.ingest.tail import TailSource
 
 HOOKED = ("stat", "open", "fstat", "pread")
+RESOLVING = ("lstat", "readlink", "path.realpath")      # what a symlink check calls besides
 
 
 def rows(start, n, header=True):
@@ -27,12 +30,20 @@ def rows(start, n, header=True):
 class Interleave:
     """Runs `steps` one at a time just before the tailer's file-system calls number at, at+stride, ..."""
 
-    def __init__(self):
+    def __init__(self, names=HOOKED):
         self.calls, self.due, self.stride, self.steps = 0, 0, 1, []
         self.os = types.ModuleType("os")
         self.os.__dict__.update(os.__dict__)
-        for name in HOOKED:
-            setattr(self.os, name, self._wrap(getattr(os, name)))
+        self.os.path = types.ModuleType("os.path")
+        self.os.path.__dict__.update(os.path.__dict__)
+        for name in names:
+            owner, _, attr = ("os." + name).rpartition(".")
+            target = self.os.path if owner == "os.path" else self.os
+            setattr(target, attr, self._wrap(getattr(os.path if owner == "os.path" else os, attr)))
+
+    def install(self, monkeypatch):
+        for module in (tail_module, tailfile_module, paths_module):
+            monkeypatch.setattr(module, "os", self.os)
 
     def arm(self, steps, at, stride):
         self.calls, self.due, self.stride, self.steps = 0, at, stride, list(steps)
@@ -116,8 +127,7 @@ def rotate_at(tmp_path, hook, at, read_first, unread, new, staged, stride, copy_
 def each_call(tmp_path, monkeypatch, check, **kw):
     """Rotate before call 1, 2, ... of one batch until the rotation lands after the batch; `check(ids, at)`."""
     hook = Interleave()
-    monkeypatch.setattr(tail_module, "os", hook.os)
-    monkeypatch.setattr(tailfile_module, "os", hook.os)
+    hook.install(monkeypatch)
     at = 1
     while True:
         ids, landed = rotate_at(tmp_path, hook, at, **kw)
@@ -156,3 +166,52 @@ def test_a_copytruncate_with_the_copy_out_of_sight_loses_only_the_unread_end(tmp
 
     each_call(tmp_path, monkeypatch, check, read_first=read_first, unread=unread, new=new, staged=False, stride=1,
               copy_name="archive-1.txt")
+
+
+@pytest.mark.parametrize("start", ["file", "link"])
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_a_swap_for_a_symlink_out_of_the_roots_between_any_two_calls_is_never_read(tmp_path, monkeypatch, start,
+                                                                                    stride):
+    """race.csv flips between a file inside the root and a symlink to one outside, `stride` calls apart,
+    from before the tailer's first call to after its last: no outside row is ever read."""
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.csv").write_bytes(rows(1_000, 5))
+    (root / "inside.csv").write_bytes(rows(0, 5))
+    race = str(root / "race.csv")
+    made = iter(range(1_000_000))
+
+    def to_link():
+        tmp = f"{race}.{next(made)}"
+        os.symlink(outside / "secret.csv", tmp)
+        os.rename(tmp, race)
+
+    def to_file():
+        tmp = f"{race}.{next(made)}"
+        os.link(root / "inside.csv", tmp)
+        os.rename(tmp, race)
+
+    def read(flips, at):
+        (to_file if start == "file" else to_link)()
+        source = TailSource(race, roots=[str(root)], rescan=0, polling=True)
+        ids = []
+        try:
+            hook.arm(flips, at, stride)
+            for _ in range(3):
+                b = source.next_batch()
+                if b is not None and b.table.num_rows:
+                    ids += b.table.column("id").to_pylist()
+        finally:
+            source.close()
+        return ids
+
+    hook = Interleave(HOOKED + RESOLVING)
+    hook.install(monkeypatch)
+    assert sorted(read([], 1)) == (list(range(5)) if start == "file" else [])
+    calls = hook.calls
+    assert calls > 5
+    flips = [to_link, to_file] * 3 if start == "file" else [to_file, to_link] * 3
+    for at in range(1, calls + 1):
+        ids = read(list(flips), at)
+        assert not [i for i in ids if i >= 1_000], f"swap before call {at}: rows from outside the roots were read"

@@ -12,6 +12,16 @@ ALGORITHMS = {"logreg": "Logistic regression", "svm": "SVM (RBF kernel)", "svm-l
               "ridge": "Ridge regression"}
 
 
+MARKDOWN = re.compile(r"([\\`*_\[\]()<>!|~$:#.&{}+\-])")
+
+
+def plain(text) -> str:
+    """`text` shown as itself inside Streamlit markdown (st.error, st.caption, ...): model cards and
+    file names come from uploads, so `[x](http://...)` or `![x](...)` must not become a link or an
+    image, and `__class__` not bold. One line."""
+    return MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
+
+
 def num(x) -> str:
     """A statistic: thousands separators for big values, 4 significant digits for small ones."""
     if x is None:
@@ -86,12 +96,3 @@ def score(x) -> str:
 def params(p: dict | None) -> str:
     """Hyperparameters as "C=1.0, gamma=scale", or "defaults"."""
     return ", ".join(f"{k}={v}" for k, v in (p or {}).items()) or "defaults"
-
-
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~$:])")
-
-
-def plain(text) -> str:
-    """Text shown as typed inside Streamlit's Markdown (st.error, st.caption, ...): no bold from
-    `__class__`, no links or images from a file's names."""
-    return _MARKDOWN.sub(r"\\\1", str(text))

@@ -16,6 +16,10 @@ def live_score(engine: Engine, name: str, every: float | None) -> None:
         with guard("The live score"):
             status = engine.models.live(name) if name in engine.names() else None
             if status is None:
+                snap = engine.snapshot(name) if name in engine.names() else None
+                note = ((snap.model if snap is not None else None) or {}).get("error")
+                if note:
+                    st.warning(fmt.plain(note), icon=":material/warning:")
                 st.info(f"No model is deployed on {name}. Deploy a trained model above, or start an online "
                         "learner that learns from every labelled row.", icon=":material/info:")
                 return
@@ -38,5 +42,5 @@ def live_score(engine: Engine, name: str, every: float | None) -> None:
                                 key="m_chart_live", config={"displayModeBar": False})
             else:
                 st.caption("The chart starts with the first labelled row.")
-            st.caption(f"**{status['name']}** ({status['model_id']}) on {name} · updated {fmt.clock()}")
+            st.caption(f"**{fmt.plain(status['name'])}** ({fmt.plain(status['model_id'])}) on {name} · updated {fmt.clock()}")
     live()

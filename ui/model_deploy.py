@@ -5,6 +5,7 @@ import streamlit as st
 
 from engine import Engine
 from engine.models import ModelSpec
+from ui import format as fmt
 from ui.guard import guard
 
 
@@ -22,7 +23,7 @@ def deploy_controls(engine: Engine, name: str, model_id: str) -> None:
             engine.undeploy(name)
             st.rerun()
     if live is not None:
-        c3.markdown(f":green[● deployed]: **{live['name']}** predicts every new row of {name}")
+        c3.markdown(f":green[● deployed]: **{fmt.plain(live['name'])}** predicts every new row of {name}")
 
 
 def online_learner(engine: Engine, name: str, spec: ModelSpec) -> None:

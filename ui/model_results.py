@@ -55,7 +55,7 @@ def results(engine: Engine, model_id: str) -> None:
                             config=PLAIN)
         with c2:
             if h.get("roc"):
-                st.markdown(f"**ROC curve** · positive class {h['classes'][1]!r}")
+                st.markdown(f"**ROC curve** · positive class {fmt.plain(repr(h['classes'][1]))}")
                 st.plotly_chart(charts.roc(h["roc"]["fpr"], h["roc"]["tpr"], h.get("roc_auc")),
                                 key="m_chart_roc", config=PLAIN)
             else:
@@ -69,7 +69,7 @@ def results(engine: Engine, model_id: str) -> None:
             st.plotly_chart(charts.residuals(h["residuals"]["predicted"], h["residuals"]["residual"],
                                              spec["target"]), key="m_chart_residuals", config=PLAIN)
     with (c3 if report["task"] == "classification" else c2):
-        st.markdown(f"**Cross-validation** · {cv['metric']} per fold, {fmt.score(cv['mean'])} ± "
+        st.markdown(f"**Cross-validation** · {fmt.plain(cv['metric'])} per fold, {fmt.score(cv['mean'])} ± "
                     f"{fmt.score(cv['std'])}")
         st.plotly_chart(charts.fold_scores(cv["scores"], cv["metric"], report["baseline"].get(cv["metric"]),
                                            cv["kind"]), key="m_chart_folds", config=PLAIN)
@@ -85,10 +85,12 @@ def summary(card: dict) -> str:
     where = (f"last {sl['last']:,} rows" if "last" in sl else "a time range" if "start" in sl or "end" in sl
              else "all stored rows")
     of = f" of {training['rows']:,}" if training.get("rows") else ""
-    imported = f" · imported from {training['imported']}" if "imported" in training else ""
-    return (f"**{card['name']}** · {fmt.algorithm(spec['algorithm'])} ({fmt.params(report.get('params'))}) → "
-            f"**{spec['target']}** · trained on {report['rows']['train']:,}{of} rows ({where}), scored on the "
-            f"newest {report['rows']['holdout']:,}{imported} · {', '.join(f['name'] for f in card['features'])}")
+    imported = f" · imported from {fmt.plain(training['imported'])}" if "imported" in training else ""
+    return (f"**{fmt.plain(card['name'])}** · {fmt.plain(fmt.algorithm(spec['algorithm']))} "
+            f"({fmt.plain(fmt.params(report.get('params')))}) → "
+            f"**{fmt.plain(spec['target'])}** · trained on {report['rows']['train']:,}{of} rows ({where}), scored on "
+            f"the newest {report['rows']['holdout']:,}{imported} · "
+            f"{fmt.plain(', '.join(f['name'] for f in card['features']))}")
 
 
 def imported_summary(card: dict) -> None:
@@ -96,10 +98,10 @@ def imported_summary(card: dict) -> None:
     spec = card.get("spec") or {}
     classes = card.get("classes")
     task = spec.get("task") or "task unknown"
-    st.caption(f"**{card['name']}** · {card.get('estimator') or 'model'} · imported from "
-               f"{(card.get('training') or {}).get('imported') or 'a file'} · {task}"
-               + (f" of {', '.join(map(str, classes))}" if classes else "")
-               + f" · {', '.join(f['name'] for f in card['features'])}")
+    st.caption(f"**{fmt.plain(card['name'])}** · {fmt.plain(card.get('estimator') or 'model')} · imported from "
+               f"{fmt.plain((card.get('training') or {}).get('imported') or 'a file')} · {fmt.plain(task)}"
+               + (f" of {fmt.plain(', '.join(map(str, classes)))}" if classes else "")
+               + f" · {fmt.plain(', '.join(f['name'] for f in card['features']))}")
     st.info("No evaluation: this model was imported without its model card, so its scores and target are "
             "unknown. It can still be deployed to predict every new row; import it with its .card.json "
             "to see how it scored.", icon=":material/info:")

@@ -4,15 +4,32 @@ The dashboard passes the roots (RIVULET_DATA_ROOTS, os.pathsep-separated,
 default: the data folder); the command line is a trusted user and passes
 none. A relative path is taken inside the first root. Refused: a path whose
 `..` climbs out of the roots, an absolute path outside them, and a path whose
-symlinks resolve outside them. Files a glob finds later are checked again
-(`inside`), so a symlink planted in a watched folder cannot lead out either.
+symlinks resolve outside them. Files a glob finds later are opened with
+`open_inside`, which checks the descriptor it returns, not the path: a file
+swapped for a symlink between a check and the open cannot lead out either.
 """
 from __future__ import annotations
 
+import errno
 import glob
 import os
 
 from ..errors import UserError
+
+READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK     # a FIFO swapped in does not block the open
+WALK_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+class Outside(OSError):
+    """The path leads outside the data roots."""
+
+    def __init__(self, path: str):
+        super().__init__(errno.EACCES, f"{path} leads outside the data roots; not followed")
+
+
+def under(path: str, root: str) -> bool:
+    """True when `path` is `root` or below it, comparing the strings only."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 def data_roots(default: str) -> list[str]:
@@ -25,11 +42,40 @@ def data_roots(default: str) -> list[str]:
 def inside(path: str, roots: list[str]) -> bool:
     """True when `path`, with every symlink resolved, lies in one of the roots."""
     real = os.path.realpath(path)
-    for root in roots:
-        root = os.path.realpath(root)
-        if real == root or real.startswith(root.rstrip(os.sep) + os.sep):
-            return True
-    return False
+    return any(under(real, os.path.realpath(root)) for root in roots)
+
+
+def open_inside(path: str, roots: list[str] | None) -> int:
+    """A read-only descriptor of `path`; with roots, only of a file inside them (else `Outside`).
+
+    Each component below the root is opened relative to its folder with O_NOFOLLOW, so a
+    symlink swapped in after the path was resolved makes the open fail instead of leading
+    out; the descriptor's own path (/proc/self/fd) is then checked before a byte is read.
+    """
+    if roots is None:
+        return os.open(path, READ_FLAGS)
+    real = os.path.realpath(path)
+    root = next((r for r in map(os.path.realpath, roots) if under(real, r)), None)
+    if root is None:
+        raise Outside(path)
+    parts = os.path.relpath(real, root).split(os.sep)
+    folder = os.open(root, WALK_FLAGS & ~os.O_NOFOLLOW)     # the configured root itself may be a link
+    try:
+        for part in parts[:-1]:
+            inner = os.open(part, WALK_FLAGS, dir_fd=folder)
+            os.close(folder)
+            folder = inner
+        fd = os.open(parts[-1], READ_FLAGS | os.O_NOFOLLOW, dir_fd=folder)
+    finally:
+        os.close(folder)
+    try:
+        where = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:             # no /proc (not Linux): the walk above is the check
+        return fd
+    if not under(where, root):
+        os.close(fd)
+        raise Outside(path)
+    return fd
 
 
 def fixed_part(pattern: str) -> str:
@@ -53,7 +99,7 @@ def confine(pattern: str, roots: list[str] | None) -> str:
     real_roots = [os.path.realpath(r) for r in roots]
     full = os.path.normpath(pattern if os.path.isabs(pattern) else os.path.join(real_roots[0], pattern))
     allowed = ", ".join(real_roots)
-    if not any(full == r or full.startswith(r.rstrip(os.sep) + os.sep) for r in real_roots):
+    if not any(under(full, r) for r in real_roots):
         if ".." in pattern.split(os.sep):
             raise UserError(f"{pattern!r} climbs out of the data roots with '..'; allowed: {allowed}")
         raise UserError(f"{pattern!r} is outside the data roots; allowed: {allowed}")

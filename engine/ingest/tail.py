@@ -34,7 +34,7 @@ import pyarrow as pa
 from ..errors import UserError
 from .jsonl import JsonParser, infer_schema as infer_json, lines
 from .parse import MAX_LINE, RAW_KEEP, SAMPLE, Bad, Parser, sample_schema
-from .paths import fixed_part, inside
+from .paths import Outside, fixed_part, open_inside
 from ..schema import Schema
 from .source import LIVE_INFLIGHT, Batch, Rate, Source
 from .identity import FINGERPRINT, Fingerprint, key_of
@@ -148,13 +148,7 @@ class TailSource(Source):
         new = sorted((k for k in found if k not in self.files),
                      key=lambda k: (k not in self.stored, found[k][1].st_mtime))
         for key in new:
-            path = found[key][0]
-            if self.roots is not None and not inside(path, self.roots):
-                if path not in self.refused:
-                    self.refused.add(path)
-                    self.error = f"{path} leads outside the data roots; not followed"
-                continue
-            self._open(path, key, now)
+            self._open(found[key][0], key, now)
         for key, f in self.files.items():
             if key in found:
                 self._moved(f, found[key][0])
@@ -183,13 +177,19 @@ class TailSource(Source):
         self.by_path[path] = f.key
 
     def _open(self, path: str, key: str, now: float) -> TailFile | None:
+        """Follow the file at `path` if it still is identity `key`; identity comes from the descriptor read."""
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = open_inside(path, self.roots)
+        except Outside as e:
+            if path not in self.refused:
+                self.refused.add(path)
+                self.error = e.strerror
+            return None
         except OSError as e:
             self.error = f"cannot open {path}: {e.strerror or e}"
             return None
         st = os.fstat(fd)
-        if key_of(st) != key:         # replaced between the glob and the open: the next scan sees it
+        if key_of(st) != key or not stat.S_ISREG(st.st_mode):   # replaced since the glob: the next scan sees it
             os.close(fd)
             return None
         head = os.pread(fd, FINGERPRINT, 0)
@@ -333,8 +333,6 @@ class TailSource(Source):
 
     def _adopt(self, path: str, key: str, now: float) -> None:
         """Follow a file the pattern does not match (rotated away) until it is drained."""
-        if self.roots is not None and not inside(path, self.roots):
-            return
         f = self._open(path, key, now)
         if f is not None:
             f.matched, f.unmatched_since = False, now

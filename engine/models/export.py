@@ -89,8 +89,11 @@ def _format_of(path: str) -> str:
 
 
 def import_file(path: str) -> tuple[object, dict]:
-    """(model, card) from a .skops file; the card comes from <file>.card.json or from the model."""
-    model = safe.load(path)
+    """(model, card) from a .skops file; the card comes from <file>.card.json or from the model.
+    Its first predictions are tried in another process first (trial.py)."""
+    from .trial import tried
+    data, what = safe.read(path), os.path.basename(path)
+    model = safe.loads(data, what)
     card = None
     if os.path.isfile(card_path(path)):
         try:
@@ -98,14 +101,20 @@ def import_file(path: str) -> tuple[object, dict]:
                 card = json.load(f)
         except (OSError, json.JSONDecodeError):
             card = None
-    return model, card or card_from_model(model)
+    card = card or card_from_model(model)
+    tried(data, card, what)
+    return model, card
 
 
 def import_bytes(data: bytes, name: str, card_data: bytes | None = None) -> tuple[object, dict]:
-    """(model, card) from uploaded .skops bytes and, optionally, its .card.json (see `checked_card`)."""
+    """(model, card) from uploaded .skops bytes and, optionally, its .card.json (see `checked_card`);
+    its first predictions are tried in another process first (trial.py)."""
+    from .trial import tried
     model = safe.loads(data, name)
     card = card_from_model(model, name=os.path.splitext(os.path.basename(name))[0] or "imported")
-    return model, checked_card(card, card_data) if card_data else card
+    card = checked_card(card, card_data) if card_data else card
+    tried(data, card, name)
+    return model, card
 
 
 def checked_card(card: dict, card_data: bytes) -> dict:

@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -40,7 +41,9 @@ def sha256(data: bytes) -> str:
 
 
 def new_id(algorithm: str) -> str:
-    return f"{algorithm}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+    """A folder name; `algorithm` may come from an uploaded card, so only plain characters are kept."""
+    plain = re.sub(r"[^A-Za-z0-9_-]+", "-", str(algorithm))[:40].strip("-") or "model"
+    return f"{plain}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:6]}"
 
 
 def json_safe(value):

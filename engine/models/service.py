@@ -148,25 +148,22 @@ class Models:
                      card_data: bytes | None = None) -> str:
         """Store an uploaded .skops model (bytes or a binary file) in the registry; returns its id.
 
-        Read up to the upload limit, then through `safe.loads` (pickles refused unread, types
-        checked against our allow-list). With `card_data` (its .card.json) the card is kept
+        Read up to the upload limit, then through `export.import_bytes` (pickles refused unread, sizes
+        bounded, types checked against our allow-list, trees checked, first predictions tried in
+        another process). With `card_data` (its .card.json) the card is kept
         once its features are checked against the model's own. With `stream`, its features
         are checked against that stream first, so a model that cannot run on it is refused
         with the reason.
         """
         from ..ingest.uploads import upload_limit_bytes
-        from .export import card_from_model, checked_card
-        from .safe import loads
+        from .export import import_bytes
         limit = upload_limit_bytes() if limit_bytes is None else limit_bytes
         data = src if isinstance(src, (bytes, bytearray)) else src.read(limit + 1)
         if len(data) > limit:
             raise UserError(f"{filename} is over the upload limit of {limit / 2**20:.0f} MB; "
                             f"raise RIVULET_UPLOAD_LIMIT_MB or upload a smaller model")
-        model = loads(bytes(data), filename)
-        card = card_from_model(model, name=filename.rsplit(".", 1)[0] or "imported")
-        if card_data:
-            card = checked_card(card, card_data)
-            card.pop("id", None)
+        model, card = import_bytes(bytes(data), filename, card_data)
+        card.pop("id", None)
         card["training"] = {**(card.get("training") or {}), "imported": filename}
         if stream is not None:
             kinds = self._kinds(stream)

@@ -25,6 +25,16 @@ def importance_task(payload: dict, progress):
     return permutation_ranking(payload["model"], payload["rows"], payload["task"], progress=progress)
 
 
+def trial_task(payload: dict, progress):
+    """Load a model file and predict a few rows: run in its own process, so a crash kills only that."""
+    from .safe import loads
+    model = loads(payload["data"], check_trees=False)     # the caller checked them: what runs is the test
+    model.predict(payload["frame"])
+    if hasattr(model, "predict_proba"):
+        model.predict_proba(payload["frame"])
+    return True
+
+
 def sleep_task(payload: dict, progress):
     """For tests of the job machinery: report progress while sleeping."""
     import time
@@ -35,4 +45,4 @@ def sleep_task(payload: dict, progress):
 
 
 TASKS = {"train": train_task, "search": search_task, "compare": compare_task, "importance": importance_task,
-         "sleep": sleep_task}
+         "trial": trial_task, "sleep": sleep_task}

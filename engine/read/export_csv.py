@@ -1,8 +1,8 @@
 """CSV bytes for downloads, safe to open in a spreadsheet.
 
 A text cell starting with = + - @ (or a tab / carriage return) is a formula to
-Excel and LibreOffice ("CSV injection"); such cells get a leading apostrophe.
-Numbers are left alone, so -3.5 stays a number.
+Excel and LibreOffice ("CSV injection"); such cells, and such column names in the
+header line, get a leading apostrophe. Numbers are left alone, so -3.5 stays a number.
 """
 from __future__ import annotations
 
@@ -31,7 +31,8 @@ def escape_text(column: pa.Array | pa.ChunkedArray) -> pa.ChunkedArray | pa.Arra
 
 
 def escaped(table: pa.Table) -> pa.Table:
-    """The table with every text column escaped."""
+    """The table with every text column and every column name escaped."""
+    table = table.rename_columns(escape_text(pa.array(table.column_names, pa.string())).to_pylist())
     for i, field in enumerate(table.schema):
         if pa.types.is_string(field.type) or pa.types.is_large_string(field.type):
             table = table.set_column(i, field, escape_text(table.column(i)))
