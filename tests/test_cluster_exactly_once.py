@@ -180,7 +180,7 @@ def test_a_stale_store_is_fenced_by_the_history(cluster, tmp_path):
     batch = source.next_batch()
     rows = batch.table.add_column(0, "_ingest", pa.array(np.zeros(100, "int64"), pa.timestamp("us")))
     rows = rows.add_column(0, "_rid", pa.array(np.arange(100), pa.int64()))
-    state = {"next_rid": 100, "ingested": 100, "quarantined": 0, "flagged": 0, "late": 0, "window_from": 0,
+    state = {"next_rid": 100, "ingested": 100, "quarantined": 0, "flagged": 0, "late": 0, "window_from": 0, "replayed": 0,
              "cumulative": None}
     for store in (a, b):
         store.commit(0, rows, [], "log", {"log": {"seq": 1, "newest": None, "source": {}}}, state)

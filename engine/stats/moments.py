@@ -257,26 +257,34 @@ class Moments:
         return out
 
 
-def merge_all(parts: list[Moments], k: int) -> Moments:
-    """The merge of many Moments at once (partitions' parts): Chan's formulas over a stacked axis,
-    equal to adding them one by one up to rounding, and one numpy pass however many there are."""
-    parts = [m for m in parts if m.k == k and m.n.any()]
-    if not parts:
-        return Moments(k)
-    if len(parts) == 1:
-        return parts[0].copy()
-    n = np.stack([m.n for m in parts])
-    shift = parts[0].shift
-    mean = np.stack([m.mean_ + (m.shift - shift)[:, None] for m in parts])
+def _merge_many(n: np.ndarray, mean: np.ndarray, m2: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Chan's merge of parts stacked on axis 0: (n, mean, m2) of the whole, and each part's n and its
+    mean's distance to the whole's (for the co-moment update)."""
     total = n.sum(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         centre = np.where(total > 0, (n * mean).sum(axis=0) / total, 0.0)
     d = np.where(n > 0, mean - centre, 0.0)
-    out = Moments(k)
-    out.shift = shift.copy()
-    out.n = total
-    out.mean_ = centre
-    out.m2 = (np.stack([m.m2 for m in parts]) + n * d * d).sum(axis=0)
+    return total, centre, (m2 + n * d * d).sum(axis=0), d
+
+
+def merge_all(parts: list[Moments], k: int) -> Moments:
+    """The merge of many Moments at once (partitions' parts): Chan's formulas over a stacked axis,
+    equal to adding them one by one up to rounding, and one numpy pass however many there are."""
+    parts = [m for m in parts if m.k == k and m.count_.any()]
+    if not parts:
+        return Moments(k)
+    if len(parts) == 1:
+        return parts[0].copy()
+    out = Moments(k, parts[0].pairs)
+    out.shift = parts[0].shift.copy()
+    delta = np.stack([m.shift - out.shift for m in parts])                 # (parts, k)
+    out.count_, out.cmean, out.cm2, _ = _merge_many(
+        np.stack([m.count_ for m in parts]), np.stack([m.cmean for m in parts]) + delta,
+        np.stack([m.cm2 for m in parts]))
+    p = out.pairs
+    n = np.stack([m.n for m in parts])
+    out.n, out.mean_, out.m2, d = _merge_many(n, np.stack([m.mean_ for m in parts]) + delta[:, :p, None],
+                                              np.stack([m.m2 for m in parts]))
     out.c = (np.stack([m.c for m in parts]) + n * d * d.transpose(0, 2, 1)).sum(axis=0)
     out.min_ = np.min(np.stack([m.min_ for m in parts]), axis=0)
     out.max_ = np.max(np.stack([m.max_ for m in parts]), axis=0)
