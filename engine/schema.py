@@ -24,6 +24,7 @@ class Column:
     name: str
     kind: str
     utc: bool = False   # time columns: the source carried a zone offset
+    format: str | None = None   # time columns: strptime pattern of the text (None: ISO 8601)
 
     def arrow_type(self) -> pa.DataType:
         if self.kind == "number":
@@ -59,11 +60,12 @@ class Schema:
         return pa.schema([(c.name, c.arrow_type()) for c in self.columns])
 
     def to_json(self) -> str:
-        return json.dumps([{"name": c.name, "kind": c.kind, "utc": c.utc} for c in self.columns])
+        return json.dumps([{"name": c.name, "kind": c.kind, "utc": c.utc, **({"format": c.format} if c.format else {})}
+                           for c in self.columns])
 
     @classmethod
     def from_json(cls, text: str) -> "Schema":
-        return cls(tuple(Column(d["name"], d["kind"], d.get("utc", False)) for d in json.loads(text)))
+        return cls(tuple(Column(d["name"], d["kind"], d.get("utc", False), d.get("format")) for d in json.loads(text)))
 
     @classmethod
     def from_arrow(cls, schema: pa.Schema) -> "Schema":

@@ -16,10 +16,12 @@ import re
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from .parse import MAX_LINE, RESERVED, Bad, Parsed, _raw
 from ..schema import Column, Schema, kind_of
+from . import times
 
 _WHITESPACE = np.array([9, 10, 13, 32], np.uint8)
 _ROW = re.compile(r" in row \d+$")
@@ -87,14 +89,23 @@ class JsonParser:
     def __init__(self, schema: Schema, max_line: int = MAX_LINE):
         self.schema = schema
         self.arrow = schema.arrow()
+        self.read = pa.schema(list(times.read_types(schema).items()))   # formatted times as text first
         self.max_line = max_line
 
     def parse(self, data: bytes, base: int) -> Parsed:
-        tables, bad = read_lines(data, self.arrow, base, self.max_line)
+        tables, bad = read_lines(data, self.read, base, self.max_line)
         if not tables:
             return Parsed(self.arrow.empty_table(), bad)
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-        return Parsed(table.select(self.schema.names), bad)
+        table = (tables[0] if len(tables) == 1 else pa.concat_tables(tables)).select(self.schema.names)
+        if times.formatted(self.schema):
+            table, lost = times.convert_table(table, self.schema)
+            if lost:       # a time that does not parse is missing, its row kept and flagged
+                starts, ends = lines(data)
+                good = np.flatnonzero(~np.isin(starts + base, [b.position for b in bad]))
+                bad += [Bad(base + int(starts[good[r]]), _raw(data[starts[good[r]]:ends[good[r]]], "utf-8"),
+                            "; ".join(why), kept=True) for r, why in lost.items()]
+                bad.sort(key=lambda b: b.position)
+        return Parsed(table, bad)
 
 
 def infer_schema(sample: bytes) -> Schema | None:
@@ -111,4 +122,20 @@ def infer_schema(sample: bytes) -> Schema | None:
                 continue
             kind = "text" if pa.types.is_null(f.type) else kind_of(f.type)
             seen[f.name] = Column(f.name, kind, pa.types.is_timestamp(f.type) and f.type.tz is not None)
+    for name, col in seen.items():       # text in a common date/time layout (2012/01/01, 31.01.2012 13:45)
+        if col.kind == "text":
+            layout = times.guess(pc.utf8_trim_whitespace(_values(tables, name).drop_null()))
+            if layout is not None:
+                seen[name] = Column(name, "time", layout.utc, layout.pattern)
     return Schema(tuple(seen.values())) if seen else None
+
+
+def _values(tables: list[pa.Table], name: str) -> pa.Array:
+    parts = [pc.cast(t.column(name), pa.string()) for t in tables if name in t.column_names]
+    return pa.chunked_array(parts, pa.string()).combine_chunks()
+
+
+def json_text(sample: bytes, name: str) -> pa.Array:
+    """The sample's values of key `name` as text (for naming a time column)."""
+    tables, _ = read_lines(sample, None)
+    return _values(tables, name)

@@ -22,6 +22,7 @@ import pyarrow.csv as pcsv
 
 from ..errors import UserError
 from ..schema import Column, Schema
+from . import times
 
 NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "none", "#N/A", "<NA>"]
 NA_SET = frozenset(NA_VALUES)
@@ -201,7 +202,7 @@ class Parser:
         self.fmt = fmt
         self.schema = schema
         self.max_line = max_line
-        self._types = {c.name: c.arrow_type() for c in schema.columns}
+        self._types = times.read_types(schema)     # time columns in a non-ISO format: text, parsed after
         self._read_names = list(schema.names) + [f"_trailing_{i}" for i in range(fmt.trailing)]
 
     def parse(self, data: bytes, base: int, positions: bool = False) -> Parsed:
@@ -251,6 +252,10 @@ class Parser:
                 return None
             # a long value may mean a long line: let the slow path measure lines exactly
             if col.kind == "text" and len(arr) and (pc.max(pc.utf8_length(arr)).as_py() or 0) > self.max_line // 2:
+                return None
+        if times.formatted(self.schema):
+            table, lost = times.convert_table(table, self.schema)
+            if lost:           # the slow path flags those rows
                 return None
         return table
 
@@ -386,6 +391,8 @@ def _transcode(data: bytes, encoding: str) -> bytes:
 
 
 def _what(col: Column) -> str:
+    if col.kind == "time" and col.format:
+        return times.what(col)
     return {"number": "not a finite number", "bool": "not true/false",
             "time": "not an ISO 8601 time"}.get(col.kind, "invalid")
 
@@ -406,6 +413,9 @@ def convert(arr: pa.Array, col: Column) -> tuple[pa.Array, np.ndarray]:
         low = pc.utf8_lower(s)
         ok = pc.is_in(low, pa.array(["true", "false", "1", "0", "yes", "no"]))
         out = pc.if_else(ok, pc.is_in(low, pa.array(["true", "1", "yes"])), pa.scalar(None, pa.bool_()))
+    elif col.format:
+        out, ok = times.parse(s, col.format)
+        out = out.cast(col.arrow_type())
     else:
         ok = pc.match_substring_regex(s, _ISO_TIME)
         out, ok = _to_time(pc.if_else(ok, s, pa.scalar(None, pa.string())), ok, col.arrow_type())
@@ -430,16 +440,16 @@ def _to_time(s: pa.Array, ok: pa.Array, t: pa.DataType) -> tuple[pa.Array, pa.Ar
 
 def infer_schema(fmt: CsvFormat, sample: bytes) -> Schema:
     """Column kinds from the first records: numbers win when 90% of values parse."""
-    text = Schema(tuple(Column(n, "text") for n in fmt.names))
-    parsed = Parser(fmt, text)._slow(sample, 0)
-    cols = []
-    for name in fmt.names:
-        arr = parsed.table.column(name).combine_chunks()
-        cols.append(Column(name, *_guess(arr)))
-    return Schema(tuple(cols))
+    table = sample_text(fmt, sample)
+    return Schema(tuple(Column(name, *_guess(table.column(name).combine_chunks())) for name in fmt.names))
 
 
-def _guess(arr: pa.Array) -> tuple[str, bool]:
+def sample_text(fmt: CsvFormat, sample: bytes) -> pa.Table:
+    """The first records' values as text, bad records left out."""
+    return Parser(fmt, Schema(tuple(Column(n, "text") for n in fmt.names)))._slow(sample, 0).table
+
+
+def _guess(arr: pa.Array) -> tuple:
     s = pc.utf8_trim_whitespace(arr.drop_null())
     if len(s) == 0:
         return "text", False
@@ -463,4 +473,7 @@ def _guess(arr: pa.Array) -> tuple[str, bool]:
             return "time", bool(utc)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
+    layout = times.guess(s)
+    if layout is not None:
+        return "time", layout.utc, layout.pattern
     return "text", False
