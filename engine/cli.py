@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Replay FILE at full speed to its end, storing rows in the data folder, "
                                    "then print the final snapshot. Run again to resume after a crash.")
     r.add_argument("file", metavar="FILE")
-    r.add_argument("--time-column", metavar="C", help="timestamp column for event time (default: the first one)")
+    _time_arguments(r)
     _window_arguments(r)
     r.add_argument("--pipeline", metavar="P.json", help="preprocessing spec to apply")
     r.add_argument("--data-dir", metavar="D", help="data folder (default $RIVULET_DATA_DIR or ./data)")
@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("path", metavar="PATH_OR_GLOB")
     t.add_argument("--format", choices=["csv", "jsonl"],
                    help="default: from the file names (.jsonl, .ndjson), else csv")
+    _time_arguments(t)
     _window_arguments(t)
     t.add_argument("--pipeline", metavar="P.json", help="preprocessing spec to apply")
     t.add_argument("--data-dir", metavar="D", help="data folder (default $RIVULET_DATA_DIR or ./data)")
@@ -61,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .models.commands import add_parsers as add_model_parsers
     add_model_parsers(sub, _positive_int)
     return p
+
+
+def _time_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--time-column", metavar="C",
+                   help="column of dates or times that gives rows their event time (default: the first one "
+                        "detected); a number column is epoch seconds, or milliseconds above 1e11")
+    p.add_argument("--time-format", metavar="F",
+                   help="strptime format of the time column when it is not detected, e.g. %%d/%%m/%%Y %%H:%%M "
+                        "(needed when day and month could be either way round)")
 
 
 def _window_arguments(p: argparse.ArgumentParser) -> None:
@@ -129,7 +139,7 @@ def cmd_replay(args) -> int:
     pipeline = Pipeline.load(args.pipeline) if args.pipeline else None
     window = _window(args)
     with Engine(args.data_dir) as engine:
-        name = engine.add_replay(args.file, time_column=args.time_column, window=window,
+        name = engine.add_replay(args.file, time_column=args.time_column, time_format=args.time_format, window=window,
                                  retention_rows=args.retention_rows or None, pipeline=pipeline)
         snap = engine.wait(name)
         if snap.pipeline_error:
@@ -159,7 +169,8 @@ def cmd_tail(args) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     with Engine(args.data_dir) as engine:
         name = engine.add_tail(args.path, fmt=args.format, window=window, retention_rows=args.retention_rows or None,
-                               polling=True if args.polling else None, pipeline=pipeline, trusted=True)
+                               polling=True if args.polling else None, pipeline=pipeline, trusted=True,
+                               time_column=args.time_column, time_format=args.time_format)
         stream = engine.streams[name]
         seen, idle_since = -1, time.time()
         try:

@@ -49,7 +49,14 @@ def seconds(s) -> str:
         return f"{int(s // 60)} min" + (f" {int(s % 60)} s" if int(s % 60) else "")
     if s < 86400:
         return f"{int(s // 3600)} h" + (f" {int(s % 3600 // 60)} min" if int(s % 3600 // 60) else "")
-    return f"{int(s // 86400)} d {int(s % 86400 // 3600)} h"
+    return f"{int(s // 86400)} d" + (f" {int(s % 86400 // 3600)} h" if int(s % 86400 // 3600) else "")
+
+
+def when(t: float) -> str:
+    """An epoch time as UTC date (and time of day when it has one)."""
+    import datetime as dt
+    d = dt.datetime.fromtimestamp(t, dt.timezone.utc)
+    return d.strftime("%Y-%m-%d") if d.time() == dt.time(0) else d.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def size(n) -> str:

@@ -110,7 +110,10 @@ def _strict(s: pa.Array, out: pa.Array, pattern: str, utc: bool) -> pa.Array:
     idx = np.flatnonzero(pc.fill_null(maybe, False).to_numpy(zero_copy_only=False))
     if not len(idx):
         return out
-    text = pd.Series(_no_t(s.take(pa.array(idx))).to_pylist(), dtype=object)
+    some = _no_t(s.take(pa.array(idx)))
+    if utc:      # strptime allows a space before the offset, pandas does not
+        some = pc.replace_substring_regex(some, r"\s+(Z|z|[+-]\d{2}:?\d{2})$", r"\1")
+    text = pd.Series(some.to_pylist(), dtype=object)
     ok = np.zeros(len(idx), bool)
     for p in {pattern, pattern.replace("%b", "%B")}:      # pandas' %b is the short name only
         ok |= pd.to_datetime(text, format=p, errors="coerce", utc=utc).notna().to_numpy()
@@ -176,6 +179,8 @@ def name_time_column(schema: Schema, column: str | None, pattern: str | None,
             raise UserError("a time format needs a time column: name the column it applies to")
         times = schema.of_kind("time")
         return schema, times[0] if times else None
+    if column not in schema:
+        raise UserError(f"time column {column!r} is not in the data; columns: {', '.join(schema.names)}")
     col = schema[column]
     if col.kind == "bool":
         raise UserError(f"{column!r} holds true/false values, not times; pick another time column")
@@ -183,7 +188,7 @@ def name_time_column(schema: Schema, column: str | None, pattern: str | None,
         return schema, column
     if col.kind == "time" and pattern in (None, col.format):     # detected, or stored with the stream
         return schema, column
-    s = _present(texts(column))
+    s = present(texts(column))
     if pattern is None:
         found = candidates(s)
         if len(found) > 1:
@@ -215,7 +220,8 @@ def _with(schema: Schema, col: Column) -> Schema:
     return Schema(tuple(col if c.name == col.name else c for c in schema.columns))
 
 
-def _present(arr: pa.Array) -> pa.Array:
+def present(arr: pa.Array) -> pa.Array:
+    """The values that are there, as trimmed text."""
     arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
     if not pa.types.is_string(arr.type):
         arr = pc.cast(arr, pa.string())
