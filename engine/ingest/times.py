@@ -38,7 +38,8 @@ _DATES = (
 )
 _CLOCKS = (
     ("", ""),
-    (" %H:%M", r"[ T]\d{1,2}:\d{2}"), (" %H:%M:%S", r"[ T]\d{1,2}:\d{2}:\d{2}"),
+    (" %H:%M", r" \d{1,2}:\d{2}"), (" %H:%M:%S", r" \d{1,2}:\d{2}:\d{2}"),
+    ("T%H:%M", r"T\d{1,2}:\d{2}"), ("T%H:%M:%S", r"T\d{1,2}:\d{2}:\d{2}"),
     (" %I:%M %p", r" \d{1,2}:\d{2} ?[AaPp][Mm]"), (" %I:%M:%S %p", r" \d{1,2}:\d{2}:\d{2} ?[AaPp][Mm]"),
 )
 
@@ -83,16 +84,11 @@ def parse(s: pa.Array, pattern: str) -> tuple[pa.Array, pa.Array]:
     """
     s = s.combine_chunks() if isinstance(s, pa.ChunkedArray) else s
     utc = "%z" in pattern
-    out = pc.strptime(_no_t(s), format=pattern, unit="us", error_is_null=True)
+    out = pc.strptime(s, format=pattern, unit="us", error_is_null=True)
     if utc and out.type.tz is None:
         out = pc.assume_timezone(out, "UTC")
     out = _strict(s, out, pattern, utc)
     return out, out.is_valid()
-
-
-def _no_t(s: pa.Array) -> pa.Array:
-    """2012/01/01T10:00 -> 2012/01/01 10:00, so one pattern serves both."""
-    return pc.replace_substring_regex(s, r"^([^T]*\d)T(\d)", r"\1 \2")
 
 
 def _strict(s: pa.Array, out: pa.Array, pattern: str, utc: bool) -> pa.Array:
@@ -110,7 +106,7 @@ def _strict(s: pa.Array, out: pa.Array, pattern: str, utc: bool) -> pa.Array:
     idx = np.flatnonzero(pc.fill_null(maybe, False).to_numpy(zero_copy_only=False))
     if not len(idx):
         return out
-    some = _no_t(s.take(pa.array(idx)))
+    some = s.take(pa.array(idx))
     if utc:      # strptime allows a space before the offset, pandas does not
         some = pc.replace_substring_regex(some, r"\s+(Z|z|[+-]\d{2}:?\d{2})$", r"\1")
     text = pd.Series(some.to_pylist(), dtype=object)

@@ -93,6 +93,8 @@ def _coarser(ks: KeyedStats, finer: int, width: int, per: int) -> KeyedStats:
     """Buckets of `finer` width rolled into `width` (each finer bucket lies inside one of them)."""
     if len(ks) == 0:
         return ks
+    if per == 1 and width not in (WEEK, MONTH):
+        return ks.rollup(width // finer)          # epoch-aligned widths nest by whole numbers
     bucket, code = np.divmod(ks.keys, per)
     return ks.rekey(keys_of(starts_of(bucket, finer), width) * per + code)
 
