@@ -250,3 +250,25 @@ def test_pipeline_cast_to_time_gives_event_time(tmp_path):
         assert list(event_times(snap)) == [epoch("2012-02-01"), epoch("2012-04-03"), epoch("2012-06-05")]
         assert list(snap.bucket_series(MONTH)["start"]) == [epoch("2012-02-01"), epoch("2012-04-01"),
                                                              epoch("2012-06-01")]
+
+
+def test_every_offered_format_reads_back_what_pandas_writes():
+    """For each format the picker offers: pandas' strftime of random times, parsed again, gives them back
+    (to the format's resolution); days a month lacks are refused, not rolled into the next month."""
+    import pyarrow as pa
+    from engine.ingest.times import FORMATS, parse
+    rng = np.random.default_rng(7)
+    when = pd.to_datetime(rng.integers(epoch("1990-01-01"), epoch("2030-01-01"), 500), unit="s", utc=True)
+    when = when.append(pd.DatetimeIndex(["2012-02-29", "2012-03-01", "2013-05-01", "2012-12-31 23:59:59"], tz="UTC"))
+    for pattern in FORMATS:
+        unit = "s" if "%S" in pattern else "min" if "%M" in pattern else "D"
+        shown = when.tz_convert("Europe/Berlin") if "%z" in pattern else when
+        text = pa.array(list(shown.strftime(pattern)))
+        out, ok = parse(text, pattern)
+        assert pa.compute.all(ok).as_py(), (pattern, text.filter(pa.compute.invert(ok))[:3])
+        got = pd.to_datetime(out.to_pandas(), utc=True)        # naive ones are wall-clock: read as UTC
+        assert (got.to_numpy() == pd.Series(when.floor(unit)).to_numpy()).all(), pattern
+    for pattern, bad in [("%d.%m.%Y", "30.02.2012"), ("%m/%d/%Y", "04/31/2012"), ("%b %d %Y", "February 30 2013"),
+                         ("%d-%b-%Y", "29-FEB-2013"), ("%m/%d/%Y %I:%M %p", "02/30/2012 1:45pm"),
+                         ("%Y/%m/%d %H:%M%z", "2012/06/31 01:00 +0200")]:
+        assert not parse(pa.array([bad]), pattern)[1][0].as_py(), (pattern, bad)

@@ -111,7 +111,8 @@ def _strict(s: pa.Array, out: pa.Array, pattern: str, utc: bool) -> pa.Array:
         some = pc.replace_substring_regex(some, r"\s+(Z|z|[+-]\d{2}:?\d{2})$", r"\1")
     text = pd.Series(some.to_pylist(), dtype=object)
     ok = np.zeros(len(idx), bool)
-    for p in {pattern, pattern.replace("%b", "%B")}:      # pandas' %b is the short name only
+    # pandas' %b is the short name only, and it wants the spaces strptime lets go (1:45pm)
+    for p in {v for b in (pattern, pattern.replace("%b", "%B")) for v in (b, b.replace(" %p", "%p"))}:
         ok |= pd.to_datetime(text, format=p, errors="coerce", utc=utc).notna().to_numpy()
     if ok.all():
         return out
@@ -151,12 +152,6 @@ def guess(s: pa.Array) -> Layout | None:
     """The one layout these values are written in; None when none or several fit."""
     found = candidates(s)
     return found[0] if len(found) == 1 else None
-
-
-def ambiguous(s: pa.Array) -> list[str]:
-    """The patterns a column could be in when the sample cannot decide (empty otherwise)."""
-    found = candidates(s)
-    return [f.pattern for f in found] if len(found) > 1 else []
 
 
 # --- the stream's time column ------------------------------------------------------------------
