@@ -122,10 +122,11 @@ def _models_command(name: str):
     return run
 
 
-def _window(args, clock: str = "event"):
+def _window(args):
+    """The window asked for; a time window runs on event time when the stream has a time column."""
     from .stats.operators import WindowSpec
     if args.window_seconds:
-        return WindowSpec("time", args.window_seconds, clock)
+        return WindowSpec("time", args.window_seconds, "event")
     return WindowSpec("count", args.window_rows or 10_000)
 
 
@@ -165,7 +166,7 @@ def cmd_tail(args) -> int:
     if not glob.has_magic(args.path) and not os.path.exists(args.path):
         raise UserError(f"no such file or folder: {args.path} (use a glob to wait for files not created yet)")
     pipeline = Pipeline.load(args.pipeline) if args.pipeline else None
-    window = _window(args, "ingest")
+    window = _window(args)
     signal.signal(signal.SIGTERM, _interrupt)
     with Engine(args.data_dir) as engine:
         name = engine.add_tail(args.path, fmt=args.format, window=window, retention_rows=args.retention_rows or None,

@@ -272,3 +272,15 @@ def test_every_offered_format_reads_back_what_pandas_writes():
                          ("%d-%b-%Y", "29-FEB-2013"), ("%m/%d/%Y %I:%M %p", "02/30/2012 1:45pm"),
                          ("%Y/%m/%d %H:%M%z", "2012/06/31 01:00 +0200")]:
         assert not parse(pa.array([bad]), pattern)[1][0].as_py(), (pattern, bad)
+
+
+def test_cli_tail_with_time_column_windows_on_event_time(tmp_path):
+    path = tmp_path / "app.csv"
+    stamps = pd.date_range("2012-01-31 13:45", periods=60, freq="min")
+    path.write_text("at,ms\n" + "".join(f"{d.strftime('%d.%m.%Y %H:%M')},{i}\n" for i, d in enumerate(stamps)))
+    out = run_cli("tail", str(path), "--time-column", "at", "--time-format", "%d.%m.%Y %H:%M", "--window-seconds",
+                  "600", "--idle-exit", "1", "--data-dir", str(tmp_path / "d"), "--json")
+    assert out.returncode == 0, out.stderr
+    snap = json.loads(out.stdout)
+    assert snap["window"] == {"kind": "time", "size": 600.0, "count": 10, "clock": "event"}   # 14:35 < t <= 14:44
+    assert snap["stats"]["ms"]["mean"] == pytest.approx(np.mean(np.arange(50, 60)))
