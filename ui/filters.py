@@ -54,7 +54,8 @@ def window_view(engine, name: str, pick, filters: list[Filter]):
     absolute = pick.rows is None and pick.seconds is None
     v = view(current, rows=BUFFER_ROWS if absolute else pick.rows, seconds=pick.seconds, filters=filters,
              since=pick.since, until=pick.until)
-    clock = f"time column {current.time_column!r}" if current.time_column else "arrival time"
-    st.caption(f"**{fmt.count(v.rows)}** rows in the window ({pick.label()}, by {clock}), "
+    clock = "" if pick.rows is not None else \
+        f", by {'time column ' + repr(current.time_column) if current.time_column else 'arrival time'}"
+    st.caption(f"**{fmt.count(v.rows)}** rows in the window ({pick.label()}{clock}), "
                f"{describe(filters)} · updated {fmt.clock()}")
     return current, v
