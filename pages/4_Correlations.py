@@ -1,6 +1,7 @@
 """Correlations: live heatmap, covariance, strongest pairs, a pair's scatter and its correlation over time."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -91,11 +92,14 @@ def page() -> None:
                 st.caption(f"Newest {fmt.count(len(frame))} rows of the window.")
             with b:
                 st.subheader("Correlation over time")
-                since, until = v.span if v.span is not None else (None, None)
-                kept = view(current, rows=BUFFER_ROWS, filters=filters, since=since, until=until)
+                # a time range is already over every row held; the newest N rows widen to all held
+                kept = v if v.span is not None else view(current, rows=BUFFER_ROWS, filters=filters)
                 series = kept.pair_corr_series(x, y, width)
                 if len(series["start"]) == 0:
                     st.info("No rows with both values and a time yet.")
+                elif not np.isfinite(series["r"]).any():
+                    st.info(f"No {bucket_label(width)} bucket holds two rows with varying values: "
+                            "pick a wider bucket width.")
                 else:
                     st.plotly_chart(charts.correlation_line(series, x, y, width), key="corr_time",
                                     config={"displayModeBar": False})
