@@ -36,6 +36,11 @@ def replay(tmp_path, path, **kw):
     return snap, schema, bad
 
 
+def rows_in(engine, name) -> int:
+    snap = engine.snapshot(name)
+    return snap.counts["ingested"] if snap is not None else -1
+
+
 def event_times(snap) -> np.ndarray:
     return np.concatenate([c.event for c in snap.chunks])
 
@@ -209,11 +214,10 @@ def test_tail_with_a_named_time_column(tmp_path):
                                                                                   freq="min"))))
     with Engine(str(tmp_path / "data")) as engine:
         name = engine.add_tail(str(path), roots=[str(tmp_path)], time_column="at", time_format="%d.%m.%Y %H:%M")
-        assert wait_for(lambda: (engine.snapshot(name) or None) is not None
-                        and engine.snapshot(name).counts["ingested"] == 50, timeout=60)
+        assert wait_for(lambda: rows_in(engine, name) == 50, timeout=60)
         with open(path, "a") as f:
             f.write("31.01.2012 15:00,warn,50\nnot a time,warn,51\n")
-        assert wait_for(lambda: engine.snapshot(name).counts["ingested"] == 52, timeout=60)
+        assert wait_for(lambda: rows_in(engine, name) == 52, timeout=60)
         snap = engine.snapshot(name)
         assert snap.time_column == "at" and snap.counts["flagged"] == 1
         assert snap.newest_event == epoch("2012-01-31 15:00")
@@ -230,8 +234,7 @@ def test_tail_of_json_lines_detects_slash_dates(tmp_path):
                             for i, d in enumerate(pd.date_range("2012-01-01", periods=10, freq="D"))))
     with Engine(str(tmp_path / "data")) as engine:
         name = engine.add_tail(str(path), roots=[str(tmp_path)])
-        assert wait_for(lambda: engine.snapshot(name) is not None and engine.snapshot(name).counts["ingested"] == 10,
-                        timeout=60)
+        assert wait_for(lambda: rows_in(engine, name) == 10, timeout=60)
         snap = engine.snapshot(name)
         assert snap.time_column == "day" and snap.newest_event == epoch("2012-01-10")
 

@@ -96,7 +96,7 @@ class TailSource(Source):
         self.time_column, self.time_format = time_column, time_format
         if schema is not None:        # resumed: the stored schema already reads the time column
             self.schema, self.time_column = name_time_column(schema, time_column, time_format, self._no_sample)
-        self.json_parser = JsonParser(schema, max_line) if schema is not None and not self.csv else None
+        self.json_parser = JsonParser(self.schema, max_line) if schema is not None and not self.csv else None
         self.stored = {k: v for k, v in (position or {}).items() if k.startswith("tail:") and v}
         # files renamed next to a followed one after this time are its rotated generations
         self.since = float((position or {}).get(SCAN_KEY, {}).get("at", time.time() - CTIME_SLACK))
