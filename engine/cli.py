@@ -22,7 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Replay FILE at full speed to its end, storing rows in the data folder, "
                                    "then print the final snapshot. Run again to resume after a crash.")
     r.add_argument("file", metavar="FILE")
-    r.add_argument("--time-column", metavar="C", help="timestamp column for event time (default: the first one)")
+    _time_arguments(r)
     _window_arguments(r)
     r.add_argument("--rows-per-second", type=_positive_float, metavar="N",
                    help="release N rows a second instead of reading at full speed")
@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("path", metavar="PATH_OR_GLOB")
     t.add_argument("--format", choices=["csv", "jsonl"],
                    help="default: from the file names (.jsonl, .ndjson), else csv")
+    _time_arguments(t)
     _window_arguments(t)
     t.add_argument("--pipeline", metavar="P.json", help="preprocessing spec to apply")
     t.add_argument("--data-dir", metavar="D", help="data folder (default $RIVULET_DATA_DIR or ./data)")
@@ -63,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .models.commands import add_parsers as add_model_parsers
     add_model_parsers(sub, _positive_int)
     return p
+
+
+def _time_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--time-column", metavar="C",
+                   help="column of dates or times that gives rows their event time (default: the first one "
+                        "detected); a number column is epoch seconds, or milliseconds above 1e11")
+    p.add_argument("--time-format", metavar="F",
+                   help="strptime format of the time column when it is not detected, e.g. %%d/%%m/%%Y %%H:%%M "
+                        "(needed when day and month could be either way round)")
 
 
 def _window_arguments(p: argparse.ArgumentParser) -> None:
@@ -132,10 +142,11 @@ def _models_command(name: str):
     return run
 
 
-def _window(args, clock: str = "event"):
+def _window(args):
+    """The window asked for; a time window runs on event time when the stream has a time column."""
     from .stats.operators import WindowSpec
     if args.window_seconds:
-        return WindowSpec("time", args.window_seconds, clock)
+        return WindowSpec("time", args.window_seconds, "event")
     return WindowSpec("count", args.window_rows or 10_000)
 
 
@@ -152,7 +163,7 @@ def cmd_replay(args) -> int:
     pipeline = Pipeline.load(args.pipeline) if args.pipeline else None
     window = _window(args)
     with Engine(args.data_dir) as engine:
-        name = engine.add_replay(args.file, time_column=args.time_column, window=window,
+        name = engine.add_replay(args.file, time_column=args.time_column, time_format=args.time_format, window=window,
                                  retention_rows=args.retention_rows or None, pipeline=pipeline,
                                  speed=_speed(args))
         snap = engine.wait(name)
@@ -207,11 +218,12 @@ def cmd_tail(args) -> int:
     if not glob.has_magic(args.path) and not os.path.exists(args.path):
         raise UserError(f"no such file or folder: {args.path} (use a glob to wait for files not created yet)")
     pipeline = Pipeline.load(args.pipeline) if args.pipeline else None
-    window = _window(args, "ingest")
+    window = _window(args)
     signal.signal(signal.SIGTERM, _interrupt)
     with Engine(args.data_dir) as engine:
         name = engine.add_tail(args.path, fmt=args.format, window=window, retention_rows=args.retention_rows or None,
-                               polling=True if args.polling else None, pipeline=pipeline, trusted=True)
+                               polling=True if args.polling else None, pipeline=pipeline, trusted=True,
+                               time_column=args.time_column, time_format=args.time_format)
         stream = engine.streams[name]
         seen, idle_since = -1, time.monotonic()
         try:

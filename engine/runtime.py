@@ -79,9 +79,12 @@ class Engine:
     def add_replay(self, path: str, name: str | None = None, speed: Speed = Speed(), loop: bool = False,
                    time_column: str | None = None, window: WindowSpec | None = None,
                    retention_rows: int | None = DEFAULT_RETENTION_ROWS, retention_seconds: float | None = None,
-                   group_by: str | None = None, pipeline: Pipeline | dict | None = None, paused: bool = False) -> str:
+                   group_by: str | None = None, pipeline: Pipeline | dict | None = None, paused: bool = False,
+                   time_format: str | None = None) -> str:
         """Start replaying `path`; a stream already replaying the same file is resumed instead.
 
+        `time_column` gives rows their event time (default: the first column of dates or times);
+        `time_format` is its strptime pattern when it is not detected (engine/ingest/times.py).
         `pipeline` runs from the first row (statistics to freeze come from the first batch); on a
         resumed stream a different spec is applied as a new version and history is backfilled.
         `paused` holds the first row back until `resume` (to deploy a model first, say)."""
@@ -94,7 +97,8 @@ class Engine:
             name = self._free_name(name or os.path.splitext(os.path.basename(path))[0])
             original, path = path, as_utf8(path, os.path.join(self.data_dir, "converted"))
             config = {"source": "replay", "path": path, "original": original, "speed": {"mode": speed.mode, "value": speed.value},
-                      "loop": loop, "time_column": time_column, "window": (window or WindowSpec()).to_json(),
+                      "loop": loop, "time_column": time_column, "time_format": time_format,
+                      "window": (window or WindowSpec()).to_json(),
                       "retention_rows": retention_rows, "retention_seconds": retention_seconds,
                       "group_by": group_by, "paused": paused}
             # open the file first, so a bad path or column never leaves a stream behind
@@ -120,9 +124,11 @@ class Engine:
                  window: WindowSpec | None = None, retention_rows: int | None = DEFAULT_RETENTION_ROWS,
                  retention_seconds: float | None = None, group_by: str | None = None,
                  polling: bool | None = None, pipeline: Pipeline | dict | None = None,
-                 roots: list[str] | None = None, trusted: bool = False) -> str:
+                 roots: list[str] | None = None, trusted: bool = False, time_column: str | None = None,
+                 time_format: str | None = None) -> str:
         """Follow a file, glob or folder; a stream already following the same pattern is resumed instead.
 
+        `time_column` and `time_format` as for add_replay, checked when the first rows arrive.
         The pattern must lie under `roots` (default: the engine's data roots) unless `trusted`
         (the command line, run by the machine's own user). `pipeline` as for add_replay.
         """
@@ -138,6 +144,7 @@ class Engine:
             name = self._free_name(name or base or folder or "tail")
             config = {"source": "tail", "pattern": pattern, "path": pattern, "format": fmt,
                       "roots": roots, "polling": polling, "window": (window or WindowSpec()).to_json(),
+                      "time_column": time_column, "time_format": time_format,
                       "retention_rows": retention_rows, "retention_seconds": retention_seconds,
                       "group_by": group_by}
             source = open_log(config, {})

@@ -65,6 +65,7 @@ class Column:
     kind: str
     utc: bool = False   # time columns: the source carried a zone offset
     key: str | None = None   # JSON Lines: the key in the source, when `name` had to differ from it
+    format: str | None = None   # time columns: strptime pattern of the text (None: ISO 8601)
 
     def arrow_type(self) -> pa.DataType:
         if self.kind == "number":
@@ -100,12 +101,13 @@ class Schema:
         return pa.schema([(c.name, c.arrow_type()) for c in self.columns])
 
     def to_json(self) -> str:
-        return json.dumps([{"name": c.name, "kind": c.kind, "utc": c.utc, **({"key": c.key} if c.key is not None else {})}
+        return json.dumps([{"name": c.name, "kind": c.kind, "utc": c.utc, **({"key": c.key} if c.key is not None else {}),
+                            **({"format": c.format} if c.format else {})}
                            for c in self.columns])
 
     @classmethod
     def from_json(cls, text: str) -> "Schema":
-        return cls(tuple(Column(d["name"], d["kind"], d.get("utc", False), d.get("key"))
+        return cls(tuple(Column(d["name"], d["kind"], d.get("utc", False), d.get("key"), d.get("format"))
                          for d in json.loads(text)))
 
     @classmethod

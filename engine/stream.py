@@ -36,6 +36,14 @@ from .stats.windows import last_rows, last_seconds, merged
 log = logging.getLogger("rivulet")
 
 
+def event_column(kinds: dict[str, str], named: str | None) -> str | None:
+    """The column that gives rows their event time after the pipeline: the source's time column while it
+    is still a time (or epoch number), else the first time column the pipeline gives (a cast to time)."""
+    if kinds.get(named) in ("time", "number"):
+        return named
+    return next((c for c, k in kinds.items() if k == "time"), None)
+
+
 @dataclass
 class Work:
     """A batch on its way to the writer."""
@@ -99,7 +107,7 @@ class Stream:
         """Fresh operators for the columns `pipeline` gives (it may add, drop or rename some)."""
         arrow = pipeline.check(self.schema)
         kinds = {f.name: kind_of(f.type) for f in arrow}
-        tcol = self.source.time_column if kinds.get(self.source.time_column) in ("time", "number") else None
+        tcol = event_column(kinds, self.source.time_column)
         numeric = [c for c, k in kinds.items() if k in ("number", "bool") and c != tcol]
         group = self.config.get("group_by")
         if group is None or kinds.get(group) != "text":

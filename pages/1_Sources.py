@@ -6,7 +6,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from engine import SPEED_LIMITS, Speed, WindowSpec, parse_time, peek_columns, recent_rate, replay_upload, to_csv_bytes, upload_limit_bytes
+from engine import (SPEED_LIMITS, TIME_FORMATS, Speed, WindowSpec, parse_time, peek_columns, recent_rate,
+                    replay_upload, time_example, to_csv_bytes, upload_limit_bytes)
 from ui import format as fmt
 from ui.guard import guard
 from ui.page import header
@@ -16,7 +17,18 @@ engine, every = header(
     "Sources",
     "Add data to the engine and control how it flows. Every browser session sees the same sources.")
 SPEEDS = {"Full speed": "max", "Rows per second": "rows", "× real time": "realtime"}
-AUTO_TIME = "(first timestamp column)"
+AUTO_TIME = "(first column of dates or times)"
+AUTO_FORMAT = "(detected)"
+
+
+def time_format_box(box, key: str) -> str | None:
+    """A strptime pattern picked from the common ones (or typed), None to detect it."""
+    choice = box.selectbox("Time format", [AUTO_FORMAT, *TIME_FORMATS], key=key, accept_new_options=True,
+                           format_func=lambda p: p if p == AUTO_FORMAT else f"{p}  ({time_example(p)})",
+                           help="How the time column writes its dates, when it is not detected or when "
+                                "day and month could be either way round (01/02/2012). Type a pattern "
+                                "such as %d/%m/%Y %H:%M for another layout.")
+    return None if choice == AUTO_FORMAT else choice
 
 
 def upload_panel() -> None:
@@ -31,7 +43,8 @@ def upload_panel() -> None:
             columns = peek_columns(files[0].getvalue()[:1 << 20])
             files[0].seek(0)
         if columns is not None:
-            st.caption(f"{files[0].name}: " + ", ".join(f"**{c.name}** ({c.kind})" for c in columns.columns))
+            st.caption(f"{files[0].name}: " + ", ".join(
+                f"**{c.name}** ({c.kind}{', ' + c.format if c.format else ''})" for c in columns.columns))
     c1, c2, c3 = st.columns([2, 1, 2])
     mode = c1.radio("Speed", list(SPEEDS), horizontal=True, key="upload_speed",
                     help="Full speed reads as fast as the engine can; rows per second paces the replay; "
@@ -42,11 +55,15 @@ def upload_panel() -> None:
     elif SPEEDS[mode] == "realtime":
         value = c2.number_input("Multiple of real time", *SPEED_LIMITS["realtime"], 1.0, step=0.5,
                                 key="upload_multiple")
-    times = [c.name for c in columns.columns if c.kind in ("time", "number")] if columns else []
-    time_column = c3.selectbox("Time column", [AUTO_TIME, *times], key="upload_time_column",
+    # dates and times first; numbers are epoch seconds (or ms); text whose layout was not detected
+    times = sorted((c for c in columns.columns if c.kind != "bool"), key=lambda c: ("time", "number", "text").index(
+        c.kind)) if columns else []
+    time_column = c3.selectbox("Time column", [AUTO_TIME, *(c.name for c in times)], key="upload_time_column",
                                help="Gives rows their event time: used for × real time, seeking to a time, "
-                                    "time windows and buckets.")
-    c4, c5, c6 = st.columns([2, 1, 2])
+                                    "time ranges and buckets. A number column is read as epoch seconds "
+                                    "(milliseconds above 1e11).")
+    c4, c5, c7, c6 = st.columns([2, 1, 2, 2])
+    time_format = time_format_box(c7, "upload_time_format") if time_column != AUTO_TIME else None
     loop = c4.toggle("Loop at the end", key="upload_loop")
     window_rows = c5.number_input("Window (rows)", 10, 100_000, 10_000, step=1000, key="upload_window",
                                   help="The stream's own window; each page can also look at other windows.")
@@ -56,6 +73,7 @@ def upload_panel() -> None:
             with guard(f"Starting {f.name}"):
                 name = replay_upload(engine, f, f.name, speed=Speed.parse(SPEEDS[mode], value), loop=loop,
                                      time_column=None if time_column == AUTO_TIME else time_column,
+                                     time_format=time_format,
                                      window=WindowSpec("count", int(window_rows)))
                 notes.append(f"{f.name} → stream **{name}**")
         if notes:
@@ -75,9 +93,14 @@ def tail_panel() -> None:
     c1, c2, c3 = st.columns([3, 1, 1], vertical_alignment="bottom")
     path = c1.text_input("Path, glob or folder", key="tail_path", placeholder="/data/incoming/*.csv")
     kind = c2.radio("Format", ["csv", "jsonl"], horizontal=True, key="tail_format")
+    t1, t2 = st.columns([3, 2], vertical_alignment="bottom")
+    time_column = t1.text_input("Time column", key="tail_time_column", placeholder="the first column of dates or times",
+                                help="The column that gives rows their event time; checked when the first rows "
+                                     "arrive.").strip() or None
+    time_format = time_format_box(t2, "tail_time_format") if time_column else None
     if c3.button("Start tailing", type="primary", icon=":material/play_arrow:", disabled=not path.strip()):
         with guard("Starting the tail"):
-            name = engine.add_tail(path.strip(), fmt=kind)
+            name = engine.add_tail(path.strip(), fmt=kind, time_column=time_column, time_format=time_format)
             keep_selection(name)
             st.success(f"Tailing {path} as stream **{name}**")
 

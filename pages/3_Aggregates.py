@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import stats_dict
+from engine import bucket_label, stats_dict
 from ui import charts
 from ui import format as fmt
-from ui.controls import WIDTHS, pick_columns, pick_window, stream_row
+from ui.controls import WIDTHS, pick_columns, pick_time, stream_row
 from ui.filters import filters_panel, window_view
 from ui.guard import guard
 from ui.page import header
@@ -41,17 +41,22 @@ def stat_cards(v, snap, columns: list[str]) -> None:
 
 
 def bucket_chart(v, snap, columns: list[str], width: int, band: str) -> None:
-    series = v.bucket_series(width) if v.filtered else snap.bucket_series(width)
+    if v.rows_filtered:
+        series, source = v.bucket_series(width), "the filtered rows of the window"
+    elif v.span is not None:       # the picked range, from the buckets of every row of the stream
+        series, source = snap.bucket_series(width, *v.span), "every row of the stream in the time range"
+    else:
+        series, source = snap.bucket_series(width), "every row of the stream"
     n = len(series["start"])
     if n == 0:
-        st.info("No buckets yet: they fill in as rows with a time arrive.")
+        st.info("No buckets in this time range: they fill in as rows with a time arrive.")
         return
     series = {k: a[-CHART_BUCKETS:] for k, a in series.items()}
     st.plotly_chart(charts.bucket_bands(series, columns, snap.columns, band, width), key="agg_buckets",
                     config={"displayModeBar": False})
-    source = "the filtered rows of the window" if v.filtered else "every row of the stream"
-    st.caption(f"Newest {min(n, CHART_BUCKETS)} buckets of {fmt.seconds(width)} from {source}; "
-               f"time is the {'time column ' + repr(snap.time_column) if snap.time_column else 'arrival time'}.")
+    st.caption(f"Newest {min(n, CHART_BUCKETS)} buckets of {bucket_label(width)} from {source}; "
+               f"time is the {'time column ' + repr(snap.time_column) if snap.time_column else 'arrival time'} "
+               "(UTC; days, weeks from Monday and months aligned to the calendar).")
 
 
 def group_section(v, snap, by: str, measure: str) -> None:
@@ -77,7 +82,7 @@ def page() -> None:
     if snap is None:
         return
     with right:
-        rows, seconds = pick_window("agg")
+        pick = pick_time("agg")
     columns = pick_columns(snap, "agg")
     c1, c2, c3, c4 = st.columns(4)
     remember("agg_width", "10 s", list(WIDTHS))
@@ -92,7 +97,7 @@ def page() -> None:
         by = c3.selectbox("Group by", categorical, key="agg_group_by", on_change=keep, args=("agg_group_by",))
         remember("agg_measure", snap.columns[0], snap.columns)
         measure = c4.selectbox("Measure", snap.columns, key="agg_measure", on_change=keep, args=("agg_measure",))
-    filters, since, until = filters_panel(snap)
+    filters = filters_panel(snap)
     if not columns:
         st.info("Choose one or more columns above.")
         return
@@ -100,11 +105,11 @@ def page() -> None:
     @st.fragment(run_every=every)
     def live() -> None:
         with guard("The aggregates"):
-            current, v = window_view(engine, name, rows, seconds, filters, since, until)
+            current, v = window_view(engine, name, pick, filters)
             if current is None:
                 return
             if v.rows == 0:
-                st.warning("No rows match: widen the window or loosen the filters.")
+                st.warning("No rows match: widen the time range or loosen the filters.")
                 return
             stat_cards(v, current, columns)
             st.subheader("Bucket means")

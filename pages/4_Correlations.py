@@ -1,13 +1,14 @@
 """Correlations: live heatmap, covariance, strongest pairs, a pair's scatter and its correlation over time."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
-from engine import BUFFER_ROWS, strongest_pairs, view
+from engine import BUFFER_ROWS, bucket_label, strongest_pairs, view
 from ui import charts
 from ui import format as fmt
-from ui.controls import WIDTHS, pick_columns, pick_window, stream_row
+from ui.controls import WIDTHS, pick_columns, pick_time, stream_row
 from ui.filters import filters_panel, window_view
 from ui.guard import guard
 from ui.page import header
@@ -32,7 +33,7 @@ def page() -> None:
     if snap is None:
         return
     with right:
-        rows, seconds = pick_window("corr", default_rows=1000)
+        pick = pick_time("corr", default_rows=1000)
     columns = pick_columns(snap, "corr", limit=8)
     if len(columns) < 2:
         st.info("Choose at least two numeric columns to correlate.")
@@ -45,16 +46,16 @@ def page() -> None:
     remember("corr_width", "10 s", list(WIDTHS))
     width = WIDTHS[c3.selectbox("Bucket width (over time)", list(WIDTHS), key="corr_width",
                                 on_change=keep, args=("corr_width",))]
-    filters, since, until = filters_panel(snap)
+    filters = filters_panel(snap)
 
     @st.fragment(run_every=every)
     def live() -> None:
         with guard("The correlations"):
-            current, v = window_view(engine, name, rows, seconds, filters, since, until)
+            current, v = window_view(engine, name, pick, filters)
             if current is None:
                 return
             if v.rows < 3:
-                st.warning("Fewer than 3 rows in the window: widen it or loosen the filters.")
+                st.warning("Fewer than 3 rows in the time range: widen it or loosen the filters.")
                 return
             m = v.pair_moments(columns)
             left, right = st.columns([1, 1], gap="large")
@@ -91,14 +92,18 @@ def page() -> None:
                 st.caption(f"Newest {fmt.count(len(frame))} rows of the window.")
             with b:
                 st.subheader("Correlation over time")
-                kept = view(current, rows=BUFFER_ROWS, filters=filters, since=since, until=until)
+                # a time range is already over every row held; the newest N rows widen to all held
+                kept = v if v.span is not None else view(current, rows=BUFFER_ROWS, filters=filters)
                 series = kept.pair_corr_series(x, y, width)
                 if len(series["start"]) == 0:
                     st.info("No rows with both values and a time yet.")
+                elif not np.isfinite(series["r"]).any():
+                    st.info(f"No {bucket_label(width)} bucket holds two rows with varying values: "
+                            "pick a wider bucket width.")
                 else:
                     st.plotly_chart(charts.correlation_line(series, x, y, width), key="corr_time",
                                     config={"displayModeBar": False})
-                    st.caption(f"r within each {fmt.seconds(width)} bucket of the newest "
+                    st.caption(f"r within each {bucket_label(width)} bucket of the newest "
                                f"{fmt.count(kept.rows)} rows kept in memory"
                                + (", filtered" if kept.filtered else "") + ".")
     live()

@@ -6,7 +6,7 @@ import math
 
 import streamlit as st
 
-from engine import downloads, upload_limit_bytes
+from engine import bucket_label, downloads, upload_limit_bytes
 from engine.models import JOBLIB_WARNING, SUFFIX, export_bytes, raw_warning
 from ui import format as fmt
 from ui.controls import WIDTHS, pick_stream
@@ -118,7 +118,7 @@ def data_export() -> None:
     elif kind == "buckets":
         width = WIDTHS[c3.selectbox("Bucket width", list(WIDTHS), index=1, key="x_width")]
         table = downloads.bucket_series(snap, width)
-        note = f"every {fmt.seconds(width)} bucket kept, one row per bucket and column"
+        note = f"every {bucket_label(width)} bucket kept, one row per bucket and column"
     else:
         last = int(c3.number_input("Newest rows (0 = all)", 0, 10_000_000, 10_000, step=10_000, key="x_last"))
         table = engine.models.history(name, {"last": last} if last else None)

@@ -1,5 +1,6 @@
 """Every page under AppTest (no browser): renders with the demo stream, widgets change what is shown,
 user errors become messages, an upload through file_uploader becomes a replayed stream."""
+import json
 import os
 import time
 
@@ -142,7 +143,7 @@ def test_realtime_without_time_column_is_a_message(app):
     at.radio(key="upload_speed").set_value("× real time").run()
     button(at, "Start replay").click().run()
     assert not at.exception
-    assert any("needs a timestamp column" in e.value for e in at.error)
+    assert any("needs a time column" in e.value and "--" not in e.value for e in at.error)   # no CLI flags
     assert os.listdir(app / "uploads") == []          # a refused replay leaves no file behind
 
 
@@ -161,8 +162,8 @@ def test_aggregates_follow_the_widgets(app):
     at = rerun_until(at, lambda a: rows_shown(a) >= 60)
     at.multiselect(key="agg_columns").set_value(["temperature"]).run()
     assert [m.label for m in at.metric] == ["temperature · mean"]
-    at.radio(key="agg_window_kind").set_value("Last S seconds").run()
-    assert any("(last 1 min)" in c.value for c in at.caption)
+    at.selectbox(key="agg_range").set_value("Last S seconds").run()
+    assert any("(last 1 min, by time column 'ts')" in c.value for c in at.caption)
     # a bad filter value is a message, not a traceback
     add_filter(at, "temperature", "warm")
     assert any("enter a number" in e.value for e in at.error)
@@ -322,3 +323,48 @@ def test_upload_form_and_controls_take_the_same_speeds(app):
     from engine.ingest.replay import Speed         # and the engine refuses what the widgets refuse
     with pytest.raises(UserError, match="out of range"):
         Speed.parse("realtime", SPEED_LIMITS["realtime"][1] * 2)
+
+
+def weather_csv(years: int = 5) -> tuple[bytes, pd.DataFrame]:
+    """A daily weather table as public data sets write it: `2012/01/01` dates and a category."""
+    rng = np.random.default_rng(3)
+    days = pd.date_range("2011-01-01", periods=365 * years + 1, freq="D")
+    df = pd.DataFrame({"date": days, "temp_max": rng.normal(15, 6, len(days)),
+                       "weather": rng.choice(["sun", "rain", "fog"], len(days))})
+    return df.assign(date=df["date"].dt.strftime("%Y/%m/%d")).to_csv(index=False).encode(), df
+
+
+def test_sources_offers_slash_dates_as_the_time_column(app):
+    at = open_app(SOURCES)
+    data, _ = weather_csv(1)
+    at.file_uploader[0].set_value(("seattle.csv", data, "text/csv")).run()
+    assert any("**date** (time, %Y/%m/%d)" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert at.selectbox(key="upload_time_column").options[:2] == ["(first column of dates or times)", "date"]
+    at.selectbox(key="upload_time_column").set_value("date").run()
+    at.radio(key="upload_speed").set_value("× real time").run()
+    at.number_input(key="upload_multiple").set_value(1e4).run()
+    button(at, "Start replay").click().run()
+    assert not at.error, [e.value for e in at.error]
+    at = rerun_until(at, lambda a: any("real time" in p.proto.text for p in a.get("progress")))
+
+
+def test_aggregates_time_range_is_event_time(app):
+    """'From 2015-06-01' narrows every panel to the rows dated from then, by the `date` column."""
+    at = open_app(SOURCES)
+    data, df = weather_csv(5)
+    at.file_uploader[0].set_value(("weather.csv", data, "text/csv")).run()
+    button(at, "Start replay").click().run()
+    at.switch_page(AGGREGATES).run()
+    at.selectbox(key="view_stream").set_value("weather").run()
+    at.selectbox(key="agg_range").set_value("Absolute range").run()
+    at.text_input(key="agg_since").set_value("2015-06-01").run()
+    at.selectbox(key="agg_width").set_value("1 month").run()
+    want = int((df["date"] >= "2015-06-01").sum())
+    at = rerun_until(at, lambda a: rows_shown(a) == want)
+    assert any("by time column 'date'" in c.value for c in at.caption)
+    mean = float(next(m for m in at.metric if m.label == "temp_max · mean").value)
+    assert mean == pytest.approx(df.loc[df["date"] >= "2015-06-01", "temp_max"].mean(), rel=1e-3)
+    chart = json.loads(next(c for c in at.get("plotly_chart") if "mean per 1 month" in c.proto.spec).proto.spec)
+    starts = pd.to_datetime(chart["data"][2]["x"])
+    assert starts[0] == pd.Timestamp("2015-06-01") and starts[-1] == pd.Timestamp("2015-12-01")
+    assert len(starts) == 7

@@ -7,6 +7,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.subplots import make_subplots
 
+from engine import bucket_label
 from ui import format as fmt
 
 PALETTE = ["#1f6feb", "#e36209", "#2da44e", "#8250df", "#cf222e", "#0a7ea4", "#bf8700", "#57606a"]
@@ -26,6 +27,11 @@ def times(epoch_seconds) -> pd.DatetimeIndex:
     return pd.to_datetime(np.asarray(epoch_seconds, dtype=np.float64), unit="s")
 
 
+def _hover_time(width: int) -> str:
+    """Dates for buckets of a day or more, the time of day as well below."""
+    return "%{x|%Y-%m-%d}" if width >= 86_400 else "%{x|%Y-%m-%d %H:%M:%S}"
+
+
 def sparkline(values: np.ndarray, colour: str = PALETTE[0], height: int = 70) -> go.Figure:
     x = np.arange(-len(values), 0)
     fig = go.Figure(go.Scatter(x=x, y=values, mode="lines", line=dict(color=colour, width=1.5),
@@ -40,7 +46,7 @@ def bucket_bands(series: dict, columns: list[str], all_columns: list[str], band:
     """Bucket means per column (one panel each) with a min–max or ±1 std band."""
     x = times(series["start"])
     fig = make_subplots(rows=len(columns), cols=1, shared_xaxes=True, vertical_spacing=0.06,
-                        subplot_titles=[f"{c} — mean per {fmt.seconds(width)} bucket" for c in columns])
+                        subplot_titles=[f"{c} — mean per {bucket_label(width)} bucket" for c in columns])
     for r, col in enumerate(columns, start=1):
         j = all_columns.index(col)
         mean = series["mean"][:, j]
@@ -55,7 +61,7 @@ def bucket_bands(series: dict, columns: list[str], all_columns: list[str], band:
         fig.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers" if len(x) < 40 else "lines",
                                  line=dict(color=colour, width=2), marker=dict(size=4), name=col,
                                  customdata=np.stack([lo, hi, series["count"][:, j]], axis=1),
-                                 hovertemplate=f"%{{x|%H:%M:%S}}<br>mean %{{y:.4g}}<br>{band} "
+                                 hovertemplate=f"{_hover_time(width)}<br>mean %{{y:.4g}}<br>{band} "
                                                "%{customdata[0]:.4g} … %{customdata[1]:.4g}"
                                                "<br>rows %{customdata[2]:,}<extra></extra>"), row=r, col=1)
     fig.update_xaxes(title_text="bucket start (UTC)", row=len(columns), col=1)
@@ -116,10 +122,11 @@ def correlation_line(series: dict, a: str, b: str, width: int) -> go.Figure:
     x = times(series["start"])
     fig = go.Figure(go.Scatter(x=x, y=series["r"], mode="lines+markers" if len(x) < 60 else "lines",
                                line=dict(color=PALETTE[3], width=2), marker=dict(size=5), customdata=series["n"],
-                               hovertemplate="%{x|%H:%M:%S}<br>r = %{y:.3f}<br>rows %{customdata:,}<extra></extra>"))
+                               hovertemplate=_hover_time(width) + "<br>r = %{y:.3f}<br>rows %{customdata:,}"
+                                             "<extra></extra>"))
     fig.add_hline(y=0, line=dict(color="#8c959f", width=1, dash="dot"))
     fig.update_yaxes(title_text=f"r({a}, {b})", range=[-1.05, 1.05])
-    fig.update_xaxes(title_text=f"bucket start (UTC), {fmt.seconds(width)} buckets")
+    fig.update_xaxes(title_text=f"bucket start (UTC), {bucket_label(width)} buckets")
     return _layout(fig, 300)
 
 

@@ -3,10 +3,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-from engine import Engine, Snapshot
+from dataclasses import dataclass
+
+from engine import BUCKET_WIDTHS, Engine, Snapshot, bucket_label, parse_time
+from ui.guard import guard
 from ui.refresh import keep, remember
 
-WIDTHS = {"1 s": 1, "10 s": 10, "1 min": 60, "10 min": 600, "1 h": 3600}
+WIDTHS = {bucket_label(w): w for w in BUCKET_WIDTHS}     # 1 s ... 1 h, 1 day, 1 week, 1 month
+RANGES = {"Last N rows": "rows", "Last 5 min": 300, "Last 1 h": 3600, "Last 1 day": 86_400,
+          "Last 7 days": 7 * 86_400, "Last 30 days": 30 * 86_400, "Last S seconds": "seconds",
+          "Absolute range": "absolute"}
 
 
 def pick_stream(engine: Engine) -> tuple[str | None, Snapshot | None]:
@@ -43,24 +49,60 @@ def _wait_for_rows(engine: Engine, name: str) -> None:
         st.rerun(scope="app")
 
 
-def pick_window(prefix: str, default_rows: int = 1000) -> tuple[int | None, float | None]:
-    """Last N rows or last S seconds: returns (rows, seconds), one of them None."""
-    kinds = ["Last N rows", "Last S seconds"]
-    remember(f"{prefix}_window_kind", kinds[0], kinds)
+@dataclass(frozen=True)
+class TimePick:
+    """What one page's time picker chose: the newest `rows`, the last `seconds` before the newest
+    row's time, or the absolute range [since, until] (epoch seconds, UTC)."""
+    rows: int | None = None
+    seconds: float | None = None
+    since: float | None = None
+    until: float | None = None
+
+    def label(self) -> str:
+        from ui import format as fmt
+        if self.rows is not None:
+            return f"last {self.rows:,} rows"
+        if self.seconds is not None:
+            return f"last {fmt.seconds(self.seconds)}"
+        ends = [fmt.when(t) if t is not None else "…" for t in (self.since, self.until)]
+        return f"{ends[0]} to {ends[1]}"
+
+
+def pick_time(prefix: str, default_rows: int = 1000) -> TimePick:
+    """The page's one time picker, for all its panels: the newest N rows, a relative range (last 5 min,
+    1 h, 1 day, ...) ending at the newest row's time, or an absolute range."""
+    remember(f"{prefix}_range", "Last N rows", list(RANGES))
     remember(f"{prefix}_window_rows", default_rows)
     remember(f"{prefix}_window_seconds", 60)
-    kind = st.radio("Window", kinds, key=f"{prefix}_window_kind", horizontal=True,
-                    on_change=keep, args=(f"{prefix}_window_kind",))
-    if kind == kinds[0]:
-        rows = st.number_input("Rows in the window", 1, 100_000, step=100, key=f"{prefix}_window_rows",
-                               on_change=keep, args=(f"{prefix}_window_rows",),
-                               help="Statistics over the newest N rows (up to the 100,000 kept in memory).")
-        return int(rows), None
-    secs = st.number_input("Seconds in the window", 1, 86_400, step=10, key=f"{prefix}_window_seconds",
-                           on_change=keep, args=(f"{prefix}_window_seconds",),
-                           help="Rows whose time (the stream's time column, else arrival time) lies in "
-                                "the last S seconds.")
-    return None, float(secs)
+    left, right = st.columns([1, 2], vertical_alignment="bottom")
+    choice = RANGES[left.selectbox("Time range", list(RANGES), key=f"{prefix}_range", on_change=keep,
+                                   args=(f"{prefix}_range",),
+                                   help="Every panel of this page shows this range. Time is the stream's time "
+                                        "column (else arrival time); relative ranges end at the newest row.")]
+    if choice == "rows":
+        rows = right.number_input("Rows", 1, 100_000, step=100, key=f"{prefix}_window_rows",
+                                  on_change=keep, args=(f"{prefix}_window_rows",),
+                                  help="The newest N rows (up to the 100,000 kept in memory).")
+        return TimePick(rows=int(rows))
+    if choice == "seconds":
+        secs = right.number_input("Seconds", 1, 100 * 86_400, step=10, key=f"{prefix}_window_seconds",
+                                  on_change=keep, args=(f"{prefix}_window_seconds",),
+                                  help="Rows whose time lies in the last S seconds before the newest row's.")
+        return TimePick(seconds=float(secs))
+    if choice == "absolute":
+        c1, c2 = right.columns(2)
+        remember(f"{prefix}_since", "")
+        remember(f"{prefix}_until", "")
+        since_text = c1.text_input("From", key=f"{prefix}_since", placeholder="any (e.g. 2015-06-01)",
+                                   on_change=keep, args=(f"{prefix}_since",), help="UTC, at or after.")
+        until_text = c2.text_input("To", key=f"{prefix}_until", placeholder="any", on_change=keep,
+                                   args=(f"{prefix}_until",), help="UTC, at or before.")
+        since = until = None
+        with guard("The time range"):
+            since = parse_time(since_text) if since_text.strip() else None
+            until = parse_time(until_text) if until_text.strip() else None
+        return TimePick(since=since, until=until)
+    return TimePick(seconds=float(choice))
 
 
 def pick_columns(snap: Snapshot, prefix: str, limit: int = 4, label: str = "Columns") -> list[str]:
@@ -69,11 +111,6 @@ def pick_columns(snap: Snapshot, prefix: str, limit: int = 4, label: str = "Colu
     st.session_state[f"{prefix}_columns"] = kept or snap.columns[:limit]
     return st.multiselect(label, snap.columns, key=f"{prefix}_columns", on_change=keep,
                           args=(f"{prefix}_columns",))
-
-
-def window_label(rows: int | None, seconds: float | None) -> str:
-    from ui import format as fmt
-    return f"last {rows:,} rows" if rows is not None else f"last {fmt.seconds(seconds)}"
 
 
 def flash(key: str, kind: str, text: str) -> None:

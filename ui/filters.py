@@ -1,18 +1,19 @@
-"""View filters of this browser session: column/operator/value rows and an optional time range.
+"""View filters of this browser session (column/operator/value rows), and the view a page's panels share.
 
 They narrow what this session sees on Aggregates and Correlations; the stream
-itself and other sessions are unaffected.
+itself and other sessions are unaffected. The time range is the page's time
+picker (ui/controls.pick_time).
 """
 from __future__ import annotations
 
 import streamlit as st
 
-from engine import FILTER_OPS, Filter, Snapshot, parse_time, row_mask
+from engine import FILTER_OPS, Filter, Snapshot, row_mask
 from ui.guard import guard
 
 
-def filters_panel(snap: Snapshot) -> tuple[list[Filter], float | None, float | None]:
-    """Draw the filter editor; returns the filters and the time range (epoch seconds) to apply."""
+def filters_panel(snap: Snapshot) -> list[Filter]:
+    """Draw the filter editor; returns the filters to apply."""
     kept: list[dict] = st.session_state.setdefault("view_filters", [])
     active = [Filter(**f) for f in kept if f["column"] in snap.schema.names]
     label = f"View filters · {len(active)} active" if active else "View filters"
@@ -34,37 +35,27 @@ def filters_panel(snap: Snapshot) -> tuple[list[Filter], float | None, float | N
                     row_mask(snap.schema.empty_table(), [Filter(column, op, value)])   # a bad value fails now
                     kept.append({"column": column, "op": op, "value": value})
                     st.rerun()
-        c1, c2 = st.columns(2)
-        since_text = c1.text_input("From time", key="view_since", placeholder="any (e.g. 2024-01-31 12:00)",
-                                   help="Rows at or after this time, by the stream's time column "
-                                        "(or arrival time when it has none), UTC.")
-        until_text = c2.text_input("To time", key="view_until", placeholder="any")
-    since = until = None
-    with guard("The time range"):
-        since = parse_time(since_text) if since_text.strip() else None
-        until = parse_time(until_text) if until_text.strip() else None
-    return active, since, until
+    return active
 
 
-def describe(filters: list[Filter], since: float | None, until: float | None) -> str:
-    parts = [f.label() for f in filters]
-    if since is not None or until is not None:
-        parts.append("time range")
-    return ("filtered by " + ", ".join(parts)) if parts else "no filters"
+def describe(filters: list[Filter]) -> str:
+    return ("filtered by " + ", ".join(f.label() for f in filters)) if filters else "no filters"
 
 
-def window_view(engine, name: str, rows: int | None, seconds: float | None, filters: list[Filter],
-                since: float | None, until: float | None):
-    """(snapshot, this session's view of its window) with a caption saying what it holds; (None, None)
-    after saying so when the stream was removed."""
-    from engine import view
+def window_view(engine, name: str, pick, filters: list[Filter]):
+    """(snapshot, this session's view of the picked time range) with a caption saying what it holds;
+    (None, None) after saying so when the stream was removed."""
+    from engine import BUFFER_ROWS, view
     from ui import format as fmt
-    from ui.controls import window_label
     current = engine.snapshot(name) if name in engine.names() else None
     if current is None:
         st.warning(f"{name} was removed.")
         return None, None
-    v = view(current, rows=rows, seconds=seconds, filters=filters, since=since, until=until)
-    st.caption(f"**{fmt.count(v.rows)}** rows in the window ({window_label(rows, seconds)}), "
-               f"{describe(filters, since, until)} · updated {fmt.clock()}")
+    absolute = pick.rows is None and pick.seconds is None
+    v = view(current, rows=BUFFER_ROWS if absolute else pick.rows, seconds=pick.seconds, filters=filters,
+             since=pick.since, until=pick.until)
+    clock = "" if pick.rows is not None else \
+        f", by {'time column ' + repr(current.time_column) if current.time_column else 'arrival time'}"
+    st.caption(f"**{fmt.count(v.rows)}** rows in the window ({pick.label()}{clock}), "
+               f"{describe(filters)} · updated {fmt.clock()}")
     return current, v

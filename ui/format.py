@@ -64,6 +64,13 @@ def seconds(s, short: bool = False) -> str:
     return f"{int(s // 86400)} d" + ("" if short else f" {int(s % 86400 // 3600)} h")
 
 
+def when(t: float) -> str:
+    """An epoch time as UTC date (and time of day when it has one)."""
+    import datetime as dt
+    d = dt.datetime.fromtimestamp(t, dt.timezone.utc)
+    return d.strftime("%Y-%m-%d") if d.time() == dt.time(0) else d.strftime("%Y-%m-%d %H:%M:%S")
+
+
 def size(n) -> str:
     n = float(n or 0)
     for unit in ("B", "KB", "MB", "GB"):

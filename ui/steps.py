@@ -108,8 +108,13 @@ def step_form(kind: str, kinds: dict[str, str]) -> dict | None:
     if kind == "cast":
         cols = c1.multiselect("Columns", names, key="pp_cast_cols")
         to = c2.selectbox("To", ["number", "bool", "text", "time"], key="pp_cast_to")
-        st.caption("Values that do not convert become missing (and are counted in the preview).")
-        return {"columns": cols, "to": to} if cols else None
+        fmt = c3.text_input("Time format", key="pp_cast_format", placeholder="detected (e.g. %d/%m/%Y)",
+                            disabled=to != "time",
+                            help="Only for text cast to time, when its layout is not detected or day and month "
+                                 "could be either way round.") if to == "time" else ""
+        st.caption("Values that do not convert become missing (and are counted in the preview). A time column "
+                   "cast here becomes the stream's event time when it has none.")
+        return ({"columns": cols, "to": to} | ({"format": fmt.strip()} if fmt.strip() else {})) if cols else None
     if kind == "normalise":
         cols = c1.multiselect("Columns", numbers, key="pp_norm_cols")
         method = c2.radio("Method", ["zscore", "minmax"], horizontal=True, key="pp_norm_method",

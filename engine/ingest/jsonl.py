@@ -27,6 +27,7 @@ import pyarrow.json as pj
 
 from .parse import MAX_LINE, Bad, Parsed, _raw, bad_utf8, blank, flagged, keep_usable
 from ..schema import Column, Schema, kind_of, safe_names
+from . import times
 
 MAX_DEPTH = 64      # nesting levels a line may have; pyarrow's recursive reader overflows its stack far deeper
 _ROW = re.compile(r" in row \d+$")
@@ -131,18 +132,25 @@ class JsonParser:
 
     def __init__(self, schema: Schema, max_line: int = MAX_LINE):
         self.schema = schema
-        # read by the keys in the file; stored under the schema's (safe) names
-        self.arrow = pa.schema([(c.key if c.key is not None else c.name, c.arrow_type()) for c in schema.columns])
+        # read by the keys in the file (formatted times as text first); stored under the schema's names
+        types = times.read_types(schema)
+        self.read = pa.schema([(c.key if c.key is not None else c.name, types[c.name]) for c in schema.columns])
         self.stored = schema.arrow()
         self.max_line = max_line
 
     def parse(self, data: bytes, base: int) -> Parsed:
-        read, bad = read_lines(data, self.arrow, base, self.max_line)
+        read, bad = read_lines(data, self.read, base, self.max_line)
         if not read:
             return Parsed(self.stored.empty_table(), bad)
-        table = pa.concat_tables([t for t, _, _ in read]).select(self.arrow.names).rename_columns(self.schema.names).combine_chunks()
-        starts = np.concatenate([s for _, s, _ in read])
+        table = pa.concat_tables([t for t, _, _ in read]).select(self.read.names).rename_columns(self.schema.names)
+        table = table.combine_chunks()
+        starts = np.concatenate([s for _, s, _ in read])      # each row's line, for the quarantine
         ends = np.concatenate([e for _, _, e in read])
+        if times.formatted(self.schema):
+            table, unread = times.convert_table(table, self.schema)
+            # a time that does not parse is missing, its row kept and flagged
+            bad = bad + [Bad(base + int(starts[r]), _raw(data[starts[r]:ends[r]], "utf-8"), "; ".join(why), kept=True)
+                         for r, why in unread.items()]
         columns, lost = [], []
         for col in self.schema.columns:
             arr, refused = keep_usable(table.column(col.name).combine_chunks(), col)
@@ -151,7 +159,8 @@ class JsonParser:
                 lost.append((col, pc.cast(table.column(col.name), pa.string()), refused.to_numpy(zero_copy_only=False)))
         if lost:
             table = pa.Table.from_arrays(columns, schema=self.stored)
-            bad = sorted(bad + flagged(lost, data, starts, ends, base), key=lambda b: b.position)
+            bad = bad + flagged(lost, data, starts, ends, base)
+        bad.sort(key=lambda b: b.position)
         return Parsed(table, bad)
 
 
@@ -170,8 +179,25 @@ def infer_schema(sample: bytes) -> Schema | None:
                 continue
             kind = "text" if pa.types.is_null(f.type) else kind_of(f.type)
             seen[f.name] = Column(f.name, kind, pa.types.is_timestamp(f.type) and f.type.tz is not None)
+    tables = [t for t, _, _ in read]
+    for key, col in seen.items():       # text in a common date/time layout (2012/01/01, 31.01.2012 13:45)
+        if col.kind == "text":
+            layout = times.guess(pc.utf8_trim_whitespace(_values(tables, key).drop_null()))
+            if layout is not None:
+                seen[key] = Column(key, "time", layout.utc, format=layout.pattern)
     if not seen:
         return None
     names = safe_names(seen)
-    return Schema(tuple(Column(n, c.kind, c.utc, None if n == c.name else c.name)
+    return Schema(tuple(Column(n, c.kind, c.utc, None if n == c.name else c.name, c.format)
                         for n, c in zip(names, seen.values())))
+
+
+def _values(tables: list[pa.Table], key: str) -> pa.Array:
+    parts = [pc.cast(t.column(key), pa.string()) for t in tables if key in t.column_names]
+    return pa.chunked_array(parts, pa.string()).combine_chunks()
+
+
+def json_text(sample: bytes, key: str) -> pa.Array:
+    """The sample's values of key `key` as text (for naming a time column)."""
+    read, _ = read_lines(sample, None)
+    return _values([t for t, _, _ in read], key)

@@ -29,6 +29,7 @@ import pyarrow.csv as pcsv
 
 from ..errors import UserError
 from ..schema import TIME_YEARS, Column, Schema, safe_names, time_usable
+from . import times
 
 NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "none", "#N/A", "<NA>"]
 NA_SET = frozenset(NA_VALUES)
@@ -142,13 +143,19 @@ def read_format(read: Callable[[int], bytes], final: bool) -> CsvFormat | None:
         size = min(size * 4, MAX_HEADER)
 
 
-def sample_schema(fmt: CsvFormat, body: bytes, more: bool) -> Schema:
-    """Column kinds from the first SAMPLE bytes of `body` (the data after the header);
-    `more`: the data goes on after `body`, so its last record may be cut short."""
+def sample_records(body: bytes, more: bool) -> bytes:
+    """The whole records in the first SAMPLE bytes of `body` (the data after the header), which
+    column kinds are inferred from; `more`: the data goes on after `body`, so its last record may be
+    cut short."""
     sample = body[:SAMPLE]
     if more or len(body) > SAMPLE:
         sample = sample[:cut(sample)] or sample
-    return infer_schema(fmt, sample)
+    return sample
+
+
+def sample_schema(fmt: CsvFormat, body: bytes, more: bool) -> Schema:
+    """Column kinds from the first records of `body` (sample_records)."""
+    return infer_schema(fmt, sample_records(body, more))
 
 
 def _line_end(head: bytes, pos: int) -> int:
@@ -271,7 +278,7 @@ class Parser:
         self.fmt = fmt
         self.schema = schema
         self.max_line = max_line
-        self._types = {c.name: c.arrow_type() for c in schema.columns}
+        self._types = times.read_types(schema)     # time columns in a non-ISO format: text, parsed after
         self._read_names = list(schema.names) + [f"_trailing_{i}" for i in range(fmt.trailing)]
 
     def parse(self, data: bytes, base: int, positions: bool = False) -> Parsed:
@@ -327,6 +334,10 @@ class Parser:
                 return None
             # a long value may mean a long line: let the slow path measure lines exactly
             if col.kind == "text" and len(arr) and (pc.max(pc.utf8_length(arr)).as_py() or 0) > self.max_line // 2:
+                return None
+        if times.formatted(self.schema):
+            table, lost = times.convert_table(table, self.schema)
+            if lost:           # the slow path flags those rows
                 return None
         return table
 
@@ -496,6 +507,8 @@ def _transcode(data: bytes, encoding: str) -> bytes:
 
 
 def _what(col: Column) -> str:
+    if col.kind == "time" and col.format:
+        return times.what(col)
     return {"number": "not a finite number", "bool": "not true/false",
             "time": f"not an ISO 8601 time in the years {TIME_YEARS}"}.get(col.kind, "invalid")
 
@@ -531,6 +544,9 @@ def convert(arr: pa.Array, col: Column) -> tuple[pa.Array, np.ndarray]:
         low = pc.utf8_lower(s)
         ok = pc.is_in(low, pa.array(["true", "false", "1", "0", "yes", "no"]))
         out = pc.if_else(ok, pc.is_in(low, pa.array(["true", "1", "yes"])), pa.scalar(None, pa.bool_()))
+    elif col.format:
+        out, ok = times.parse(s, col.format)
+        out = out.cast(col.arrow_type())
     else:
         ok = pc.match_substring_regex(s, _ISO_TIME)
         out, ok = _to_time(pc.if_else(ok, s, pa.scalar(None, pa.string())), ok, col.arrow_type())
@@ -558,19 +574,21 @@ def _to_time(s: pa.Array, ok: pa.Array, t: pa.DataType) -> tuple[pa.Array, pa.Ar
 
 def infer_schema(fmt: CsvFormat, sample: bytes) -> Schema:
     """Column kinds from the first records: numbers win when 90% of values parse."""
-    text = Schema(tuple(Column(n, "text") for n in fmt.names))
-    parsed = Parser(fmt, text)._slow(sample, 0)
-    cols = []
-    for name in fmt.names:
-        arr = parsed.table.column(name).combine_chunks()
-        cols.append(Column(name, *_guess(arr)))
-    return Schema(tuple(cols))
+    table = sample_text(fmt, sample)
+    guessed = (_guess(table.column(name).combine_chunks()) for name in fmt.names)
+    return Schema(tuple(Column(name, kind, utc, format=pattern) for name, (kind, utc, pattern) in zip(fmt.names, guessed)))
 
 
-def _guess(arr: pa.Array) -> tuple[str, bool]:
+def sample_text(fmt: CsvFormat, sample: bytes) -> pa.Table:
+    """The first records' values as text, bad records left out."""
+    return Parser(fmt, Schema(tuple(Column(n, "text") for n in fmt.names)))._slow(sample, 0).table
+
+
+def _guess(arr: pa.Array) -> tuple[str, bool, str | None]:
+    """(kind, utc, time format) of a column from its sample values."""
     s = pc.utf8_trim_whitespace(arr.drop_null())
     if len(s) == 0:
-        return "text", False
+        return "text", False, None
     numeric = pc.match_substring_regex(s, _NUMBER)
     share = pc.sum(numeric).as_py() / len(s)
     if share >= 0.9:
@@ -580,15 +598,18 @@ def _guess(arr: pa.Array) -> tuple[str, bool]:
         n = pc.utf8_length(digits)
         big = pc.or_(pc.greater(n, len(_FLOAT_EXACT)),
                      pc.and_(pc.equal(n, len(_FLOAT_EXACT)), pc.greater(digits, _FLOAT_EXACT)))
-        return ("text" if pc.any(big).as_py() else "number"), False
+        return ("text" if pc.any(big).as_py() else "number"), False, None
     low = pc.utf8_lower(s)
     if pc.all(pc.is_in(low, pa.array(["true", "false"]))).as_py():
-        return "bool", False
+        return "bool", False, None
     if pc.all(pc.match_substring_regex(s, _ISO_TIME)).as_py():
         utc = pc.any(pc.match_substring_regex(s, r"(Z|[+-]\d{2}:?\d{2})$")).as_py()
         try:
             pc.cast(s, pa.timestamp("us", tz="UTC" if utc else None))
-            return "time", bool(utc)
+            return "time", bool(utc), None
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             pass
-    return "text", False
+    layout = times.guess(s)
+    if layout is not None:
+        return "time", layout.utc, layout.pattern
+    return "text", False, None

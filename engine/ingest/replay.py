@@ -21,9 +21,10 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import UserError
-from .parse import MAX_LINE, RAW_KEEP, SAMPLE, Bad, CsvFormat, Parsed, Parser, _raw, cut, read_format, \
-    record_end, sample_schema, spans
+from .parse import MAX_LINE, RAW_KEEP, SAMPLE, Bad, CsvFormat, Parsed, Parser, _raw, cut, infer_schema, read_format, \
+    record_end, sample_records, sample_text, spans
 from .paths import regular_file
+from .times import name_time_column
 from ..schema import Schema, time_seconds
 from .source import LIVE_INFLIGHT, Batch, Rate, Source
 
@@ -33,6 +34,8 @@ PACED_AHEAD = 0.5          # seconds of rows parsed ahead at N rows/s, so a batc
 PACED_TICK = 0.05          # seconds between paced batches at least: each batch has a fixed cost (commit, snapshot)
 CATCH_UP = 5.0             # seconds behind a paced replay still catches up; after longer it resumes at pace
 SPEED_LIMITS = {"rows": (1.0, 1_000_000.0), "realtime": (0.01, 10_000.0)}   # (least, most) a paced mode takes
+NEEDS_TIME = ("× real time needs a time column, and no column of this file holds dates or times in a format "
+              "the engine detects: choose the time column (and its format) or another speed")
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class ReplaySource(Source):
 
     def __init__(self, path: str, position: dict | None = None, speed: Speed = Speed(),
                  loop: bool = False, time_column: str | None = None, schema: Schema | None = None,
-                 max_line: int = MAX_LINE, block: int = FAST_BLOCK):
+                 max_line: int = MAX_LINE, block: int = FAST_BLOCK, time_format: str | None = None):
         regular_file(path)
         self.path = path
         self.speed = speed
@@ -93,6 +96,7 @@ class ReplaySource(Source):
         self.parser: Parser | None = None
         self.schema = schema
         self.time_column = time_column
+        self.time_format = time_format
         pos = position or {}
         self.loop_count = int(pos.get("loop", 0))
         self.offset = int(pos.get("offset", 0))
@@ -122,21 +126,17 @@ class ReplaySource(Source):
         if self.fmt is None:
             self.finished = True
             return
+        sample = sample_records(self._read_at(self.fmt.data_start, SAMPLE + 1), more=False)
         if self.schema is None:
-            body = self._read_at(self.fmt.data_start, SAMPLE + 1)
-            self.schema = sample_schema(self.fmt, body, more=False)
+            self.schema = infer_schema(self.fmt, sample)
         elif tuple(self.schema.names) != self.fmt.names:
             raise UserError(f"{self.path}: the header changed since this stream started "
                             f"({', '.join(self.fmt.names)} instead of {', '.join(self.schema.names)})")
+        self.schema, self.time_column = name_time_column(self.schema, self.time_column, self.time_format,
+                                                         lambda name: sample_text(self.fmt, sample).column(name))
         self.parser = Parser(self.fmt, self.schema, self.max_line)
-        if self.time_column is None:
-            times = self.schema.of_kind("time")
-            self.time_column = times[0] if times else None
-        elif self.time_column not in self.schema or self.schema[self.time_column].kind not in ("time", "number"):
-            raise UserError(f"time column {self.time_column!r} must be a timestamp or number column; "
-                            f"columns: {', '.join(self.schema.names)}")
         if self.speed.mode == "realtime" and self.time_column is None:
-            raise UserError("replay at a multiple of real time needs a timestamp column (--time-column)")
+            raise UserError(NEEDS_TIME)
         self.offset = max(self.offset, self.fmt.data_start)
         if self.stored is None:
             end = self.size if self.loop_count else self.offset
@@ -153,7 +153,7 @@ class ReplaySource(Source):
     def set_speed(self, speed: Speed) -> None:
         with self.lock:
             if speed.mode == "realtime" and self.time_column is None:
-                raise UserError("replay at a multiple of real time needs a timestamp column")
+                raise UserError(NEEDS_TIME)
             self.speed = speed
             self._anchor()
 
@@ -192,7 +192,7 @@ class ReplaySource(Source):
 
     def _offset_of_time(self, at: float) -> int:
         if self.time_column is None:
-            raise UserError("seeking to a time needs a timestamp column")
+            raise UserError("seeking to a time needs a time column; this stream has none")
         offset = self.fmt.data_start
         while True:
             data = self._read_at(offset, FAST_BLOCK)

@@ -32,9 +32,10 @@ from dataclasses import replace
 import pyarrow as pa
 
 from ..errors import UserError
-from .jsonl import JsonParser, infer_schema as infer_json, lines
-from .parse import MAX_LINE, RAW_KEEP, SAMPLE, Bad, Parser, sample_schema
+from .jsonl import JsonParser, infer_schema as infer_json, json_text, lines
+from .parse import MAX_LINE, RAW_KEEP, SAMPLE, Bad, Parser, infer_schema as infer_csv, sample_records, sample_text
 from .paths import Outside, fixed_part, open_inside
+from .times import name_time_column
 from ..schema import Schema
 from .source import LIVE_INFLIGHT, Batch, Rate, Source
 from .identity import FINGERPRINT, Fingerprint, key_of
@@ -78,7 +79,8 @@ class TailSource(Source):
 
     def __init__(self, pattern: str, fmt: str | None = None, position: dict | None = None,
                  schema: Schema | None = None, roots: list[str] | None = None, polling: bool | None = None,
-                 rescan: float = RESCAN_SECONDS, rotate_wait: float = ROTATE_WAIT, max_line: int = MAX_LINE):
+                 rescan: float = RESCAN_SECONDS, rotate_wait: float = ROTATE_WAIT, max_line: int = MAX_LINE,
+                 time_column: str | None = None, time_format: str | None = None):
         self.pattern = pattern
         self.folder_mode = os.path.isdir(pattern)
         self.format = fmt or guess_format(pattern)
@@ -90,7 +92,10 @@ class TailSource(Source):
         self.rotate_wait = rotate_wait
         self.max_line = max_line
         self.schema = schema
-        self.json_parser = JsonParser(schema, max_line) if schema is not None and not self.csv else None
+        self.time_column, self.time_format = time_column, time_format
+        if schema is not None:        # resumed: the stored schema already reads the time column
+            self.schema, self.time_column = name_time_column(schema, time_column, time_format, self._no_sample)
+        self.json_parser = JsonParser(self.schema, max_line) if schema is not None and not self.csv else None
         self.stored = {k: v for k, v in (position or {}).items() if k.startswith("tail:") and v}
         # files renamed next to a followed one after this time are its rotated generations
         self.since = float((position or {}).get(SCAN_KEY, {}).get("at", time.time() - CTIME_SLACK))
@@ -448,12 +453,23 @@ class TailSource(Source):
 
     def _infer(self, f: TailFile, data: bytes) -> None:
         if self.csv:
-            self.schema = sample_schema(f.fmt, data, more=False)     # whole records
+            sample = sample_records(data, more=False)
+            schema = infer_csv(f.fmt, sample)
+            texts = lambda name: sample_text(f.fmt, sample).column(name)    # noqa: E731
         else:
             sample = data[:SAMPLE]
-            self.schema = infer_json(sample[:sample.rfind(b"\n") + 1])
-            if self.schema is not None:
-                self.json_parser = JsonParser(self.schema, self.max_line)
+            sample = sample[:sample.rfind(b"\n") + 1]
+            schema = infer_json(sample)
+            texts = lambda name: json_text(sample, name)                      # noqa: E731
+        if schema is None:
+            return
+        self.schema, self.time_column = name_time_column(schema, self.time_column, self.time_format, texts)
+        if not self.csv:
+            self.json_parser = JsonParser(self.schema, self.max_line)
+
+    def _no_sample(self, name: str):
+        raise UserError(f"the stored columns of this stream do not read {name!r} as a time; "
+                        "add the source again to choose its time column")
 
     @staticmethod
     def _unreadable(f: TailFile, data: bytes, start: int) -> list[Bad]:

@@ -18,6 +18,7 @@ import pyarrow.compute as pc
 from ..errors import UserError
 from .expr import Expr, is_number
 from ..schema import kind_of, name_clash
+from ..ingest import times
 
 Kinds = dict[str, str]        # column name -> "number" | "bool" | "text" | "time", in order
 TRUE = ["true", "t", "yes", "y", "1", "on"]
@@ -251,14 +252,21 @@ class FillMissing(Step):
 
 
 class Cast(Step):
-    """Cast columns to number, bool, text or time; values that do not convert become missing."""
+    """Cast columns to number, bool, text or time; values that do not convert become missing.
+    To time, text may name its `format` (a strptime pattern such as %d/%m/%Y); without one, ISO 8601
+    and the layouts engine/ingest/times.py detects are read."""
     kind = "cast"
-    known = {"columns", "to"}
+    known = {"columns", "to", "format"}
 
     def __init__(self, params):
         super().__init__(params)
         self.columns = _columns(params)
         self.to = _choice(params, "to", ("number", "bool", "text", "time"))
+        self.format = params.get("format") or None
+        if self.format is not None:
+            if self.to != "time" or not isinstance(self.format, str):
+                raise UserError("'format' is a time format (like %d/%m/%Y) for a cast to time")
+            times.check_pattern(self.format)
 
     def output(self, kinds):
         _need(kinds, self.columns)
@@ -268,7 +276,7 @@ class Cast(Step):
         for c in self.columns:
             col = table.column(c)
             have = len(col) - col.null_count
-            out = cast(col, self.to)
+            out = cast(col, self.to, self.format)
             if have and out.null_count == len(out):
                 example = col.drop_null()[0].as_py()
                 raise UserError(f"casting column {c!r} to {self.to} fails on every one of the {have} recent "
@@ -276,11 +284,11 @@ class Cast(Step):
 
     def run(self, table, state):
         for c in self.columns:
-            table = replace(table, c, cast(table.column(c), self.to))
+            table = replace(table, c, cast(table.column(c), self.to, self.format))
         return table, state
 
 
-def cast(col, to: str) -> pa.Array:
+def cast(col, to: str, fmt: str | None = None) -> pa.Array:
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     src = kind_of(col.type)
     if src == to:
@@ -311,6 +319,12 @@ def cast(col, to: str) -> pa.Array:
                         mask=np.isnan(x))
     if src == "bool":
         return pa.nulls(len(col), pa.timestamp("us", tz="UTC"))
+    if fmt is None:
+        layout = times.guess(times.present(col))
+        fmt = layout.pattern if layout is not None else None
+    if fmt is not None:
+        out, _ = times.parse(pc.utf8_trim_whitespace(col), fmt)
+        return out if out.type.tz else pc.assume_timezone(out, "UTC")
     text = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
     # ISO 8601 parses in C; only the values it misses go through the (per value) mixed-format parser
     s = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")

@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import UserError
+from ..stats.buckets import starts_of
 from ..stats.groups import STAT_NAMES, KeyedStats
 from ..stats.moments import Moments
 from ..stats.operators import GroupCodes, WindowSpec
@@ -133,7 +134,7 @@ class Snapshot:
         """Moments and chunks of the last `rows` rows or `seconds` seconds held by this snapshot."""
         if seconds is not None:
             clock = clock or ("event" if self.time_column else "ingest")
-            now = self._newest(clock)
+            now = self.newest(clock)
             chunks = last_seconds(self.chunks, seconds, clock, now) if now is not None else []
         else:
             chunks = last_rows(self.chunks, rows if rows is not None else int(self.window_spec.size))
@@ -143,9 +144,10 @@ class Snapshot:
     def newest_event(self) -> float | None:
         """Event time (epoch seconds) of the newest row held; with `created` and a real-time
         replay's `source["anchor"]` it tells how long rows took to become visible."""
-        return self._newest("event")
+        return self.newest("event")
 
-    def _newest(self, clock: str) -> float | None:
+    def newest(self, clock: str) -> float | None:
+        """The newest time held on `clock` ("event" or "ingest": now), epoch seconds."""
         if clock == "ingest":
             return time.time()
         t = [float(np.nanmax(c.event)) for c in self.chunks if len(c) and not np.all(np.isnan(c.event))]
@@ -162,19 +164,26 @@ class Snapshot:
         return group_stats_of(self.window(rows, seconds)[1], column, self.columns)
 
     # --- buckets -------------------------------------------------------------------
-    def bucket_series(self, width: int) -> dict:
-        """Per bucket start (epoch seconds): arrays of each statistic per column."""
+    def bucket_series(self, width: int, since: float | None = None, until: float | None = None) -> dict:
+        """Per bucket start (epoch seconds): arrays of each statistic per column. `width` is one of
+        stats.buckets.WIDTHS (seconds; WEEK and MONTH are calendar weeks and months, UTC). With
+        `since`/`until`, only the buckets that overlap that range."""
         ks = self.series.get(width)
         if ks is None:
             raise KeyError(f"no buckets of width {width}s; widths: {sorted(self.series)}")
-        return {"start": ks.keys * width, **ks.stats(self.bucket_shift)}
+        if since is not None or until is not None:
+            start, end = starts_of(ks.keys, width), starts_of(ks.keys + 1, width)
+            keep = (end > (-np.inf if since is None else since)) & (start <= (np.inf if until is None else until))
+            hit = np.flatnonzero(keep)       # keys are sorted, so the overlapping ones are a run
+            ks = ks.rows(int(hit[0]), int(hit[-1]) + 1) if len(hit) else ks.rows(0, 0)
+        return {"start": starts_of(ks.keys, width), **ks.stats(self.bucket_shift)}
 
     def bucket_groups(self, width: int) -> dict:
         ks = self.groups.get(width)
         if ks is None or self.codes is None:
             return {"start": np.zeros(0), "group": []}
         slots = self.codes.slots
-        return {"start": (ks.keys // slots) * width,
+        return {"start": starts_of(ks.keys // slots, width),
                 "group": [self.codes.label(int(c)) for c in ks.keys % slots], **ks.stats(self.bucket_shift)}
 
     def headline(self) -> dict:

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import UserError
+from ..stats.buckets import keys_of, starts_of
 from ..stats.groups import KeyedStats
 from ..stats.moments import Moments
 from .snapshot import Snapshot, group_stats_of, stats_dict
@@ -104,7 +105,9 @@ class View:
     schema: pa.Schema
     chunks: tuple[Chunk, ...]
     clock: str                    # "event" (the time column) or "ingest"
-    filtered: bool
+    filtered: bool                # row filters or a time range narrowed it
+    span: tuple[float, float] | None = None    # the time range asked for, on `clock` (None: the newest rows)
+    rows_filtered: bool = False   # row filters narrowed it (stream-wide buckets would not agree)
 
     @property
     def moments(self) -> Moments:
@@ -147,8 +150,8 @@ class View:
         """Per tumbling bucket of `width` seconds over these rows: start and (m, k) stat arrays."""
         t, X = self.times(), self.matrix()
         ok = ~np.isnan(t)
-        ks = KeyedStats.of_rows(np.floor(t[ok] / width).astype(np.int64), X[ok])
-        return {"start": ks.keys * width, **ks.stats()}
+        ks = KeyedStats.of_rows(keys_of(t[ok], width), X[ok])
+        return {"start": starts_of(ks.keys, width), **ks.stats()}
 
     def pair_corr_series(self, a: str, b: str, width: int) -> dict:
         """Pearson r of columns a and b within each bucket of `width` seconds (pairwise complete)."""
@@ -156,7 +159,7 @@ class View:
         t, X = self.times(), self.matrix()
         x, y = X[:, i], X[:, j]
         ok = ~(np.isnan(t) | np.isnan(x) | np.isnan(y))
-        x, y, keys = x[ok], y[ok], np.floor(t[ok] / width).astype(np.int64)
+        x, y, keys = x[ok], y[ok], keys_of(t[ok], width)
         if not len(keys):
             return {"start": np.zeros(0), "n": np.zeros(0), "r": np.zeros(0)}
         uniq, seg = np.unique(keys, return_inverse=True)
@@ -166,7 +169,7 @@ class View:
         sxy, sxx, syy = np.bincount(seg, dx * dy), np.bincount(seg, dx * dx), np.bincount(seg, dy * dy)
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.where((n > 1) & (sxx > 0) & (syy > 0), sxy / np.sqrt(sxx * syy), np.nan)
-        return {"start": uniq * width, "n": n, "r": np.clip(r, -1, 1)}
+        return {"start": starts_of(uniq, width), "n": n, "r": np.clip(r, -1, 1)}
 
     def _index(self, column: str) -> int:
         try:
@@ -186,6 +189,12 @@ def view(snap: Snapshot, rows: int | None = None, seconds: float | None = None,
         raise UserError("the window needs a positive number of seconds")
     clock = "event" if snap.time_column else "ingest"
     _, chunks = snap.window(rows=rows, seconds=seconds)
+    span = None
+    if seconds is not None:
+        newest = snap.newest(clock)
+        span = (newest - seconds, newest) if newest is not None else None
+    elif since is not None or until is not None:
+        span = (since if since is not None else -np.inf, until if until is not None else np.inf)
     out = []
     for c in chunks:
         keep = row_mask(c.table, filters) if filters else np.ones(len(c), bool)
@@ -198,7 +207,7 @@ def view(snap: Snapshot, rows: int | None = None, seconds: float | None = None,
         elif keep.any():
             out.append(c.where(keep))
     return View(list(snap.columns), snap.schema, tuple(out), clock,
-                bool(filters) or since is not None or until is not None)
+                bool(filters) or since is not None or until is not None, span, bool(filters))
 
 
 def strongest_pairs(m: Moments, columns: list[str], limit: int = 10) -> list[dict]:

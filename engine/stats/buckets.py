@@ -1,8 +1,11 @@
 """Tumbling-window (bucket) aggregates at several widths, optionally per group.
 
-Rows are reduced once into 1-second partials; every coarser width (10 s, 1 min,
-...) is rolled up from those partials, so a batch costs a few vectorised passes
-however many widths are kept. Each width keeps its newest `keep` buckets.
+Rows are reduced once into 1-second partials; every coarser width (10 s, 1 min, ...,
+1 day, 1 week, 1 month) is rolled up from the next finer one, so a batch costs a few
+vectorised passes however many widths are kept. Widths are aligned to UTC: days start
+at midnight, weeks on Monday, months on the 1st. Each width keeps its newest `KEEP[w]`
+buckets, so memory is bounded by widths x buckets (x groups), never by the stream's
+length, while the coarse widths still cover years of data.
 """
 from __future__ import annotations
 
@@ -12,7 +15,42 @@ import numpy as np
 
 from .groups import KeyedStats
 
-WIDTHS = (1, 10, 60, 600, 3600)   # seconds
+DAY = 86_400
+WEEK = 7 * DAY
+MONTH = 2_629_746          # a calendar month; the number (its mean length in seconds) only names the width
+WIDTHS = (1, 10, 60, 600, 3600, DAY, WEEK, MONTH)
+FINER = {10: 1, 60: 10, 600: 60, 3600: 600, DAY: 3600, WEEK: DAY, MONTH: DAY}   # what each rolls up from
+KEEP = {1: 720, 10: 720, 60: 720, 600: 720, 3600: 720,      # 12 min ... 30 days
+        DAY: 1830, WEEK: 1044, MONTH: 600}                  # 5, 20 and 50 years
+_MONDAY = 4 * DAY          # 1970-01-05, the first Monday after the epoch
+
+
+def keys_of(times: np.ndarray, width: int) -> np.ndarray:
+    """Bucket number of each time (epoch seconds, finite) at `width`."""
+    if width == MONTH:
+        days = np.floor(np.asarray(times, np.float64) / DAY).astype(np.int64)
+        return days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64)
+    if width == WEEK:
+        return np.floor((np.asarray(times, np.float64) - _MONDAY) / WEEK).astype(np.int64)
+    return np.floor(np.asarray(times, np.float64) / width).astype(np.int64)
+
+
+def starts_of(keys: np.ndarray, width: int) -> np.ndarray:
+    """Start (epoch seconds) of each bucket number at `width`."""
+    keys = np.asarray(keys, np.int64)
+    if width == MONTH:
+        return keys.astype("datetime64[M]").astype("datetime64[s]").astype(np.int64)
+    if width == WEEK:
+        return keys * WEEK + _MONDAY
+    return keys * width
+
+
+def label(width: int) -> str:
+    """1 s, 10 s, 1 min, 10 min, 1 h, 1 day, 1 week, 1 month."""
+    names = {MONTH: "1 month", WEEK: "1 week", DAY: "1 day", 3600: "1 h"}
+    if width in names:
+        return names[width]
+    return f"{width // 60} min" if width >= 60 else f"{width} s"
 
 
 @dataclass(frozen=True)
@@ -24,26 +62,25 @@ class BucketPartial:
 
 
 def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, slots: int = 0,
-            widths: tuple[int, ...] = WIDTHS, keep: int = 720) -> BucketPartial:
+            widths: tuple[int, ...] = WIDTHS, keep: dict[int, int] = KEEP) -> BucketPartial:
     """Reduce rows to buckets of each width; rows without a time are left out.
 
-    Each width is rolled up from the previous one (1 s -> 10 s -> 1 min ...), so
-    only the first reduction touches every row.
+    Each width is rolled up from the one it nests in (1 s -> 10 s -> ... -> 1 day -> 1 week;
+    1 day -> 1 month), so only the first reduction touches every row.
     """
     ok = ~np.isnan(times)
     if not ok.all():
         times, X = times[ok], X[ok]
         codes = codes[ok] if codes is not None else None
-    keys = np.floor(times).astype(np.int64)
+    keys = keys_of(times, 1)
     grouped = codes is not None and slots > 0
     per = slots if grouped else 1
-    level = KeyedStats.of_rows(keys * slots + codes if grouped else keys, X)
-    series, groups, prev = {}, {}, 1
+    levels = {1: KeyedStats.of_rows(keys * slots + codes if grouped else keys, X)}
+    series, groups = {}, {}
     for w in widths:
-        if w != prev:
-            level = _coarser(level, w // prev, per)
-            prev = w
-        kept = _newest(level, keep, per)
+        if w not in levels:
+            levels[w] = _coarser(levels[FINER[w]], FINER[w], w, per)
+        kept = _newest(levels[w], keep[w], per)
         if grouped:
             groups[w] = kept
             series[w] = kept.rollup(slots)
@@ -52,22 +89,25 @@ def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, s
     return BucketPartial(series, groups if grouped else None, slots)
 
 
-def _coarser(ks: KeyedStats, factor: int, per: int) -> KeyedStats:
-    if per == 1:
-        return ks.rollup(factor)
-    keys = (ks.keys // per) // factor * per + ks.keys % per
-    return KeyedStats(keys, ks.n, ks.mean, ks.m2, ks.min, ks.max).rollup(1)
+def _coarser(ks: KeyedStats, finer: int, width: int, per: int) -> KeyedStats:
+    """Buckets of `finer` width rolled into `width` (each finer bucket lies inside one of them)."""
+    if len(ks) == 0:
+        return ks
+    if per == 1 and width not in (WEEK, MONTH):
+        return ks.rollup(width // finer)          # epoch-aligned widths nest by whole numbers
+    bucket, code = np.divmod(ks.keys, per)
+    return ks.rekey(keys_of(starts_of(bucket, finer), width) * per + code)
 
 
 def _newest(ks: KeyedStats, keep: int, per: int = 1) -> KeyedStats:
-    """Only the newest `keep` buckets are charted; older ones need no work."""
+    """Only the newest `keep` buckets are kept; older ones need no work."""
     if len(ks) == 0:
         return ks
     return ks.since((int(ks.keys[-1]) // per - keep + 1) * per)
 
 
 class Buckets:
-    def __init__(self, k: int, keep: int = 720, widths: tuple[int, ...] = WIDTHS):
+    def __init__(self, k: int, keep: dict[int, int] = KEEP, widths: tuple[int, ...] = WIDTHS):
         self.k = k
         self.keep = keep
         self.widths = widths
@@ -80,6 +120,6 @@ class Buckets:
             self.groups = {w: KeyedStats.empty(self.k) for w in self.widths}
             self.slots = p.slots
         for w in self.widths:
-            self.series[w] = _newest(self.series[w].merge(p.series[w]), self.keep)
+            self.series[w] = _newest(self.series[w].merge(p.series[w]), self.keep[w])
             if p.groups is not None:
-                self.groups[w] = _newest(self.groups[w].merge(p.groups[w]), self.keep, p.slots)
+                self.groups[w] = _newest(self.groups[w].merge(p.groups[w]), self.keep[w], p.slots)

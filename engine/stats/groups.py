@@ -83,12 +83,18 @@ class KeyedStats:
 
     def rollup(self, divisor: int) -> "KeyedStats":
         """Coarser keys (key // divisor), e.g. 1 s buckets into 10 s buckets."""
-        return _reduce(self.keys // divisor, self.n, self.mean, self.m2, self.min, self.max)
+        return self.rekey(self.keys // divisor)
+
+    def rekey(self, keys: np.ndarray) -> "KeyedStats":
+        """The same partials under new keys (non-decreasing in the old ones); equal keys merge."""
+        return _reduce(keys, self.n, self.mean, self.m2, self.min, self.max)
 
     def tail(self, count: int) -> "KeyedStats":
-        if len(self) <= count:
-            return self
-        s = slice(len(self) - count, None)
+        return self if len(self) <= count else self.rows(len(self) - count, len(self))
+
+    def rows(self, lo: int, hi: int) -> "KeyedStats":
+        """Keys lo..hi-1 (positions)."""
+        s = slice(lo, hi)
         return KeyedStats(self.keys[s], self.n[s], self.mean[s], self.m2[s], self.min[s], self.max[s])
 
     def since(self, first_key: int) -> "KeyedStats":
