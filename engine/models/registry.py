@@ -59,11 +59,16 @@ def json_safe(value):
 
 
 def make_card(model, spec, report: dict, kinds: dict, training: dict, pipeline: dict | None,
-              name: str | None = None) -> dict:
-    """Everything needed to trust, reuse and explain a model; the artefact's hash is added on save."""
-    from .compiled import check
+              name: str | None = None, source_kinds: dict | None = None) -> dict:
+    """Everything needed to trust, reuse and explain a model; the artefact's hash is added on save.
+
+    kinds: of the columns after the pipeline; source_kinds: of the raw columns before it.
+    """
+    from .compiled import check, raw_kinds
     classes = getattr(model, "classes_", None)
-    reason = check(pipeline, spec.features)
+    before = {**kinds, **(source_kinds or {})}
+    reason = check(pipeline, spec.features, before)
+    roles = {**{c: "numeric" for c in spec.numeric}, **{c: "categorical" for c in spec.categorical}}
     return json_safe({
         "name": name or spec.algorithm,
         "spec": spec.to_dict(),
@@ -76,6 +81,7 @@ def make_card(model, spec, report: dict, kinds: dict, training: dict, pipeline: 
         # whether an exported model takes the raw columns (every step compiles to scikit-learn)
         "raw_columns": reason is None,
         "raw_columns_reason": reason,
+        "raw_kinds": raw_kinds(pipeline, spec.features, roles, before) if reason is None else {},
         "libraries": libraries(),
     })
 

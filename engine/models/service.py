@@ -68,9 +68,11 @@ class Models:
                     "missing_target": rows.missing_target, "rid_range": rows.rid_range,
                     "time_range": rows.time_range}
 
+        source_kinds = column_kinds(s.schema.arrow().empty_table()) if s.schema is not None else None
+
         def save(trained):
             spec = spec_of(trained)
-            card = make_card(trained.model, spec, trained.report, kinds, training, pipeline, name)
+            card = make_card(trained.model, spec, trained.report, kinds, training, pipeline, name, source_kinds)
             return self.registry.save(trained.model, card)
         return save
 
