@@ -162,6 +162,25 @@ class Registry:
         with open(path) as f:
             return json.load(f)
 
+    EDITABLE = ("name", "note", "archived")
+
+    def update(self, model_id: str, **changes) -> dict:
+        """Change what describes a model (its name, a note, archived or not); the model file stays as it is."""
+        unknown = set(changes) - set(self.EDITABLE)
+        if unknown:
+            raise UserError(f"a model's {', '.join(sorted(unknown))} cannot be changed; only {', '.join(self.EDITABLE)}")
+        if "name" in changes:
+            changes["name"] = str(changes["name"] or "").strip()
+            if not changes["name"]:
+                raise UserError("a model needs a name; type one")
+            if len(changes["name"]) > 100:
+                raise UserError("a model's name is at most 100 characters")
+        if "note" in changes and len(str(changes["note"] or "")) > 2000:
+            raise UserError("a note is at most 2,000 characters")
+        card = {**self.card(model_id), **changes}
+        write_atomic(os.path.join(self._dir(model_id), CARD_FILE), json.dumps(card, indent=1).encode())
+        return card
+
     def artefact(self, model_id: str) -> bytes:
         card = self.card(model_id)
         with open(os.path.join(self._dir(model_id), MODEL_FILE), "rb") as f:

@@ -64,7 +64,7 @@ def fold_scores(spec: ModelSpec, X, y, progress: Progress | None = None, offset:
     progress = _quiet(progress)
     splits = evaluate.folds(len(y), spec.cv, spec.cv_kind, y)
     total = total or len(splits)
-    main = "f1" if spec.task == "classification" else "r2"
+    main = evaluate.HEADLINE[spec.task][0]
     second = "accuracy" if spec.task == "classification" else "rmse"
 
     def one_fold(k: int) -> dict:
