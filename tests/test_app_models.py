@@ -205,8 +205,8 @@ def test_regression_cards_search_and_comparison(app, monkeypatch):
     assert any("Compared 2 models" in s.value for s in at.success), [e.value for e in at.error]
     board = at.dataframe[-1].value
     assert len(board) == 4                                     # train, search, and the two compared
-    assert board["holdout R²"].is_monotonic_decreasing          # ranked by the newest rows
-    assert "CV R²" in board.columns
+    assert board["holdout"].is_monotonic_decreasing             # ranked by the newest rows
+    assert "CV" in board.columns and any("Scores are R²" in c.value for c in at.caption)
 
 
 def test_public_data_threshold_names_and_what_fits_the_target(app, monkeypatch):
@@ -235,7 +235,8 @@ def test_public_data_threshold_names_and_what_fits_the_target(app, monkeypatch):
     assert not at.exception
     assert any("**radius only**" in c.value and "_two features, a first look_" in c.value for c in at.caption)
     board = at.dataframe[-1].value
-    assert board["model"].tolist() == ["radius only"] and "holdout macro F1" in board.columns
+    assert board["model"].tolist() == ["radius only"] and "holdout" in board.columns
+    assert any("Scores are macro F1" in c.value for c in at.caption)
 
     button(at, "Rank features").click().run()
     assert any("mutual information" in str(c.proto.spec) for c in at.get("plotly_chart"))

@@ -15,23 +15,23 @@ def leaderboard(engine: Engine, name: str, target: str) -> None:
                 icon=":material/info:")
         return
     label = rows[0]["metric_label"]
-    holdout, cv, baseline = f"holdout {label}", f"CV {label}", f"baseline {label}"
     st.dataframe([{"model": r["name"], "algorithm": fmt.algorithm(r["algorithm"]),
-                   "hyperparameters": fmt.params(r["params"]),
-                   holdout: r["holdout"], cv: r["cv_mean"], "± std": r["cv_std"], baseline: r["baseline"],
+                   "holdout": r["holdout"], "CV": r["cv_mean"], "± std": r["cv_std"], "baseline": r["baseline"],
                    "check": "⚠ gap" if r["warning"] else "", "rows": r["rows"],
-                   "trained (UTC)": (r["created"] or "").replace("T", " ").rstrip("Z")} for r in rows],
+                   "trained (UTC)": (r["created"] or "").replace("T", " ").rstrip("Z")[:16],
+                   "hyperparameters": fmt.params(r["params"])} for r in rows],
                  hide_index=True, width="stretch",
                  column_config={c: st.column_config.NumberColumn(format="%.3f", width="small")
-                                for c in (cv, "± std", baseline)}
-                 | {holdout: st.column_config.NumberColumn(format="%.3f", width="small",
-                                                           help="On the newest rows, which no fold saw: the ranking")}
+                                for c in ("CV", "± std", "baseline")}
+                 | {"holdout": st.column_config.NumberColumn(
+                     format="%.3f", width="small", help=f"{label} on the newest rows, which no fold saw: the ranking")}
                  | {"check": st.column_config.TextColumn(width="small",
-                                                         help="Holdout and cross-validation more than 0.1 apart")}
-                 | {"rows": st.column_config.NumberColumn(format="localized", width="small")}
-                 | {"trained (UTC)": st.column_config.TextColumn(width="medium")})
-    st.caption(f"Best holdout {label} first: the holdout is the newest rows, scored once; cross-validation "
-               f"(CV) folds are older rows.")
+                                                         help="Holdout and cross-validation more than 0.1 and two fold deviations apart")}
+                 | {"rows": st.column_config.NumberColumn(format="localized", width="small"),
+                    "trained (UTC)": st.column_config.TextColumn(width="medium"),
+                    "hyperparameters": st.column_config.TextColumn(width="large")})
+    st.caption(f"Scores are {label}. Best holdout first: the holdout is the newest rows, scored once; "
+               f"cross-validation (CV) folds are older rows.")
     for r in rows:
         if r["warning"]:
             st.warning(f"**{r['name']}** ({r['model']}): {label} {fmt.score(r['holdout'])} on the holdout, "

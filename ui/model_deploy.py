@@ -60,12 +60,11 @@ def manage(engine: Engine, model_id: str) -> None:
 
 def online_learner(engine: Engine, name: str, spec: ModelSpec) -> None:
     """A button that deploys an SGD learner on the form's target and numeric features."""
-    c1, c2 = st.columns([1, 2], vertical_alignment="center")
-    if c1.button("Start online learner", icon=":material/autorenew:", width="stretch",
+    if st.button("Start online learner", icon=":material/autorenew:",
                  help="An SGD model that predicts each batch, then learns from its labels; "
                       "it restarts when drift is detected."):
         with guard("Starting the online learner"):
             engine.deploy_online(name, spec.target, list(spec.numeric), task=spec.task)
             st.rerun()
-    c2.caption(f"Online learner: {spec.task} of **{spec.target}** from the numeric features "
+    st.caption(f"Online learner: {spec.task} of **{spec.target}** from the numeric features "
                f"{', '.join(spec.numeric)}; replaces the deployed model.")

@@ -100,7 +100,8 @@ def threshold_view(engine: Engine, model_id: str, h: dict) -> None:
         st.markdown(f"**Threshold** · predict {h['classes'][1]!r} when its probability is at least")
         t = st.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key=f"m_threshold_{model_id}", label_visibility="collapsed")
         at = engine.models.at_threshold(model_id, t)
-        for box, key in zip(st.columns(4), ("precision", "recall", "f1", "accuracy")):
+        boxes = [box for row in (st.columns(2), st.columns(2)) for box in row]
+        for box, key in zip(boxes, ("precision", "recall", "f1", "accuracy")):
             box.metric(f"{key.capitalize() if key != 'f1' else 'F1'} at {at['threshold']:.2f}", fmt.score(at[key]),
                        help=f"Of the positive class {at['positive']!r}, on the holdout rows." if key != "accuracy"
                        else "Share of holdout rows right at this threshold.")
@@ -146,13 +147,16 @@ def metric_cards(report: dict) -> None:
     h, b = report["holdout"], report["baseline"]
     keys = CLASS_METRICS if report["task"] == "classification" else REG_METRICS
     lower_better = {"mae", "rmse"}
+    st.caption(f"On the {report['rows']['holdout']:,} newest rows (holdout); the arrows compare with the baseline, "
+               + (f"which always predicts {b.get('predicts')!r}." if "predicts" in b
+                  else "which always predicts the training mean."))
     for box, (key, name) in zip(st.columns(len(keys)), keys):
         value, base = h.get(key), b.get(key)
         delta = None if value is None or base is None else value - base
         note = h.get("roc_auc_note") if key == "roc_auc" else None
         with box.container(border=True):
             st.metric(name, fmt.score(value),
-                      delta=None if delta is None else f"{delta:+.3f} vs baseline",
+                      delta=None if delta is None else f"{delta:+.3f}",
                       delta_color="inverse" if key in lower_better else "normal",
                       help=HELP.get(key, "") + (f"ROC AUC: {note}. " if note else "")
                       + f"On the {report['rows']['holdout']:,} newest rows (holdout). Baseline "
