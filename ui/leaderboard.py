@@ -26,7 +26,7 @@ def leaderboard(engine: Engine, name: str, target: str) -> None:
                  | {"holdout": st.column_config.NumberColumn(
                      format="%.3f", width="small", help=f"{label} on the newest rows, which no fold saw: the ranking")}
                  | {"check": st.column_config.TextColumn(width="small",
-                                                         help="Holdout and cross-validation more than 0.1 and two fold deviations apart")}
+                                                         help="Holdout and cross-validation more than 0.15 apart")}
                  | {"rows": st.column_config.NumberColumn(format="localized", width="small"),
                     "trained (UTC)": st.column_config.TextColumn(width="medium"),
                     "hyperparameters": st.column_config.TextColumn(width="large")})

@@ -80,7 +80,7 @@ def scores_of(y_true, proba, classes) -> dict:
         out["roc_auc_note"] = "no class the model knows is in the holdout rows beside another"
         return out
     out["roc_auc"] = float(np.mean([skm.roc_auc_score(y_true == classes[i], proba[:, i]) for i in seen]))
-    out["roc_auc_note"] = (f"one-vs-rest, macro average over the {len(seen)} classes" +
+    out["roc_auc_note"] = (f"one-vs-rest, macro average over the {len(seen)} class{'es' * (len(seen) > 1)}" +
                            (f" of {len(classes)} that the holdout rows hold" if len(seen) < len(classes) else ""))
     return out
 

@@ -54,7 +54,7 @@ def fit(spec: ModelSpec, X, y, where: str = "training"):
             msg = str(e).splitlines()[0]
             if "class" in msg and spec.task == "classification":
                 raise UserError(f"{where}: {msg} (a time-ordered fold saw one class only; "
-                                f"use fewer folds, --cv-kind stratified, or more rows)") from None
+                                f"use fewer folds, stratified folds, or more rows)") from None
             raise UserError(f"{where}: {msg}") from None
 
 
