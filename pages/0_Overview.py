@@ -47,7 +47,8 @@ def model_label(status: dict | None) -> str:
         return "stopped: " + (status.get("error") or "")
     metric = status.get("metric")
     score = status.get(metric)
-    return status["name"] + (f" · live {metric} {score:.3f}" if score is not None else "") + \
+    label = status.get("metric_label", metric)
+    return status["name"] + (f" · live {label} {score:.3f}" if score is not None else "") + \
         (" · drift" if status.get("drift") else "")
 
 

@@ -11,13 +11,13 @@ from ui.live_score import live_score
 from ui.model_deploy import deploy_controls, online_learner
 from ui.model_form import training_form
 from ui.model_jobs import job_buttons, job_progress
-from ui.model_results import pick_model, results
+from ui.model_results import archived_toggle, pick_model, results
 from ui.page import header
 
 engine, every = header(
     "Models",
     "Train on the stream's stored history, judge the result against a trivial baseline, deploy it onto "
-    "the stream and watch its live accuracy.")
+    "the stream and watch its live score.")
 
 
 def page() -> None:
@@ -34,7 +34,10 @@ def page() -> None:
             job_buttons(engine, name, spec, slice_)
     job_progress(engine)
 
-    st.subheader("Evaluation")
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    c1.subheader("Evaluation")
+    with c2:
+        archived_toggle()
     model_id = pick_model(engine, name)
     if model_id is not None:
         with guard("The evaluation"):

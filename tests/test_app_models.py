@@ -76,7 +76,7 @@ def test_train_deploy_export_and_import(app, monkeypatch, downloads):
     ref = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression())
     ref.fit(df[["x", "y"]][:cut], df["label"][:cut])
     pred = ref.predict(df[["x", "y"]][cut:])
-    assert metric(at, "F1") == f"{f1_score(df['label'][cut:], pred, average='macro'):.3f}"
+    assert metric(at, "Macro F1") == f"{f1_score(df['label'][cut:], pred, average='macro'):.3f}"
     assert metric(at, "Accuracy") == f"{accuracy_score(df['label'][cut:], pred):.3f}"
     charts = at.get("plotly_chart")
     assert len(charts) >= 3                        # confusion matrix, ROC, folds
@@ -193,7 +193,7 @@ def test_regression_cards_search_and_comparison(app, monkeypatch):
     ref = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), Ridge()).fit(df[["a", "b"]][:cut],
                                                                                          df["z"][:cut])
     assert metric(at, "MAE") == f"{mean_absolute_error(df['z'][cut:], ref.predict(df[['a', 'b']][cut:])):.3f}"
-    assert [m.label for m in at.metric][:3] == ["MAE", "RMSE", "R²"]
+    assert [m.label for m in at.metric][:3] == ["R²", "MAE", "RMSE"]
 
     button(at, "Start search").click().run()
     at = rerun_until(at, lambda a: "m_job" not in a.session_state, timeout=180)
@@ -206,7 +206,51 @@ def test_regression_cards_search_and_comparison(app, monkeypatch):
     assert any("Compared 2 models" in s.value for s in at.success), [e.value for e in at.error]
     board = at.dataframe[-1].value
     assert len(board) == 4                                     # train, search, and the two compared
-    assert board["CV r2"].is_monotonic_decreasing
+    assert board["holdout"].is_monotonic_decreasing             # ranked by the newest rows
+    assert "CV" in board.columns and any("Scores are R²" in c.value for c in at.caption)
+
+
+def test_public_data_threshold_names_and_what_fits_the_target(app, monkeypatch):
+    """scikit-learn's breast-cancer rows: the precision at a chosen threshold equals scikit-learn's on the
+    holdout; a model is renamed with a note; a regression target offers only time-ordered folds and keeps
+    the Train button; a feature ranking shows only for the choice it was made for."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.metrics import precision_score, recall_score
+    df = load_breast_cancer(as_frame=True).frame[["mean radius", "mean texture", "mean smoothness", "target"]]
+    at = uploaded(df, "cancer", monkeypatch)
+    at = train_clicked(at, target="target", features=("mean radius", "mean texture"))
+    model_id = at.session_state["m_model"]
+    cut = len(df) - round(len(df) * 0.2)
+    X = df[["mean radius", "mean texture"]]
+    ref = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), LogisticRegression())
+    score = ref.fit(X[:cut], df["target"][:cut]).predict_proba(X[cut:])[:, 1]
+    at.slider(key=f"m_threshold_{model_id}").set_value(0.2).run()
+    assert not at.exception
+    assert metric(at, "Precision at 0.20") == f"{precision_score(df['target'][cut:], score >= 0.2):.3f}"
+    assert metric(at, "Recall at 0.20") == f"{recall_score(df['target'][cut:], score >= 0.2):.3f}"
+    assert any('"threshold 0.20"' in c.proto.spec for c in at.get("plotly_chart"))     # the point on the PR curve
+
+    at.text_input(key=f"m_name_{model_id}").set_value("radius only")
+    at.text_area(key=f"m_note_{model_id}").set_value("two features, a first look")
+    next(b for b in at.button if b.label == "Save").click().run()
+    assert not at.exception
+    assert any("**radius only**" in c.value and "_two features, a first look_" in c.value for c in at.caption)
+    board = at.dataframe[-1].value
+    assert board["model"].tolist() == ["radius only"] and "holdout" in board.columns
+    assert any("Scores are macro F1" in c.value for c in at.caption)
+
+    button(at, "Rank features").click().run()
+    assert any("mutual information" in str(c.proto.spec) for c in at.get("plotly_chart"))
+    at.multiselect(key="m_features").set_value(["mean radius"]).run()
+    assert not any("mutual information" in str(c.proto.spec) for c in at.get("plotly_chart"))
+
+    at.selectbox(key="m_target").set_value("mean smoothness").run()
+    assert at.radio(key="m_task_mean smoothness").value == "regression"
+    assert at.radio(key="m_cv_kind_regression").options == ["Time-series split"]
+    assert any(b.label == "Train" for b in at.button)
+    at.selectbox(key="m_target").set_value("target").run()
+    at.radio(key="m_cv_kind_classification").set_value("Stratified k-fold").run()
+    assert any(b.label == "Train" for b in at.button) and not at.exception
 
 
 EVIL = "[click](http://evil.example/x) ![img](http://evil.example/i.png)"

@@ -164,7 +164,7 @@ def test_train_logistic_regression_and_download_the_skops(server, page):
     page.wait_for_timeout(500)
     page.get_by_role("button", name="Train", exact=True).click()
     wait_text(page, "done, stored as")
-    shown_f1 = metric_value(page, "F1")
+    shown_f1 = metric_value(page, "Macro F1")
     assert_no_exception(page)
 
     page.goto(url + "/Export")

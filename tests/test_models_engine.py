@@ -128,7 +128,8 @@ def deployable(engine, tmp_path):
     stream = replayed(engine, tmp_path, df)
     rows = training_rows(pa.Table.from_pandas(df), "label", ["a", "b"], ["site"], "classification")
     result = train(rows, SPEC)
-    card = make_card(result.model, SPEC, result.report, {"a": "number", "b": "number", "site": "text"}, {}, None)
+    card = make_card(result.model, SPEC, result.report, {"a": "number", "b": "number", "site": "text"},
+                     {"stream": stream}, None)
     return stream, df, result.model, engine.models.registry.save(result.model, card)
 
 
@@ -269,12 +270,12 @@ def test_predictions_keep_their_row_ids_when_the_pipeline_drops_rows(engine, tmp
 def test_a_model_imported_without_its_card_is_listed_on_every_stream(engine, tmp_path):
     """The Export page imports with no stream and maybe no card; the Models page must still offer it."""
     from engine.models import safe
-    stream, df, model, _ = deployable(engine, tmp_path)
+    stream, df, model, first = deployable(engine, tmp_path)
     job = engine.models.jobs.wait(engine.models.train(stream, SPEC, slice={"last": 500}), timeout=120)
     assert job.state == "done", job.error
     other = replayed(engine, tmp_path, df.head(300), name="other")
     imported = engine.models.import_model(safe.dumps(model), "shared.skops")
-    assert {c["id"] for c in engine.models.listed(stream)} == {job.result, imported}
+    assert {c["id"] for c in engine.models.listed(stream)} == {first, job.result, imported}
     assert [c["id"] for c in engine.models.listed(other)] == [imported]
     card = engine.models.listed(other)[0]
     assert card["training"] == {"imported": "shared.skops"} and card["metrics"] is None
@@ -282,3 +283,74 @@ def test_a_model_imported_without_its_card_is_listed_on_every_stream(engine, tmp
     assert card["classes"] == ["no", "yes"] and card["spec"] == {"task": "classification"}
     assert {f["name"]: f["role"] for f in card["features"]} == {"a": "numeric", "b": "numeric", "site": "categorical"}
     engine.deploy(other, imported)                 # what the page offers there can run there
+
+
+# --- issue 14: honest comparison, stored predictions, model housekeeping, models that fit a stream -----------
+
+def test_live_predictions_table_and_download_join_the_stored_rows(engine, tmp_path):
+    stream, df, model, model_id = deployable(engine, tmp_path)
+    engine.deploy(stream, model_id)
+    engine.seek(stream, row=0)
+    engine.wait(stream, timeout=60)
+    X = df[["a", "b", "site"]].astype({"site": object})
+    want, proba = model.predict(X), model.predict_proba(X).max(axis=1)
+    newest = engine.models.predictions(stream, last=50, target="label")
+    assert newest.num_rows == 50 and newest.column("_rid").to_pylist() == list(range(3950, 4000))
+    assert newest.column("prediction").to_pylist() == want[-50:].tolist()
+    np.testing.assert_allclose(newest.column("probability").to_numpy(), proba[-50:], atol=1e-12)
+    assert newest.column("correct").to_pylist() == (want[-50:] == df["label"].to_numpy()[-50:]).tolist()
+    every = engine.models.predictions(stream, last=None)             # the stored history with its predictions
+    assert every.num_rows == 4000 and every.column("prediction").null_count == 2000   # first pass: none made
+    assert every.column("label").to_pylist()[2000:] == df["label"].tolist()
+    assert set(every.column("model").drop_null().to_pylist()) == {model_id}
+
+
+def test_models_are_named_noted_archived_and_deleted(engine, tmp_path):
+    stream, df, model, model_id = deployable(engine, tmp_path)
+    card = engine.models.describe(model_id, name="  churn v1 ", note="first try, no site")
+    assert (card["name"], card["note"]) == ("churn v1", "first try, no site")
+    assert engine.models.registry.card(model_id)["sha256"] == card["sha256"]       # the file untouched
+    engine.models.registry.load(model_id)
+    with pytest.raises(UserError, match="needs a name"):
+        engine.models.describe(model_id, name=" ")
+    engine.models.archive(model_id)
+    assert model_id not in [c["id"] for c in engine.models.listed(stream)]
+    assert model_id in [c["id"] for c in engine.models.listed(stream, archived=True)]
+    engine.models.archive(model_id, False)
+    engine.deploy(stream, model_id)
+    with pytest.raises(UserError, match="undeploy it first"):
+        engine.models.delete(model_id)
+    engine.undeploy(stream)
+    engine.models.delete(model_id)
+    assert engine.models.registry.list() == []
+
+
+def test_imports_are_offered_only_on_streams_whose_columns_they_fit(engine, tmp_path):
+    from engine.models.export import export_bytes
+    stream, df, model, model_id = deployable(engine, tmp_path)
+    other = replayed(engine, tmp_path, pd.DataFrame({"x": np.arange(50.0), "y": np.arange(50) % 2}), name="other")
+    data, card = export_bytes(*engine.models.registry.load(model_id), "skops", "m.skops")
+    imported = engine.models.import_model(data, "m.skops")
+    assert imported in [c["id"] for c in engine.models.listed(stream)]
+    assert imported not in [c["id"] for c in engine.models.listed(other)]
+    assert "features missing from the stream: a, b, site" in engine.models.misfit(other, imported)
+    assert engine.models.misfit(stream, imported) is None
+
+
+def test_leaderboard_ranks_by_holdout_and_flags_a_gap_with_cross_validation(engine, tmp_path):
+    """The newest rows follow another rule than the older ones: folds over the older rows agree with each
+    other, the holdout does not; the table says so instead of ranking by cross-validation alone."""
+    df = mixed_frame(1500)
+    flip = np.arange(len(df)) >= 1200
+    df.loc[flip, "label"] = np.where(df.loc[flip, "label"] == "yes", "no", "yes")
+    stream = replayed(engine, tmp_path, df)
+    spec = ModelSpec("classification", "label", ("a", "b"), ("site",), "logreg", cv=3)
+    for s in (spec, spec.with_(numeric=("noise",), categorical=())):
+        assert engine.models.jobs.wait(engine.models.train(stream, s), timeout=120).state == "done"
+    board = engine.models.leaderboard(stream, "label")
+    assert [r["holdout"] for r in board] == sorted((r["holdout"] for r in board), reverse=True)
+    assert board[0]["metric"] == "f1" and board[0]["metric_label"] == "macro F1"
+    leaky = next(r for r in board if r["params"] == {} and r["cv_mean"] > 0.8)
+    assert leaky["holdout"] < 0.3 and leaky["gap"] < -0.5
+    assert leaky["warning"].startswith("holdout much worse than cross-validation")
+    assert board[0]["model"] != leaky["model"]               # ranked by CV it would lead

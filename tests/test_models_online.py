@@ -84,3 +84,24 @@ def test_online_regression_learns():
     for s in range(0, len(y), 1000):
         learner.learn(X[s:s + 1000], y[s:s + 1000])
     assert learner.metrics.score() < 0.2
+
+
+def test_live_headline_is_macro_f1_or_r2_over_the_window_as_sklearn_computes_it():
+    from sklearn.metrics import f1_score, r2_score
+    rng = np.random.default_rng(2)
+    m = LiveMetrics("classification", window=500)
+    actual = rng.choice(["a", "b", "c"], 1700, p=[0.6, 0.3, 0.1])
+    predicted = np.where(rng.random(1700) < 0.7, actual, rng.choice(["a", "b", "c", "d"], 1700))
+    for k in range(0, 1700, 300):
+        m.update(predicted[k:k + 300], actual[k:k + 300])
+    assert m.headline() == pytest.approx(f1_score(actual[-500:], predicted[-500:], average="macro"))
+    status = m.status()
+    assert (status["metric"], status["metric_label"]) == ("f1", "macro F1") and status["f1"] == m.headline()
+    assert m.curve[-1][1] == m.headline()
+    r = LiveMetrics("regression", window=300)
+    y = rng.normal(size=1000)
+    guess = y + rng.normal(0, 0.5, 1000)
+    for k in range(0, 1000, 250):
+        r.update(guess[k:k + 250], y[k:k + 250])
+    assert r.headline() == pytest.approx(r2_score(y[-300:], guess[-300:]))
+    assert r.status()["metric_label"] == "R²" and r.status()["mae"] == pytest.approx(np.abs(y - guess)[-300:].mean())

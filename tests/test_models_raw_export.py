@@ -105,7 +105,7 @@ def test_onnx_export_of_a_compiled_pipeline_is_refused_in_one_line(trained):
 def test_a_step_that_does_not_compile_marks_the_card_and_warns(tmp_path):
     data, spec, model = tmp_path / "train.csv", tmp_path / "p.json", tmp_path / "m.skops"
     raw_frame(800, 3).to_csv(data, index=False)
-    spec.write_text(json.dumps({"steps": [SPEC["steps"][0], {"kind": "derive", "params": {"name": "c", "expr": "a + b"}},
+    spec.write_text(json.dumps({"steps": [SPEC["steps"][0], {"kind": "derive", "params": {"name": "c", "expr": "a // b"}},
                                           SPEC["steps"][4]]}))
     r = run_cli("train", str(data), "--target", "label", "--pipeline", str(spec), "--out", str(model), "--json")
     assert r.returncode == 0, r.stderr
@@ -121,7 +121,7 @@ def test_a_step_that_does_not_compile_marks_the_card_and_warns(tmp_path):
 
 
 @pytest.mark.parametrize("step, reason", [
-    ({"kind": "derive", "params": {"name": "a", "expr": "a * 2"}}, "step 1 (derive)"),
+    ({"kind": "derive", "params": {"name": "a", "expr": "a % 2"}}, "step 1 (derive)"),
     ({"kind": "fill_missing", "params": {"columns": ["a"], "method": "ffill"}}, "forward fill"),
     ({"kind": "normalise", "params": {"columns": ["a"]}}, "running statistics"),
     ({"kind": "filter", "params": {"where": {"column": "a", "op": ">", "value": 0}}}, "step 1 (filter)"),
@@ -131,3 +131,110 @@ def test_steps_without_a_sklearn_equivalent_say_why(step, reason):
     got = compiled.check({"steps": [step]}, ["a"])
     assert got is not None and reason in got
     assert compiled.check({"steps": [{"kind": "select", "params": {"columns": ["a", "b"]}}]}, ["a"]) is None
+
+
+# --- raw CSV columns of every dtype pandas gives them; derive compiled -------------------------
+
+def tips_like(n, seed):
+    """Columns of each kind a CSV holds: whole numbers with and without gaps, yes/no with and without gaps."""
+    rng = np.random.default_rng(seed)
+    bill = np.round(rng.gamma(4, 5, n), 2)
+    size = rng.integers(1, 7, n)
+    party = rng.integers(1, 5, n).astype(float)
+    party[::9] = np.nan
+    flag = rng.random(n) < 0.3
+    flag_gaps = np.where(np.arange(n) % 7 == 0, None, rng.random(n) < 0.5).astype(object)
+    day = rng.choice(["Thur", "Fri", "Sat", "Sun"], n)
+    tip = 0.15 * bill + 0.2 * size - 0.3 * flag + 0.1 * (day == "Sat") + rng.normal(0, 0.3, n)
+    return pd.DataFrame({"total_bill": bill, "size": size, "party": party, "vip": flag, "regular": flag_gaps,
+                         "day": day, "tip": np.round(tip, 3)})
+
+
+TIPS_SPEC = {"steps": [
+    {"kind": "fill_missing", "params": {"columns": ["size"], "value": 2}},
+    {"kind": "fill_missing", "params": {"columns": ["party"], "value": 1}},
+    {"kind": "onehot", "params": {"column": "day"}},
+    {"kind": "derive", "params": {"name": "gap", "expr": "total_bill - size"}},
+    {"kind": "derive", "params": {"name": "per_head", "expr": "total_bill / (party + 1) - 2 * vip + regular"}},
+    {"kind": "normalise", "params": {"columns": ["total_bill", "gap"], "method": "zscore", "stats": "frozen"}},
+]}
+# how an analyst reads the raw CSV: pandas' defaults (int64, float64, bool, object, str), text as object,
+# and the nullable dtypes (Int64, Float64, boolean, string; and the same backed by pyarrow)
+READERS = {"default": {}, "object text": {"dtype": {"day": "object"}}, "nullable": {"dtype_backend": "numpy_nullable"},
+           "pyarrow": {"dtype_backend": "pyarrow"}}
+
+
+def test_raw_csv_of_every_pandas_dtype_predicts_in_plain_sklearn(tmp_path):
+    """The issue: fill `size` with 2 on an int64 column failed ("cannot be cast to ... int64"); each pandas
+    reading of the raw CSV now gives the predictions `python -m engine predict` gives."""
+    data, spec, model, raw = tmp_path / "tips.csv", tmp_path / "p.json", tmp_path / "m.skops", tmp_path / "raw.csv"
+    tips_like(600, 1).to_csv(data, index=False)
+    tips_like(200, 2).drop(columns="tip").to_csv(raw, index=False)
+    spec.write_text(json.dumps(TIPS_SPEC))
+    features = "total_bill,size,party,vip,gap,per_head,day_Thur,day_Fri,day_Sat,day_Sun"
+    r = run_cli("train", str(data), "--target", "tip", "--features", features, "--model", "ridge",
+                "--pipeline", str(spec), "--out", str(model), "--json")
+    assert r.returncode == 0, r.stderr
+    card = json.loads((tmp_path / "m.skops.card.json").read_text())
+    assert card["raw_columns"] is True and card["pipeline_in_model"] is True, card["raw_columns_reason"]
+    assert {f["name"]: f["kind"] for f in card["features"]} == {
+        "total_bill": "number", "size": "number", "party": "number", "vip": "bool", "regular": "bool",
+        "day": "text"}
+    dtypes = pd.read_csv(raw).dtypes.astype(str).to_dict()
+    assert dtypes["size"] == "int64" and dtypes["vip"] == "bool" and dtypes["regular"] == "object"
+    script = f"""
+import sys, json, warnings, pandas as pd, skops.io as sio
+warnings.simplefilter("error")                   # no "X does not have valid feature names" either
+allowed = {json.dumps(card["skops_trusted"])}
+model = sio.load({str(model)!r}, trusted=allowed)
+out = {{}}
+for name, kw in {READERS!r}.items():
+    X = pd.read_csv({str(raw)!r}, **kw)
+    out[name] = {{"dtypes": sorted(set(X.dtypes.astype(str))), "pred": model.predict(X).tolist()}}
+assert not any(m == 'engine' or m.startswith('engine.') for m in sys.modules)
+print(json.dumps(out))
+"""
+    got = subprocess.run([sys.executable, "-I", "-c", script], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=120)
+    assert got.returncode == 0, got.stderr
+    fresh = json.loads(got.stdout)
+    assert {"Int64", "boolean"} <= set(fresh["nullable"]["dtypes"])
+    p = run_cli("predict", str(model), str(raw))
+    assert p.returncode == 0, p.stderr
+    want = pd.read_csv(io.StringIO(p.stdout))["prediction"].to_numpy()
+    for name, result in fresh.items():
+        np.testing.assert_allclose(result["pred"], want, rtol=1e-12, atol=1e-12, err_msg=name)
+
+
+DERIVED = ["a - b", "2 * a + b - 3", "a / b", "a * b * c", "(a - b) / (c + 1)", "-a + log1p(abs(b))",
+           "a ** 2 - sqrt(abs(c))", "3 - a", "1 / a", "flag * a + flag", "a / 4 - exp(-abs(c))"]
+
+
+@pytest.mark.parametrize("expr", DERIVED)
+def test_compiled_derive_equals_the_engine_derive(expr):
+    rng = np.random.default_rng(5)
+    n = 400
+    frame = pd.DataFrame({"a": rng.normal(3, 2, n), "b": rng.normal(size=n), "c": rng.integers(0, 7, n),
+                          "flag": pd.array(rng.random(n) < 0.5, dtype="boolean")})
+    frame.loc[::11, "a"] = np.nan
+    frame.loc[::13, "flag"] = pd.NA
+    spec = {"steps": [{"kind": "derive", "params": {"name": "d", "expr": expr}},
+                      {"kind": "normalise", "params": {"columns": ["d"], "method": "zscore", "stats": "frozen",
+                                                       "values": {"d": {"mean": 0.5, "std": 2.0}}}}]}
+    kinds = {"a": "number", "b": "number", "c": "number", "flag": "bool"}
+    assert compiled.check(spec, ["d", "b"], kinds) is None
+    ct, raw = compiled.transformer(spec, ["d", "b"], {"d": "numeric", "b": "numeric"}, kinds)
+    assert set(c for c, _ in raw) <= set(kinds)
+    ours = ct.transform(frame)
+    table = pa.Table.from_pandas(frame.astype({"c": "int64"}), preserve_index=False)
+    want = Pipeline.from_dict(spec).apply(table).column("d").to_numpy(zero_copy_only=False)
+    assert list(ours.columns) == ["d", "b"]
+    np.testing.assert_allclose(ours["d"].to_numpy(np.float64), want.astype(np.float64), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("expr, what", [("a // b", "a // b"), ("a > b", "a > b"), ("round(a)", "round(a)"),
+                                        ("min(a, b)", "min(a, b)"), ("a ** 3", "a ** 3"), ("5", "a number on its own")])
+def test_a_derive_that_does_not_compile_says_what_does(expr, what):
+    reason = compiled.check({"steps": [{"kind": "derive", "params": {"name": "d", "expr": expr}}]}, ["d"],
+                            {"a": "number", "b": "number"})
+    assert reason.startswith(f"step 1 (derive) uses {what}, which does not compile") and "+ - * /" in reason

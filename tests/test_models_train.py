@@ -320,3 +320,45 @@ def test_cli_predict_writes_one_line_per_input_row_even_for_bad_rows(tmp_path):
     X.loc[100, "a"] = np.nan
     keep = [i for i in range(200) if i not in (10, 50)]
     assert out.loc[keep, "prediction"].tolist() == m.predict(X.loc[keep]).tolist()
+
+
+# --- issue 14: one-vs-rest AUC, precision-recall and thresholds from the holdout ---------------------------
+
+def test_multiclass_roc_auc_is_one_vs_rest_macro_over_the_classes_the_holdout_holds():
+    from sklearn.datasets import load_wine
+    from engine.models import evaluate
+    X, y = load_wine(return_X_y=True)
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(3), len(y)) * 0.5 + np.eye(3)[y] * 0.5
+    got = evaluate.classification(y, proba.argmax(axis=1), proba, [0, 1, 2])
+    assert got["roc_auc"] == pytest.approx(skm.roc_auc_score(y, proba, multi_class="ovr", average="macro"))
+    assert got["roc_auc_note"] == "one-vs-rest, macro average over the 3 classes"
+    two = y > 0                                     # class 0 absent from these rows: sklearn refuses, we say so
+    got = evaluate.classification(y[two], proba[two].argmax(axis=1), proba[two], [0, 1, 2])
+    want = np.mean([skm.roc_auc_score(y[two] == c, proba[two][:, c]) for c in (1, 2)])
+    assert got["roc_auc"] == pytest.approx(want) and "2 classes of 3 that the holdout rows hold" in got["roc_auc_note"]
+    one = y == 2
+    got = evaluate.classification(y[one], proba[one].argmax(axis=1), proba[one], [0, 1, 2])
+    assert got["roc_auc"] is None and "one class only (2)" in got["roc_auc_note"]
+
+
+def test_binary_holdout_keeps_precision_recall_and_threshold_counts():
+    from sklearn.datasets import load_breast_cancer
+    from engine.models import evaluate
+    X, y = load_breast_cancer(return_X_y=True)
+    score = 1 / (1 + np.exp(-(X[:, 0] - 14) / 2))             # a plausible score from one feature
+    proba = np.column_stack([1 - score, score])
+    h = evaluate.classification(y, (score >= 0.5).astype(int), proba, [0, 1])
+    assert h["pr"]["average_precision"] == pytest.approx(skm.average_precision_score(y, score))
+    assert len(h["pr"]["precision"]) <= evaluate.ROC_POINTS
+    for t in (0.0, 0.2, 0.37, 0.5, 0.81, 1.0):
+        pred = (score >= t).astype(int)
+        got = evaluate.at_threshold(h, t)
+        assert got["threshold"] == t
+        assert got["precision"] == pytest.approx(skm.precision_score(y, pred, zero_division=0))
+        assert got["recall"] == pytest.approx(skm.recall_score(y, pred))
+        assert got["f1"] == pytest.approx(skm.f1_score(y, pred, zero_division=0))
+        assert got["accuracy"] == pytest.approx(skm.accuracy_score(y, pred))
+    multi = evaluate.classification(np.array([0, 1, 2, 1]), np.array([0, 1, 2, 2]), np.eye(3)[[0, 1, 2, 2]], [0, 1, 2])
+    with pytest.raises(UserError, match="exist for two classes"):
+        evaluate.at_threshold(multi, 0.5)

@@ -160,6 +160,20 @@ def roc(fpr: list[float], tpr: list[float], auc: float | None) -> go.Figure:
     return _layout(fig, 320, showlegend=True, legend=dict(x=0.98, y=0.04, xanchor="right", yanchor="bottom"))
 
 
+def pr_curve(recall: list[float], precision: list[float], ap: float | None, at: dict | None) -> go.Figure:
+    """Precision against recall of the positive class; the slider's threshold as a marked point."""
+    fig = go.Figure(go.Scatter(x=recall, y=precision, mode="lines", line=dict(color=PALETTE[0], width=2.5),
+                               name=f"model (AP {ap:.3f})" if ap is not None else "model",
+                               hovertemplate="recall %{x:.2f}<br>precision %{y:.2f}<extra></extra>"))
+    if at is not None:
+        fig.add_trace(go.Scatter(x=[at["recall"]], y=[at["precision"]], mode="markers",
+                                 marker=dict(size=12, color=PALETTE[4], line=dict(color="white", width=2)),
+                                 name=f"threshold {at['threshold']:.2f}", hoverinfo="skip"))
+    fig.update_xaxes(title_text="recall", range=[0, 1.02], tickformat=".0%")
+    fig.update_yaxes(title_text="precision", range=[0, 1.02], tickformat=".0%")
+    return _layout(fig, 320, showlegend=True, legend=dict(x=0.02, y=0.04, xanchor="left", yanchor="bottom"))
+
+
 def fold_scores(scores: list[float], metric: str, baseline: float | None, kind: str) -> go.Figure:
     """Bars per fold; the folds' mean and the baseline as lines named in the legend (no overlapping labels)."""
     x = [f"fold {i}" for i in range(1, len(scores) + 1)]
@@ -180,7 +194,7 @@ def fold_scores(scores: list[float], metric: str, baseline: float | None, kind: 
     fig.update_layout(xaxis2=dict(overlaying="x", range=ends, visible=False),
                       xaxis=dict(title_text="time-ordered folds, oldest first" if kind == "time"
                                  else "stratified folds"))
-    fig.update_yaxes(title_text=metric, **({"range": [0, 1.05]} if metric in ("f1", "accuracy") else {}))
+    fig.update_yaxes(title_text=metric, **({"range": [0, 1.05]} if metric in ("macro F1", "accuracy") else {}))
     return _layout(fig, 320, showlegend=True, legend=dict(orientation="h", x=0, y=1.02, yanchor="bottom"))
 
 
@@ -217,5 +231,5 @@ def live_score(curve: dict, drift_rows: list[int], metric: str, window: int) -> 
                       annotation_text="drift" if i == len(shown) - 1 else None, annotation_position="top")
     fig.update_xaxes(title_text="labelled rows seen since deployment")
     fig.update_yaxes(title_text=f"{metric}, rolling {window:,} rows",
-                     **({"range": [0, 1.02], "tickformat": ".0%"} if metric == "accuracy" else {"rangemode": "tozero"}))
+                     **({"range": [0, 1.02]} if metric == "macro F1" else {}))
     return _layout(fig, 300)

@@ -1,4 +1,5 @@
-"""The table of a stream's trained models for one target, best cross-validation score first."""
+"""The table of a stream's trained models for one target, best holdout score first, with the models whose
+holdout and cross-validation scores disagree flagged."""
 from __future__ import annotations
 
 import streamlit as st
@@ -13,15 +14,25 @@ def leaderboard(engine: Engine, name: str, target: str) -> None:
         st.info(f"No models for {target} yet: train one above, or compare several algorithms at once.",
                 icon=":material/info:")
         return
-    metric = rows[0]["metric"]
-    cv, holdout, baseline = f"CV {metric}", f"holdout {metric}", f"baseline {metric}"
+    label = rows[0]["metric_label"]
     st.dataframe([{"model": r["name"], "algorithm": fmt.algorithm(r["algorithm"]),
-                   "hyperparameters": fmt.params(r["params"]),
-                   cv: r["cv_mean"], "± std": r["cv_std"], holdout: r["holdout"],
-                   baseline: r["baseline"], "rows": r["rows"],
-                   "trained (UTC)": (r["created"] or "").replace("T", " ").rstrip("Z")} for r in rows],
+                   "holdout": r["holdout"], "CV": r["cv_mean"], "± std": r["cv_std"], "baseline": r["baseline"],
+                   "check": "⚠ gap" if r["warning"] else "", "rows": r["rows"],
+                   "trained (UTC)": (r["created"] or "").replace("T", " ").rstrip("Z")[:16],
+                   "hyperparameters": fmt.params(r["params"])} for r in rows],
                  hide_index=True, width="stretch",
-                 column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("± std", holdout, baseline)}
-                 | {cv: st.column_config.ProgressColumn(cv, min_value=0.0, max_value=1.0, format="%.3f")}
-                 | {"rows": st.column_config.NumberColumn(format="localized")})
-    st.caption(f"Best cross-validation {metric} first; every model was scored on its own newest rows.")
+                 column_config={c: st.column_config.NumberColumn(format="%.3f", width="small")
+                                for c in ("CV", "± std", "baseline")}
+                 | {"holdout": st.column_config.NumberColumn(
+                     format="%.3f", width="small", help=f"{label} on the newest rows, which no fold saw: the ranking")}
+                 | {"check": st.column_config.TextColumn(width="small",
+                                                         help="Holdout and cross-validation more than 0.15 apart")}
+                 | {"rows": st.column_config.NumberColumn(format="localized", width="small"),
+                    "trained (UTC)": st.column_config.TextColumn(width="medium"),
+                    "hyperparameters": st.column_config.TextColumn(width="large")})
+    st.caption(f"Scores are {label}. Best holdout first: the holdout is the newest rows, scored once; "
+               f"cross-validation (CV) folds are older rows.")
+    for r in rows:
+        if r["warning"]:
+            st.warning(f"**{r['name']}** ({r['model']}): {label} {fmt.score(r['holdout'])} on the holdout, "
+                       f"{fmt.score(r['cv_mean'])} in cross-validation; {r['warning']}.", icon=":material/warning:")

@@ -31,9 +31,11 @@ def training_form(snap: Snapshot) -> tuple[ModelSpec | None, dict]:
     params = hyperparameters(algorithm)
     slice_ = training_slice()
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
-    cv_label = c1.radio("Cross-validation", list(CV_KINDS), key="m_cv_kind", horizontal=True,
-                        help="Time-series split trains on older rows and scores the rows right after them; "
-                             "stratified k-fold shuffles time away (only for classification).")
+    kinds = list(CV_KINDS) if task == "classification" else ["Time-series split"]      # what fits the target
+    cv_label = c1.radio("Cross-validation", kinds, key=f"m_cv_kind_{task}", horizontal=True,
+                        help="Time-series split trains on older rows and scores the rows right after them"
+                             + ("; stratified k-fold keeps each class's share in every fold but shuffles time "
+                                "away (future rows train the model)" if task == "classification" else "") + ".")
     folds = int(c2.number_input("Folds", 2, 10, 5, key="m_folds"))
     holdout = c3.slider("Holdout (newest rows)", 0.1, 0.5, 0.2, 0.05, key="m_holdout", format="%.2f",
                         help="The newest share of the rows, scored once by the final model.")

@@ -1,22 +1,27 @@
 """One stored model's evaluation on the Models page: the model picker, what the model was trained on,
-score cards against the baseline, confusion matrix / ROC or residuals, folds, and the search table."""
+score cards against the baseline (the task's headline first), confusion matrix / ROC or residuals,
+precision-recall at a chosen threshold (two classes), folds, and the search table."""
 from __future__ import annotations
 
 import streamlit as st
 
 from engine import Engine
+from engine.models import HEADLINE
 from ui import charts
 from ui import format as fmt
 
-CLASS_METRICS = [("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"),
+CLASS_METRICS = [("f1", "Macro F1"), ("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"),
                  ("roc_auc", "ROC AUC")]
-REG_METRICS = [("mae", "MAE"), ("rmse", "RMSE"), ("r2", "R²")]
+REG_METRICS = [("r2", "R²"), ("mae", "MAE"), ("rmse", "RMSE")]
+HELP = {"f1": "The headline: F1 of each class, averaged with every class counting the same (macro). ",
+        "precision": "Macro average over the classes. ", "recall": "Macro average over the classes. ",
+        "r2": "The headline: the share of the target's variance the model explains. "}
 PLAIN = {"displayModeBar": False}
 
 
 def pick_model(engine: Engine, name: str) -> str | None:
     """The model this session looks at among those offered on stream `name`; None when there is none."""
-    cards = engine.models.listed(name)
+    cards = engine.models.listed(name, archived=st.session_state.get("m_show_archived", False))
     if not cards:
         st.info("No trained models for this stream yet: choose a target and features, then Train. "
                 "The results appear here.", icon=":material/info:")
@@ -27,6 +32,10 @@ def pick_model(engine: Engine, name: str) -> str | None:
         st.session_state["m_model"] = st.session_state.pop("m_selected")
     c1, _ = st.columns([1, 1])
     return c1.selectbox("Model", ids, format_func=labels.get, key="m_model")
+
+
+def archived_toggle() -> bool:
+    return st.toggle("Show archived models", key="m_show_archived")
 
 
 def label(card: dict) -> str:
@@ -68,13 +77,40 @@ def results(engine: Engine, model_id: str) -> None:
             st.markdown("**Residuals** · holdout rows")
             st.plotly_chart(charts.residuals(h["residuals"]["predicted"], h["residuals"]["residual"],
                                              spec["target"]), key="m_chart_residuals", config=PLAIN)
+    label = metric_label(cv["metric"])
     with (c3 if report["task"] == "classification" else c2):
-        st.markdown(f"**Cross-validation** · {fmt.plain(cv['metric'])} per fold, {fmt.score(cv['mean'])} ± "
+        st.markdown(f"**Cross-validation** · {label} per fold, {fmt.score(cv['mean'])} ± "
                     f"{fmt.score(cv['std'])}")
-        st.plotly_chart(charts.fold_scores(cv["scores"], cv["metric"], report["baseline"].get(cv["metric"]),
+        st.plotly_chart(charts.fold_scores(cv["scores"], label, report["baseline"].get(cv["metric"]),
                                            cv["kind"]), key="m_chart_folds", config=PLAIN)
+    if h.get("pr"):
+        threshold_view(engine, model_id, h)
     if report.get("search"):
         search_table(report["search"])
+
+
+def metric_label(key: str) -> str:
+    return dict(HEADLINE.values()).get(key, key)
+
+
+def threshold_view(engine: Engine, model_id: str, h: dict) -> None:
+    """Precision-recall curve of the positive class and the scores at a threshold the analyst picks."""
+    c1, c2 = st.columns([2, 3], gap="medium")
+    with c2:
+        st.markdown(f"**Threshold** · predict {h['classes'][1]!r} when its probability is at least")
+        t = st.slider("Threshold", 0.0, 1.0, 0.5, 0.01, key=f"m_threshold_{model_id}", label_visibility="collapsed")
+        at = engine.models.at_threshold(model_id, t)
+        boxes = [box for row in (st.columns(2), st.columns(2)) for box in row]
+        for box, key in zip(boxes, ("precision", "recall", "f1", "accuracy")):
+            box.metric(f"{key.capitalize() if key != 'f1' else 'F1'} at {at['threshold']:.2f}", fmt.score(at[key]),
+                       help=f"Of the positive class {at['positive']!r}, on the holdout rows." if key != "accuracy"
+                       else "Share of holdout rows right at this threshold.")
+        st.caption(f"{at['predicted_positive']:,} of {at['tp'] + at['fp'] + at['fn'] + at['tn']:,} holdout rows "
+                   f"predicted {at['positive']!r}: {at['tp']:,} right, {at['fp']:,} wrong; {at['fn']:,} missed.")
+    with c1:
+        st.markdown(f"**Precision–recall** · positive class {h['classes'][1]!r}")
+        st.plotly_chart(charts.pr_curve(h["pr"]["recall"], h["pr"]["precision"], h["pr"]["average_precision"], at),
+                        key="m_chart_pr", config=PLAIN)
 
 
 def summary(card: dict) -> str:
@@ -86,11 +122,13 @@ def summary(card: dict) -> str:
              else "all stored rows")
     of = f" of {training['rows']:,}" if training.get("rows") else ""
     imported = f" · imported from {fmt.plain(training['imported'])}" if "imported" in training else ""
+    note = f"  \n_{fmt.plain(card['note'])}_" if card.get("note") else ""
     return (f"**{fmt.plain(card['name'])}** · {fmt.plain(fmt.algorithm(spec['algorithm']))} "
             f"({fmt.plain(fmt.params(report.get('params')))}) → "
             f"**{fmt.plain(spec['target'])}** · trained on {report['rows']['train']:,}{of} rows ({where}), scored on "
             f"the newest {report['rows']['holdout']:,}{imported} · "
-            f"{fmt.plain(', '.join(f['name'] for f in card['features']))}")
+            f"{fmt.plain(', '.join(f['name'] for f in card['features']))}"
+            + (" · archived" if card.get("archived") else "") + note)
 
 
 def imported_summary(card: dict) -> None:
@@ -111,16 +149,25 @@ def metric_cards(report: dict) -> None:
     h, b = report["holdout"], report["baseline"]
     keys = CLASS_METRICS if report["task"] == "classification" else REG_METRICS
     lower_better = {"mae", "rmse"}
+    st.caption(f"On the {report['rows']['holdout']:,} newest rows (holdout); the arrows compare with the baseline, "
+               + (f"which always predicts {b.get('predicts')!r}." if "predicts" in b
+                  else "which always predicts the training mean."))
     for box, (key, name) in zip(st.columns(len(keys)), keys):
         value, base = h.get(key), b.get(key)
         delta = None if value is None or base is None else value - base
+        note = h.get("roc_auc_note") if key == "roc_auc" else None
         with box.container(border=True):
             st.metric(name, fmt.score(value),
-                      delta=None if delta is None else f"{delta:+.3f} vs baseline",
+                      delta=None if delta is None else f"{delta:+.3f}",
                       delta_color="inverse" if key in lower_better else "normal",
-                      help=f"On the {report['rows']['holdout']:,} newest rows (holdout). Baseline "
-                           + (f"(always predicts {b.get('predicts')!r}): " if "predicts" in b else
-                              "(always predicts the training mean): ") + fmt.score(base))
+                      help=HELP.get(key, "") + (f"ROC AUC: {note}. " if note else "")
+                      + f"On the {report['rows']['holdout']:,} newest rows (holdout). Baseline "
+                      + (f"(always predicts {b.get('predicts')!r}): " if "predicts" in b else
+                         "(always predicts the training mean): ") + fmt.score(base))
+    if report["task"] == "classification" and h.get("roc_auc") is None and h.get("roc_auc_note"):
+        st.caption(f"ROC AUC is undefined here: {h['roc_auc_note']}.")
+    elif h.get("roc_auc_note"):
+        st.caption(f"ROC AUC: {h['roc_auc_note']}.")
 
 
 def search_table(s: dict) -> None:

@@ -14,6 +14,7 @@ _EXPORTS = {
     "model_columns": (".data", "model_columns"),
     "split_features": (".data", "split_features"),
     "GRIDS": (".selection", "GRIDS"),
+    "HEADLINE": (".evaluate", "HEADLINE"),
     "JOBLIB_WARNING": (".export", "JOBLIB_WARNING"),
     "SUFFIX": (".export", "SUFFIX"),
     "export_bytes": (".export", "export_bytes"),

@@ -68,6 +68,7 @@ def cmd_train(args) -> int:
     from .spec import ModelSpec
     from .train import headline, train
     table, quarantined = read_csv(args.file)
+    source_kinds = column_kinds(table)
     # statistics the spec freezes come from the training rows and go into the card, so predict
     # runs the same transformation on new raw rows
     pipeline, _ = read_pipeline(args.pipeline).fit(table.schema, table)
@@ -95,7 +96,7 @@ def cmd_train(args) -> int:
         from .export import export
         card = make_card(result.model, spec, result.report, column_kinds(table),
                          {"source": os.path.abspath(args.file), "rows": len(rows.y)},
-                         json.loads(pipeline.to_json()))
+                         json.loads(pipeline.to_json()), source_kinds=source_kinds)
         written = export(result.model, card, args.out)
         out["model"] = {"path": os.path.abspath(args.out), "format": written["format"], "sha256": written["sha256"],
                         "raw_columns": written["raw_columns"]}

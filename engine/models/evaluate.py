@@ -11,7 +11,14 @@ from sklearn.model_selection import StratifiedKFold, TimeSeriesSplit
 
 from ..errors import UserError
 
-ROC_POINTS = 200          # ROC curves are thinned to about this many points
+# the one score per task that ranks models and heads every table and card: macro F1 (every class counts the
+# same), R² (share of the target's variance explained)
+HEADLINE = {"classification": ("f1", "macro F1"), "regression": ("r2", "R²")}
+ROC_POINTS = 200          # ROC and precision-recall curves are thinned to about this many points
+
+
+def metric_label(key: str) -> str:
+    return dict(HEADLINE.values()).get(key, key)
 
 
 def _num(x) -> float | None:
@@ -40,17 +47,75 @@ def classification(y_true, y_pred, proba=None, classes=None) -> dict:
                                          "support": int(s[i])} for i, c in enumerate(classes)}
     out["classes"] = [_label(c) for c in classes]
     out["confusion"] = skm.confusion_matrix(y_true, y_pred, labels=classes).tolist()
-    out["roc_auc"], out["roc"] = None, None
-    present = np.unique(y_true)
-    if proba is not None and len(present) >= 2 and set(present) <= set(classes.tolist()):
-        if len(classes) == 2:
-            out["roc_auc"] = skm.roc_auc_score(y_true == classes[1], proba[:, 1])
-            fpr, tpr, _ = skm.roc_curve(y_true == classes[1], proba[:, 1])
-            keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), ROC_POINTS)).astype(int))
-            out["roc"] = {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()}
-        elif len(present) == len(classes):
-            out["roc_auc"] = skm.roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=classes)
+    out.update(scores_of(y_true, proba, classes))
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
+
+
+def scores_of(y_true, proba, classes) -> dict:
+    """ROC AUC (binary; one-vs-rest macro for more classes), the ROC and precision-recall curves and the
+    counts behind precision/recall/F1 at each threshold (binary), from the predicted probabilities."""
+    out = {"roc_auc": None, "roc": None, "roc_auc_note": None}
+    present = np.unique(y_true)
+    if proba is None:
+        out["roc_auc_note"] = "the model gives no probabilities"
+        return out
+    if len(present) < 2:
+        out["roc_auc_note"] = f"the holdout rows hold one class only ({_label(present[0])!r}); ROC AUC needs two"
+        return out
+    if len(classes) == 2:
+        positive = y_true == classes[1]
+        out["roc_auc"] = skm.roc_auc_score(positive, proba[:, 1])
+        fpr, tpr, _ = skm.roc_curve(positive, proba[:, 1])
+        keep = _thin(len(fpr))
+        out["roc"] = {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()}
+        precision, recall, _ = skm.precision_recall_curve(positive, proba[:, 1])
+        keep = _thin(len(precision))
+        out["pr"] = {"precision": precision[keep].tolist(), "recall": recall[keep].tolist(),
+                     "average_precision": float(skm.average_precision_score(positive, proba[:, 1]))}
+        out["thresholds"] = threshold_counts(positive, proba[:, 1])
+        return out
+    # one-vs-rest per class, averaged over the classes the holdout holds (a class absent from it has no ROC)
+    seen = [i for i, c in enumerate(classes) if 0 < np.sum(y_true == c) < len(y_true)]
+    if not seen:
+        out["roc_auc_note"] = "no class the model knows is in the holdout rows beside another"
+        return out
+    out["roc_auc"] = float(np.mean([skm.roc_auc_score(y_true == classes[i], proba[:, i]) for i in seen]))
+    out["roc_auc_note"] = (f"one-vs-rest, macro average over the {len(seen)} class{'es' * (len(seen) > 1)}" +
+                           (f" of {len(classes)} that the holdout rows hold" if len(seen) < len(classes) else ""))
+    return out
+
+
+THRESHOLDS = np.round(np.linspace(0.0, 1.0, 101), 2)     # the threshold slider's steps
+
+
+def threshold_counts(positive: np.ndarray, score: np.ndarray) -> dict:
+    """True/false positives and negatives when "score >= t" predicts the positive class, for each t in THRESHOLDS."""
+    pos, neg = np.sort(score[positive]), np.sort(score[~positive])
+    tp = len(pos) - np.searchsorted(pos, THRESHOLDS, side="left")
+    fp = len(neg) - np.searchsorted(neg, THRESHOLDS, side="left")
+    return {"t": THRESHOLDS.tolist(), "tp": tp.tolist(), "fp": fp.tolist(), "fn": (len(pos) - tp).tolist(),
+            "tn": (len(neg) - fp).tolist()}
+
+
+def at_threshold(holdout: dict, t: float) -> dict:
+    """Precision, recall, F1 and accuracy of the positive class at threshold t (a step of THRESHOLDS), from a
+    binary holdout's stored counts."""
+    c = holdout.get("thresholds")
+    if not c:
+        raise UserError("this model's evaluation has no threshold counts: they exist for two classes; "
+                        "train it again to get them")
+    k = int(np.argmin(np.abs(np.asarray(c["t"]) - t)))
+    tp, fp, fn, tn = c["tp"][k], c["fp"][k], c["fn"][k], c["tn"][k]
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {"threshold": c["t"][k], "precision": precision, "recall": recall,
+            "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+            "accuracy": (tp + tn) / (tp + fp + fn + tn), "predicted_positive": tp + fp,
+            "tp": tp, "fp": fp, "fn": fn, "tn": tn, "positive": holdout["classes"][1]}
+
+
+def _thin(n: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n - 1, min(n, ROC_POINTS)).astype(int))
 
 
 def regression(y_true, y_pred) -> dict:

@@ -51,6 +51,8 @@ def export_bytes(model, card: dict, fmt: str, file_name: str) -> tuple[bytes, di
     model, card = raw_model(model, card)
     data = to_bytes(model, card, fmt)
     out = {**card, "format": fmt, "sha256": sha256(data), "file": file_name}
+    if fmt == "skops":      # what `skops.io.load(file, trusted=...)` needs beyond skops' defaults
+        out["skops_trusted"] = sorted(sio_untrusted(data))
     if fmt == "joblib":
         out["unsafe_to_load"] = True
         out["warning"] = JOBLIB_WARNING
@@ -59,6 +61,11 @@ def export_bytes(model, card: dict, fmt: str, file_name: str) -> tuple[bytes, di
     if card.get("raw_columns") is False:
         out["warning"] = " ".join(filter(None, [out.get("warning"), raw_warning(card)]))
     return data, json_safe(out)
+
+
+def sio_untrusted(data: bytes) -> list[str]:
+    import skops.io as sio
+    return sio.get_untrusted_types(data=data)
 
 
 def raw_warning(card: dict) -> str:

@@ -62,11 +62,16 @@ def json_safe(value):
 
 
 def make_card(model, spec, report: dict, kinds: dict, training: dict, pipeline: dict | None,
-              name: str | None = None) -> dict:
-    """Everything needed to trust, reuse and explain a model; the artefact's hash is added on save."""
-    from .compiled import check
+              name: str | None = None, source_kinds: dict | None = None) -> dict:
+    """Everything needed to trust, reuse and explain a model; the artefact's hash is added on save.
+
+    kinds: of the columns after the pipeline; source_kinds: of the raw columns before it.
+    """
+    from .compiled import check, raw_kinds
     classes = getattr(model, "classes_", None)
-    reason = check(pipeline, spec.features)
+    before = {**kinds, **(source_kinds or {})}
+    reason = check(pipeline, spec.features, before)
+    roles = {**{c: "numeric" for c in spec.numeric}, **{c: "categorical" for c in spec.categorical}}
     return json_safe({
         "name": name or spec.algorithm,
         "spec": spec.to_dict(),
@@ -79,6 +84,7 @@ def make_card(model, spec, report: dict, kinds: dict, training: dict, pipeline: 
         # whether an exported model takes the raw columns (every step compiles to scikit-learn)
         "raw_columns": reason is None,
         "raw_columns_reason": reason,
+        "raw_kinds": raw_kinds(pipeline, spec.features, roles, before) if reason is None else {},
         "libraries": libraries(),
     })
 
@@ -158,6 +164,25 @@ class Registry:
             raise UserError(f"no model {model_id!r}; models: {known}")
         with open(path) as f:
             return json.load(f)
+
+    EDITABLE = ("name", "note", "archived")
+
+    def update(self, model_id: str, **changes) -> dict:
+        """Change what describes a model (its name, a note, archived or not); the model file stays as it is."""
+        unknown = set(changes) - set(self.EDITABLE)
+        if unknown:
+            raise UserError(f"a model's {', '.join(sorted(unknown))} cannot be changed; only {', '.join(self.EDITABLE)}")
+        if "name" in changes:
+            changes["name"] = str(changes["name"] or "").strip()
+            if not changes["name"]:
+                raise UserError("a model needs a name; type one")
+            if len(changes["name"]) > 100:
+                raise UserError("a model's name is at most 100 characters")
+        if "note" in changes and len(str(changes["note"] or "")) > 2000:
+            raise UserError("a note is at most 2,000 characters")
+        card = {**self.card(model_id), **changes}
+        write_atomic(os.path.join(self._dir(model_id), CARD_FILE), json.dumps(card, indent=1).encode())
+        return card
 
     def artefact(self, model_id: str) -> bytes:
         card = self.card(model_id)

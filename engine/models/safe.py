@@ -25,6 +25,8 @@ from ..errors import UserError
 # Types our pipelines contain beyond skops' own defaults (see spec.ALGORITHMS).
 ALLOWED = (
     "numpy.dtype",
+    "numpy.dot",                # a derived column's weighted sum (compiled.py)
+    "numpy.cumprod",            # a derived column's product (compiled.py)
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",

@@ -146,7 +146,7 @@ def search(rows: Rows, spec: ModelSpec, method: str = "halving", n_iter: int = 8
 # --- comparison ---------------------------------------------------------------------------
 
 def compare(rows: Rows, specs: list[ModelSpec], progress=None) -> list[Trained]:
-    """Train each spec on the same rows, folds and holdout; best cross-validation score first."""
+    """Train each spec on the same rows, folds and holdout; best holdout score first."""
     if not specs:
         raise UserError("nothing to compare; pick at least one model")
     if len({(s.target, s.task, s.cv, s.cv_kind, s.holdout) for s in specs}) > 1:
@@ -157,17 +157,44 @@ def compare(rows: Rows, specs: list[ModelSpec], progress=None) -> list[Trained]:
             if progress:
                 progress(i * (s.cv + 1) + k, len(specs) * (s.cv + 1), f"model {i + 1} of {len(specs)}: {msg}")
         out.append(train(rows, s, step))
-    out.sort(key=lambda t: -np.nan_to_num(t.report["cv"]["mean"], nan=-np.inf))
+    main = evaluate.HEADLINE[specs[0].task][0]
+    out.sort(key=lambda t: _descending(t.report["holdout"].get(main), t.report["cv"]["mean"]))
     return out
 
 
+GAP = 0.15      # holdout and cross-validation scores further apart than this are flagged
+
+
 def comparison_table(reports: list[dict]) -> list[dict]:
-    """One row per model: its cross-validation mean/std, holdout score and baseline, best first."""
+    """One row per model: its holdout (newest rows) score, cross-validation mean/std and baseline in the
+    task's headline metric, and a warning when holdout and cross-validation disagree; best holdout first."""
     rows = []
     for r in reports:
         main = r["cv"]["metric"]
+        holdout, cv = r["holdout"].get(main), r["cv"]["mean"]
         rows.append({"model": r.get("model_id"), "algorithm": r["algorithm"], "params": r.get("params", {}),
-                     "metric": main, "cv_mean": r["cv"]["mean"], "cv_std": r["cv"]["std"],
-                     "holdout": r["holdout"].get(main), "baseline": r["baseline"].get(main)})
-    return sorted(rows, key=lambda x: -np.nan_to_num(x["cv_mean"] if x["cv_mean"] is not None else np.nan,
-                                                     nan=-np.inf))
+                     "metric": main, "metric_label": evaluate.metric_label(main),
+                     "cv_mean": cv, "cv_std": r["cv"]["std"], "cv_kind": r["cv"].get("kind"),
+                     "holdout": holdout, "baseline": r["baseline"].get(main),
+                     "gap": None if holdout is None or cv is None else holdout - cv,
+                     "warning": gap_warning(holdout, cv, r["cv"].get("kind"))})
+    return sorted(rows, key=lambda x: _descending(x["holdout"], x["cv_mean"]))
+
+
+def gap_warning(holdout: float | None, cv: float | None, kind: str | None = None) -> str | None:
+    """A short reason when the holdout and cross-validation scores are further apart than GAP, else None.
+
+    Not scaled by the folds' spread: folds that disagree that much (data sorted by class, say) are
+    themselves a reason to look."""
+    if holdout is None or cv is None or not np.isfinite(holdout - cv) or abs(holdout - cv) <= GAP:
+        return None
+    if holdout < cv:
+        return ("holdout much worse than cross-validation: likely leakage in the folds"
+                + (" (stratified folds mix future rows into training)" if kind == "stratified" else "")
+                + " or overfitting, or the newest rows differ from the older ones")
+    return "holdout much better than cross-validation: the newest rows may be easier or few; trust neither alone"
+
+
+def _descending(first, second) -> tuple:
+    return (-np.nan_to_num(first if first is not None else np.nan, nan=-np.inf),
+            -np.nan_to_num(second if second is not None else np.nan, nan=-np.inf))

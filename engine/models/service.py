@@ -68,9 +68,11 @@ class Models:
                     "missing_target": rows.missing_target, "rid_range": rows.rid_range,
                     "time_range": rows.time_range}
 
+        source_kinds = column_kinds(s.schema.arrow().empty_table()) if s.schema is not None else None
+
         def save(trained):
             spec = spec_of(trained)
-            card = make_card(trained.model, spec, trained.report, kinds, training, pipeline, name)
+            card = make_card(trained.model, spec, trained.report, kinds, training, pipeline, name, source_kinds)
             return self.registry.save(trained.model, card)
         return save
 
@@ -107,22 +109,95 @@ class Models:
         return self.jobs.submit("compare", {"rows": rows, "specs": [s.to_dict() for s in specs]},
                                 f"compare {len(specs)} models", save_all)
 
-    def listed(self, stream: str) -> list[dict]:
-        """Cards of the models to offer on a stream, newest first: those trained on it, and every imported
-        one (an import belongs to no stream here; deploying it checks its features against the stream)."""
-        return [c for c in self.registry.list() if (c.get("training") or {}).get("stream") == stream
-                or "imported" in (c.get("training") or {})]
+    def listed(self, stream: str, archived: bool = False) -> list[dict]:
+        """Cards of the models to offer on a stream, newest first: those trained on it, and the imported ones
+        whose features the stream has (with their kinds); archived ones only when asked."""
+        kinds = self._kinds_or_none(stream)
+        out = []
+        for c in self.registry.list():
+            if bool(c.get("archived")) != archived:
+                continue
+            training = c.get("training") or {}
+            if training.get("stream") == stream and "imported" not in training:
+                out.append(c)
+            elif "imported" in training and kinds is not None and _misfit(c, kinds) is None:
+                out.append(c)
+        return out
+
+    def misfit(self, stream: str, model_id: str) -> str | None:
+        """Why the model cannot run on the stream's current columns (a feature missing or of another kind), or None."""
+        return _misfit(self.registry.card(model_id), self._kinds(stream))
+
+    def describe(self, model_id: str, name: str | None = None, note: str | None = None) -> dict:
+        """Rename a model and/or set its note."""
+        changes = {k: v for k, v in (("name", name), ("note", note)) if v is not None}
+        return self.registry.update(model_id, **changes)
+
+    def archive(self, model_id: str, archived: bool = True) -> dict:
+        """Hide a model from the lists and the leaderboard (or bring it back); it stays stored and exportable."""
+        return self.registry.update(model_id, archived=bool(archived))
+
+    def delete(self, model_id: str) -> None:
+        """Remove a stored model for good; a model deployed on a stream must be undeployed first."""
+        for name in self.engine.names():
+            d = self.engine._get(name).deployment
+            if d is not None and d.model_id == model_id:
+                raise UserError(f"{model_id} is deployed on {name}; undeploy it first")
+        self.registry.delete(model_id)
 
     def leaderboard(self, stream: str | None = None, target: str | None = None) -> list[dict]:
-        """Stored models (of a stream, for a target) as comparison rows, best cross-validation score first."""
+        """Stored models (of a stream, for a target; not archived) as comparison rows, best holdout score first."""
         from .selection import comparison_table
         cards = [c for c in self.registry.list() if c.get("metrics") and c["metrics"].get("cv")
+                 and not c.get("archived")
                  and (stream is None or (c.get("training") or {}).get("stream") == stream)
                  and (target is None or (c.get("spec") or {}).get("target") == target)]
         named = {c["id"]: c for c in cards}
         rows = comparison_table([{**c["metrics"], "model_id": c["id"]} for c in cards])
-        return [{**r, "name": named[r["model"]].get("name"), "created": named[r["model"]].get("created"),
+        return [{**r, "name": named[r["model"]].get("name"), "note": named[r["model"]].get("note"),
+                 "created": named[r["model"]].get("created"),
                  "rows": (named[r["model"]].get("training") or {}).get("rows")} for r in rows]
+
+    def at_threshold(self, model_id: str, threshold: float) -> dict:
+        """Precision, recall and F1 of a binary model's holdout rows when probability >= threshold means positive."""
+        from .evaluate import at_threshold
+        report = self.registry.card(model_id).get("metrics") or {}
+        return at_threshold(report.get("holdout") or {}, threshold)
+
+    def predictions(self, stream: str, last: int | None = 200, target: str | None = None) -> pa.Table:
+        """The newest `last` stored rows (all when None) after the pipeline, each with the prediction stored
+        for it (empty where none was made), the model that made it and, for a classifier, the probability of
+        the predicted class. With `target`, `correct` (classes) or `error` (values) compares the prediction
+        with the row's true label, empty until that label arrived."""
+        s = self.engine._get(stream)
+        rows = self.history(stream, {"last": last} if last else None)
+        preds = self.engine.store.predictions(s.id, last=last)
+        if preds.num_rows:
+            preds = preds.filter(pc.greater_equal(preds.column("_rid"), pc.min(rows.column("_rid"))))
+        proba = preds.column("proba").combine_chunks() if preds.num_rows else pa.array([], pa.list_(pa.float64()))
+        best = np.full(preds.num_rows, np.nan)
+        np.fmax.at(best, pc.list_parent_indices(proba).to_numpy(zero_copy_only=False),
+                   pc.list_flatten(proba).to_numpy(zero_copy_only=False))
+        values = preds.num_rows and pc.all(pc.is_null(preds.column("prediction"))).as_py()
+        made = pa.table({"_rid": preds.column("_rid") if preds.num_rows else pa.array([], pa.int64()),
+                         "prediction": preds.column("value") if values else
+                         (preds.column("prediction") if preds.num_rows else pa.array([], pa.string())),
+                         "probability": pa.array(best, pa.float64(), from_pandas=True),
+                         "model": preds.column("model") if preds.num_rows else pa.array([], pa.string())})
+        out = rows.join(made, "_rid", join_type="left outer", right_suffix=" (model)")
+        out = out.take(pc.sort_indices(out, [("_rid", "ascending")]))
+        if target is not None and target in rows.column_names:
+            predicted, actual = out.column("prediction"), out.column(target)
+            if pa.types.is_floating(predicted.type):
+                out = out.append_column("error", pc.subtract(predicted, pc.cast(actual, pa.float64())))
+            else:
+                from .data import target_values      # labels as the deployment stores them (deploy.rows)
+                valid = pc.is_valid(actual).to_numpy(zero_copy_only=False)
+                labels = np.full(len(valid), None, object)
+                labels[valid] = pc.cast(pa.array(target_values(actual.filter(pa.array(valid)), "classification")),
+                                        pa.string()).to_numpy(zero_copy_only=False)
+                out = out.append_column("correct", pc.equal(predicted, pa.array(labels, pa.string())))
+        return out
 
     def rank(self, stream: str, target: str, features: list[str], task: str, method: str = "mutual_info",
              slice: dict | None = None) -> list[dict]:
@@ -206,6 +281,12 @@ class Models:
         d.check(kinds)
         return d
 
+    def _kinds_or_none(self, stream: str) -> dict[str, str] | None:
+        try:
+            return self._kinds(stream)
+        except UserError:
+            return None
+
     def _kinds(self, stream: str) -> dict[str, str]:
         s = self.engine._get(stream)
         snap = s.snapshot
@@ -226,6 +307,14 @@ class Models:
             raise UserError(f"the stored rows have {len(classes)} class(es) of {target!r}; an online classifier "
                             f"needs the classes up front: pass them")
         return classes
+
+
+def _misfit(card: dict, kinds: dict[str, str]) -> str | None:
+    try:
+        Deployment(card.get("id") or "model", card).check(kinds)
+    except UserError as e:
+        return str(e)
+    return None
 
 
 def _seconds(value) -> float:

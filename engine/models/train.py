@@ -72,7 +72,7 @@ def fold_scores(spec: ModelSpec, X, y, progress: Progress | None = None, offset:
     progress = _quiet(progress)
     splits = evaluate.folds(len(y), spec.cv, spec.cv_kind, y)
     total = total or len(splits)
-    main = "f1" if spec.task == "classification" else "r2"
+    main = evaluate.HEADLINE[spec.task][0]
     second = "accuracy" if spec.task == "classification" else "rmse"
 
     # a partial of a module-level function: a cluster Mapper ships its arguments (the data) once

@@ -352,13 +352,13 @@ class DuckStore:
             except duckdb.CatalogException:
                 return pa.table({})
 
-    def predictions(self, stream_id: int, last: int = 1000) -> pa.Table:
-        """The newest stored predictions of a deployed model, joined to nothing (keyed by _rid)."""
-        sql = (f"SELECT * FROM (SELECT * FROM predictions_{int(stream_id)} ORDER BY _rid DESC LIMIT ?) "
-               f"ORDER BY _rid")
+    def predictions(self, stream_id: int, last: int | None = 1000) -> pa.Table:
+        """The newest stored predictions (all when `last` is None) of deployed models, keyed by _rid."""
+        sql = (f"SELECT * FROM (SELECT * FROM predictions_{int(stream_id)} ORDER BY _rid DESC"
+               f"{' LIMIT ?' if last is not None else ''}) ORDER BY _rid")
         with self.read() as cur:
             try:
-                return cur.sql(sql, params=[int(last)]).to_arrow_table()
+                return cur.sql(sql, params=[int(last)] if last is not None else []).to_arrow_table()
             except duckdb.CatalogException:
                 return pa.table({})
 
