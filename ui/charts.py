@@ -27,6 +27,14 @@ def times(epoch_seconds) -> pd.DatetimeIndex:
     return pd.to_datetime(np.asarray(epoch_seconds, dtype=np.float64), unit="s")
 
 
+def _bucket_range(x: pd.DatetimeIndex, width: int) -> dict:
+    """An x range a bucket wide around a lone bucket: plotly would zoom to the millisecond."""
+    if len(x) != 1:
+        return {}
+    pad = pd.Timedelta(seconds=max(int(width), 1))
+    return {"range": [x[0] - pad / 2, x[0] + pad * 1.5]}
+
+
 def _hover_time(width: int) -> str:
     """Dates for buckets of a day or more, the time of day as well below."""
     return "%{x|%Y-%m-%d}" if width >= 86_400 else "%{x|%Y-%m-%d %H:%M:%S}"
@@ -64,6 +72,7 @@ def bucket_bands(series: dict, columns: list[str], all_columns: list[str], band:
                                  hovertemplate=f"{_hover_time(width)}<br>mean %{{y:.4g}}<br>{band} "
                                                "%{customdata[0]:.4g} … %{customdata[1]:.4g}"
                                                "<br>rows %{customdata[2]:,}<extra></extra>"), row=r, col=1)
+    fig.update_xaxes(**_bucket_range(x, width))
     fig.update_xaxes(title_text="bucket start (UTC)", row=len(columns), col=1)
     return _layout(fig, 40 + 190 * len(columns), hovermode="x unified")
 
@@ -126,7 +135,7 @@ def correlation_line(series: dict, a: str, b: str, width: int) -> go.Figure:
                                              "<extra></extra>"))
     fig.add_hline(y=0, line=dict(color="#8c959f", width=1, dash="dot"))
     fig.update_yaxes(title_text=f"r({a}, {b})", range=[-1.05, 1.05])
-    fig.update_xaxes(title_text=f"bucket start (UTC), {bucket_label(width)} buckets")
+    fig.update_xaxes(title_text=f"bucket start (UTC), {bucket_label(width)} buckets", **_bucket_range(x, width))
     return _layout(fig, 300)
 
 

@@ -1,0 +1,26 @@
+"""Charts an analyst reads: a lone bucket gets an axis a bucket wide, not plotly's millisecond zoom."""
+import numpy as np
+import pandas as pd
+
+from ui import charts
+
+
+def one_bucket(start: float) -> dict:
+    one = np.array([[1.0]])
+    return {"start": np.array([start]), "mean": one, "min": one / 2, "max": one * 2, "std": one / 10,
+            "count": np.array([[3]]), "r": np.array([0.5]), "n": np.array([3])}
+
+
+def test_a_single_bucket_spans_its_width_on_the_time_axis():
+    series = one_bucket(1.7e9)
+    for fig in (charts.bucket_bands(series, ["a"], ["a"], "min–max", 60), charts.correlation_line(series, "a", "b", 60)):
+        lo, hi = (pd.Timestamp(t) for t in fig.layout.xaxis.range)
+        assert hi - lo == pd.Timedelta(seconds=120)
+        assert lo < pd.Timestamp(1.7e9, unit="s") < hi
+
+
+def test_several_buckets_keep_plotlys_own_range():
+    series = one_bucket(1.7e9)
+    series = {k: np.concatenate([v, v]) for k, v in series.items()}
+    series["start"] = np.array([1.7e9, 1.7e9 + 60])
+    assert charts.bucket_bands(series, ["a"], ["a"], "min–max", 60).layout.xaxis.range is None
