@@ -327,6 +327,10 @@ class Parser:
             return None
         if invalid:
             return None
+        if times.formatted(self.schema):     # text in a time layout -> times, before their range is checked
+            table, lost = times.convert_table(table, self.schema)
+            if lost:           # the slow path flags those rows
+                return None
         for col in self.schema.columns:
             arr = table.column(col.name)
             ok = usable(arr, col)
@@ -334,10 +338,6 @@ class Parser:
                 return None
             # a long value may mean a long line: let the slow path measure lines exactly
             if col.kind == "text" and len(arr) and (pc.max(pc.utf8_length(arr)).as_py() or 0) > self.max_line // 2:
-                return None
-        if times.formatted(self.schema):
-            table, lost = times.convert_table(table, self.schema)
-            if lost:           # the slow path flags those rows
                 return None
         return table
 
