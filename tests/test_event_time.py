@@ -95,7 +95,7 @@ def test_unparseable_times_are_missing_and_flagged(tmp_path):
     values = [d.strftime("%d.%m.%Y") for d in pd.date_range("2012-01-01", periods=30, freq="D")]
     values[5], values[9] = "31.02.2012", "soon"         # a day February lacks, and no date at all
     snap, _, bad = replay(tmp_path, write(tmp_path, values))
-    assert snap.to_json()["rows"] == {"ingested": 30, "quarantined": 0, "late": 0, "flagged": 2}
+    assert snap.to_json()["rows"] == {"ingested": 30, "quarantined": 0, "late": 0, "flagged": 2, "replayed": 0}
     t = event_times(snap)
     assert np.isnan(t[[5, 9]]).all() and np.isfinite(np.delete(t, [5, 9])).all()
     assert len(bad) == 2 and all("is not a time in the format %d.%m.%Y" in b["reason"] and b["kept"] for b in bad)
@@ -287,3 +287,15 @@ def test_cli_tail_with_time_column_windows_on_event_time(tmp_path):
     snap = json.loads(out.stdout)
     assert snap["window"] == {"kind": "time", "size": 600.0, "count": 10, "clock": "event"}   # 14:35 < t <= 14:44
     assert snap["stats"]["ms"]["mean"] == pytest.approx(np.mean(np.arange(50, 60)))
+
+
+def test_a_formatted_time_out_of_range_is_flagged_and_the_rest_kept(tmp_path):
+    """A day-first date in the year 9999 is beyond event time's float64 microseconds: missing and flagged,
+    like a bad number; the other rows keep their times (the range is checked after the layout is parsed)."""
+    values = [d.strftime("%d.%m.%Y") for d in pd.date_range("2012-01-01", periods=20, freq="D")]
+    values[3] = "31.12.9999"
+    snap, _, bad = replay(tmp_path, write(tmp_path, values), time_column="when")
+    assert snap.to_json()["rows"]["ingested"] == 20 and snap.to_json()["rows"]["flagged"] == 1
+    t = event_times(snap)
+    assert np.isnan(t[3]) and np.isfinite(np.delete(t, 3)).all()
+    assert len(bad) == 1 and bad[0]["kept"] and bad[0]["raw"].startswith("31.12.9999")

@@ -41,7 +41,7 @@ def test_jsonl_nan_and_infinity_are_flagged_and_the_stats_match_pandas_over_the_
     path.write_text("".join(f'{{"a": {v}, "i": {i}}}\n' for i, v in enumerate(values)))
     doc, bad, rows = tail_once(path, tmp_path / "d")
     df = pd.DataFrame({"a": [float(v) for v in values], "i": range(len(values))}).replace([np.inf, -np.inf], np.nan)
-    assert doc["rows"] == {"ingested": 13, "quarantined": 0, "late": 0, "flagged": 4}
+    assert doc["rows"] == {"ingested": 13, "quarantined": 0, "late": 0, "flagged": 4, "replayed": 0}
     assert sorted(b["reason"] for b in bad) == sorted(f"column 'a': {v!r} is not a finite number"
                                                       for v in ["nan", "inf", "-inf", "nan"])
     assert all(b["kept"] for b in bad)

@@ -193,7 +193,8 @@ def infer_schema(sample: bytes) -> Schema | None:
 
 
 def _values(tables: list[pa.Table], key: str) -> pa.Array:
-    parts = [pc.cast(t.column(key), pa.string()) for t in tables if key in t.column_names]
+    parts = [pc.cast(t.column(key), pa.string()) for t in tables
+             if key in t.column_names and not pa.types.is_nested(t.schema.field(key).type)]   # lists are left out
     return pa.chunked_array(parts, pa.string()).combine_chunks()
 
 
