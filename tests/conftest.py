@@ -50,6 +50,19 @@ def cluster(cluster_servers, tmp_path):
     return Cluster(cluster_servers.redis_url, cluster_servers.scheduler, str(tmp_path / "history"))
 
 
+@pytest.fixture
+def own_cluster(tmp_path):
+    """Servers of its own for a test that kills Dask workers, so a cluster it leaves short of workers
+    (a nanny that does not bring one back on a loaded machine) cannot stall the tests after it."""
+    from engine.cluster.config import Cluster
+    from engine.cluster.local import LocalServers
+    servers = LocalServers(str(tmp_path / "servers")).start()
+    try:
+        yield Cluster(servers.redis_url, servers.scheduler, str(tmp_path / "history"))
+    finally:
+        servers.stop()
+
+
 def cluster_env(cluster) -> dict:
     """The environment a `python -m engine ... --cluster redis://...` child needs to join `cluster`."""
     return {**os.environ, "RIVULET_DASK": cluster.scheduler, "RIVULET_HISTORY": cluster.history}

@@ -60,7 +60,8 @@ def kill_workers(client) -> int:
     return len(pids)
 
 
-def test_worker_kill9_while_streaming_stores_every_row_once(cluster, tmp_path):
+def test_worker_kill9_while_streaming_stores_every_row_once(own_cluster, tmp_path):
+    cluster = own_cluster
     from distributed import Client
     n = 500_000
     path = make_csv(tmp_path / "kills.csv", n=n)
@@ -91,7 +92,8 @@ def test_worker_kill9_while_streaming_stores_every_row_once(cluster, tmp_path):
     check_stats(snap["stats"], numbers.tail(20_000))
 
 
-def test_producer_and_workers_kill9_then_rerun_doubles_nothing(cluster, tmp_path):
+def test_producer_and_workers_kill9_then_rerun_doubles_nothing(own_cluster, tmp_path):
+    cluster = own_cluster
     from distributed import Client
     n, parts = 300_000, 2
     path = make_csv(tmp_path / "crash.csv", n=n)

@@ -25,6 +25,7 @@ from .redis_snapshots import RedisSnapshots
 from .worker import run_partition
 
 WAIT_FAILURES = 20           # partition tasks resubmitted at most (after Dask gave up or a fence)
+NO_WORKERS = 120.0           # seconds with no Dask worker at all before a command gives up
 
 
 def stream_config(name: str, path: str, source: ReplaySource, window, retention_rows: int | None,
@@ -126,9 +127,19 @@ def _wait(client, cluster: Cluster, name: str, config: dict, futures: dict) -> d
     from distributed import wait
     from distributed.scheduler import KilledWorker
     results: dict[int, dict] = {}
-    retries = 0
+    retries, alone = 0, None
     while futures:
-        wait(list(futures.values()), return_when="FIRST_COMPLETED")
+        try:
+            wait(list(futures.values()), timeout=5, return_when="FIRST_COMPLETED")
+        except TimeoutError:        # still running, or no worker left to run them: say so, never hang
+            if client.scheduler_info().get("workers"):
+                alone = None
+            elif alone is None:
+                alone = time.monotonic()
+            elif time.monotonic() - alone > NO_WORKERS:
+                raise UserError(f"no Dask worker has run on {cluster.scheduler} for {NO_WORKERS:.0f} s; start "
+                                f"workers (dask worker {cluster.scheduler}) and run the command again") from None
+            continue
         for p, f in list(futures.items()):
             if not f.done():
                 continue
