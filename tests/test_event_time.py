@@ -253,6 +253,9 @@ def test_pipeline_cast_to_time_gives_event_time(tmp_path):
         assert list(event_times(snap)) == [epoch("2012-02-01"), epoch("2012-04-03"), epoch("2012-06-05")]
         assert list(snap.bucket_series(MONTH)["start"]) == [epoch("2012-02-01"), epoch("2012-04-01"),
                                                              epoch("2012-06-01")]
+        # the Models page's training range is on the same event time
+        rows = engine.models.history(name, {"start": "2012-03-01", "end": "2012-05-01"})
+        assert rows.column("x").to_pylist() == [1.0]
 
 
 def test_every_offered_format_reads_back_what_pandas_writes():

@@ -42,8 +42,11 @@ class Models:
         table = self.engine.store.rows(s.id, last=int(last) if last else None)
         if table.num_rows == 0:
             raise UserError(f"stream {stream!r} has no stored rows yet")
+        table = s.pipeline.apply(table, keep=("_rid", "_ingest"))
         if "start" in slice or "end" in slice:
-            column = s.source.time_column or "_ingest"
+            # event time, as the stream's views use it (a pipeline's cast to time included), else arrival
+            column = next((c for c in (getattr(s.operators, "time_column", None), s.source.time_column)
+                           if c and c in table.column_names), "_ingest")
             t = _epoch(table.column(column))
             keep = np.ones(len(t), bool)
             if slice.get("start") is not None:
@@ -53,7 +56,7 @@ class Models:
             table = table.filter(pa.array(keep))
             if table.num_rows == 0:
                 raise UserError("no stored rows fall in that time range")
-        return s.pipeline.apply(table, keep=("_rid", "_ingest"))
+        return table
 
     def rows(self, stream: str, spec: ModelSpec, slice: dict | None = None) -> tuple[Rows, pa.Table]:
         table = self.history(stream, slice)
