@@ -288,21 +288,24 @@ def test_a_model_imported_without_its_card_is_listed_on_every_stream(engine, tmp
 # --- issue 14: honest comparison, stored predictions, model housekeeping, models that fit a stream -----------
 
 def test_live_predictions_table_and_download_join_the_stored_rows(engine, tmp_path):
-    stream, df, model, model_id = deployable(engine, tmp_path)
+    first, df, model, model_id = deployable(engine, tmp_path)
+    stream = paused_replay(engine, tmp_path, df)          # deployed before its first row: every row predicted
     engine.deploy(stream, model_id)
-    engine.seek(stream, row=0)
+    engine.resume(stream)
     engine.wait(stream, timeout=60)
     X = df[["a", "b", "site"]].astype({"site": object})
     want, proba = model.predict(X), model.predict_proba(X).max(axis=1)
     newest = engine.models.predictions(stream, last=50, target="label")
-    assert newest.num_rows == 50 and newest.column("_rid").to_pylist() == list(range(3950, 4000))
+    assert newest.num_rows == 50 and newest.column("_rid").to_pylist() == list(range(1950, 2000))
     assert newest.column("prediction").to_pylist() == want[-50:].tolist()
     np.testing.assert_allclose(newest.column("probability").to_numpy(), proba[-50:], atol=1e-12)
     assert newest.column("correct").to_pylist() == (want[-50:] == df["label"].to_numpy()[-50:]).tolist()
     every = engine.models.predictions(stream, last=None)             # the stored history with its predictions
-    assert every.num_rows == 4000 and every.column("prediction").null_count == 2000   # first pass: none made
-    assert every.column("label").to_pylist()[2000:] == df["label"].tolist()
+    assert every.num_rows == 2000 and every.column("prediction").null_count == 0
+    assert every.column("label").to_pylist() == df["label"].tolist()
     assert set(every.column("model").drop_null().to_pylist()) == {model_id}
+    unseen = engine.models.predictions(first, last=None)            # rows stored before any model ran
+    assert unseen.num_rows == 2000 and unseen.column("prediction").null_count == 2000
 
 
 def test_models_are_named_noted_archived_and_deleted(engine, tmp_path):
