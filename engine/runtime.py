@@ -38,6 +38,13 @@ DEMO_NAME = "demo"
 PREVIEW_MAX = 100_000
 
 
+def single_thread_blas() -> None:
+    """One BLAS thread: ingest and the writer already keep the cores busy, and OpenBLAS's own threads
+    spin against them (co-moments of 200 columns took 10x the CPU with two BLAS threads on 2 busy cores)."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1, user_api="blas")
+
+
 def default_data_dir() -> str:
     return os.environ.get("RIVULET_DATA_DIR") or "data"
 
@@ -55,6 +62,7 @@ class Engine:
         self.queue: queue.Queue[Work | None] = queue.Queue(maxsize=4)
         self.stopping = threading.Event()
         self.threads: dict[str, threading.Thread] = {}
+        single_thread_blas()
         self.writer = threading.Thread(target=self._write_loop, name="rivulet-writer", daemon=True)
         self.writer.start()
         self.started = time.time()
@@ -484,26 +492,43 @@ class Engine:
     def _write_loop(self) -> None:
         last_prune: dict[int, float] = {}
         while True:
-            work = self.queue.get()
-            if work is None:
+            works, stop = self._queued()
+            for group in works.values():
+                self._write(group[0].stream, group, last_prune)
+            if stop:
                 return
-            s = work.stream
+
+    def _queued(self) -> tuple[dict[int, list[Work]], bool]:
+        """The next batch and every one queued behind it, by stream (id) in their order; True when
+        the engine is closing after them."""
+        works: dict[int, list[Work]] = {}
+        work = self.queue.get()
+        while work is not None:
+            works.setdefault(work.stream.id, []).append(work)
             try:
-                s.commit(work)
-                s.publish()
-                if time.monotonic() - last_prune.get(s.id, -float("inf")) > 5:
-                    last_prune[s.id] = time.monotonic()
-                    self.store.prune(s.id, s.counters.next_rid, s.config.get("retention_rows"),
-                                     s.config.get("retention_seconds"))
-            except UserError as e:        # e.g. a full disk: the stream's error says it in one line
-                s.error = f"could not store a batch: {e}"
-                s.publish()
-            except Exception as e:
-                log.exception("commit for %s failed", s.name)
-                s.error = f"could not store a batch: {e}"
-                s.publish()
-            finally:
-                s.done_count += 1
+                work = self.queue.get_nowait()
+            except queue.Empty:
+                return works, False
+        return works, True
+
+    def _write(self, s: Stream, works: list[Work], last_prune: dict[int, float]) -> None:
+        """Commit a stream's queued batches in one transaction and publish once."""
+        try:
+            s.commit(*works)
+            s.publish()
+            if time.monotonic() - last_prune.get(s.id, -float("inf")) > 5:
+                last_prune[s.id] = time.monotonic()
+                self.store.prune(s.id, s.counters.next_rid, s.config.get("retention_rows"),
+                                 s.config.get("retention_seconds"))
+        except UserError as e:        # e.g. a full disk: the stream's error says it in one line
+            s.error = f"could not store a batch: {e}"
+            s.publish()
+        except Exception as e:
+            log.exception("commit for %s failed", s.name)
+            s.error = f"could not store a batch: {e}"
+            s.publish()
+        finally:
+            s.done_count += len(works)
 
     def _drain(self, s: Stream) -> None:
         while s.inflight > 0:
