@@ -12,18 +12,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, machine, print_table  # noqa: E402
+from common import alternated, load, machine, print_table  # noqa: E402
 
 PANDAS = """
 import sys, pandas as pd
@@ -51,20 +48,6 @@ def make_wide(path: str, rows: int, columns: int) -> None:
         writer.close()
 
 
-def run(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process (its own rusage, from wait4)."""
-    with tempfile.TemporaryFile() as err:
-        t = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
-            err.seek(0)
-            raise SystemExit(f"{' '.join(cmd[:4])} failed: {err.read().decode()[-500:]}")
-    return wall, usage.ru_maxrss / 1024
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=200_000)
@@ -83,16 +66,8 @@ def main() -> None:
                 "pandas": lambda d: [sys.executable, "-c", PANDAS, path],
                 "pyarrow": lambda d: [sys.executable, "-c", PYARROW, path],
             }
-            times = {c: [] for c in cases}
-            peaks = {c: 0.0 for c in cases}
-            for r in range(args.repeat):
-                for case, cmd in cases.items():          # alternated: a load spike hits every case
-                    data = os.path.join(tmp, f"data-{k}-{r}")
-                    wall, peak = run(cmd(data))
-                    shutil.rmtree(data, ignore_errors=True)
-                    times[case].append(wall)
-                    peaks[case] = max(peaks[case], peak)
-            rate = {c: args.rows / statistics.median(t) for c, t in times.items()}
+            medians, peaks = alternated(cases, args.repeat, tmp)
+            rate = {c: args.rows / t for c, t in medians.items()}
             rows_out.append([f"{k:,}", f"{rate['rivulet']:,.0f}", f"{peaks['rivulet']:,.0f}",
                              f"{rate['pandas']:,.0f}", f"{rate['pyarrow']:,.0f}",
                              f"{rate['rivulet'] / rate['pandas']:.2f}", f"{rate['rivulet'] / rate['pyarrow']:.2f}"])
@@ -100,7 +75,7 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\nWide streams, {args.rows:,} rows, whole processes, median of {args.repeat}; {machine()}; "
-          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
+          f"load average {load()}\n")
     print_table(["numeric columns", "Rivulet rows/s", "Rivulet peak MB", "pandas read_csv + cov rows/s",
                  "pyarrow parse rows/s", "Rivulet / pandas", "Rivulet / pyarrow"], rows_out)
 
