@@ -1,6 +1,6 @@
 """Wide streams: rows/s and peak memory by column count, Rivulet beside pandas and the parse floor.
 
-    python bench/wide.py [--rows 200000] [--columns 10,50,200,500,1000] [--repeat 3]
+    python bench/wide.py [--rows 200000] [--columns 10,50,200,500,1000] [--repeat 3] [--before PATH]
 
 For each column count one file of float columns (3 decimals) is written; then, as whole
 processes alternated `--repeat` times (median reported): `python -m engine replay` (store on,
@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import alternated, load, machine, print_table  # noqa: E402
+from common import ROOT, alternated, load, machine, print_table  # noqa: E402
 
 PANDAS = """
 import sys, pandas as pd
@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--columns", default="10,50,200,500,1000")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--before", metavar="PATH", help="another checkout whose engine is timed too (before/after)")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="rivulet-wide-")
     rows_out = []
@@ -60,24 +61,30 @@ def main() -> None:
         for k in (int(c) for c in args.columns.split(",")):
             path = os.path.join(tmp, f"w{k}.csv")
             make_wide(path, args.rows, k)
+            def replay(tree):
+                return lambda d: ([sys.executable, "-m", "engine", "replay", path, "--window-rows", "10000",
+                                   "--data-dir", d, "--json"], tree)
             cases = {
-                "rivulet": lambda d: [sys.executable, "-m", "engine", "replay", path, "--window-rows", "10000",
-                                      "--data-dir", d, "--json"],
+                "rivulet": replay(ROOT),
                 "pandas": lambda d: [sys.executable, "-c", PANDAS, path],
                 "pyarrow": lambda d: [sys.executable, "-c", PYARROW, path],
             }
+            if args.before:
+                cases["before"] = replay(os.path.abspath(args.before))
             medians, peaks = alternated(cases, args.repeat, tmp)
             rate = {c: args.rows / t for c, t in medians.items()}
             rows_out.append([f"{k:,}", f"{rate['rivulet']:,.0f}", f"{peaks['rivulet']:,.0f}",
                              f"{rate['pandas']:,.0f}", f"{rate['pyarrow']:,.0f}",
-                             f"{rate['rivulet'] / rate['pandas']:.2f}", f"{rate['rivulet'] / rate['pyarrow']:.2f}"])
+                             f"{rate['rivulet'] / rate['pandas']:.2f}", f"{rate['rivulet'] / rate['pyarrow']:.2f}"]
+                            + ([f"{rate['before']:,.0f}", f"{peaks['before']:,.0f}"] if args.before else []))
             os.remove(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\nWide streams, {args.rows:,} rows, whole processes, median of {args.repeat}; {machine()}; "
           f"load average {load()}\n")
     print_table(["numeric columns", "Rivulet rows/s", "Rivulet peak MB", "pandas read_csv + cov rows/s",
-                 "pyarrow parse rows/s", "Rivulet / pandas", "Rivulet / pyarrow"], rows_out)
+                 "pyarrow parse rows/s", "Rivulet / pandas", "Rivulet / pyarrow"]
+                + (["before rows/s", "before peak MB"] if args.before else []), rows_out)
 
 
 if __name__ == "__main__":

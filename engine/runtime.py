@@ -15,6 +15,7 @@ import os
 import queue
 import threading
 import time
+from contextlib import contextmanager
 
 import pyarrow as pa
 
@@ -461,9 +462,9 @@ class Engine:
             if s.source.max_inflight and s.inflight >= s.source.max_inflight:
                 time.sleep(0.002)        # let what arrives meanwhile join the next batch
                 continue
-            s.busy = True
+            s.busy, batch = True, None
             try:
-                with s.lock:       # a pipeline switch or backfill waits for the batch boundary
+                with self._failing(s), s.lock:       # a pipeline switch or backfill waits for the batch boundary
                     batch = s.source.next_batch()
                     if batch is not None:
                         work = s.prepare(batch)
@@ -479,15 +480,22 @@ class Engine:
                     else:
                         time.sleep(0.01)
                     continue
-            except UserError as e:       # e.g. a spec that does not fit the first rows
-                s.error = str(e)
-                s.publish()
-            except Exception as e:
-                log.exception("stream %s failed", s.name)
-                s.error = f"{type(e).__name__}: {e}"
-                s.publish()
             finally:
                 s.busy = False
+
+    @contextmanager
+    def _failing(self, s: Stream, stage: str = "stream", prefix: str = ""):
+        """What goes wrong with a stream's batch becomes its error, in one line (a UserError, e.g. a spec
+        that does not fit the first rows or a full disk, as it is; a bug logged with its traceback)."""
+        try:
+            yield
+        except UserError as e:
+            s.error = f"{prefix}{e}"
+            s.publish()
+        except Exception as e:
+            log.exception("%s %s failed", stage, s.name)
+            s.error = f"{prefix}{e}" if prefix else f"{type(e).__name__}: {e}"
+            s.publish()
 
     def _write_loop(self) -> None:
         last_prune: dict[int, float] = {}
@@ -514,19 +522,13 @@ class Engine:
     def _write(self, s: Stream, works: list[Work], last_prune: dict[int, float]) -> None:
         """Commit a stream's queued batches in one transaction and publish once."""
         try:
-            s.commit(*works)
-            s.publish()
-            if time.monotonic() - last_prune.get(s.id, -float("inf")) > 5:
-                last_prune[s.id] = time.monotonic()
-                self.store.prune(s.id, s.counters.next_rid, s.config.get("retention_rows"),
-                                 s.config.get("retention_seconds"))
-        except UserError as e:        # e.g. a full disk: the stream's error says it in one line
-            s.error = f"could not store a batch: {e}"
-            s.publish()
-        except Exception as e:
-            log.exception("commit for %s failed", s.name)
-            s.error = f"could not store a batch: {e}"
-            s.publish()
+            with self._failing(s, "commit for", "could not store a batch: "):
+                s.commit(*works)
+                s.publish()
+                if time.monotonic() - last_prune.get(s.id, -float("inf")) > 5:
+                    last_prune[s.id] = time.monotonic()
+                    self.store.prune(s.id, s.counters.next_rid, s.config.get("retention_rows"),
+                                     s.config.get("retention_seconds"))
         finally:
             s.done_count += len(works)
 
