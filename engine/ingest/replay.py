@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -114,10 +113,6 @@ class ReplaySource(Source):
         self.rows = 0
         self.bytes = 0
         self.rate = Rate()
-        # full speed: the next block is read and parsed on a second thread while this one is prepared
-        # (pyarrow releases the GIL); kept with the offset and stored spans it was read for
-        self.ahead: tuple[int, list, int, Future] | None = None
-        self.reader: ThreadPoolExecutor | None = None
         self._anchor()
         self._open()
 
@@ -148,7 +143,8 @@ class ReplaySource(Source):
             self.stored = [[self.fmt.data_start, end]] if end > self.fmt.data_start else []
 
     def _read_at(self, offset: int, size: int) -> bytes:
-        return os.pread(self.file.fileno(), size, offset)      # no shared file position: two threads read
+        self.file.seek(offset)
+        return self.file.read(size)
 
     # --- controls (thread-safe) ---------------------------------------------
     def _resumed(self) -> None:
@@ -249,38 +245,37 @@ class ReplaySource(Source):
                 self.rate.add(batch.table.num_rows)
             return batch
 
-    def _block(self, size: int, offset: int | None = None) -> tuple[bytes, list[Bad], int, bool]:
-        """The next whole records from `offset` (default: the current one), skipping an over-long or
-        unterminated one, and whether they were stored already. A block ends where a stored span
-        starts or ends: span edges are record boundaries, so the block is still whole records."""
-        offset = self.offset if offset is None else offset
-        replayed, edge = covering(self.stored or [], offset)
+    def _block(self, size: int) -> tuple[bytes, list[Bad], int, bool]:
+        """The next whole records from `offset`, skipping an over-long or unterminated one, and whether
+        they were stored already. A block ends where a stored span starts or ends: span edges are
+        record boundaries, so the block is still whole records."""
+        replayed, edge = covering(self.stored or [], self.offset)
         if edge is not None and edge < self.size:
-            size = min(size, edge - offset)
-        data, skipped, end = self._records(size, offset)
+            size = min(size, edge - self.offset)
+        data, skipped, end = self._records(size)
         return data, skipped, end, replayed
 
-    def _records(self, size: int, offset: int) -> tuple[bytes, list[Bad], int]:
-        data = self._read_at(offset, size)
+    def _records(self, size: int) -> tuple[bytes, list[Bad], int]:
+        data = self._read_at(self.offset, size)
         if not data:
-            return b"", [], offset
+            return b"", [], self.offset
         if len(data) < size:                  # the rest of the file: the last line needs no newline
-            return data, [], offset + len(data)
+            return data, [], self.offset + len(data)
         n = cut(data)
         if n:
-            return data[:n], [], offset + n
+            return data[:n], [], self.offset + n
         # no record boundary in a whole block: a record longer than the block, skipped to its end
         # (quotes paired, so a quoted field's line breaks do not count), or a quote that never closes
-        end = record_end(self._read_at, offset)
+        end = record_end(self._read_at, self.offset)
         why = f"line longer than {self.max_line} bytes"
         if end is None:
-            end = self._find_newline(offset)      # the open quote costs its own line only
-            if end - offset <= self.max_line:
+            end = self._find_newline(self.offset)      # the open quote costs its own line only
+            if end - self.offset <= self.max_line:
                 why = "unterminated quote: the quote opened in this line never closes"
-        size = end - offset
+        size = end - self.offset
         raw = _raw(data[:size], self.fmt.encoding) if size <= len(data) else \
             f"{_raw(data[:RAW_KEEP], self.fmt.encoding)}... ({size} bytes)"
-        return b"", [Bad(offset, raw, why)], end
+        return b"", [Bad(self.offset, raw, why)], end
 
     def _find_newline(self, offset: int) -> int:
         while True:
@@ -302,29 +297,14 @@ class ReplaySource(Source):
     def _next_fast(self) -> Batch | None:
         if self.pending is not None:
             return self._release(self.pending.table.num_rows)
-        ahead, self.ahead = self.ahead, None
-        if ahead is not None and ahead[:3] == (self.offset, self.stored, self.block):
-            parsed, bad, end, replayed = ahead[3].result()
-        else:                # none yet, or a seek, loop or new stored span since it was read
-            parsed, bad, end, replayed = self._parsed_block(self.offset)
+        data, skipped, end, replayed = self._block(self.block)
+        if skipped and self.block <= self.max_line:      # a line longer than a small block is not too long yet
+            data, skipped, end, replayed = self._block(self.max_line + 1)
         if end == self.offset:
             return self._at_end()
-        batch = self._handed(parsed.table, bad, self.offset, end, replayed)
-        if end < self.size:
-            if self.reader is None:
-                self.reader = ThreadPoolExecutor(1, thread_name_prefix="rivulet-parse")
-            self.ahead = (end, self.stored, self.block, self.reader.submit(self._parsed_block, end))
-        return batch
-
-    def _parsed_block(self, offset: int) -> tuple[Parsed | None, list[Bad], int, bool]:
-        """The block at `offset` parsed: (rows and their bad records, bad records before them, end, replayed)."""
-        data, skipped, end, replayed = self._block(self.block, offset)
-        if skipped and self.block <= self.max_line:      # a line longer than a small block is not too long yet
-            data, skipped, end, replayed = self._block(self.max_line + 1, offset)
-        if end == offset:
-            return None, [], end, replayed
-        parsed = self.parser.parse(data, offset)
-        return parsed, skipped + parsed.bad, end, replayed
+        start = self.offset
+        parsed = self.parser.parse(data, start)
+        return self._handed(parsed.table, skipped + parsed.bad, start, end, replayed)
 
     def _handed(self, table: pa.Table, bad: list[Bad], start: int, end: int, replayed: bool) -> Batch:
         """The batch of records [start, end); new ones join the stored spans in the position it carries."""
@@ -426,6 +406,4 @@ class ReplaySource(Source):
         return {"event": self.anchor_event, "wall": wall, "speed": self.speed.value}
 
     def close(self) -> None:
-        if self.reader is not None:
-            self.reader.shutdown(wait=True)     # it reads the file: let it finish before the file closes
         self.file.close()
