@@ -6,6 +6,7 @@ import platform
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -64,6 +65,12 @@ def run(cmd: list[str], cwd: str = ROOT) -> tuple[float, float]:
             err.seek(0)
             raise SystemExit(f"{' '.join(cmd[:4])} failed: {err.read().decode()[-500:]}")
     return wall, usage.ru_maxrss / 1024
+
+
+def compiled(tree: str) -> None:
+    """Byte-compile a checkout's engine first: installed packages (pandas, pyarrow) come compiled, and
+    with PYTHONDONTWRITEBYTECODE set every run would otherwise compile the engine again."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(tree, "engine")], check=True)
 
 
 def alternated(cases: dict, repeat: int, scratch: str) -> tuple[dict[str, float], dict[str, float]]:

@@ -17,7 +17,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, alternated, load, machine, make_file, print_table  # noqa: E402
+from common import ROOT, alternated, compiled, load, machine, make_file, print_table  # noqa: E402
 
 PYARROW = """
 import sys, pyarrow.csv as pcsv
@@ -78,7 +78,9 @@ def main() -> None:
         f"River Mean/Var/Cov per row ({args.river_rows:,}-row sample)": (
             lambda d: [py, "-c", RIVER, path, str(args.river_rows)], args.river_rows, "running stats at every row"),
     }
+    compiled(ROOT)
     if args.before:
+        compiled(args.before)
         cases["Rivulet before (`--before`)"] = (replay(os.path.abspath(args.before)), n, "as Rivulet, older code")
     try:
         medians, _ = alternated({c: v[0] for c, v in cases.items()}, args.repeat, tmp)

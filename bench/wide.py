@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, alternated, load, machine, print_table  # noqa: E402
+from common import ROOT, alternated, compiled, load, machine, print_table  # noqa: E402
 
 PANDAS = """
 import sys, pandas as pd
@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--before", metavar="PATH", help="another checkout whose engine is timed too (before/after)")
     args = ap.parse_args()
+    for tree in [ROOT] + ([args.before] if args.before else []):
+        compiled(tree)
     tmp = tempfile.mkdtemp(prefix="rivulet-wide-")
     rows_out = []
     try:
