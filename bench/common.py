@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
 import time
 
 import numpy as np
@@ -41,6 +46,48 @@ def rss_mb(pid: int) -> float:
 
 def machine() -> str:
     return f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, {time.strftime('%Y-%m-%d %H:%M')}"
+
+
+def load() -> str:
+    """The load average (1, 5, 15 min): on a shared machine, read the ratios with it."""
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def run(cmd: list[str], cwd: str = ROOT) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one child process (its own rusage, from wait4)."""
+    with tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(cmd[:4])} failed: {err.read().decode()[-500:]}")
+    return wall, usage.ru_maxrss / 1024
+
+
+def compiled(tree: str) -> None:
+    """Byte-compile a checkout's engine first: installed packages (pandas, pyarrow) come compiled, and
+    with PYTHONDONTWRITEBYTECODE set every run would otherwise compile the engine again."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(tree, "engine")], check=True)
+
+
+def alternated(cases: dict, repeat: int, scratch: str) -> tuple[dict[str, float], dict[str, float]]:
+    """Run each case's command (a function of a fresh data folder giving the command, or the command
+    and the folder to run it in) as a whole process, the cases in turn `repeat` times, so a load
+    spike hits every case alike: median wall seconds and peak MB."""
+    times: dict[str, list[float]] = {c: [] for c in cases}
+    peaks = dict.fromkeys(cases, 0.0)
+    for r in range(repeat):
+        for case, cmd in cases.items():
+            data = os.path.join(scratch, f"data-{r}")
+            made = cmd(data)
+            wall, peak = run(*made) if isinstance(made, tuple) else run(made)
+            shutil.rmtree(data, ignore_errors=True)
+            times[case].append(wall)
+            peaks[case] = max(peaks[case], peak)
+    return {c: statistics.median(t) for c, t in times.items()}, peaks
 
 
 def timed(fn) -> float:

@@ -1,6 +1,6 @@
 """Wide streams: rows/s and peak memory by column count, Rivulet beside pandas and the parse floor.
 
-    python bench/wide.py [--rows 200000] [--columns 10,50,200,500,1000] [--repeat 3]
+    python bench/wide.py [--rows 200000] [--columns 10,50,200,500,1000] [--repeat 3] [--before PATH]
 
 For each column count one file of float columns (3 decimals) is written; then, as whole
 processes alternated `--repeat` times (median reported): `python -m engine replay` (store on,
@@ -12,18 +12,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pcsv
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import ROOT, machine, print_table  # noqa: E402
+from common import ROOT, alternated, compiled, load, machine, print_table  # noqa: E402
 
 PANDAS = """
 import sys, pandas as pd
@@ -51,58 +48,45 @@ def make_wide(path: str, rows: int, columns: int) -> None:
         writer.close()
 
 
-def run(cmd: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one child process (its own rusage, from wait4)."""
-    with tempfile.TemporaryFile() as err:
-        t = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=err)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode:
-            err.seek(0)
-            raise SystemExit(f"{' '.join(cmd[:4])} failed: {err.read().decode()[-500:]}")
-    return wall, usage.ru_maxrss / 1024
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--columns", default="10,50,200,500,1000")
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--before", metavar="PATH", help="another checkout whose engine is timed too (before/after)")
     args = ap.parse_args()
+    for tree in [ROOT] + ([args.before] if args.before else []):
+        compiled(tree)
     tmp = tempfile.mkdtemp(prefix="rivulet-wide-")
     rows_out = []
     try:
         for k in (int(c) for c in args.columns.split(",")):
             path = os.path.join(tmp, f"w{k}.csv")
             make_wide(path, args.rows, k)
+            def replay(tree):
+                return lambda d: ([sys.executable, "-m", "engine", "replay", path, "--window-rows", "10000",
+                                   "--data-dir", d, "--json"], tree)
             cases = {
-                "rivulet": lambda d: [sys.executable, "-m", "engine", "replay", path, "--window-rows", "10000",
-                                      "--data-dir", d, "--json"],
+                "rivulet": replay(ROOT),
                 "pandas": lambda d: [sys.executable, "-c", PANDAS, path],
                 "pyarrow": lambda d: [sys.executable, "-c", PYARROW, path],
             }
-            times = {c: [] for c in cases}
-            peaks = {c: 0.0 for c in cases}
-            for r in range(args.repeat):
-                for case, cmd in cases.items():          # alternated: a load spike hits every case
-                    data = os.path.join(tmp, f"data-{k}-{r}")
-                    wall, peak = run(cmd(data))
-                    shutil.rmtree(data, ignore_errors=True)
-                    times[case].append(wall)
-                    peaks[case] = max(peaks[case], peak)
-            rate = {c: args.rows / statistics.median(t) for c, t in times.items()}
+            if args.before:
+                cases["before"] = replay(os.path.abspath(args.before))
+            medians, peaks = alternated(cases, args.repeat, tmp)
+            rate = {c: args.rows / t for c, t in medians.items()}
             rows_out.append([f"{k:,}", f"{rate['rivulet']:,.0f}", f"{peaks['rivulet']:,.0f}",
                              f"{rate['pandas']:,.0f}", f"{rate['pyarrow']:,.0f}",
-                             f"{rate['rivulet'] / rate['pandas']:.2f}", f"{rate['rivulet'] / rate['pyarrow']:.2f}"])
+                             f"{rate['rivulet'] / rate['pandas']:.2f}", f"{rate['rivulet'] / rate['pyarrow']:.2f}"]
+                            + ([f"{rate['before']:,.0f}", f"{peaks['before']:,.0f}"] if args.before else []))
             os.remove(path)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"\nWide streams, {args.rows:,} rows, whole processes, median of {args.repeat}; {machine()}; "
-          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}\n")
+          f"load average {load()}\n")
     print_table(["numeric columns", "Rivulet rows/s", "Rivulet peak MB", "pandas read_csv + cov rows/s",
-                 "pyarrow parse rows/s", "Rivulet / pandas", "Rivulet / pyarrow"], rows_out)
+                 "pyarrow parse rows/s", "Rivulet / pandas", "Rivulet / pyarrow"]
+                + (["before rows/s", "before peak MB"] if args.before else []), rows_out)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import os
 import queue
 import threading
 import time
+from contextlib import contextmanager
 
 import pyarrow as pa
 
@@ -38,6 +39,13 @@ DEMO_NAME = "demo"
 PREVIEW_MAX = 100_000
 
 
+def single_thread_blas() -> None:
+    """One BLAS thread: ingest and the writer already keep the cores busy, and OpenBLAS's own threads
+    spin against them (co-moments of 200 columns took 10x the CPU with two BLAS threads on 2 busy cores)."""
+    from threadpoolctl import threadpool_limits
+    threadpool_limits(1, user_api="blas")
+
+
 def default_data_dir() -> str:
     return os.environ.get("RIVULET_DATA_DIR") or "data"
 
@@ -55,6 +63,7 @@ class Engine:
         self.queue: queue.Queue[Work | None] = queue.Queue(maxsize=4)
         self.stopping = threading.Event()
         self.threads: dict[str, threading.Thread] = {}
+        single_thread_blas()
         self.writer = threading.Thread(target=self._write_loop, name="rivulet-writer", daemon=True)
         self.writer.start()
         self.started = time.time()
@@ -453,9 +462,9 @@ class Engine:
             if s.source.max_inflight and s.inflight >= s.source.max_inflight:
                 time.sleep(0.002)        # let what arrives meanwhile join the next batch
                 continue
-            s.busy = True
+            s.busy, batch = True, None
             try:
-                with s.lock:       # a pipeline switch or backfill waits for the batch boundary
+                with self._failing(s), s.lock:       # a pipeline switch or backfill waits for the batch boundary
                     batch = s.source.next_batch()
                     if batch is not None:
                         work = s.prepare(batch)
@@ -471,39 +480,57 @@ class Engine:
                     else:
                         time.sleep(0.01)
                     continue
-            except UserError as e:       # e.g. a spec that does not fit the first rows
-                s.error = str(e)
-                s.publish()
-            except Exception as e:
-                log.exception("stream %s failed", s.name)
-                s.error = f"{type(e).__name__}: {e}"
-                s.publish()
             finally:
                 s.busy = False
+
+    @contextmanager
+    def _failing(self, s: Stream, stage: str = "stream", prefix: str = ""):
+        """What goes wrong with a stream's batch becomes its error, in one line (a UserError, e.g. a spec
+        that does not fit the first rows or a full disk, as it is; a bug logged with its traceback)."""
+        try:
+            yield
+        except UserError as e:
+            s.error = f"{prefix}{e}"
+            s.publish()
+        except Exception as e:
+            log.exception("%s %s failed", stage, s.name)
+            s.error = f"{prefix}{e}" if prefix else f"{type(e).__name__}: {e}"
+            s.publish()
 
     def _write_loop(self) -> None:
         last_prune: dict[int, float] = {}
         while True:
-            work = self.queue.get()
-            if work is None:
+            works, stop = self._queued()
+            for group in works.values():
+                self._write(group[0].stream, group, last_prune)
+            if stop:
                 return
-            s = work.stream
+
+    def _queued(self) -> tuple[dict[int, list[Work]], bool]:
+        """The next batch and every one queued behind it, by stream (id) in their order; True when
+        the engine is closing after them."""
+        works: dict[int, list[Work]] = {}
+        work = self.queue.get()
+        while work is not None:
+            works.setdefault(work.stream.id, []).append(work)
             try:
-                s.commit(work)
+                work = self.queue.get_nowait()
+            except queue.Empty:
+                return works, False
+        return works, True
+
+    def _write(self, s: Stream, works: list[Work], last_prune: dict[int, float]) -> None:
+        """Commit a stream's queued batches in one transaction and publish once."""
+        try:
+            with self._failing(s, "commit for", "could not store a batch: "):
+                s.commit(*works)
                 s.publish()
                 if time.monotonic() - last_prune.get(s.id, -float("inf")) > 5:
                     last_prune[s.id] = time.monotonic()
                     self.store.prune(s.id, s.counters.next_rid, s.config.get("retention_rows"),
                                      s.config.get("retention_seconds"))
-            except UserError as e:        # e.g. a full disk: the stream's error says it in one line
-                s.error = f"could not store a batch: {e}"
-                s.publish()
-            except Exception as e:
-                log.exception("commit for %s failed", s.name)
-                s.error = f"could not store a batch: {e}"
-                s.publish()
-            finally:
-                s.done_count += 1
+        finally:
+            s.done_count += len(works)
 
     def _drain(self, s: Stream) -> None:
         while s.inflight > 0:

@@ -44,6 +44,11 @@ def event_column(kinds: dict[str, str], named: str | None) -> str | None:
     return next((c for c, k in kinds.items() if k == "time"), None)
 
 
+def _concat(tables: list[pa.Table]) -> pa.Table:
+    """Tables of the same columns one after another (a type that widened between batches is unified)."""
+    return pa.concat_tables(tables, promote_options="default")
+
+
 @dataclass
 class Work:
     """A batch on its way to the writer."""
@@ -267,50 +272,69 @@ class Stream:
             return None
 
     # --- writer thread -------------------------------------------------------------
-    def commit(self, work: Work) -> None:
-        batch, c = work.batch, self.counters
-        n = 0 if batch.replayed else batch.table.num_rows       # rows to store
-        bad = [] if batch.replayed else batch.bad
-        stored = None
-        if n:
-            stored = batch.table
-            stored = stored.add_column(0, "_ingest", pa.array(np.full(n, work.ingest_us), pa.timestamp("us")))
-            stored = stored.add_column(0, "_rid", pa.array(np.arange(c.next_rid, c.next_rid + n), pa.int64()))
-        ops = self.operators
-        cumulative = ops.cumulative + work.prepared.chunk.moments if (ops and work.prepared and n) else \
-            (ops.cumulative if ops else None)
-        late = ops.late_rows(work.prepared) if ops and work.prepared and n and not batch.reset else 0
-        new = Counters(c.next_rid + n, c.ingested + n,
-                       c.quarantined + sum(not b.kept for b in bad),
-                       c.flagged + sum(b.kept for b in bad), c.late + late,
-                       c.next_rid if batch.reset else c.window_from,
-                       c.replayed + batch.table.num_rows - n)
-        extra = None
-        if work.predicted is not None:
-            from .models.deploy import predictions_table
-            rids = np.arange(c.next_rid, c.next_rid + n)
-            extra = {predictions_table(self.id): work.deployment.rows(rids if work.kept is None else rids[work.kept],
-                                                                      work.predicted)}
-        self.store.commit(self.id, stored, bad, self.source.kind,
-                          batch.offsets if batch.offsets is not None else {self.source.kind: batch.position},
-                          {**new.__dict__, "cumulative": cumulative.to_bytes() if cumulative is not None else None},
-                          extra)
-        self.counters = new
-        if work.predicted is not None and self.config.get("deploy_trial") == work.deployment.model_id:
+    def commit(self, *works: Work) -> None:
+        """Commit batches (in their order) in one transaction, then merge them into the operators.
+
+        The writer passes every batch of this stream that queued up while it was busy: one commit of
+        several batches costs about what one costs (DuckDB writes a big insert straight to the file
+        instead of through its log), so a writer that falls behind catches up."""
+        c, ops = self.counters, self.operators
+        cumulative = ops.cumulative if ops else None
+        newest = ops.recent.newest if ops else -np.inf
+        tables, bad, offsets, extra, clear_trial = [], [], {}, {}, False
+        for work in works:
+            batch = work.batch
+            n = 0 if batch.replayed else batch.table.num_rows       # rows to store
+            if n:
+                stored = batch.table
+                stored = stored.add_column(0, "_ingest", pa.array(np.full(n, work.ingest_us), pa.timestamp("us")))
+                tables.append(stored.add_column(0, "_rid", pa.array(np.arange(c.next_rid, c.next_rid + n),
+                                                                    pa.int64())))
+            if batch.reset:
+                newest = -np.inf
+            late = 0
+            if ops and work.prepared:
+                if n:
+                    cumulative = cumulative + work.prepared.chunk.moments
+                    late = ops.late_rows(work.prepared, newest) if not batch.reset else 0
+                newest = max(newest, work.prepared.chunk.newest(ops.recent.clock))
+            kept = [] if batch.replayed else batch.bad
+            bad += kept
+            c = Counters(c.next_rid + n, c.ingested + n,
+                         c.quarantined + sum(not b.kept for b in kept),
+                         c.flagged + sum(b.kept for b in kept), c.late + late,
+                         c.next_rid if batch.reset else c.window_from,
+                         c.replayed + batch.table.num_rows - n)
+            offsets.update(batch.offsets if batch.offsets is not None else {self.source.kind: batch.position})
+            if work.predicted is not None:
+                from .models.deploy import predictions_table
+                rids = np.arange(c.next_rid - n, c.next_rid)
+                part = work.deployment.rows(rids if work.kept is None else rids[work.kept], work.predicted)
+                extra.setdefault(predictions_table(self.id), []).append(part)
+                clear_trial |= self.config.get("deploy_trial") == work.deployment.model_id
+        rows = (tables[0] if len(tables) == 1 else _concat(tables)) if tables else None
+        self.store.commit(self.id, rows, bad, self.source.kind, offsets,
+                          {**c.__dict__, "cumulative": cumulative.to_bytes() if cumulative is not None else None},
+                          {table: _concat(parts) for table, parts in extra.items()} or None)
+        self.counters = c
+        if clear_trial:
             self.config["deploy_trial"] = None        # its first predictions did not kill the process
             self.store.update_config(self.id, self.config)
+        for work in works:
+            batch = work.batch
+            if ops is not None:
+                if batch.reset:
+                    ops.reset_window()
+                if work.prepared is not None:
+                    ops.add(work.prepared, cumulative=False)
+            self.lag_s = time.time() - batch.read_at
+            second, flowed = int(time.time()), batch.table.num_rows      # replayed rows flow too
+            if self.throughput and self.throughput[-1][0] == second:
+                self.throughput[-1] = (second, self.throughput[-1][1] + flowed)
+            else:
+                self.throughput.append((second, flowed))
         if ops is not None:
-            if batch.reset:
-                ops.reset_window()
-            if work.prepared is not None:
-                ops.add(work.prepared, cumulative=False)
-                ops.cumulative = cumulative
-        self.lag_s = time.time() - batch.read_at
-        second, flowed = int(time.time()), batch.table.num_rows      # replayed rows flow too
-        if self.throughput and self.throughput[-1][0] == second:
-            self.throughput[-1] = (second, self.throughput[-1][1] + flowed)
-        else:
-            self.throughput.append((second, flowed))
+            ops.cumulative = cumulative
 
     def publish(self) -> None:
         ops = self.operators

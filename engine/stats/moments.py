@@ -105,6 +105,9 @@ class Moments:
         m = cls(k, pairs)
         if X.shape[0] == 0 or k == 0:
             return m
+        total = X.sum(axis=0)
+        if np.isfinite(total).all():       # the common case, nothing missing: no masks, fewer passes
+            return m._of_complete(X, total)
         valid = ~np.isnan(X)
         complete = bool(valid.all())
         V = valid.astype(np.float64)
@@ -122,12 +125,8 @@ class Moments:
         m.max_ = np.where(counts > 0, np.max(np.where(valid, X, -np.inf), axis=0), -np.inf)
         p = m.pairs
         Dp = D[:, :p]
-        if complete:                       # one product instead of four
-            m.n = np.full((p, p), float(X.shape[0]))
-            m.mean_ = np.repeat(m.cmean[:p, None], p, axis=1)
-            m.m2 = np.repeat(m.cm2[:p, None], p, axis=1)
-            m.c = Dp.T @ Dp - np.outer(s[:p], s[:p]) / X.shape[0]
-            return m
+        if complete:
+            return m._complete_pairs(Dp, s)
         Vp = V[:, :p]
         n = Vp.T @ Vp                      # rows where both i and j are present
         sp = Dp.T @ Vp                     # sum of (x_i - shift_i) over pair (i, j)
@@ -137,6 +136,27 @@ class Moments:
             m.m2 = np.maximum(np.where(n > 0, (Dp * Dp).T @ Vp - sp * d_mean, 0.0), 0.0)
             m.c = np.where(n > 0, Dp.T @ Dp - sp * d_mean.T, 0.0)
         return m
+
+    def _of_complete(self, X: np.ndarray, total: np.ndarray) -> "Moments":
+        """`of` for rows with no missing (or infinite) value; `total` is their column sums."""
+        n = X.shape[0]
+        self.count_ = np.full(X.shape[1], float(n))
+        self.shift = total / n
+        D = X - self.shift
+        s = D.sum(axis=0)
+        self.cmean = s / n
+        self.cm2 = np.maximum(np.einsum("ij,ij->j", D, D) - s * self.cmean, 0.0)
+        self.min_, self.max_ = X.min(axis=0), X.max(axis=0)
+        return self._complete_pairs(D[:, :self.pairs], s)
+
+    def _complete_pairs(self, Dp: np.ndarray, s: np.ndarray) -> "Moments":
+        """Pair state when every pair has every row: one product instead of four."""
+        n, p = Dp.shape
+        self.n = np.full((p, p), float(n))
+        self.mean_ = np.repeat(self.cmean[:p, None], p, axis=1)
+        self.m2 = np.repeat(self.cm2[:p, None], p, axis=1)
+        self.c = Dp.T @ Dp - np.outer(s[:p], s[:p]) / n
+        return self
 
     def copy(self) -> "Moments":
         out = Moments.__new__(Moments)

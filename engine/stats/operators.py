@@ -128,12 +128,14 @@ class Operators:
         if cumulative:
             self.cumulative += p.chunk.moments
 
-    def late_rows(self, p: Prepared) -> int:
-        """Rows older than the start of an event-time window when they arrive."""
+    def late_rows(self, p: Prepared, newest: float | None = None) -> int:
+        """Rows older than the start of an event-time window when they arrive (`newest`: the newest
+        time seen before them, by default the buffer's)."""
         w = self.window
-        if w.kind != "time" or w.clock != "event" or not np.isfinite(self.recent.newest):
+        newest = self.recent.newest if newest is None else newest
+        if w.kind != "time" or w.clock != "event" or not np.isfinite(newest):
             return 0
-        return int(np.sum(p.chunk.event <= self.recent.newest - w.size))
+        return int(np.sum(p.chunk.event <= newest - w.size))
 
     def reset_window(self) -> None:
         self.recent = RecentRows(self.k, self.recent.max_rows, self.recent.max_seconds, self.recent.clock)

@@ -43,6 +43,11 @@ class Chunk:
     def times(self, clock: str) -> np.ndarray:
         return self.event if clock == "event" else self.ingest
 
+    def newest(self, clock: str) -> float:
+        """The newest time on `clock` (-inf when none is known)."""
+        t = self.times(clock)
+        return float(np.nanmax(t)) if len(t) and np.any(~np.isnan(t)) else -np.inf
+
     @staticmethod
     def join(a: "Chunk", b: "Chunk") -> "Chunk":
         return Chunk(np.concatenate([a.X, b.X]), np.concatenate([a.event, b.event]),
@@ -75,9 +80,7 @@ class RecentRows:
         else:
             chunks.append(chunk)
         self.rows += len(chunk)
-        t = chunk.times(self.clock)
-        if np.any(~np.isnan(t)):
-            self.newest = max(self.newest, float(np.nanmax(t)))
+        self.newest = max(self.newest, chunk.newest(self.clock))
         self.chunks = tuple(self._evict(chunks))
 
     def _evict(self, chunks: list[Chunk]) -> list[Chunk]:
