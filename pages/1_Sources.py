@@ -11,8 +11,8 @@ from engine import (SPEED_LIMITS, TIME_FORMATS, Speed, Spool, WindowSpec, parse_
 from ui import format as fmt
 from ui.guard import guard
 from ui.page import header
-from ui.refresh import keep, remember
-from ui.uploads import releaser
+from ui.refresh import keep, live_fragment, remember
+from ui.uploads import drop_taken, releaser
 
 engine, every = header(
     "Sources",
@@ -36,9 +36,11 @@ def upload_panel() -> None:
     limit_mb = upload_limit_bytes() / 1024 / 1024
     st.session_state.setdefault("upload_round", 0)
     spools = st.session_state.setdefault("upload_spools", {})       # file id -> Spool, this session's uploads
-    files = st.file_uploader("CSV files", type=["csv", "tsv", "txt"],
-                             accept_multiple_files=True, key=f"upload_{st.session_state.upload_round}",
+    key = f"upload_{st.session_state.upload_round}"
+    drop_taken(key, {fid for fid, sp in spools.items() if sp.state not in ("queued", "saving")})
+    files = st.file_uploader("CSV files", type=["csv", "tsv", "txt"], accept_multiple_files=True, key=key,
                              max_upload_size=max(1, math.ceil(limit_mb)))
+    held = {f.file_id: f for f in st.session_state.get(key) or []}    # the widget's own objects; `files` copies them
     # each file is copied to disk as it arrives, off this thread, and its bytes leave memory after
     ids = {f.file_id for f in files or []}
     if ids - set(spools):                         # new files: earlier outcomes have been read
@@ -46,7 +48,8 @@ def upload_panel() -> None:
             del spools[fid]
     for f in files or []:
         if f.file_id not in spools:
-            spools[f.file_id] = Spool(f, f.name, engine.data_dir, f.size, release=releaser(f))
+            spools[f.file_id] = Spool(f, f.name, engine.data_dir, f.size,
+                                      release=releaser(f, *([held[f.file_id]] if f.file_id in held else [])))
     for fid in [fid for fid, sp in spools.items() if fid not in ids and not sp.asked and not sp.error]:
         spools.pop(fid).discard()                 # removed from the widget before it was started
     chosen = [spools[f.file_id] for f in files or []]
@@ -97,7 +100,7 @@ def upload_status(spools: dict) -> None:
     refreshed while any is under way, then one full run to show the new sources."""
     busy = any(sp.pending for sp in spools.values())
 
-    @st.fragment(run_every=0.5 if busy else None)
+    @live_fragment(0.5 if busy else None)
     def status() -> None:
         for sp in spools.values():
             if sp.state == "queued":
@@ -146,7 +149,7 @@ def keep_selection(name: str) -> None:
 
 
 def status_panel(name: str) -> None:
-    @st.fragment(run_every=every)
+    @live_fragment(every)
     def live() -> None:
         with guard("The source status"):
             if name not in engine.names():
@@ -242,7 +245,7 @@ def remove_control(name: str) -> None:
 def quarantine_panel(name: str) -> None:
     show_flagged = st.toggle("Include flagged rows (kept, with missing values)", key="quarantine_flagged")
 
-    @st.fragment(run_every=every)
+    @live_fragment(every)
     def live() -> None:
         with guard("The quarantine"):
             if name not in engine.names():
