@@ -1,6 +1,7 @@
 """Many viewers while data flows: ingest rate of a 100,000 rows/s replay, alone and with 20 browser tabs.
 
     python bench/sessions.py [--sessions 20] [--seconds 60] [--rate 100000] [--alone 30] [--browser idle normal]
+                             [--clients chromium|websocket]
 
 A real `streamlit run app.py` server (demo stream on, as shipped) starts its engine
 with a first visit, which resumes a paced replay at --rate rows/s from its data folder. The
@@ -17,7 +18,10 @@ errors in the browser, and Streamlit exception blocks drawn on a page. Chromium
 runs on the same two cores as the server. In the `idle` phase it runs at SCHED_IDLE,
 so it draws with the CPU the server leaves, as viewers' own machines would; in the
 `normal` phase the server also competes with 20 tabs drawing. The server's own CPU
-seconds are printed beside each.
+seconds are printed beside each, and the work it served: script and fragment runs finished (from
+the websocket messages), page visits drawn by the end of the dwell. `--clients websocket` puts
+sessions that ask for the same runs and draw nothing (tests/st_sessions.py) in the tabs' place,
+which also gives each visit's time from asking to its run's end.
 """
 from __future__ import annotations
 
