@@ -12,6 +12,7 @@ import streamlit as st
 
 from ui.auth import require_sign_in
 from ui.engine import get_engine
+from ui.turns import turn
 
 ICONS = {"Overview": ":material/dashboard:", "Sources": ":material/upload_file:",
          "Preprocessing": ":material/tune:", "Aggregates": ":material/monitoring:",
@@ -36,6 +37,7 @@ def pages() -> list:
     return found
 
 
-require_sign_in()     # off unless .streamlit/secrets.toml has an [auth] section; then every page needs it
-get_engine(quiet=True)   # start the engine on the first visit, whatever page it opens; the page says why not
-st.navigation(pages()).run()
+with turn():             # one of the server's few script runs at a time (ui/turns.py)
+    require_sign_in()     # off unless .streamlit/secrets.toml has an [auth] section; then every page needs it
+    get_engine(quiet=True)   # start the engine on the first visit, whatever page it opens; the page says why not
+    st.navigation(pages()).run()

@@ -1,6 +1,7 @@
 """Many viewers while data flows: ingest rate of a 100,000 rows/s replay, alone and with 20 browser tabs.
 
     python bench/sessions.py [--sessions 20] [--seconds 60] [--rate 100000] [--alone 30] [--browser idle normal]
+                             [--clients chromium|websocket]
 
 A real `streamlit run app.py` server (demo stream on, as shipped) starts its engine
 with a first visit, which resumes a paced replay at --rate rows/s from its data folder. The
@@ -17,7 +18,10 @@ errors in the browser, and Streamlit exception blocks drawn on a page. Chromium
 runs on the same two cores as the server. In the `idle` phase it runs at SCHED_IDLE,
 so it draws with the CPU the server leaves, as viewers' own machines would; in the
 `normal` phase the server also competes with 20 tabs drawing. The server's own CPU
-seconds are printed beside each.
+seconds are printed beside each, and the work it served: script and fragment runs finished (from
+the websocket messages), page visits drawn by the end of the dwell. `--clients websocket` puts
+sessions that ask for the same runs and draw nothing (tests/st_sessions.py) in the tabs' place,
+which also gives each visit's time from asking to its run's end.
 """
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import ROOT, machine, make_file, print_table  # noqa: E402
 
 sys.path.insert(0, ROOT)
+HEADINGS = {"Overview": "Rivulet"}      # a page's h1 where it is not its title
 PAGES = ["Overview", "Sources", "Preprocessing", "Aggregates", "Correlations", "Models", "Export"]
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -135,26 +140,40 @@ def browse(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict
     `mark()` is called once every tab is open and again at the end, so the browser's
     start-up is not counted against ingest."""
     from playwright.sync_api import Error as PlaywrightError, sync_playwright
-    stats = {"visits": 0, "page_errors": 0, "exceptions": 0, "timeouts": 0, "messages": 0}
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    stats = {"visits": 0, "drawn": 0, "page_errors": 0, "exceptions": 0, "timeouts": 0, "messages": 0,
+             "runs": 0, "fragment_runs": 0}
     counting = [False]
+    finished = {ForwardMsg.FINISHED_SUCCESSFULLY: "runs", ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY: "fragment_runs"}
 
     def page_error(_):
         stats["page_errors"] += 1
 
-    def socket(ws):      # messages the server sent: each live refresh is a few, so this counts served work
-        ws.on("framereceived", lambda _: counting[0] and stats.__setitem__("messages", stats["messages"] + 1))
+    def frame(payload) -> None:
+        """Messages the server sent, and the script and fragment runs they finish: the work served."""
+        if not counting[0]:
+            return
+        stats["messages"] += 1
+        if isinstance(payload, bytes):
+            msg = ForwardMsg.FromString(payload)
+            if msg.WhichOneof("type") == "script_finished" and msg.script_finished in finished:
+                stats[finished[msg.script_finished]] += 1
+
+    def socket(ws):
+        ws.on("framereceived", frame)
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         tabs = []
-        for _ in range(sessions):
+        for _ in range(sessions):      # every tab asks at once; then each must show the sidebar
             page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
             page.on("pageerror", page_error)
             page.on("websocket", socket)
             tabs.append(page)
+            page.goto(f"http://127.0.0.1:{port}/", wait_until="commit", timeout=60_000)
+        for page in tabs:
             try:
-                page.goto(f"http://127.0.0.1:{port}/", timeout=20_000)
-                page.locator('[data-testid="stSidebarNavLink"]').first.wait_for(timeout=20_000)
+                page.locator('[data-testid="stSidebarNavLink"]').first.wait_for(timeout=60_000)
             except PlaywrightError:
                 stats["timeouts"] += 1
         mark()
@@ -163,6 +182,7 @@ def browse(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict
         end = time.time() + seconds
         step = 0
         while time.time() < end:
+            wanted = {}
             for i, page in enumerate(tabs):
                 if time.time() >= end:
                     break
@@ -173,11 +193,15 @@ def browse(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict
                     stats["timeouts"] += 1
                     continue
                 stats["visits"] += 1
+                wanted[i] = HEADINGS.get(title, title)
             pause_end = time.time() + dwell
             while time.time() < min(pause_end, end):
                 tabs[0].wait_for_timeout(250)         # lets every tab's events run
-            for page in tabs:
+            for i, page in enumerate(tabs):
                 stats["exceptions"] += page.locator('[data-testid="stException"]').count()
+                # drawn: the page the tab moved to shows its heading by the end of the dwell
+                if i in wanted and page.locator("h1", has_text=wanted[i]).count():
+                    stats["drawn"] += 1
             step += 1
         counting[0] = False
         mark()
@@ -185,11 +209,28 @@ def browse(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict
     return stats
 
 
+def websocket_sessions(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict:
+    """Sessions that ask for what the tabs ask for (tests/st_sessions.py), with nothing drawn, so the
+    CPU they cost is the server's; a visit counts as drawn when its run ended within the dwell."""
+    from tests.st_sessions import run_sessions
+    mark()
+    counts = run_sessions(port, sessions, seconds, dwell, PAGES, stagger=0)
+    mark()
+    visits = sorted(v for c in counts for v in c.visits)
+    return {"visits": len(visits) + sum(c.unanswered for c in counts), "drawn": sum(v <= dwell for v in visits),
+            "page_errors": sum(len(c.errors) for c in counts), "exceptions": sum(len(c.exceptions) for c in counts),
+            "timeouts": sum(c.unanswered for c in counts), "messages": None,
+            "runs": sum(c.runs for c in counts), "fragment_runs": sum(c.fragment_runs for c in counts),
+            "visit_p50": visits[len(visits) // 2] if visits else None,
+            "visit_p95": visits[int(len(visits) * 0.95)] if visits else None}
+
+
 def browse_child(args) -> None:
     """`--browse`: run the tabs in this process (started at the wanted priority); print JSON."""
     marks = []
-    stats = browse(args.browse, args.sessions, args.seconds, args.dwell,
-                   lambda: marks.append((time.time(), cpu_seconds(args.server_pid))))
+    run = websocket_sessions if args.clients == "websocket" else browse
+    stats = run(args.browse, args.sessions, args.seconds, args.dwell,
+                lambda: marks.append((time.time(), cpu_seconds(args.server_pid))))
     print(json.dumps({"stats": stats, "marks": marks}))
 
 
@@ -205,7 +246,8 @@ def lower(priority: str):
 def run_tabs(args, port: int, server_pid: int, priority: str) -> tuple[dict, tuple, tuple]:
     """The browsing phase in a child process; Chromium and its renderers inherit its scheduling."""
     cmd = [sys.executable, os.path.abspath(__file__), "--browse", str(port), "--server-pid", str(server_pid),
-           "--sessions", str(args.sessions), "--seconds", str(args.seconds), "--dwell", str(args.dwell)]
+           "--sessions", str(args.sessions), "--seconds", str(args.seconds), "--dwell", str(args.dwell),
+           "--clients", args.clients]
     out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=lower(priority), check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     return result["stats"], tuple(result["marks"][0]), tuple(result["marks"][1])
@@ -220,12 +262,15 @@ def main() -> None:
     ap.add_argument("--dwell", type=float, default=5.0, help="seconds each tab stays on a page")
     ap.add_argument("--browser", nargs="+", choices=["idle", "normal"], default=["idle", "normal"],
                     help="the browser's CPU priority in each browsing phase (idle: only CPU the server leaves)")
+    ap.add_argument("--clients", choices=["chromium", "websocket"], default="chromium",
+                    help="Chromium tabs, or websocket sessions that ask for the same runs and draw nothing")
     ap.add_argument("--browse", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.browse:
         return browse_child(args)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))      # so `finally` stops the server
+    load = os.getloadavg()
     tmp = tempfile.mkdtemp(prefix="rivulet-sessions-")
     data_dir = os.path.join(tmp, "data")
     phases = []
@@ -248,20 +293,25 @@ def main() -> None:
         finally:
             stop_server(server)
         alone = ingested_between(data_dir, a0, a1) / (a1 - a0)
-        rows = [["ingest alone", f"{alone:,.0f}", "1.00", f"{(c1 - c0) / (a1 - a0):.2f}", "-", "-", "-", "-", "-"]]
+        rows = [["ingest alone", f"{alone:,.0f}", "1.00", f"{(c1 - c0) / (a1 - a0):.2f}", *["-"] * 9]]
         for priority, stats, (b0, cb0), (b1, cb1) in phases:
             loaded = ingested_between(data_dir, b0, b1) / (b1 - b0)
-            rows.append([f"+ {args.sessions} Chromium tabs, browser at {priority} priority", f"{loaded:,.0f}",
-                         f"{loaded / alone:.2f}", f"{(cb1 - cb0) / (b1 - b0):.2f}",
-                         f"{stats['messages'] / (b1 - b0):,.0f}", stats["visits"],
+            who = (f"{args.sessions} websocket sessions, client at {priority} priority" if args.clients == "websocket"
+                   else f"{args.sessions} Chromium tabs, browser at {priority} priority")
+            p50, p95 = stats.get("visit_p50"), stats.get("visit_p95")
+            rows.append([f"+ {who}", f"{loaded:,.0f}", f"{loaded / alone:.2f}", f"{(cb1 - cb0) / (b1 - b0):.2f}",
+                         "-" if stats["messages"] is None else f"{stats['messages'] / (b1 - b0):,.0f}",
+                         f"{stats['runs'] / (b1 - b0):.1f}", f"{stats['fragment_runs'] / (b1 - b0):.1f}",
+                         f"{stats['drawn']} / {stats['visits']}",
+                         "-" if p50 is None else f"{p50:.1f} / {p95:.1f}",
                          stats["page_errors"], stats["exceptions"], stats["timeouts"]])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"\n# paced replay at {args.rate:,.0f} rows/s in a `streamlit run` server; {machine()}\n")
-    print_table(["case", "ingest rows/s", "vs alone", "server CPU s/s", "server messages/s", "page visits",
-                 "page errors",
-                 "exceptions drawn", "timeouts"], rows)
+    print(f"\n# paced replay at {args.rate:,.0f} rows/s in a `streamlit run` server; {machine()}; "
+          f"load average before {load[0]:.1f}, after {os.getloadavg()[0]:.1f}\n")
+    print_table(["case", "ingest rows/s", "vs alone", "server CPU s/s", "server messages/s", "script runs/s",
+                 "fragment runs/s", "pages drawn / visits", "visit s p50 / p95", "page errors", "exceptions drawn", "timeouts"], rows)
 
 
 if __name__ == "__main__":

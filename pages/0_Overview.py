@@ -9,6 +9,7 @@ from engine import recent_rate, throughput_series
 from ui import format as fmt
 from ui.guard import guard
 from ui.page import header
+from ui.refresh import live_fragment
 
 engine, every = header(
     "Rivulet",
@@ -52,7 +53,7 @@ def model_label(status: dict | None) -> str:
         (" · drift" if status.get("drift") else "")
 
 
-@st.fragment(run_every=every)
+@live_fragment(every)
 def live_status() -> None:
     with guard("The overview"):
         snaps = engine.snapshots()

@@ -6,12 +6,13 @@ import math
 import pandas as pd
 import streamlit as st
 
-from engine import (SPEED_LIMITS, TIME_FORMATS, Speed, WindowSpec, parse_time, peek_columns, recent_rate,
-                    replay_upload, time_example, to_csv_bytes, upload_limit_bytes)
+from engine import (SPEED_LIMITS, TIME_FORMATS, Speed, Spool, WindowSpec, parse_time, peek_columns, recent_rate,
+                    start_replay, time_example, to_csv_bytes, upload_limit_bytes)
 from ui import format as fmt
 from ui.guard import guard
 from ui.page import header
-from ui.refresh import keep, remember
+from ui.refresh import keep, live_fragment, remember
+from ui.uploads import drop_taken, releaser
 
 engine, every = header(
     "Sources",
@@ -34,16 +35,30 @@ def time_format_box(box, key: str) -> str | None:
 def upload_panel() -> None:
     limit_mb = upload_limit_bytes() / 1024 / 1024
     st.session_state.setdefault("upload_round", 0)
-    files = st.file_uploader("CSV files", type=["csv", "tsv", "txt"],
-                             accept_multiple_files=True, key=f"upload_{st.session_state.upload_round}",
+    spools = st.session_state.setdefault("upload_spools", {})       # file id -> Spool, this session's uploads
+    key = f"upload_{st.session_state.upload_round}"
+    drop_taken(key, {fid for fid, sp in spools.items() if sp.state not in ("queued", "saving")})
+    files = st.file_uploader("CSV files", type=["csv", "tsv", "txt"], accept_multiple_files=True, key=key,
                              max_upload_size=max(1, math.ceil(limit_mb)))
+    held = {f.file_id: f for f in st.session_state.get(key) or []}    # the widget's own objects; `files` copies them
+    # each file is copied to disk as it arrives, off this thread, and its bytes leave memory after
+    ids = {f.file_id for f in files or []}
+    if ids - set(spools):                         # new files: earlier outcomes have been read
+        for fid in [fid for fid, sp in spools.items() if sp.state in ("started", "failed") and fid not in ids]:
+            del spools[fid]
+    for f in files or []:
+        if f.file_id not in spools:
+            spools[f.file_id] = Spool(f, f.name, engine.data_dir, f.size,
+                                      release=releaser(f, *([held[f.file_id]] if f.file_id in held else [])))
+    for fid in [fid for fid, sp in spools.items() if fid not in ids and not sp.asked and not sp.error]:
+        spools.pop(fid).discard()                 # removed from the widget before it was started
+    chosen = [spools[f.file_id] for f in files or []]
     columns = None
-    if files:
+    if chosen:
         with guard("Reading the file's header"):
-            columns = peek_columns(files[0].getvalue()[:1 << 20])
-            files[0].seek(0)
+            columns = peek_columns(chosen[0].head)
         if columns is not None:
-            st.caption(f"{files[0].name}: " + ", ".join(
+            st.caption(f"{chosen[0].name}: " + ", ".join(
                 f"**{c.name}** ({c.kind}{', ' + c.format if c.format else ''})" for c in columns.columns))
     c1, c2, c3 = st.columns([2, 1, 2])
     mode = c1.radio("Speed", list(SPEEDS), horizontal=True, key="upload_speed",
@@ -67,22 +82,46 @@ def upload_panel() -> None:
     loop = c4.toggle("Loop at the end", key="upload_loop")
     window_rows = c5.number_input("Window (rows)", 10, 100_000, 10_000, step=1000, key="upload_window",
                                   help="The stream's own window; each page can also look at other windows.")
-    if c6.button("Start replay", type="primary", icon=":material/play_arrow:", disabled=not files):
-        notes = []
-        for f in files:
-            with guard(f"Starting {f.name}"):
-                name = replay_upload(engine, f, f.name, speed=Speed.parse(SPEEDS[mode], value), loop=loop,
-                                     time_column=None if time_column == AUTO_TIME else time_column,
-                                     time_format=time_format,
-                                     window=WindowSpec("count", int(window_rows)))
-                notes.append(f"{f.name} → stream **{name}**")
-        if notes:
-            st.session_state.upload_notes = notes
-            st.session_state.upload_round += 1        # a fresh uploader: a second click cannot start it twice
-            keep_selection(name)
+    startable = [sp for sp in chosen if sp.state in ("queued", "saving", "saved")]
+    if c6.button("Start replay", type="primary", icon=":material/play_arrow:", disabled=not startable):
+        for sp in startable:        # now if saved, else as soon as its copy ends
+            start_replay(engine, sp, speed=Speed.parse(SPEEDS[mode], value), loop=loop,
+                         time_column=None if time_column == AUTO_TIME else time_column, time_format=time_format,
+                         window=WindowSpec("count", int(window_rows)))
+            if sp.stream:
+                keep_selection(sp.stream)
+        st.session_state.upload_round += 1            # a fresh uploader: a second click cannot start it twice
+        st.rerun()
+    upload_status(spools)
+
+
+def upload_status(spools: dict) -> None:
+    """Each upload of this session: waiting for its copy, saving, saved, started or why not;
+    refreshed while any is under way, then one full run to show the new sources."""
+    busy = any(sp.pending for sp in spools.values())
+
+    @live_fragment(0.5 if busy else None)
+    def status() -> None:
+        for sp in spools.values():
+            if sp.state == "queued":
+                st.info(f"{sp.name}: another upload is being saved; it starts when that one is done.",
+                        icon=":material/hourglass_empty:")
+            elif sp.state == "saving":
+                st.progress(sp.copied / sp.size if sp.size else 0.0, text=f"Saving {sp.name}")
+            elif sp.state == "saved":
+                st.caption(f"{sp.name} is ready ({fmt.size(sp.size)}); press Start replay.")
+            elif sp.state == "starting":
+                st.caption(f"Starting {sp.name}…")
+            elif sp.state == "started":
+                st.success(f"Replaying {sp.name} → stream **{sp.stream}**", icon=":material/check_circle:")
+            else:
+                st.error(fmt.plain(sp.error), icon=":material/error:")
+        if busy and not any(sp.pending for sp in spools.values()):
+            started = [sp.stream for sp in spools.values() if sp.state == "started"]
+            if started:
+                keep_selection(started[-1])
             st.rerun()
-    for note in st.session_state.get("upload_notes", []):
-        st.success(f"Replaying {note}", icon=":material/check_circle:")
+    status()
 
 
 def tail_panel() -> None:
@@ -110,7 +149,7 @@ def keep_selection(name: str) -> None:
 
 
 def status_panel(name: str) -> None:
-    @st.fragment(run_every=every)
+    @live_fragment(every)
     def live() -> None:
         with guard("The source status"):
             if name not in engine.names():
@@ -197,14 +236,16 @@ def remove_control(name: str) -> None:
         if st.button("Remove", type="primary", key=f"remove_{name}"):
             with guard("Removing"):
                 engine.remove(name)
-                st.session_state.pop("upload_notes", None)
+                spools = st.session_state.get("upload_spools", {})
+                for fid in [fid for fid, sp in spools.items() if sp.stream == name]:
+                    del spools[fid]
                 st.rerun()
 
 
 def quarantine_panel(name: str) -> None:
     show_flagged = st.toggle("Include flagged rows (kept, with missing values)", key="quarantine_flagged")
 
-    @st.fragment(run_every=every)
+    @live_fragment(every)
     def live() -> None:
         with guard("The quarantine"):
             if name not in engine.names():

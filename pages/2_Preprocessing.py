@@ -10,6 +10,7 @@ from ui import format as fmt
 from ui.controls import flash, show_flash, stream_row
 from ui.guard import guard
 from ui.page import header
+from ui.refresh import live_fragment
 from ui.steps import KINDS, describe, step_form
 
 engine, every = header(
@@ -109,7 +110,7 @@ def apply_controls(name: str, steps: list[dict]) -> None:
     c3.caption(f"Running now: version **{current['version']}** with {len(current['steps'])} step(s).")
 
 
-@st.fragment(run_every=0.5)
+@live_fragment(0.5)
 def backfill_panel(name: str) -> None:
     with guard("The backfill"):
         status = engine.backfill_status(name)

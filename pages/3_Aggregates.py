@@ -10,7 +10,7 @@ from ui.controls import WIDTHS, pick_columns, pick_time, stream_row
 from ui.filters import filters_panel, window_view
 from ui.guard import guard
 from ui.page import header
-from ui.refresh import keep, remember
+from ui.refresh import keep, live_fragment, remember
 
 engine, every = header(
     "Live aggregates",
@@ -102,7 +102,7 @@ def page() -> None:
         st.info("Choose one or more columns above.")
         return
 
-    @st.fragment(run_every=every)
+    @live_fragment(every)
     def live() -> None:
         with guard("The aggregates"):
             current, v = window_view(engine, name, pick, filters)

@@ -12,7 +12,7 @@ from ui.controls import WIDTHS, pick_columns, pick_time, stream_row
 from ui.filters import filters_panel, window_view
 from ui.guard import guard
 from ui.page import header
-from ui.refresh import keep, remember
+from ui.refresh import keep, live_fragment, remember
 
 engine, every = header(
     "Correlations",
@@ -48,7 +48,7 @@ def page() -> None:
                                 on_change=keep, args=("corr_width",))]
     filters = filters_panel(snap)
 
-    @st.fragment(run_every=every)
+    @live_fragment(every)
     def live() -> None:
         with guard("The correlations"):
             current, v = window_view(engine, name, pick, filters)

@@ -1,7 +1,10 @@
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from contextlib import contextmanager
 
 import pytest
 
@@ -13,6 +16,43 @@ def run_cli(*args, timeout=120, **kw):
     """Run `python -m engine ...` in a fresh process from the project root."""
     return subprocess.run([sys.executable, "-m", "engine", *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=timeout, **kw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def streamlit_server(data_dir, demo: bool = True):
+    """`streamlit run app.py` on a free port with its own data folder, until the block ends:
+    (url, process). Its output goes to streamlit.log beside the data folder."""
+    port = free_port()
+    log_path = os.path.join(os.path.dirname(os.path.abspath(data_dir)), "streamlit.log")
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                                 "--server.port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "RIVULET_DATA_DIR": str(data_dir),
+                                     "RIVULET_DEMO": "1" if demo else "0"})
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(300):
+                try:
+                    if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
+                        break
+                except OSError:
+                    time.sleep(0.2)
+            else:
+                raise AssertionError("streamlit did not start: " + open(log_path).read()[-2000:])
+            yield url, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.fixture

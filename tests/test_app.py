@@ -66,6 +66,12 @@ def csv_bytes(n=500, bad=3) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def upload(at: AppTest, name: str, data: bytes) -> AppTest:
+    """Give the uploader a file and wait until its copy to disk has ended (saved or refused)."""
+    at.file_uploader[0].set_value((name, data, "text/csv")).run()
+    return rerun_until(at, lambda a: any("is ready" in c.value for c in a.caption) or a.error)
+
+
 def button(at: AppTest, label: str):
     return next(b for b in at.button if b.label == label)
 
@@ -97,11 +103,10 @@ def test_refresh_can_be_paused(app):
 def test_upload_replays_and_lists_the_quarantine(app):
     at = open_app(SOURCES)
     data = csv_bytes()
-    at.file_uploader[0].set_value(("two words.csv", data, "text/csv")).run()
+    at = upload(at, "two words.csv", data)
     assert "**ts** (time)" in at.caption[0].value or any("**ts** (time)" in c.value for c in at.caption)
     button(at, "Start replay").click().run()
-    assert not at.exception
-    assert any("stream **two_words**" in s.value for s in at.success)
+    at = rerun_until(at, lambda a: any("stream **two_words**" in s.value for s in a.success))
     assert os.listdir(app / "uploads") == ["two_words.csv"]
     assert at.selectbox(key="source_stream").value == "two_words"
     at = rerun_until(at, lambda a: metric(a, "Rows") == "500" and metric(a, "Quarantined") == "3")
@@ -116,7 +121,7 @@ def test_upload_replays_and_lists_the_quarantine(app):
 
 def test_replay_controls_and_their_errors(app):
     at = open_app(SOURCES)
-    at.file_uploader[0].set_value(("slow.csv", csv_bytes(2000, bad=0), "text/csv")).run()
+    at = upload(at, "slow.csv", csv_bytes(2000, bad=0))
     at.radio(key="upload_speed").set_value("Rows per second").run()
     at.number_input(key="upload_rows_per_s").set_value(50.0).run()
     button(at, "Start replay").click().run()
@@ -139,20 +144,20 @@ def test_replay_controls_and_their_errors(app):
 
 def test_realtime_without_time_column_is_a_message(app):
     at = open_app(SOURCES)
-    at.file_uploader[0].set_value(("plain.csv", b"a,b\n1,2\n3,4\n", "text/csv")).run()
+    at = upload(at, "plain.csv", b"a,b\n1,2\n3,4\n")
     at.radio(key="upload_speed").set_value("× real time").run()
     button(at, "Start replay").click().run()
-    assert not at.exception
-    assert any("needs a time column" in e.value and "--" not in e.value for e in at.error)   # no CLI flags
+    at = rerun_until(at, lambda a: any("needs a time column" in e.value for e in a.error))
+    assert not any("--" in e.value for e in at.error)                                      # no CLI flags
     assert os.listdir(app / "uploads") == []          # a refused replay leaves no file behind
 
 
 def test_oversized_upload_is_refused_with_a_message(app, monkeypatch):
     monkeypatch.setenv("RIVULET_UPLOAD_LIMIT_MB", "0.001")
     at = open_app(SOURCES)
-    at.file_uploader[0].set_value(("big.csv", csv_bytes(200, bad=0), "text/csv")).run()
-    button(at, "Start replay").click().run()
-    assert any("larger than the upload limit" in e.value for e in at.error)
+    at = upload(at, "big.csv", csv_bytes(200, bad=0))
+    at = rerun_until(at, lambda a: any("larger than the upload limit" in e.value for e in a.error))
+    assert button(at, "Start replay").disabled          # nothing left to start
     assert os.listdir(app / "uploads") == []
 
 
@@ -210,7 +215,7 @@ def test_sessions_share_streams_but_not_view_settings(app):
     assert [m.label for m in one.metric] == ["power · mean"]
     assert len(two.metric) == 4
     src = open_app(SOURCES)
-    src.file_uploader[0].set_value(("shared.csv", b"a,b\n1,2\n", "text/csv")).run()
+    src = upload(src, "shared.csv", b"a,b\n1,2\n")
     button(src, "Start replay").click().run()
     two.run()
     assert "shared" in two.selectbox(key="view_stream").options
@@ -292,7 +297,7 @@ def test_replay_controls_are_there_right_after_start_replay(app, monkeypatch):
 
     monkeypatch.setattr(Stream, "restore", slow_restore)
     at = open_app(SOURCES)
-    at.file_uploader[0].set_value(("fresh.csv", csv_bytes(200, bad=0), "text/csv")).run()
+    at = upload(at, "fresh.csv", csv_bytes(200, bad=0))
     button(at, "Start replay").click().run()
     assert not at.exception, at.exception
     assert at.selectbox(key="source_stream").value == "fresh"
@@ -304,7 +309,7 @@ def test_replay_controls_are_there_right_after_start_replay(app, monkeypatch):
 def test_upload_form_and_controls_take_the_same_speeds(app):
     from engine import SPEED_LIMITS, UserError
     at = open_app(SOURCES)
-    at.file_uploader[0].set_value(("paced.csv", csv_bytes(2000, bad=0), "text/csv")).run()
+    at = upload(at, "paced.csv", csv_bytes(2000, bad=0))
     bounds = {}
     for label, key in (("Rows per second", "upload_rows_per_s"), ("× real time", "upload_multiple")):
         at.radio(key="upload_speed").set_value(label).run()
@@ -337,7 +342,7 @@ def weather_csv(years: int = 5) -> tuple[bytes, pd.DataFrame]:
 def test_sources_offers_slash_dates_as_the_time_column(app):
     at = open_app(SOURCES)
     data, _ = weather_csv(1)
-    at.file_uploader[0].set_value(("seattle.csv", data, "text/csv")).run()
+    at = upload(at, "seattle.csv", data)
     assert any("**date** (time, %Y/%m/%d)" in c.value for c in at.caption), [c.value for c in at.caption]
     assert at.selectbox(key="upload_time_column").options[:2] == ["(first column of dates or times)", "date"]
     at.selectbox(key="upload_time_column").set_value("date").run()
@@ -352,7 +357,7 @@ def test_aggregates_time_range_is_event_time(app):
     """'From 2015-06-01' narrows every panel to the rows dated from then, by the `date` column."""
     at = open_app(SOURCES)
     data, df = weather_csv(5)
-    at.file_uploader[0].set_value(("weather.csv", data, "text/csv")).run()
+    at = upload(at, "weather.csv", data)
     button(at, "Start replay").click().run()
     at.switch_page(AGGREGATES).run()
     at.selectbox(key="view_stream").set_value("weather").run()

@@ -6,17 +6,13 @@ renders without an exception. Screenshots of each page (1440 px wide) go to $RIV
 import os
 import re
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, streamlit_server
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
@@ -24,35 +20,11 @@ PAGES = ["Overview", "Sources", "Preprocessing", "Aggregates", "Correlations", "
 ARTIFACTS = os.environ.get("RIVULET_ARTIFACTS", os.path.join(ROOT, "tests", "artifacts", "screenshots"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("browser") / "data"
-    port = free_port()
-    log = open(data.parent / "streamlit.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "RIVULET_DATA_DIR": str(data), "RIVULET_DEMO": "1"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("streamlit did not start: " + open(log.name).read()[-2000:])
+    with streamlit_server(data) as (url, _):
         yield url, data
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from engine import BUCKET_WIDTHS, Engine, Snapshot, bucket_label, parse_time
 from ui.guard import guard
-from ui.refresh import keep, remember
+from ui.refresh import keep, live_fragment, remember
 
 WIDTHS = {bucket_label(w): w for w in BUCKET_WIDTHS}     # 1 s ... 1 h, 1 day, 1 week, 1 month
 RANGES = {"Last N rows": "rows", "Last 5 min": 300, "Last 1 h": 3600, "Last 1 day": 86_400,
@@ -41,7 +41,7 @@ def stream_row(engine: Engine):
     return name, snap, right
 
 
-@st.fragment(run_every=1.0)
+@live_fragment(1.0)
 def _wait_for_rows(engine: Engine, name: str) -> None:
     """Rerun the whole page once the stream has columns, so its controls can be drawn."""
     snap = engine.snapshot(name) if name in engine.names() else None

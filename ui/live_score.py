@@ -7,13 +7,14 @@ from engine import Engine, downloads
 from ui import charts
 from ui import format as fmt
 from ui.guard import guard
+from ui.refresh import live_fragment
 
 ROWS = 20          # newest predictions shown
 
 
 def live_score(engine: Engine, name: str, every: float | None) -> None:
     """Headline numbers, drift warning and score curve; redrawn every `every` seconds (None: paused)."""
-    @st.fragment(run_every=every)
+    @live_fragment(every)
     def live() -> None:
         with guard("The live score"):
             status = engine.models.live(name) if name in engine.names() else None

@@ -11,6 +11,7 @@ from engine.models import GRIDS, ModelSpec, algorithms_for
 from ui import format as fmt
 from ui.controls import flash
 from ui.guard import guard
+from ui.refresh import live_fragment
 
 
 def job_buttons(engine: Engine, name: str, spec: ModelSpec, slice_: dict) -> None:
@@ -47,7 +48,7 @@ def start_job(job_id: str) -> None:
     st.rerun()
 
 
-@st.fragment(run_every=0.5)
+@live_fragment(0.5)
 def job_progress(engine: Engine) -> None:
     """Progress of this session's running job; on completion the whole page redraws with its result."""
     job_id = st.session_state.get("m_job")

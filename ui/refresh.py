@@ -5,7 +5,11 @@ survives moving between pages.
 """
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
+
+from ui.turns import turn
 
 CHOICES = {"0.5 s": 0.5, "1 s": 1.0, "2 s": 2.0, "5 s": 5.0, "10 s": 10.0, "30 s": 30.0}
 
@@ -35,3 +39,15 @@ def live_every() -> float | None:
         if not live:
             st.button("Refresh now", icon=":material/refresh:", width="stretch")
     return CHOICES[st.session_state["refresh_every"]] if live else None
+
+
+def live_fragment(every: float | None):
+    """`st.fragment(run_every=every)` whose runs take their turn after the server's full runs
+    (ui/turns.py), so many sessions refreshing never crowd out a page being opened."""
+    def wrap(fn):
+        @functools.wraps(fn)
+        def run(*args, **kwargs):
+            with turn(urgent=False):
+                return fn(*args, **kwargs)
+        return st.fragment(run_every=every)(run)
+    return wrap

@@ -1,0 +1,46 @@
+"""Streamlit keeps every uploaded file's bytes in memory for as long as the browser session lives,
+even after the widget that took it is gone. Once a page has what it needs from a file (copied to
+disk, or imported), it drops them here; the widget keeps showing the file's name."""
+from __future__ import annotations
+
+from typing import Callable
+
+import streamlit as st
+from streamlit.runtime.scriptrunner import get_script_run_ctx
+from streamlit.runtime.uploaded_file_manager import UploadedFileRec
+
+
+def releaser(file, *copies) -> Callable[[], None]:
+    """A function that drops `file`'s bytes from the server's memory; callable from any thread.
+
+    Streamlit's record stays, empty, under the same id, so the widget still returns the file (of
+    size 0) and the page can tell it is the one already taken. The objects that hold the bytes
+    are emptied too: `file` (the page's copy: a widget hands out a deep copy of its value on
+    every run) and `copies` (the widget's own value, `st.session_state[key]`, which stays until
+    the browser next sends its widgets). Emptied rather than closed, as the next run copies them."""
+    ctx = get_script_run_ctx()
+    holders = [file, *copies]
+
+    def release() -> None:
+        if ctx is not None and getattr(file, "file_id", None):
+            ctx.uploaded_file_mgr.add_file(ctx.session_id, UploadedFileRec(file.file_id, file.name, file.type, b""))
+        for held in holders:
+            empty(held)
+    return release
+
+
+def drop_taken(key: str, taken) -> None:
+    """Empty the objects widget `key` holds for files already taken (ids in `taken`). Each run the
+    browser asks for (live refreshes too) brings the widget's value again, read anew from the
+    server's record; one read before that record was emptied keeps the bytes until emptied here."""
+    for held in st.session_state.get(key) or []:
+        if getattr(held, "file_id", None) in taken:
+            empty(held)
+
+
+def empty(held) -> None:
+    try:
+        held.seek(0)
+        held.truncate(0)
+    except (ValueError, BufferError):       # closed, or a view of it is in use: it goes with its run
+        pass
