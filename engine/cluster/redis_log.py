@@ -73,6 +73,16 @@ def round_robin(n_rows: int, first_row: int, partitions: int) -> list[np.ndarray
     return [np.flatnonzero(part == p) for p in range(partitions)]
 
 
+def newest_entry(redis, stream: str) -> tuple[int, dict | None]:
+    """(seq, {"source": the entry's position, "newest": event time}) of the log's newest entry, or (0, None):
+    where a producer that cuts batches by the clock (paced replay, tail, demo) resumes."""
+    top = redis.xrevrange(log_key(stream, 0), count=1)
+    if not top:
+        return 0, None
+    _, _, position, newest = decode_entry(top[0][1])
+    return seq_of(top[0][0]), {"source": position, "newest": newest}
+
+
 class Producer:
     """Parses at the edge: sends each batch of a Log (a ReplaySource, a TailSource) to the partitions.
 

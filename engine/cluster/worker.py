@@ -19,11 +19,17 @@ from .redis_snapshots import RedisSnapshots, owners_key
 
 log = logging.getLogger("rivulet")
 PUBLISH_EVERY = 0.05        # seconds between provisional parts at most (each is a write Redis fsyncs)
+IDLE_LOOK = 1.0             # seconds between looks at the claim while the log is idle
 
 
-def claim(redis, stream: str, partition: int) -> int:
-    """A new epoch for the partition: from now on only this worker may publish or commit it."""
-    return int(redis.hincrby(owners_key(stream), f"p{partition}", 1))
+def claim(redis, stream: str, part: str) -> int:
+    """A new epoch for a part of the stream (`p0`, `producer`): from now on only its claimer may
+    publish or commit it. Claiming every part is also how a stream is stopped (engine.py)."""
+    return int(redis.hincrby(owners_key(stream), part, 1))
+
+
+def owns(redis, stream: str, part: str, epoch: int) -> bool:
+    return int(redis.hget(owners_key(stream), part) or 0) == epoch
 
 
 def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop_when_done: bool = True) -> dict:
@@ -32,11 +38,10 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
     import redis as redis_lib
     _leave_worker_pool()
     r = redis_lib.Redis.from_url(cluster["log"])
-    epoch = claim(r, stream, partition)
-    owners = owners_key(stream)
+    epoch = claim(r, stream, f"p{partition}")
 
     def still_owner() -> bool:
-        return int(r.hget(owners, f"p{partition}") or 0) == epoch
+        return owns(r, stream, f"p{partition}", epoch)
 
     store = DeltaStore(cluster["history"], stream, partition, config, epoch, still_owner)
     source = PartitionLog(r, stream, partition, Schema.from_json(config["schema"]), config.get("time_column"),
@@ -48,15 +53,20 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
         s.restore()
         _see(s, source.newest)
         snaps.publish_buckets(stream)
-        published, dirty = time.time(), False
+        published, dirty, looked = time.time(), False, time.monotonic()
         while True:
             batch = source.next_batch()
             if batch is None:
                 if dirty:                   # idle: show what the last batches did
                     s.publish()
                     published, dirty = time.time(), False
-                if store.flush():
+                if store.flush():           # the part says what is committed now
+                    s.publish()
                     snaps.publish_buckets(stream)
+                if time.monotonic() - looked >= IDLE_LOOK:      # a stopped stream claims every part
+                    looked = time.monotonic()
+                    if not still_owner():
+                        raise Fenced(f"partition {partition} of {stream} was claimed by another worker")
                 if stop_when_done and source.done and store.seq >= source.seq:
                     break
                 continue
