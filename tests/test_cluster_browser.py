@@ -6,17 +6,13 @@ Screenshots go to $RIVULET_ARTIFACTS as cluster-<page>.png."""
 import glob
 import json
 import os
-import re
 import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from tests.conftest import ROOT, wait_for
-from tests.test_browser import (CHROMIUM, PAGES, assert_no_exception, browser, choose, free_port,  # noqa: F401
-                                metric_value, page, plant_frame, screenshot, wait_metric, wait_text)
+from tests.conftest import wait_for
+from tests.test_browser import (CHROMIUM, PAGES, assert_no_exception, browser, page,  # noqa: F401
+                                screenshot, streamlit_server, train_plant, upload_plant, wait_metric, wait_text)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
 START = 120          # seconds for the first page: the engine starts redis-server and Dask first
@@ -25,29 +21,8 @@ START = 120          # seconds for the first page: the engine starts redis-serve
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data = tmp_path_factory.mktemp("cluster-browser") / "data"
-    port = free_port()
-    log = open(data.parent / "streamlit.log", "wb")
-    env = {k: v for k, v in os.environ.items() if k not in ("RIVULET_DASK", "RIVULET_HISTORY")}
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                             "--server.port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**env, "RIVULET_DATA_DIR": str(data), "RIVULET_DEMO": "1",
-                                 "RIVULET_CLUSTER": "local"})
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                if urllib.request.urlopen(url + "/_stcore/health", timeout=1).read() == b"ok":
-                    break
-            except OSError:
-                time.sleep(0.2)
-        else:
-            raise AssertionError("streamlit did not start: " + open(log.name).read()[-2000:])
+    with streamlit_server(data, {"RIVULET_DEMO": "1", "RIVULET_CLUSTER": "local"}, tries=300) as (url, proc):
         yield url, data, proc
-    finally:
-        if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=60)
-        log.close()
 
 
 def test_overview_is_live_from_the_cluster(server, page):
@@ -62,35 +37,14 @@ def test_overview_is_live_from_the_cluster(server, page):
 
 def test_an_upload_is_replayed_through_the_cluster(server, page, tmp_path):
     url, data, _ = server
-    lines = plant_frame().to_csv(index=False).splitlines()
-    lines[50:50] = ["2024-01-01 00:00:00,a,1,2,0,EXTRA", "2024-01-01 00:00:00,b,2,3,1,EXTRA"]
-    path = tmp_path / "plant data.csv"
-    path.write_text("\n".join(lines) + "\n")
-    page.goto(url + "/Sources")
-    page.locator('input[type="file"]').set_input_files(str(path))
-    page.get_by_text("plant data.csv: ").first.wait_for(timeout=START * 1000)
-    page.get_by_role("button", name="Start replay").click()
-    page.get_by_text("Replaying plant data.csv").wait_for(timeout=60_000)
-    assert wait_metric(page, "Rows", lambda v: v == 400, timeout=90) == 400
-    assert wait_metric(page, "Quarantined", lambda v: v == 2, timeout=60) == 2
-    page.get_by_text("Newest 2 rows set aside").wait_for(timeout=30_000)     # read from the Delta quarantine
+    upload_plant(page, url, tmp_path, slow=4)     # its rows and quarantine come back from Delta
     assert_no_exception(page)
     assert os.path.isdir(data / "history" / "plant_data" / "rows" / "_delta_log")
 
 
 def test_a_model_is_trained_by_clicks_on_the_delta_history(server, page):
     url, data, _ = server
-    page.goto(url + "/Models")
-    wait_text(page, "Cross-validation", START * 1000)
-    choose(page, "Stream", "plant_data")
-    page.get_by_text("Target", exact=True).wait_for()
-    page.wait_for_timeout(500)
-    choose(page, "Algorithm", "Logistic regression")
-    page.wait_for_timeout(500)
-    page.get_by_role("button", name="Train", exact=True).click()
-    wait_text(page, "done, stored as", 180_000)
-    shown_f1 = metric_value(page, "Macro F1")
-    assert_no_exception(page)
+    shown_f1 = train_plant(page, url, slow=4)
     cards = [json.load(open(p)) for p in glob.glob(str(data / "models" / "*" / "card.json"))]
     card = next(c for c in cards if c["training"]["stream"] == "plant_data")
     assert card["training"]["rows"] == 400                       # every stored row, read from Delta

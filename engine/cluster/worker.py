@@ -14,12 +14,15 @@ import time
 from ..schema import Schema
 from ..stream import Stream
 from .delta_store import DeltaStore, Fenced
-from .redis_log import PartitionLog
+from .redis_log import PartitionLog, log_key
 from .redis_snapshots import RedisSnapshots, owners_key
 
 log = logging.getLogger("rivulet")
 PUBLISH_EVERY = 0.05        # seconds between provisional parts at most (each is a write Redis fsyncs)
+READ_ENTRIES = 32           # log entries read at once; those waiting together are processed as one batch
 IDLE_LOOK = 1.0             # seconds between looks at the claim while the log is idle
+COMPACT_EVERY = 300.0       # seconds between compactions of the partition's Delta files (config: compact_every)
+VACUUM_HOURS = 1            # compacted-away files older than this are deleted (config: vacuum_hours)
 
 
 def claim(redis, stream: str, part: str) -> int:
@@ -45,24 +48,31 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
 
     store = DeltaStore(cluster["history"], stream, partition, config, epoch, still_owner)
     source = PartitionLog(r, stream, partition, Schema.from_json(config["schema"]), config.get("time_column"),
-                          store.offsets(partition).get("log"), count=32)
+                          store.offsets(partition).get("log"), count=READ_ENTRIES)
     snaps = RedisSnapshots(r, partition, epoch, lambda: {"read": source.seq, "committed": store.seq,
                                                           "newest": _newest(s)})
     s = Stream(partition, stream, config, source, store, snaps)
+    upkeep = Upkeep(r, stream, partition, store, config)
     try:
         s.restore()
         _see(s, source.newest)
         snaps.publish_buckets(stream)
         published, dirty, looked = time.time(), False, time.monotonic()
+
+        def committed() -> None:         # the part says what is committed now; buckets and upkeep follow
+            nonlocal published, dirty
+            s.publish()
+            published, dirty = time.time(), False
+            snaps.publish_buckets(stream)
+            upkeep.after_commit()
         while True:
             batch = source.next_batch()
             if batch is None:
                 if dirty:                   # idle: show what the last batches did
                     s.publish()
                     published, dirty = time.time(), False
-                if store.flush():           # the part says what is committed now
-                    s.publish()
-                    snaps.publish_buckets(stream)
+                if store.flush():
+                    committed()
                 if time.monotonic() - looked >= IDLE_LOOK:      # a stopped stream claims every part
                     looked = time.monotonic()
                     if not still_owner():
@@ -70,15 +80,14 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
                 if stop_when_done and source.done and store.seq >= source.seq:
                     break
                 continue
-            commits = store.commits
-            s.commit(s.prepare(batch))
+            s.commit(s.prepare(batch))      # buffered for the history; visible at the next publish
             _see(s, batch.position.get("newest"))
             dirty = True
-            if store.commits != commits or time.time() - published >= PUBLISH_EVERY:
+            if time.time() - published >= PUBLISH_EVERY:
                 s.publish()
                 published, dirty = time.time(), False
-            if store.commits != commits:
-                snaps.publish_buckets(stream)
+            if store.due() and store.flush():      # after the publish: a Delta commit never delays one
+                committed()
         store.flush()
         s.publish()
         snaps.publish_buckets(stream)
@@ -86,7 +95,32 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
         log.warning("%s", e)
         return {"partition": partition, "fenced": True, "epoch": epoch, "seq": store.seq, "reason": str(e)}
     return {"partition": partition, "fenced": False, "epoch": epoch, "seq": store.seq,
-            "rows": s.counters.next_rid, "commits": store.commits}
+            "rows": s.counters.next_rid, "commits": store.commits, "compactions": upkeep.compactions}
+
+
+class Upkeep:
+    """What keeps a partition's storage bounded: its Redis log trimmed below the committed seq after each
+    commit (a rerun re-reads from there; a re-sent entry below is still refused by id), and its Delta files
+    compacted on a schedule."""
+
+    def __init__(self, redis, stream: str, partition: int, store: DeltaStore, config: dict):
+        self.redis, self.key, self.store = redis, log_key(stream, partition), store
+        self.every = float(config.get("compact_every", COMPACT_EVERY))
+        self.vacuum = config.get("vacuum_hours", VACUUM_HOURS) if partition == 0 else None
+        self.compacted = time.monotonic()
+        self.compactions = 0
+
+    def after_commit(self) -> None:
+        self.redis.xtrim(self.key, minid=f"{self.store.seq}-0")
+        if time.monotonic() - self.compacted >= self.every:
+            self.compacted = time.monotonic()
+            try:
+                self.store.compact(self.vacuum)
+                self.compactions += 1
+            except Fenced:
+                raise
+            except Exception as e:     # a compaction that lost a race is retried next time; rows are safe
+                log.warning("compacting %s failed: %s", self.key, e)
 
 
 def _see(s: Stream, newest: float | None) -> None:
