@@ -11,6 +11,7 @@ import importlib
 _EXPORTS = {
     # name: (module, attribute; None for the module itself)
     "Engine": (".runtime", "Engine"),
+    "open_engine": (".start", "open_engine"),
     "UserError": (".errors", "UserError"),
     "EngineBusy": (".errors", "EngineBusy"),
     "Snapshot": (".read.snapshot", "Snapshot"),

@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after this many seconds without new data")
     t.add_argument("--polling", action="store_true",
                    help="poll the files instead of using inotify (also RIVULET_TAIL_POLLING=1)")
+    _cluster_arguments(t, batch_bytes=False)
     t.add_argument("--json", action="store_true", help="print the snapshot as JSON")
 
     s = sub.add_parser("status", help="list the streams stored in a data folder",
@@ -84,15 +85,16 @@ def _window_arguments(p: argparse.ArgumentParser) -> None:
                    help="keep at most the newest N rows in the store (0 keeps all; default 1000000)")
 
 
-def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+def _cluster_arguments(p: argparse.ArgumentParser, batch_bytes: bool = True) -> None:
     p.add_argument("--cluster", metavar="C",
                    help="run on a cluster: local (starts redis-server and Dask here) or redis://host:port/db "
                         "with RIVULET_DASK and RIVULET_HISTORY (default $RIVULET_CLUSTER; none: embedded)")
     p.add_argument("--partitions", type=_positive_int, default=1, metavar="N",
                    help="cluster mode: spread rows round-robin over N partitions (default 1; count windows "
                         "are then per partition)")
-    p.add_argument("--batch-bytes", type=_positive_int, metavar="N",
-                   help="cluster mode: bytes of the file per log entry (default 8388608)")
+    if batch_bytes:
+        p.add_argument("--batch-bytes", type=_positive_int, metavar="N",
+                       help="cluster mode: bytes of the file per log entry (default 8388608)")
 
 
 def _positive_int(text: str) -> int:
@@ -181,7 +183,8 @@ def cmd_replay(args) -> int:
 def _cluster(args) -> str | None:
     """The cluster a command runs on: --cluster, else $RIVULET_CLUSTER; None for the embedded engine."""
     value = args.cluster if args.cluster is not None else os.environ.get("RIVULET_CLUSTER")
-    if not value and (args.partitions != 1 or args.batch_bytes):
+    batch_bytes = getattr(args, "batch_bytes", None)
+    if not value and (args.partitions != 1 or batch_bytes):
         from .errors import UserError
         raise UserError(f"{'--partitions' if args.partitions != 1 else '--batch-bytes'} needs --cluster "
                         f"(or RIVULET_CLUSTER)")
@@ -217,6 +220,9 @@ def cmd_tail(args) -> int:
     no_nul(args.path)
     if not glob.has_magic(args.path) and not os.path.exists(args.path):
         raise UserError(f"no such file or folder: {args.path} (use a glob to wait for files not created yet)")
+    cluster = _cluster(args)
+    if cluster is not None:
+        return _cluster_tail(args, cluster)
     pipeline = Pipeline.load(args.pipeline) if args.pipeline else None
     window = _window(args)
     signal.signal(signal.SIGTERM, _interrupt)
@@ -239,6 +245,37 @@ def cmd_tail(args) -> int:
         except KeyboardInterrupt:
             pass
     print_value(stream.snapshot.to_json(), args.json)
+    return 0
+
+
+def _cluster_tail(args, cluster: str) -> int:
+    """`tail --cluster`: the stream runs on the cluster as the dashboard's do (cluster/engine.py) until
+    Ctrl-C, SIGTERM or --idle-exit; then its tasks are stopped, so a rerun resumes where they stopped."""
+    import signal
+    import time
+
+    from .errors import UserError
+    from .cluster.engine import ClusterEngine
+    if args.pipeline:
+        raise UserError("--pipeline is not built for cluster mode yet; tail without --cluster to use it")
+    signal.signal(signal.SIGTERM, _interrupt)
+    with ClusterEngine(cluster, args.data_dir, partitions=args.partitions) as engine:
+        name = engine.add_tail(args.path, fmt=args.format, window=_window(args),
+                               retention_rows=args.retention_rows or None, polling=True if args.polling else None,
+                               trusted=True, time_column=args.time_column, time_format=args.time_format)
+        seen, idle_since = None, time.monotonic()
+        try:
+            while True:
+                time.sleep(0.1)
+                state = engine.progress(name)
+                if state != seen or not state["settled"]:
+                    seen, idle_since = state, time.monotonic()
+                elif args.idle_exit and time.monotonic() - idle_since >= args.idle_exit:
+                    break
+        except KeyboardInterrupt:
+            pass
+        out = engine.stop(name)
+    print_value(out, args.json)
     return 0
 
 

@@ -25,16 +25,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def streamlit_server(data_dir, demo: bool = True):
-    """`streamlit run app.py` on a free port with its own data folder, until the block ends:
-    (url, process). Its output goes to streamlit.log beside the data folder."""
+def streamlit_server(data_dir, demo: bool = True, env: dict | None = None):
+    """`streamlit run app.py` on a free port with its own data folder (and `env` added), until the
+    block ends: (url, process). Its output goes to streamlit.log beside the data folder."""
     port = free_port()
     log_path = os.path.join(os.path.dirname(os.path.abspath(data_dir)), "streamlit.log")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
                                  "--server.port", str(port)], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "RIVULET_DATA_DIR": str(data_dir),
-                                     "RIVULET_DEMO": "1" if demo else "0"})
+                                     "RIVULET_DEMO": "1" if demo else "0", **(env or {})})
         url = f"http://127.0.0.1:{port}"
         try:
             for _ in range(300):

@@ -5,7 +5,6 @@ renders without an exception. Screenshots of each page (1440 px wide) go to $RIV
 (default: tests/artifacts/screenshots, not committed; docs/screenshots/ holds a reviewed copy)."""
 import os
 import re
-import shutil
 import time
 
 import numpy as np
@@ -86,20 +85,26 @@ def plant_frame(n: int = 400) -> pd.DataFrame:
                          "label": ((x + 0.5 * y + rng.normal(0, 0.8, n)) > 0).astype(int)})
 
 
-def test_upload_is_replayed_counted_and_quarantine_listed(server, page, tmp_path):
-    url, data = server
+def upload_plant(page, url: str, folder, slow: float = 1.0) -> None:
+    """Upload "plant data.csv" (400 rows, 2 with an extra field) on Sources, replay it, and wait until the
+    page counts 400 rows and lists the 2 quarantined ones. `slow` stretches every wait."""
     lines = plant_frame().to_csv(index=False).splitlines()
     lines[50:50] = ["2024-01-01 00:00:00,a,1,2,0,EXTRA", "2024-01-01 00:00:00,b,2,3,1,EXTRA"]
-    path = tmp_path / "plant data.csv"
+    path = folder / "plant data.csv"
     path.write_text("\n".join(lines) + "\n")
     page.goto(url + "/Sources")
     page.locator('input[type="file"]').set_input_files(str(path))
-    page.get_by_text("plant data.csv: ").first.wait_for()       # the header was read: columns listed
+    page.get_by_text("plant data.csv: ").first.wait_for(timeout=30_000 * slow)   # the header was read
     page.get_by_role("button", name="Start replay").click()
-    page.get_by_text("Replaying plant data.csv").wait_for(timeout=20_000)
-    assert wait_metric(page, "Rows", lambda v: v == 400) == 400
-    assert wait_metric(page, "Quarantined", lambda v: v == 2) == 2
-    page.get_by_text("Newest 2 rows set aside").wait_for(timeout=10_000)
+    page.get_by_text("Replaying plant data.csv").wait_for(timeout=20_000 * slow)
+    assert wait_metric(page, "Rows", lambda v: v == 400, timeout=20 * slow) == 400
+    assert wait_metric(page, "Quarantined", lambda v: v == 2, timeout=20 * slow) == 2
+    page.get_by_text("Newest 2 rows set aside").wait_for(timeout=10_000 * slow)
+
+
+def test_upload_is_replayed_counted_and_quarantine_listed(server, page, tmp_path):
+    url, data = server
+    upload_plant(page, url, tmp_path)
     page.get_by_text("Download as CSV").wait_for(timeout=10_000)
     assert os.listdir(data / "uploads") == ["plant_data.csv"]
     assert_no_exception(page)
@@ -123,21 +128,27 @@ def wait_text(page, text: str, timeout: float = 120_000):
     page.get_by_text(text).first.wait_for(timeout=timeout)
 
 
-def test_train_logistic_regression_and_download_the_skops(server, page):
-    import skops.io as sio
-    from sklearn.metrics import f1_score
-    url, _ = server
+def train_plant(page, url: str, slow: float = 1.0) -> float:
+    """Train a logistic regression on plant_data by clicks on the Models page: the macro F1 it shows."""
     page.goto(url + "/Models")
-    wait_text(page, "Cross-validation", 30_000)
+    wait_text(page, "Cross-validation", 30_000 * slow)
     choose(page, "Stream", "plant_data")
     page.get_by_text("Target", exact=True).wait_for()
     page.wait_for_timeout(500)
     choose(page, "Algorithm", "Logistic regression")
     page.wait_for_timeout(500)
     page.get_by_role("button", name="Train", exact=True).click()
-    wait_text(page, "done, stored as")
-    shown_f1 = metric_value(page, "Macro F1")
+    wait_text(page, "done, stored as", 120_000 * slow)
+    shown = metric_value(page, "Macro F1")
     assert_no_exception(page)
+    return shown
+
+
+def test_train_logistic_regression_and_download_the_skops(server, page):
+    import skops.io as sio
+    from sklearn.metrics import f1_score
+    url, _ = server
+    shown_f1 = train_plant(page, url)
 
     page.goto(url + "/Export")
     button = page.get_by_role("button", name=re.compile(r"^Download .*\.skops$"))

@@ -133,3 +133,54 @@ def test_a_value_stored_before_pairs_were_limited_is_read(monkeypatch):
     back = Moments.from_bytes(len(head).to_bytes(4, "little") + head + body)
     assert back.pairs == 2
     check(back, pd.DataFrame(X, columns=list("abcd")))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31), st.integers(2, 30), st.sampled_from([1, 3]))
+def test_many_partials_merge_like_pandas_groupby_aligned_or_sorted(seed, parts, k):
+    """merge_many (partitions' buckets) equals pandas' groupby of every row, whether it aligns the parts
+    on their keys (few cells) or sorts them (many): both paths run on the same parts."""
+    import engine.stats.groups as groups
+    rng = np.random.default_rng(seed)
+    frames_, partials = [], []
+    for _ in range(parts):
+        n = int(rng.integers(1, 60))
+        keys = np.sort(rng.integers(0, 25, n))
+        X = 1e6 + rng.normal(size=(n, k)) * 10
+        X[rng.random((n, k)) < 0.2] = np.nan
+        partials.append(groups.KeyedStats.of_rows(keys, X))
+        frames_.append(pd.DataFrame(X, columns=[f"c{j}" for j in range(k)]).assign(key=keys))
+    want = pd.concat(frames_).groupby("key")
+    for cells in (groups.ALIGN_CELLS, 0):
+        saved, groups.ALIGN_CELLS = groups.ALIGN_CELLS, cells
+        try:
+            got = groups.merge_many(partials, k)
+        finally:
+            groups.ALIGN_CELLS = saved
+        s = got.stats()
+        assert got.keys.tolist() == list(want.groups)
+        for j in range(k):
+            col = f"c{j}"
+            np.testing.assert_array_equal(s["count"][:, j], want[col].count().to_numpy())
+            np.testing.assert_allclose(s["mean"][:, j], want[col].mean().to_numpy(), rtol=1e-12)
+            np.testing.assert_allclose(s["var"][:, j], want[col].var().to_numpy(), rtol=1e-6, atol=1e-9)
+            np.testing.assert_array_equal(s["min"][:, j], want[col].min().to_numpy())
+            np.testing.assert_array_equal(s["max"][:, j], want[col].max().to_numpy())
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(frames(min_rows=0, max_rows=30), min_size=1, max_size=6))
+def test_merge_of_stacked_parts_equals_adding_them(dfs):
+    """merge_stacked (a reader's merge of many partitions' blocks) equals `+=` one part after another."""
+    from engine.stats.moments import merge_all, merge_stacked
+    k = min(df.shape[1] for df in dfs)
+    parts = [Moments.of(df.to_numpy()[:, :k]) for df in dfs]
+    total = Moments(k)
+    for m in parts:
+        total += m
+    stacked = merge_stacked({s: np.stack([getattr(m, s) for m in parts]) for s in Moments.__slots__}, k)
+    for got in (stacked, merge_all(parts, k)):
+        assert got.count().tolist() == total.count().tolist()
+        np.testing.assert_allclose(got.mean(), total.mean(), rtol=1e-9, equal_nan=True)
+        np.testing.assert_allclose(got.var(), total.var(), rtol=1e-7, atol=1e-9, equal_nan=True)
+        np.testing.assert_allclose(got.cov(), total.cov(), rtol=1e-7, atol=1e-6, equal_nan=True)

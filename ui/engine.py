@@ -6,7 +6,7 @@ import threading
 
 import streamlit as st
 
-from engine import Engine, UserError
+from engine import Engine, UserError, open_engine
 from ui.auth import require_sign_in
 from ui.format import plain
 
@@ -21,7 +21,7 @@ def _close(engine: Engine) -> None:
 def _shared_engine(data_dir: str | None, demo: bool) -> Engine:
     # cache_resource may run this for two first sessions at once; the lock keeps it to one engine
     with _lock:
-        return Engine(data_dir, demo=demo)
+        return open_engine(data_dir, demo=demo)     # RIVULET_CLUSTER: streams run on the cluster
 
 
 def get_engine(quiet: bool = False) -> Engine | None:

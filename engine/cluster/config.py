@@ -34,13 +34,15 @@ def cluster_setting(flag: str | None = None) -> str | None:
 
 
 @contextlib.contextmanager
-def open_cluster(setting: str, data_dir: str, workers: int = 2):
-    """The Cluster a setting names, started for the duration of the block when it is `local`."""
+def open_cluster(setting: str, data_dir: str, workers: int = 2, own_process: bool = False):
+    """The Cluster a setting names, started for the duration of the block when it is `local` (in a
+    process of their own with `own_process`: see local.ServersProcess)."""
     data_dir = os.path.abspath(data_dir)
     history = os.environ.get("RIVULET_HISTORY") or os.path.join(data_dir, "history")
     if setting == "local":
-        from .local import LocalServers
-        with LocalServers(os.path.join(data_dir, "cluster"), workers) as servers:
+        from .local import LocalServers, ServersProcess
+        servers_of = ServersProcess if own_process else LocalServers
+        with servers_of(os.path.join(data_dir, "cluster"), workers) as servers:
             yield Cluster(servers.redis_url, servers.scheduler, history)
         return
     if not setting.startswith(("redis://", "rediss://", "unix://")):

@@ -13,7 +13,10 @@ import os
 import tempfile
 from typing import Callable, Iterable
 
+from ..compute import LocalCompute
 from ..errors import UserError
+
+FOLDED = ("train",)          # job kinds whose folds fan out (models/tasks.py, fold_mapper)
 
 
 class DaskMapper:
@@ -37,6 +40,20 @@ class DaskMapper:
                 started(i)
             futures.append(self.client.submit(fn, *args, item, pure=False, **kwargs))
         return self.client.gather(futures)
+
+
+class DaskCompute(LocalCompute):
+    """The Compute of an engine on the cluster: a job's driver runs as in the embedded engine (a spawned
+    process, so progress and cancel work the same), and its cross-validation folds run on Dask."""
+
+    def __init__(self, scheduler: str, **kw):
+        super().__init__(**kw)
+        self.scheduler = scheduler
+
+    def submit(self, kind: str, payload, label: str = "", on_done: Callable[[object], object] | None = None) -> str:
+        if kind in FOLDED and isinstance(payload, dict):
+            payload = {**payload, "scheduler": self.scheduler}
+        return super().submit(kind, payload, label, on_done)
 
 
 @contextlib.contextmanager

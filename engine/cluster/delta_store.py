@@ -154,15 +154,17 @@ class DeltaStore:
     # --- commits ------------------------------------------------------------------------
     def commit(self, stream_id: int, rows: pa.Table | None, bad: list[Bad], source: str,
                offsets: dict[str, dict | None], state: dict, extra: dict[str, pa.Table] | None = None) -> None:
-        """Buffer one batch; `flush` commits what is buffered as one Delta version."""
+        """Buffer one batch; `flush` commits what is buffered as one Delta version (when `due`)."""
         offset = offsets["log"]
         if rows is not None and rows.num_rows:
             self.buffer.append(rows.append_column("_part", pa.array([self.partition] * rows.num_rows, pa.int32())))
             self.buffered_rows += rows.num_rows
         self.bad.extend((offset["seq"], b) for b in bad)
         self.state_now, self.offset_now = dict(state), offset
-        if self.buffered_rows >= COMMIT_ROWS or time.time() - self.last_flush >= COMMIT_EVERY:
-            self.flush()
+
+    def due(self) -> bool:
+        """Time (or rows enough) to commit what is buffered: the worker then calls `flush`."""
+        return self.buffered_rows >= COMMIT_ROWS or time.time() - self.last_flush >= COMMIT_EVERY
 
     def flush(self) -> bool:
         """Commit the buffered batches (rows, position, state) as one version; False if nothing was new."""
@@ -191,6 +193,18 @@ class DeltaStore:
         self.commits += 1
         self._history = None
         return True
+
+    def compact(self, vacuum_hours: float | None) -> dict:
+        """Rewrite this partition's small files (one per commit) as few large ones: a Delta commit that
+        changes no rows, position or state. With `vacuum_hours`, also delete the files no version newer
+        than that needs (partition 0's worker does it for the table). Only the partition's owner compacts."""
+        self._check_owner()
+        out = self.table.optimize.compact(partition_filters=[("_part", "=", str(self.partition))])
+        if vacuum_hours is not None:
+            out["vacuumed"] = len(self.table.vacuum(retention_hours=int(vacuum_hours), dry_run=False,
+                                                    enforce_retention_duration=False))
+        self._history = None
+        return out
 
     def _check_owner(self) -> None:
         if not self.still_owner():
@@ -247,7 +261,7 @@ class DeltaStore:
         return min(n, keep) if keep else n
 
     def prune(self, stream_id: int, next_rid: int, keep_rows: int | None, keep_seconds: float | None) -> None:
-        pass               # history keeps every row; compaction is not built yet
+        pass               # history keeps every row (compaction rewrites files, it deletes no rows)
 
     def close(self) -> None:
         pass

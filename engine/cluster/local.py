@@ -166,3 +166,74 @@ class LocalServers:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+class ServersProcess:
+    """LocalServers in a child process of their own (`python -m engine.cluster.local FOLDER`), for a
+    process whose `__main__` must not be re-imported by Dask's spawned workers (a Streamlit server runs
+    its page scripts as `__main__`). The child stops the servers when we close its stdin, or when we die."""
+
+    def __init__(self, folder: str, workers: int = 2):
+        self.folder = folder
+        self.workers = workers
+        self.proc: subprocess.Popen | None = None
+        self.redis_url = self.scheduler = ""
+
+    def start(self) -> "ServersProcess":
+        import json
+        import sys
+        os.makedirs(self.folder, exist_ok=True)
+        self.proc = subprocess.Popen([sys.executable, "-m", "engine.cluster.local", self.folder, str(self.workers)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=open(os.path.join(self.folder, "servers.log"), "ab"),
+                                     cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait(timeout=30)
+            raise UserError(f"the local cluster did not start; see {os.path.join(self.folder, 'servers.log')}")
+        got = json.loads(line)
+        if "error" in got:
+            self.proc.wait(timeout=30)
+            raise UserError(got["error"])
+        self.redis_url, self.scheduler = got["log"], got["scheduler"]
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            stop_pid(self.proc.pid, self.proc)
+        self.proc = None
+
+    def __enter__(self) -> "ServersProcess":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _serve(folder: str, workers: int) -> None:
+    """The child of ServersProcess: start, say where, wait for stdin to close (or SIGTERM), stop."""
+    import json
+    import sys
+    def stop(*_):
+        raise SystemExit(0)
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        servers = LocalServers(folder, workers).start()
+    except UserError as e:
+        print(json.dumps({"error": str(e)}), flush=True)
+        return
+    try:
+        print(json.dumps({"log": servers.redis_url, "scheduler": servers.scheduler}), flush=True)
+        sys.stdin.read()
+    finally:
+        servers.stop()
+
+
+if __name__ == "__main__":
+    import sys
+    _serve(sys.argv[1], int(sys.argv[2]))

@@ -73,6 +73,16 @@ def round_robin(n_rows: int, first_row: int, partitions: int) -> list[np.ndarray
     return [np.flatnonzero(part == p) for p in range(partitions)]
 
 
+def newest_entry(redis, stream: str) -> tuple[int, dict | None]:
+    """(seq, {"source": the entry's position, "newest": event time}) of the log's newest entry, or (0, None):
+    where a producer that cuts batches by the clock (paced replay, tail, demo) resumes."""
+    top = redis.xrevrange(log_key(stream, 0), count=1)
+    if not top:
+        return 0, None
+    _, _, position, newest = decode_entry(top[0][1])
+    return seq_of(top[0][0]), {"source": position, "newest": newest}
+
+
 class Producer:
     """Parses at the edge: sends each batch of a Log (a ReplaySource, a TailSource) to the partitions.
 
@@ -152,14 +162,23 @@ class PartitionLog:
             self.pending = list(got[0][1]) if got else []
             if not self.pending:
                 return None
-        entry_id, fields = self.pending.pop(0)
-        rows, bad, position, newest = decode_entry(fields)
-        self.seq = seq_of(entry_id)
-        if newest is not None:
-            self.newest = newest
+        # entries waiting together become one batch (a worker behind catches up with fewer, bigger
+        # batches); it ends at the first entry with bad rows, so they keep their own entry's seq
+        tables, nbytes = [], 0
+        while self.pending:
+            entry_id, fields = self.pending.pop(0)
+            rows, bad, position, newest = decode_entry(fields)
+            self.seq = seq_of(entry_id)
+            if newest is not None:
+                self.newest = newest
+            tables.append(rows)
+            nbytes += len(fields[b"rows"])
+            if bad:
+                break
+        rows = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         self.rows += rows.num_rows
         return Batch(rows, bad, {"seq": self.seq, "newest": self.newest, "source": position},
-                     nbytes=len(fields[b"rows"]), read_at=time.time())
+                     nbytes=nbytes, read_at=time.time())
 
     def position(self) -> dict:
         return {"seq": self.seq, "newest": self.newest}

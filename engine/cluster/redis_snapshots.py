@@ -2,26 +2,30 @@
 
 A partition worker publishes its part after every batch: counts, the configured window's and the
 cumulative `Moments`, the window's group-by partials and its log and committed seqs (`p{n}`, small);
-its tumbling-window buckets go in `p{n}:buckets` when it commits (about once a second, they are larger).
-`latest` reads every field and merges them into one `Snapshot`: moments, buckets and group-by
-statistics merge exactly across partitions (Chan et al.), in one vectorised pass however many parts.
+its tumbling-window buckets go in `p{n}:b{width}`, one field per width, when it commits (about once a
+second; they are the large data). `latest` reads the small parts and merges them into one `Snapshot`:
+moments and group-by statistics merge exactly across partitions (Chan et al.) in one vectorised pass over
+the parts' stacked blocks; the buckets of a width are read and merged only when a view asks for it.
 
-A part is a length-prefixed JSON header followed by raw little-endian arrays, so reading 256 of them
-costs 256 `json.loads` and no copies. Only the worker that holds a partition's newest claim (epoch)
-may write its fields: a stale worker's publish is refused by a Lua check.
+A part is a length-prefixed JSON header followed by raw little-endian arrays, each Moments one flat block
+in a fixed slot order, so reading 256 of them costs 256 `json.loads`, one stack and no Moments objects.
+Only the worker that holds a partition's newest claim (epoch) may write its fields: a stale worker's
+publish is refused by a Lua check.
 """
 from __future__ import annotations
 
 import json
+import math
 import time
+from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
 
 from ..read.snapshot import Snapshot, group_partial, keyed_dict
-from ..stats.buckets import _newest
+from ..stats.buckets import KEEP, _newest
 from ..stats.groups import KeyedStats, merge_many
-from ..stats.moments import Moments, merge_all
+from ..stats.moments import _PAIRS as PAIR_SLOTS, Moments, merge_stacked
 from ..stats.operators import GroupCodes, WindowSpec
 from ..stats.windows import last_rows, last_seconds
 
@@ -67,20 +71,25 @@ def unpack(blob: bytes) -> tuple[dict, dict[str, np.ndarray]]:
     arrays = {}
     for name, dtype, shape, offset in header.pop("arrays"):
         dt = np.dtype(dtype)
-        count = int(np.prod(shape)) if shape else 1
+        count = math.prod(shape)         # not np.prod: a numpy call per array was most of a merge's time
         arrays[name] = np.frombuffer(blob, dt, count, start + offset).reshape(shape)
     return header, arrays
 
 
-def _moments_arrays(prefix: str, m: Moments) -> dict:
-    return {f"{prefix}.{s}": getattr(m, s) for s in MOMENT_SLOTS}
+def _block(m: Moments) -> np.ndarray:
+    """A Moments as one flat array, its slots in a fixed order: a reader stacks many parts' blocks at once."""
+    return np.concatenate([getattr(m, name).ravel() for name in MOMENT_SLOTS])
 
 
-def _moments(prefix: str, arrays: dict, k: int) -> Moments:
-    m = Moments.__new__(Moments)
-    for s in MOMENT_SLOTS:
-        setattr(m, s, arrays[f"{prefix}.{s}"])
-    return m if m.k == k else Moments(k)
+def _unblock(stack: np.ndarray, k: int, pairs: int) -> dict[str, np.ndarray]:
+    """Stacked blocks (parts, length) -> each slot stacked on axis 0 (merge_stacked's input)."""
+    out, at = {}, 0
+    for name in MOMENT_SLOTS:
+        shape = (pairs, pairs) if name in PAIR_SLOTS else (k,)
+        size = math.prod(shape)
+        out[name] = stack[:, at:at + size].reshape(len(stack), *shape)
+        at += size
+    return out
 
 
 def _keyed_arrays(prefix: str, ks: KeyedStats) -> dict:
@@ -101,14 +110,22 @@ def window_chunks(snap: Snapshot, newest: float | None) -> list:
 
 
 def encode_part(snap: Snapshot, extra: dict) -> bytes:
-    """A partition's small part: counts, window and cumulative moments, the window's groups."""
+    """A partition's small part: counts, window and cumulative moments, the window's groups, and what a
+    reader needs to merge its buckets (widths, bucket shift, group labels) without reading them."""
+    codes = snap.codes
     header = {"stream": snap.stream, "seq": snap.seq, "columns": snap.columns, "window": snap.window_spec.to_json(),
               "window_rows": snap.window_rows, "counts": snap.counts, "source": snap.source,
               "pipeline": snap.pipeline, "pipeline_from": snap.pipeline_from, "pipeline_error": snap.pipeline_error,
               "state": snap.state, "error": snap.error, "created": snap.created, "group_column": snap.group_column,
-              "time_column": snap.time_column, "throughput": list(snap.throughput), **extra}
+              "time_column": snap.time_column, "pairs": snap.window_moments.pairs,
+              "cpairs": snap.cumulative_moments.pairs,
+              "widths": sorted(snap.series), "group_widths": sorted(snap.groups),
+              "labels": list(codes.labels) if codes else [], "slots": codes.slots if codes else 0, **extra}
+    k = len(snap.columns)
     arrays = {"schema": np.frombuffer(snap.schema.serialize().to_pybytes(), np.uint8),
-              **_moments_arrays("w", snap.window_moments), **_moments_arrays("c", snap.cumulative_moments)}
+              "w": _block(snap.window_moments), "c": _block(snap.cumulative_moments),
+              "shift": np.broadcast_to(np.asarray(snap.bucket_shift, np.float64), (k,)),
+              "throughput": np.asarray(snap.throughput, np.int64).reshape(-1, 2)}
     if snap.group_column and snap.chunks:
         chunks = window_chunks(snap, extra.get("newest"))
         if chunks:
@@ -117,45 +134,45 @@ def encode_part(snap: Snapshot, extra: dict) -> bytes:
     return pack(header, arrays)
 
 
-def encode_buckets(snap: Snapshot) -> bytes:
-    """A partition's tumbling-window buckets (series and bucket x group), relative to its shift."""
+def encode_buckets(snap: Snapshot) -> dict[str, bytes]:
+    """A partition's tumbling-window buckets, one blob per width and kind (`s{w}` the series, `g{w}` bucket x
+    group; relative to its shift): a reader fetches and merges only what a view asks for."""
     k = len(snap.columns)
-    arrays = {"shift": np.broadcast_to(np.asarray(snap.bucket_shift, np.float64), (k,))}
-    for w, ks in snap.series.items():
-        arrays.update(_keyed_arrays(f"s{w}", ks))
-    for w, ks in snap.groups.items():
-        arrays.update(_keyed_arrays(f"g{w}", ks))
-    header = {"widths": sorted(snap.series), "group_widths": sorted(snap.groups),
-              "labels": list(snap.codes.labels) if snap.codes else [],
-              "slots": snap.codes.slots if snap.codes else 0, "k": k}
-    return pack(header, arrays)
+    return {f"{kind}{w}": pack({"k": k}, _keyed_arrays(f"{kind}{w}", ks))
+            for kind, widths in (("s", snap.series), ("g", snap.groups)) for w, ks in widths.items()}
 
 
 # --- the merge ---------------------------------------------------------------------------------
-def merge_parts(stream: str, parts: list[tuple[dict, dict]], buckets: list[tuple[dict, dict]]) -> Snapshot | None:
-    """One Snapshot from every partition's part: what `latest` returns and the pages read."""
+def merge_parts(stream: str, parts: list[tuple[dict, dict]], fetch=None) -> Snapshot | None:
+    """One Snapshot from every partition's part: what `latest` returns and the pages read. Moments merge
+    in one vectorised pass over the parts' stacked blocks; buckets (the large data) are merged one width at
+    a time when a view asks, from `fetch(name)` -> each part's blob (`s10`: the 10 s series; None: none)."""
     if not parts:
         return None
     heads = [h for h, _ in parts]
     main = next((h for h in heads if h["columns"]), heads[0])
     columns, k = main["columns"], len(main["columns"])
-    same = [(h, a) for h, a in parts if h["columns"] == columns]
+    pairs = main.get("pairs", k)
+    size = len(next(a for h, a in parts if h is main)["w"])
+    same = [(h, a) for h, a in parts if h["columns"] == columns and len(a["w"]) == size]
     counts = {key: sum(h["counts"][key] for h in heads) for key in heads[0]["counts"]}
     window = WindowSpec.from_json(main["window"])
-    schema = pa.ipc.read_schema(pa.py_buffer(next(a for h, a in same)["schema"].tobytes()))
+    schema = pa.ipc.read_schema(pa.py_buffer(same[0][1]["schema"].tobytes()))
     states = {h["state"] for h in heads}
     state = "error" if "error" in states else "restoring" if "restoring" in states else \
         "running" if states - {"ended"} else "ended"
     errors = [h["error"] for h in heads if h["error"]]
-    series, groups, codes, shift = _merge_buckets(buckets, columns, k)
+    buckets = MergedBuckets(same, k, fetch) if fetch is not None and k else None
     return Snapshot(
         stream, sum(h["seq"] for h in heads), columns, schema, window,
-        merge_all([_moments("w", a, k) for _, a in same], k), sum(h["window_rows"] for h, _ in same),
-        merge_all([_moments("c", a, k) for _, a in same], k), counts, _merged_source(heads),
+        merge_stacked(_unblock(np.stack([a["w"] for _, a in same]), k, pairs), k), sum(h["window_rows"] for h, _ in same),
+        merge_stacked(_unblock(np.stack([a["c"] for _, a in same]), k, main.get("cpairs", pairs)), k), counts, _merged_source(heads),
         max(h["pipeline"] for h in heads), pipeline_from=min(h["pipeline_from"] for h in heads),
         pipeline_error=next((h["pipeline_error"] for h in heads if h["pipeline_error"]), None),
-        series=series, groups=groups, codes=codes, group_column=main["group_column"],
-        time_column=main["time_column"], bucket_shift=shift, throughput=_merged_throughput(heads),
+        series=buckets.view("s") if buckets else {}, groups=buckets.view("g") if buckets else {},
+        codes=buckets.codes if buckets else None, group_column=main["group_column"],
+        time_column=main["time_column"], bucket_shift=buckets.shift if buckets else 0.0,
+        throughput=_merged_throughput([a["throughput"] for _, a in parts]),
         state=state, error="; ".join(errors) or None, window_groups=_merge_window_groups(same, columns, k))
 
 
@@ -168,12 +185,11 @@ def _merged_source(heads: list[dict]) -> dict:
                            for h in sorted(heads, key=lambda h: h["partition"])]}
 
 
-def _merged_throughput(heads: list[dict]) -> tuple:
-    per: dict[int, int] = {}
-    for h in heads:
-        for second, n in h["throughput"]:
-            per[second] = per.get(second, 0) + n
-    return tuple(sorted(per.items()))
+def _merged_throughput(parts: list[np.ndarray]) -> tuple:
+    """(second, rows) summed over the partitions."""
+    both = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
+    seconds, at = np.unique(both[:, 0], return_inverse=True)
+    return tuple(zip(seconds.tolist(), np.bincount(at, both[:, 1], len(seconds)).astype(np.int64).tolist()))
 
 
 def _merge_window_groups(parts, columns: list[str], k: int) -> dict | None:
@@ -192,28 +208,60 @@ def _merge_window_groups(parts, columns: list[str], k: int) -> dict | None:
     return keyed_dict(merged, [names[int(c)] for c in merged.keys], columns)
 
 
-def _merge_buckets(buckets, columns: list[str], k: int):
-    parts = [(h, a) for h, a in buckets if h["k"] == k and k]
-    if not parts:
-        return {}, {}, None, 0.0
-    shift = parts[0][1]["shift"].copy()
-    codes = GroupCodes()
-    series, groups = {}, {}
-    for w in parts[0][0]["widths"]:
-        series[w] = _newest(merge_many([_shifted(_keyed(f"s{w}", a), a["shift"] - shift)
-                                        for h, a in parts if f"s{w}.keys" in a], k), KEEP_BUCKETS)
-    remaps = [_remap(codes, h) for h, _ in parts]
-    slots = codes.slots
-    for w in parts[0][0]["group_widths"]:
-        merged = []
-        for (h, a), remap in zip(parts, remaps):
-            if f"g{w}.keys" not in a or not h["slots"]:
+class MergedBuckets:
+    """The partitions' tumbling-window buckets, merged one width at a time on first use (then kept):
+    reading a snapshot costs nothing for them, a chart of one width merges that width only."""
+
+    def __init__(self, parts: list[tuple[dict, dict]], k: int, fetch):
+        self.parts, self.k, self.fetch = parts, k, fetch
+        self.shift = parts[0][1]["shift"].copy()
+        self.widths = parts[0][0]["widths"]
+        self.group_widths = parts[0][0]["group_widths"]
+        self.codes = GroupCodes()
+        self.remaps = [_remap(self.codes, h) for h, _ in parts]
+        self.merged: dict[tuple[str, int], KeyedStats] = {}
+
+    def view(self, kind: str) -> "_Widths":
+        return _Widths(self, kind, self.widths if kind == "s" else self.group_widths)
+
+    def get(self, kind: str, width: int) -> KeyedStats:
+        if (kind, width) not in self.merged:
+            self.merged[kind, width] = self._merge(kind, width)
+        return self.merged[kind, width]
+
+    def _merge(self, kind: str, w: int) -> KeyedStats:
+        name, merged, slots = f"{kind}{w}", [], self.codes.slots
+        for (h, a), blob, remap in zip(self.parts, self.fetch(name), self.remaps):
+            if blob is None:
                 continue
-            ks = _shifted(_keyed(f"g{w}", a), a["shift"] - shift)
-            keys = ks.keys // h["slots"] * slots + remap[ks.keys % h["slots"]]
-            merged.append(KeyedStats(keys, ks.n, ks.mean, ks.m2, ks.min, ks.max))
-        groups[w] = _newest(merge_many(merged, k), KEEP_BUCKETS, slots)
-    return series, groups, codes, shift
+            head, b = unpack(blob)
+            if head["k"] != self.k or f"{name}.keys" not in b or (kind == "g" and not h["slots"]):
+                continue
+            ks = _shifted(_keyed(name, b), a["shift"] - self.shift)    # partitions shift by their first batch
+            if kind == "g":
+                ks = KeyedStats(ks.keys // h["slots"] * slots + remap[ks.keys % h["slots"]],
+                                ks.n, ks.mean, ks.m2, ks.min, ks.max)
+            merged.append(ks)
+        keep = KEEP.get(w, KEEP_BUCKETS)
+        return _newest(merge_many(merged, self.k), keep, slots if kind == "g" else 1)
+
+
+class _Widths(Mapping):
+    """Snapshot.series / .groups of merged buckets: width -> KeyedStats, merged when looked up."""
+
+    def __init__(self, buckets: MergedBuckets, kind: str, widths: list[int]):
+        self.buckets, self.kind, self.widths = buckets, kind, list(widths)
+
+    def __getitem__(self, width: int) -> KeyedStats:
+        if width not in self.widths:
+            raise KeyError(width)
+        return self.buckets.get(self.kind, width)
+
+    def __iter__(self):
+        return iter(self.widths)
+
+    def __len__(self) -> int:
+        return len(self.widths)
 
 
 def _shifted(ks: KeyedStats, by: np.ndarray) -> KeyedStats:
@@ -253,7 +301,7 @@ class RedisSnapshots:
 
     def publish_buckets(self, stream: str) -> None:
         if self.last is not None and self.last.columns:
-            self._write(stream, {f"p{self.partition}:buckets": encode_buckets(self.last)})
+            self._write(stream, {f"p{self.partition}:{name}": blob for name, blob in encode_buckets(self.last).items()})
 
     def _write(self, stream: str, fields: dict) -> None:
         args = [f"p{self.partition}", str(self.epoch)]
@@ -264,10 +312,14 @@ class RedisSnapshots:
             raise Fenced(f"partition {self.partition} of {stream} was claimed by another worker")
 
     def latest(self, stream: str) -> Snapshot | None:
-        fields = self.redis.hgetall(snapshot_key(stream))
-        parts = [unpack(v) for f, v in fields.items() if not f.endswith(b":buckets")]
-        buckets = [unpack(v) for f, v in fields.items() if f.endswith(b":buckets")]
-        return merge_parts(stream, parts, buckets)
+        """The merge of the partitions' small parts; their buckets are read when a view asks for a width."""
+        key = snapshot_key(stream)
+        names = [f for f in self.redis.hkeys(key) if b":" not in f]
+        parts = [unpack(v) for v in self.redis.hmget(key, names) if v is not None] if names else []
+
+        def fetch(name: str) -> list:
+            return self.redis.hmget(key, [f"p{h['partition']}:{name}" for h, _ in parts])
+        return merge_parts(stream, parts, fetch)
 
     def forget(self, stream: str) -> None:
         self.redis.delete(snapshot_key(stream))

@@ -20,7 +20,7 @@ from ..errors import UserError
 from ..ingest.replay import FAST_BLOCK, ReplaySource, Speed
 from .config import Cluster, open_cluster
 from .delta_store import committed, create_tables
-from .redis_log import Producer, decode_entry, log_key, seq_of
+from .redis_log import Producer, newest_entry
 from .redis_snapshots import RedisSnapshots
 from .worker import run_partition
 
@@ -98,11 +98,7 @@ def _resume(r, cluster: Cluster, name: str, path: str, partitions: int, probe: R
     producer = Producer(r, name, partitions, probe.time_column)
     offset, seq = None, 0
     if speed.mode != "max":
-        top = r.xrevrange(log_key(name, 0), count=1)
-        if top:
-            seq = seq_of(top[0][0])
-            _, _, offset, newest = decode_entry(top[0][1])
-            offset = {"source": offset, "newest": newest}
+        seq, offset = newest_entry(r, name)
     if offset is None:
         states = committed(cluster.history, name, partitions)
         if all(states):

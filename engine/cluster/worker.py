@@ -14,16 +14,25 @@ import time
 from ..schema import Schema
 from ..stream import Stream
 from .delta_store import DeltaStore, Fenced
-from .redis_log import PartitionLog
+from .redis_log import PartitionLog, log_key
 from .redis_snapshots import RedisSnapshots, owners_key
 
 log = logging.getLogger("rivulet")
 PUBLISH_EVERY = 0.05        # seconds between provisional parts at most (each is a write Redis fsyncs)
+READ_ENTRIES = 32           # log entries read at once; those waiting together are processed as one batch
+IDLE_LOOK = 1.0             # seconds between looks at the claim while the log is idle
+COMPACT_EVERY = 300.0       # seconds between compactions of the partition's Delta files (config: compact_every)
+VACUUM_HOURS = 1            # compacted-away files older than this are deleted (config: vacuum_hours)
 
 
-def claim(redis, stream: str, partition: int) -> int:
-    """A new epoch for the partition: from now on only this worker may publish or commit it."""
-    return int(redis.hincrby(owners_key(stream), f"p{partition}", 1))
+def claim(redis, stream: str, part: str) -> int:
+    """A new epoch for a part of the stream (`p0`, `producer`): from now on only its claimer may
+    publish or commit it. Claiming every part is also how a stream is stopped (engine.py)."""
+    return int(redis.hincrby(owners_key(stream), part, 1))
+
+
+def owns(redis, stream: str, part: str, epoch: int) -> bool:
+    return int(redis.hget(owners_key(stream), part) or 0) == epoch
 
 
 def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop_when_done: bool = True) -> dict:
@@ -32,23 +41,30 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
     import redis as redis_lib
     _leave_worker_pool()
     r = redis_lib.Redis.from_url(cluster["log"])
-    epoch = claim(r, stream, partition)
-    owners = owners_key(stream)
+    epoch = claim(r, stream, f"p{partition}")
 
     def still_owner() -> bool:
-        return int(r.hget(owners, f"p{partition}") or 0) == epoch
+        return owns(r, stream, f"p{partition}", epoch)
 
     store = DeltaStore(cluster["history"], stream, partition, config, epoch, still_owner)
     source = PartitionLog(r, stream, partition, Schema.from_json(config["schema"]), config.get("time_column"),
-                          store.offsets(partition).get("log"), count=32)
+                          store.offsets(partition).get("log"), count=READ_ENTRIES)
     snaps = RedisSnapshots(r, partition, epoch, lambda: {"read": source.seq, "committed": store.seq,
                                                           "newest": _newest(s)})
     s = Stream(partition, stream, config, source, store, snaps)
+    upkeep = Upkeep(r, stream, partition, store, config)
     try:
         s.restore()
         _see(s, source.newest)
         snaps.publish_buckets(stream)
-        published, dirty = time.time(), False
+        published, dirty, looked = time.time(), False, time.monotonic()
+
+        def committed() -> None:         # the part says what is committed now; buckets and upkeep follow
+            nonlocal published, dirty
+            s.publish()
+            published, dirty = time.time(), False
+            snaps.publish_buckets(stream)
+            upkeep.after_commit()
         while True:
             batch = source.next_batch()
             if batch is None:
@@ -56,19 +72,22 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
                     s.publish()
                     published, dirty = time.time(), False
                 if store.flush():
-                    snaps.publish_buckets(stream)
+                    committed()
+                if time.monotonic() - looked >= IDLE_LOOK:      # a stopped stream claims every part
+                    looked = time.monotonic()
+                    if not still_owner():
+                        raise Fenced(f"partition {partition} of {stream} was claimed by another worker")
                 if stop_when_done and source.done and store.seq >= source.seq:
                     break
                 continue
-            commits = store.commits
-            s.commit(s.prepare(batch))
+            s.commit(s.prepare(batch))      # buffered for the history; visible at the next publish
             _see(s, batch.position.get("newest"))
             dirty = True
-            if store.commits != commits or time.time() - published >= PUBLISH_EVERY:
+            if time.time() - published >= PUBLISH_EVERY:
                 s.publish()
                 published, dirty = time.time(), False
-            if store.commits != commits:
-                snaps.publish_buckets(stream)
+            if store.due() and store.flush():      # after the publish: a Delta commit never delays one
+                committed()
         store.flush()
         s.publish()
         snaps.publish_buckets(stream)
@@ -76,7 +95,32 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
         log.warning("%s", e)
         return {"partition": partition, "fenced": True, "epoch": epoch, "seq": store.seq, "reason": str(e)}
     return {"partition": partition, "fenced": False, "epoch": epoch, "seq": store.seq,
-            "rows": s.counters.next_rid, "commits": store.commits}
+            "rows": s.counters.next_rid, "commits": store.commits, "compactions": upkeep.compactions}
+
+
+class Upkeep:
+    """What keeps a partition's storage bounded: its Redis log trimmed below the committed seq after each
+    commit (a rerun re-reads from there; a re-sent entry below is still refused by id), and its Delta files
+    compacted on a schedule."""
+
+    def __init__(self, redis, stream: str, partition: int, store: DeltaStore, config: dict):
+        self.redis, self.key, self.store = redis, log_key(stream, partition), store
+        self.every = float(config.get("compact_every", COMPACT_EVERY))
+        self.vacuum = config.get("vacuum_hours", VACUUM_HOURS) if partition == 0 else None
+        self.compacted = time.monotonic()
+        self.compactions = 0
+
+    def after_commit(self) -> None:
+        self.redis.xtrim(self.key, minid=f"{self.store.seq}-0")
+        if time.monotonic() - self.compacted >= self.every:
+            self.compacted = time.monotonic()
+            try:
+                self.store.compact(self.vacuum)
+                self.compactions += 1
+            except Fenced:
+                raise
+            except Exception as e:     # a compaction that lost a race is retried next time; rows are safe
+                log.warning("compacting %s failed: %s", self.key, e)
 
 
 def _see(s: Stream, newest: float | None) -> None:

@@ -1,12 +1,34 @@
 """What a job worker can run. Each task takes (payload, progress) and returns a picklable result."""
 from __future__ import annotations
 
+import contextlib
+
 from .spec import ModelSpec
+
+
+@contextlib.contextmanager
+def fold_mapper(payload: dict):
+    """Where a job's folds run: one after another here, or one Dask task each when the job was
+    submitted by the cluster's Compute (the payload names the scheduler)."""
+    from ..seams import serial_map
+    address = payload.get("scheduler")
+    if not address:
+        yield serial_map
+        return
+    from distributed import Client
+
+    from ..cluster.dask_compute import DaskMapper
+    with Client(address, timeout=30) as client:
+        yield DaskMapper(client)
 
 
 def train_task(payload: dict, progress):
     from .train import train
-    return train(payload["rows"], ModelSpec.from_dict(payload["spec"]), progress)
+    with fold_mapper(payload) as mapper:
+        trained = train(payload["rows"], ModelSpec.from_dict(payload["spec"]), progress, map_folds=mapper)
+    if payload.get("scheduler"):
+        trained.report["cv"]["scheduler"] = payload["scheduler"]
+    return trained
 
 
 def search_task(payload: dict, progress):

@@ -295,17 +295,29 @@ def merge_all(parts: list[Moments], k: int) -> Moments:
         return Moments(k)
     if len(parts) == 1:
         return parts[0].copy()
-    out = Moments(k, parts[0].pairs)
-    out.shift = parts[0].shift.copy()
-    delta = np.stack([m.shift - out.shift for m in parts])                 # (parts, k)
-    out.count_, out.cmean, out.cm2, _ = _merge_many(
-        np.stack([m.count_ for m in parts]), np.stack([m.cmean for m in parts]) + delta,
-        np.stack([m.cm2 for m in parts]))
+    return merge_stacked({name: np.stack([getattr(m, name) for m in parts]) for name in Moments.__slots__}, k)
+
+
+def merge_stacked(s: dict[str, np.ndarray], k: int) -> Moments:
+    """merge_all of parts whose slots are already stacked on axis 0 (`s["n"]` is (parts, p, p), `s["count_"]`
+    (parts, k), ...): what a reader of many partitions' snapshots gets without building a Moments each."""
+    rows = s["count_"].any(axis=1)
+    if not rows.all():
+        s = {name: a[rows] for name, a in s.items()}
+    out = Moments(k, s["n"].shape[1])
+    if len(rows) == 0 or not rows.any():
+        return out
+    if len(s["count_"]) == 1:
+        for name in Moments.__slots__:
+            setattr(out, name, s[name][0].copy())
+        return out
+    out.shift = s["shift"][0].copy()
+    delta = s["shift"] - out.shift                                         # (parts, k)
+    out.count_, out.cmean, out.cm2, _ = _merge_many(s["count_"], s["cmean"] + delta, s["cm2"])
     p = out.pairs
-    n = np.stack([m.n for m in parts])
-    out.n, out.mean_, out.m2, d = _merge_many(n, np.stack([m.mean_ for m in parts]) + delta[:, :p, None],
-                                              np.stack([m.m2 for m in parts]))
-    out.c = (np.stack([m.c for m in parts]) + n * d * d.transpose(0, 2, 1)).sum(axis=0)
-    out.min_ = np.min(np.stack([m.min_ for m in parts]), axis=0)
-    out.max_ = np.max(np.stack([m.max_ for m in parts]), axis=0)
+    n = s["n"]
+    out.n, out.mean_, out.m2, d = _merge_many(n, s["mean_"] + delta[:, :p, None], s["m2"])
+    out.c = (s["c"] + n * d * d.transpose(0, 2, 1)).sum(axis=0)
+    out.min_ = np.min(s["min_"], axis=0)
+    out.max_ = np.max(s["max_"], axis=0)
     return out

@@ -1,0 +1,136 @@
+"""The Store of an engine whose streams run on the cluster (engine.py): the streams' catalogue in Redis
+(`rivulet:streams`, one JSON field per stream) and their history read back from Delta (history.py).
+
+Rows, positions and state are committed by the partition workers (delta_store.py), never here, so
+this Store has no `commit`. Pipeline versions are not built for the cluster: recording one is refused
+in one line.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pyarrow as pa
+
+from ..errors import UserError
+from ..schema import Schema
+from .history import History
+
+STREAMS = "rivulet:streams"
+IDS = "rivulet:stream-ids"
+NO_PIPELINES = ("preprocessing steps cannot be applied to a stream that runs on the cluster yet; "
+                "Preview shows what they would do")
+
+
+def stream_keys(stream: str, partitions: int) -> list[str]:
+    """Every Redis key of a stream: its partitions' logs, snapshot parts, claims, controls."""
+    from .producer import control_key, source_key
+    from .redis_log import end_key, log_key
+    from .redis_snapshots import owners_key, snapshot_key
+    return [*(log_key(stream, p) for p in range(partitions)), snapshot_key(stream), owners_key(stream),
+            end_key(stream), control_key(stream), source_key(stream), f"rivulet:{stream}:partitions"]
+
+
+class ClusterStore:
+    def __init__(self, redis, history: str, data_dir: str):
+        self.redis = redis
+        self.history = history
+        self.data_dir = data_dir
+        self._histories: dict[str, History] = {}
+
+    # --- the catalogue ---------------------------------------------------------------
+    def streams(self) -> list[dict]:
+        rows = [json.loads(v) for v in self.redis.hvals(STREAMS)]
+        return [{**r, "schema": Schema.from_json(r["schema"]) if r["schema"] else None}
+                for r in sorted(rows, key=lambda r: r["id"])]
+
+    def _row(self, stream_id: int) -> dict:
+        for v in self.redis.hvals(STREAMS):
+            row = json.loads(v)
+            if row["id"] == stream_id:
+                return row
+        raise UserError(f"no stream with id {stream_id}")
+
+    def _put(self, row: dict) -> None:
+        self.redis.hset(STREAMS, row["name"], json.dumps(row))
+
+    def name_of(self, stream_id: int) -> str:
+        return self._row(stream_id)["name"]
+
+    def create_stream(self, name: str, config: dict) -> int:
+        sid = int(self.redis.incr(IDS))
+        if not self.redis.hsetnx(STREAMS, name, json.dumps({"id": sid, "name": name, "config": config,
+                                                            "schema": None})):
+            raise UserError(f"a stream named {name!r} runs on the cluster already")
+        return sid
+
+    def update_config(self, stream_id: int, config: dict) -> None:
+        self._put({**self._row(stream_id), "config": config})
+
+    def set_schema(self, stream_id: int, schema: Schema) -> None:
+        self._put({**self._row(stream_id), "schema": schema.to_json()})
+
+    def delete_stream(self, stream_id: int) -> None:
+        """Forget the stream: its catalogue entry, its keys in Redis and (in a folder) its history."""
+        row = self._row(stream_id)
+        name = row["name"]
+        self.redis.delete(*stream_keys(name, int(row["config"].get("partitions") or 1)))
+        self.redis.hdel(STREAMS, name)
+        self._histories.pop(name, None)
+        folder = os.path.join(self.history, name)
+        if "://" not in self.history and os.path.isdir(folder):
+            shutil.rmtree(folder)
+
+    # --- pipelines: not on the cluster yet ---------------------------------------------
+    def pipelines(self, stream_id: int) -> list[dict]:
+        return []
+
+    def add_pipeline(self, stream_id: int, spec: dict) -> int:
+        raise UserError(NO_PIPELINES)
+
+    def update_pipeline(self, stream_id: int, version: int, spec: dict) -> None:
+        raise UserError(NO_PIPELINES)
+
+    def drop_pipeline(self, stream_id: int, version: int) -> None:
+        raise UserError(NO_PIPELINES)
+
+    def set_cumulative(self, stream_id: int, cumulative: bytes | None) -> None:
+        raise UserError(NO_PIPELINES)
+
+    def offsets(self, stream_id: int) -> dict[str, dict]:
+        return {}                   # the producer resumes from the log (producer.py)
+
+    # --- history ---------------------------------------------------------------------
+    def history_of(self, name: str) -> History | None:
+        """The stream's History (shared by every reader), or None for a stream not in the catalogue."""
+        h = self._histories.get(name)
+        if h is None:
+            raw = self.redis.hget(STREAMS, name)
+            if raw is None:
+                return None
+            partitions = json.loads(raw)["config"].get("partitions") or 1
+            h = self._histories[name] = History(self.history, name, partitions)
+        return h
+
+    def _history(self, stream_id: int) -> History:
+        return self.history_of(self.name_of(stream_id))
+
+    def rows(self, stream_id: int, last: int | None = None, since_rid: int = 0,
+             columns: list[str] | None = None, limit: int | None = None) -> pa.Table:
+        return self._history(stream_id).rows(last, since_rid, columns, limit)
+
+    def count(self, stream_id: int) -> int:
+        return self._history(stream_id).count()
+
+    def quarantine(self, stream_id: int, limit: int = 1000) -> pa.Table:
+        return self._history(stream_id).quarantine(limit)
+
+    def predictions(self, stream_id: int, last: int | None = 1000) -> pa.Table:
+        return pa.table({})         # deploying onto a cluster stream is not built yet (engine.py)
+
+    def prune(self, stream_id: int, next_rid: int, keep_rows: int | None, keep_seconds: float | None) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,297 @@
+"""The Engine of a dashboard (or a command) whose streams run on the cluster: `RIVULET_CLUSTER`.
+
+It is the embedded `Engine` with the cluster's seams plugged in: the catalogue and history
+(`catalog.ClusterStore`: Redis and Delta), snapshots merged from Redis (`ClusterSnapshots`) and jobs
+whose folds run on Dask (`dask_compute.DaskCompute`). What it does not do is run a stream: each
+stream is a producer task (producer.py: reads the source, parses, sends to the log) and one task per
+partition (worker.py) on Dask. This process keeps only a thin `Stream` per name whose Log is a
+handle (`RemoteLog`) on those tasks, so it holds no stream state and several dashboards can serve the
+same cluster.
+
+Not built on the cluster yet, refused in one line: seek and loop, preprocessing steps, deploying a
+model onto a stream.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import threading
+import time
+
+from ..errors import UserError
+from ..ingest.logs import open_log
+from ..runtime import Engine, default_data_dir
+from ..schema import Schema
+from ..stream import Stream
+from .catalog import ClusterStore
+from .config import open_cluster
+from .dask_compute import DaskCompute
+from .delta_store import create_tables
+from .history import RecentChunks
+from .producer import control_key, run_producer, source_key
+from .redis_snapshots import RedisSnapshots, owners_key
+from .worker import run_partition
+
+log = logging.getLogger("rivulet")
+WATCH_EVERY = 1.0           # seconds between looks at the streams' tasks
+PROBE_SECONDS = 3.0         # a new tail's first read, for its columns (the producer reads it again)
+STOP_TIMEOUT = 30.0         # seconds a removed stream's tasks get to notice they no longer own it
+NOT_ON_CLUSTER = "{what} is not available for a stream that runs on the cluster yet"
+
+
+class RemoteLog:
+    """The Log seam as this process sees a stream on the cluster: the producer task reads the source;
+    this handle passes pause, resume and speed to it through Redis and reads back its status."""
+
+    max_inflight = None
+
+    def __init__(self, redis, stream: str, config: dict, schema: Schema):
+        self.redis = redis
+        self.stream = stream
+        self.kind = config["source"]
+        self.schema = schema
+        self.time_column = config.get("time_column")
+        self.paused = bool(config.get("paused"))
+        self.ended = False               # set by the engine once every task of a finite stream finished
+
+    def next_batch(self):
+        return None                      # batches go to the partitions, never through here
+
+    def position(self) -> dict:
+        return {}
+
+    @property
+    def done(self) -> bool:
+        return self.ended
+
+    def status(self) -> dict:
+        raw = self.redis.get(source_key(self.stream))
+        return {**(json.loads(raw) if raw else {"state": "starting"}), "kind": self.kind}
+
+    def pause(self) -> None:
+        self.redis.hset(control_key(self.stream), "paused", "1")
+        self.paused = True
+
+    def resume(self) -> None:
+        self.redis.hset(control_key(self.stream), "paused", "0")
+        self.paused = False
+
+    def set_speed(self, speed) -> None:
+        if speed.mode == "realtime" and self.time_column is None:
+            from ..ingest.replay import NEEDS_TIME
+            raise UserError(NEEDS_TIME)
+        self.redis.hset(control_key(self.stream), "speed", json.dumps({"mode": speed.mode, "value": speed.value}))
+
+    def set_loop(self, loop: bool) -> None:
+        if loop:
+            raise UserError(NOT_ON_CLUSTER.format(what="Looping"))
+
+    def seek(self, row: int | None = None, at: float | None = None) -> None:
+        raise UserError(NOT_ON_CLUSTER.format(what="Seeking"))
+
+    def close(self) -> None:
+        pass
+
+
+class ClusterSnapshots(RedisSnapshots):
+    """The partitions' parts merged (RedisSnapshots), with the producer's status as the source and the
+    newest stored rows (read from Delta on first use) for the views of other windows."""
+
+    def __init__(self, redis, store: ClusterStore, errors: dict[str, str]):
+        super().__init__(redis)
+        self.store = store
+        self.errors = errors             # stream -> why its tasks stopped (the engine's watcher)
+
+    def latest(self, stream: str):
+        snap = super().latest(stream)
+        if snap is None:
+            return None
+        history = self.store.history_of(stream)
+        chunks = RecentChunks(lambda: history.recent(snap.schema, snap.columns, snap.time_column)) \
+            if history is not None and snap.columns else ()
+        raw = self.redis.get(source_key(stream))
+        producer = json.loads(raw) if raw else {}
+        merged = snap.source
+        state = producer.get("state") if producer.get("state") in ("paused", "error") else snap.state
+        error = self.errors.get(stream) or snap.error or producer.get("last_error")
+        return dataclasses.replace(
+            snap, chunks=chunks, state="error" if error else state, error=error,
+            source={**producer, "state": state, "rows_per_s": merged["rows_per_s"], "lag_s": merged["lag_s"],
+                    "partitions": merged["partitions"], "read_rows_per_s": producer.get("rows_per_s", 0.0)})
+
+
+class ClusterEngine(Engine):
+    def __init__(self, setting: str, data_dir: str | None = None, demo: bool = False, partitions: int = 1,
+                 workers: int = 2):
+        from distributed import Client
+        data_dir = os.path.abspath(data_dir or default_data_dir())
+        self.partitions = partitions
+        self.tasks: dict[str, dict] = {}          # stream -> {"producer": future, 0: future, ...}
+        self.errors: dict[str, str] = {}
+        self.watcher = None
+        self._servers = open_cluster(setting, data_dir, workers, own_process=True)
+        self.cluster = self._servers.__enter__()
+        try:
+            self.client = Client(self.cluster.scheduler, timeout=30)
+            redis = self.cluster.redis()
+            store = ClusterStore(redis, self.cluster.history, data_dir)
+            super().__init__(data_dir, demo, store=store, compute=DaskCompute(self.cluster.scheduler),
+                             snapshots=ClusterSnapshots(redis, store, self.errors))
+        except BaseException:
+            self._stop_servers()
+            raise
+        self.watcher = threading.Thread(target=self._watch, name="rivulet-cluster-watch", daemon=True)
+        self.watcher.start()
+
+    # --- running a stream: tasks on the cluster, a handle here --------------------------------
+    def _start(self, sid: int, name: str, config: dict, schema, source=None) -> None:
+        probe = source or open_log(config, {}, schema)
+        try:
+            deadline = time.monotonic() + PROBE_SECONDS
+            while probe.schema is None and probe.kind == "tail" and time.monotonic() < deadline:
+                probe.next_batch()           # a tail learns its columns from the first rows it reads
+                time.sleep(0.02)
+            if probe.schema is None:
+                raise UserError(f"{config.get('path') or name} has no columns yet; on the cluster a stream starts "
+                                f"once its first line (the header) is there")
+            config.update(schema=probe.schema.to_json(), time_column=probe.time_column, loop=False,
+                          partitions=int(config.get("partitions") or self.partitions))
+            schema = probe.schema
+        finally:
+            probe.close()
+        self.store.update_config(sid, config)
+        self.store.set_schema(sid, schema)
+        create_tables(self.cluster.history, name, schema)
+        handle = RemoteLog(self.cluster.redis(), name, config, schema)
+        if config.get("paused"):
+            handle.pause()
+        stream = Stream(sid, name, config, handle, self.store, self.published)
+        stream.restored = True
+        self.streams[name] = stream
+        self.tasks[name] = {part: self._submit(name, config, part)
+                            for part in ["producer", *range(config["partitions"])]}
+
+    def _submit(self, name: str, config: dict, part):
+        finite = config["source"] == "replay"
+        key = f"rivulet-{name}-{part}-{time.time_ns()}"
+        if part == "producer":
+            return self.client.submit(run_producer, self.cluster.to_json(), name, config, finite, pure=False, key=key)
+        return self.client.submit(run_partition, self.cluster.to_json(), name, part, config, finite,
+                                  pure=False, key=key)
+
+    def _watch(self) -> None:
+        """Run a task again when Dask gave up on it; a task that failed otherwise is the stream's error."""
+        from distributed.scheduler import KilledWorker
+        while not self.stopping.wait(WATCH_EVERY):
+            for name, parts in list(self.tasks.items()):
+                s = self.streams.get(name)
+                if s is None:
+                    continue
+                for part, f in list(parts.items()):
+                    if f.status == "error":
+                        e = f.exception()
+                        if isinstance(e, KilledWorker):
+                            parts[part] = self._submit(name, s.config, part)
+                        else:
+                            self.errors[name] = f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e)
+                    elif f.status == "finished" and f.result().get("fenced"):
+                        self.errors[name] = "another dashboard or command took this stream over"
+                s.source.ended = s.config["source"] == "replay" and all(f.status == "finished" for f in parts.values())
+
+    def _claim_all(self, name: str, partitions: int) -> None:
+        """Stop a stream's tasks: every part claimed anew, so each finds it no longer owns its part."""
+        redis = self.cluster.redis()
+        for part in ["producer", *(f"p{p}" for p in range(partitions))]:
+            redis.hincrby(owners_key(name), part, 1)
+
+    def _stop_tasks(self, name: str) -> Stream:
+        from distributed import wait
+        with self.lock:
+            s = self._get(name)
+            s.config["removed"] = True
+            self.streams.pop(name)
+            parts = self.tasks.pop(name, {})
+        self._claim_all(name, int(s.config.get("partitions") or 1))
+        wait(list(parts.values()), timeout=STOP_TIMEOUT)
+        self.errors.pop(name, None)
+        return s
+
+    def stop(self, name: str) -> dict:
+        """Stop a stream's tasks and keep what they stored (a rerun resumes): its last snapshot's JSON
+        with `cluster` (where it ran, each partition's committed seq)."""
+        s = self._stop_tasks(name)
+        snap = self.published.latest(name)
+        if snap is None:
+            raise UserError(f"no partition of {name} published a snapshot")
+        out = snap.to_json()
+        out["cluster"] = {**self.cluster.to_json(), "partitions": int(s.config["partitions"]),
+                          "seq": [p["seq"] for p in snap.source["partitions"]]}
+        return out
+
+    def remove(self, name: str) -> None:
+        s = self._stop_tasks(name)
+        self.published.forget(name)
+        self.store.delete_stream(s.id)
+
+    def progress(self, name: str) -> dict:
+        """What moved in a stream: the source's rows and bytes, each partition's read and committed seq;
+        `settled` when every partition committed what it read."""
+        if name in self.errors:
+            raise UserError(f"stream {name!r} stopped: {self.errors[name]}")
+        s = self._get(name)
+        src, snap = s.source.status(), self.published.latest(name)
+        parts = [(p["read"], p["seq"]) for p in snap.source["partitions"]] if snap is not None else []
+        return {"rows": src.get("rows"), "bytes": src.get("bytes"), "parts": parts,
+                "settled": len(parts) == int(s.config["partitions"]) and all(r == c for r, c in parts)}
+
+    def wait(self, name: str, timeout: float | None = None):
+        """Block until a replay's tasks have all finished (every row committed); its merged snapshot."""
+        s = self._get(name)
+        if s.config["source"] != "replay":
+            raise UserError(f"stream {name!r} is not a replay; it never ends")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not s.source.ended:
+            if name in self.errors:
+                raise UserError(f"stream {name!r} stopped: {self.errors[name]}")
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"stream {name!r} still running after {timeout}s")
+            time.sleep(0.05)
+        return self.snapshot(name)
+
+    def health(self) -> dict:
+        """As the embedded engine's, with the tasks on the cluster in place of threads."""
+        running = sum(1 for name, parts in list(self.tasks.items())
+                      if name not in self.errors and all(f.status in ("pending", "finished") for f in parts.values()))
+        return {**super().health(), "writer_alive": self.client.status == "running", "ingest_alive": running,
+                "queue_depth": 0, "cluster": self.cluster.to_json()}
+
+    # --- not on the cluster yet ---------------------------------------------------------
+    def backfill(self, name: str):
+        raise UserError(NOT_ON_CLUSTER.format(what="Re-running history"))
+
+    def deploy(self, name: str, model_id: str) -> dict:
+        raise UserError(NOT_ON_CLUSTER.format(what="Deploying a model") + "; train, compare and export work")
+
+    def deploy_online(self, name: str, *args, **kw) -> dict:
+        raise UserError(NOT_ON_CLUSTER.format(what="An online learner") + "; train, compare and export work")
+
+    # --- closing --------------------------------------------------------------------------
+    def close(self) -> None:
+        """Let go of the cluster; the streams go on there (with `local`, the servers stop with us)."""
+        if self.stopping.is_set():
+            return
+        self.stopping.set()
+        self.queue.put(None)
+        self.writer.join(timeout=30)
+        self.compute.close()
+        try:
+            self.client.close(timeout=10)
+        finally:
+            self._stop_servers()
+
+    def _stop_servers(self) -> None:
+        if self._servers is not None:
+            servers, self._servers = self._servers, None
+            servers.__exit__(None, None, None)

@@ -1,0 +1,95 @@
+"""The producer of a stream the dashboard (or `tail --cluster`) started: a long Dask task that reads
+the stream's source with the embedded reader (a replay, a tail, the demo), parses at the edge and
+sends each batch to the partitions' logs (redis_log.Producer).
+
+It cuts batches by the clock, so when Dask runs it again (its worker died) it resumes after the log's
+newest entry, which holds the source's position (every file's, for a tail). Pause, resume and speed
+come from a Redis hash the dashboard writes (`control_key`); the source's status goes the other way
+(`source_key`). It stops when the source ends or when someone else claims the producer (engine.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+from ..ingest.logs import open_log
+from ..ingest.replay import Speed
+from ..schema import Schema
+from .redis_log import Producer, newest_entry
+from .worker import _leave_worker_pool, claim, owns
+
+LOOK_EVERY = 0.2         # seconds between looks at the claim and the controls
+
+
+def control_key(stream: str) -> str:
+    return f"rivulet:{stream}:control"
+
+
+def source_key(stream: str) -> str:
+    """The source's status as of the producer's last look (JSON)."""
+    return f"rivulet:{stream}:source"
+
+
+def resume_offsets(kind: str, offset: dict | None) -> dict:
+    """The newest entry's position in the form `open_log` takes (the store's offsets)."""
+    if offset is None:
+        return {}
+    position = offset["source"]["source"]
+    return dict(position) if kind == "tail" else {kind: position}
+
+
+def run_producer(cluster: dict, stream: str, config: dict, stop_when_done: bool = True) -> dict:
+    import redis as redis_lib
+    _leave_worker_pool()
+    r = redis_lib.Redis.from_url(cluster["log"])
+    epoch = claim(r, stream, "producer")
+    seq, offset = newest_entry(r, stream)
+    kind = config["source"]
+    offsets = resume_offsets(kind, offset)
+    source = open_log(config, offsets, Schema.from_json(config["schema"]) if config.get("schema") else None)
+    producer = Producer(r, stream, int(config.get("partitions", 1)), source.time_column)
+    if offset is not None:
+        producer.resume_at(seq, offset["source"]["rows"], offset.get("newest"))
+    files = offsets if kind == "tail" else None      # a tail's batch carries only the files it moved
+    looked, applied = 0.0, None
+    try:
+        while True:
+            if time.monotonic() - looked >= LOOK_EVERY:
+                looked = time.monotonic()
+                if not owns(r, stream, "producer", epoch):
+                    return {"fenced": True, "seq": producer.seq}
+                applied = _apply_control(r, stream, source, applied)
+                r.set(source_key(stream), json.dumps({**source.status(), "kind": source.kind}))
+            if source.paused:
+                time.sleep(0.05)
+                continue
+            batch = source.next_batch()
+            if batch is None:
+                if source.done and stop_when_done:
+                    producer.finish()
+                    r.set(source_key(stream), json.dumps({**source.status(), "kind": source.kind}))
+                    return {"fenced": False, "seq": producer.seq, "sent": producer.sent, "refused": producer.refused}
+                time.sleep(0.01)
+                continue
+            if files is not None and batch.offsets is not None:
+                files.update(batch.offsets)
+                batch = dataclasses.replace(batch, offsets={k: v for k, v in files.items() if v is not None})
+            producer.send(batch)
+    finally:
+        source.close()
+
+
+def _apply_control(r, stream: str, source, applied: dict | None) -> dict | None:
+    """Pause, resume and speed as the dashboard last set them; the settings applied."""
+    raw = r.hgetall(control_key(stream))
+    control = {k.decode(): v.decode() for k, v in raw.items()}
+    if control == applied:
+        return applied
+    paused = control.get("paused") == "1"
+    if paused != bool(source.paused):
+        source.pause() if paused else source.resume()
+    if "speed" in control and hasattr(source, "set_speed"):
+        sp = json.loads(control["speed"])
+        source.set_speed(Speed(sp["mode"], sp["value"]))
+    return control
