@@ -310,7 +310,8 @@ class Stream:
                 from .models.deploy import predictions_table
                 rids = np.arange(c.next_rid - n, c.next_rid)
                 part = work.deployment.rows(rids if work.kept is None else rids[work.kept], work.predicted)
-                extra.setdefault(predictions_table(self.id), []).append(part)
+                if part is not None:             # an online learner keeps its predictions in memory only
+                    extra.setdefault(predictions_table(self.id), []).append(part)
                 clear_trial |= self.config.get("deploy_trial") == work.deployment.model_id
         rows = (tables[0] if len(tables) == 1 else _concat(tables)) if tables else None
         self.store.commit(self.id, rows, bad, self.source.kind, offsets,

@@ -95,7 +95,8 @@ def upload_plant(page, url: str, folder, slow: float = 1.0) -> None:
     page.goto(url + "/Sources")
     page.locator('input[type="file"]').set_input_files(str(path))
     page.get_by_text("plant data.csv: ").first.wait_for(timeout=30_000 * slow)   # the header was read
-    page.get_by_role("button", name="Start replay").click()
+    # enabled once the upload is saved to disk (in the background); a rerun may briefly show the old button too
+    page.get_by_role("button", name="Start replay", disabled=False).click(timeout=60_000 * slow)
     page.get_by_text("Replaying plant data.csv").wait_for(timeout=20_000 * slow)
     assert wait_metric(page, "Rows", lambda v: v == 400, timeout=20 * slow) == 400
     assert wait_metric(page, "Quarantined", lambda v: v == 2, timeout=20 * slow) == 2

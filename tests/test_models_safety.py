@@ -46,11 +46,21 @@ def test_untouched_tree_models_pass_the_checks_and_predict(tmp_path, rows_csv, k
     assert len(out.stdout.splitlines()) == 51
 
 
-def peak_rss_mb(cmd) -> tuple[subprocess.CompletedProcess, float]:
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc, usage.ru_maxrss / 1024
+# The child reports its own high-water mark (VmHWM) as it exits: wait4's ru_maxrss also counts the
+# parent's memory the child shared between fork and exec, which is pytest's whole size late in a run.
+HWM = ("import atexit, runpy, sys\n"
+       "out = sys.argv.pop(1)\n"
+       "atexit.register(lambda: open(out, 'w').write(next(l.split()[1] for l in open('/proc/self/status')\n"
+       "                                                    if l.startswith('VmHWM'))))\n"
+       "sys.argv[0] = 'engine'\n"
+       "runpy.run_module('engine', run_name='__main__', alter_sys=True)\n")
+
+
+def peak_rss_mb(args: list[str], tmp_path) -> tuple[subprocess.CompletedProcess, float]:
+    """`python -m engine *args` and the peak resident memory of that process in MB."""
+    hwm = tmp_path / "hwm"
+    proc = subprocess.run([sys.executable, "-c", HWM, str(hwm), *args], cwd=ROOT, capture_output=True, text=True)
+    return proc, int(hwm.read_text()) / 1024
 
 
 @pytest.mark.parametrize("array_bytes,times,declared", [(2 << 30, 1, None), (8 << 20, 400, None), (8, 1, 80 << 30)],
@@ -59,8 +69,8 @@ def test_decompression_bombs_are_refused_before_they_inflate(tmp_path, rows_csv,
     """Before: 4.3 GB and 3.5 GB of memory for 2 MB and 12 KB files."""
     model = tmp_path / "bomb.skops"
     model.write_bytes(bomb(array_bytes, times, declared))
-    proc, rss = peak_rss_mb([sys.executable, "-m", "engine", "predict", str(model), rows_csv])
-    err = proc.stderr.read()
+    proc, rss = peak_rss_mb(["predict", str(model), rows_csv], tmp_path)
+    err = proc.stderr
     assert proc.returncode == 2 and "is refused" in err and len(err.strip().splitlines()) == 1, err
     assert rss < 500, f"{rss:.0f} MB"
 

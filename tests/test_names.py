@@ -12,7 +12,7 @@ import os
 import numpy as np
 import pyarrow as pa
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import assume, HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.errors import UserError
@@ -50,6 +50,9 @@ def visible(original: str, safe: str, i: int) -> bool:
 @given(NAMES)
 def test_hostile_csv_headers_are_stored_under_safe_visible_names(tmp_path_factory, names):
     rows = [[str(i * 10 + j) for j in range(len(names))] for i in range(3)]
+    # a data line equal to the header is a repeated header (quarantined), and a header of one blank
+    # name is a blank line (skipped): both are the parser's rules, not name cases
+    assume(all([n.strip() for n in names] != r for r in rows) and not (len(names) == 1 and not names[0].strip()))
     data = csv_bytes(names, rows)
     fmt = sniff(data, final=True)
     assert len(fmt.names) == len(names)
