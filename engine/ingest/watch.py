@@ -15,7 +15,7 @@ import threading
 
 from watchdog.events import FileSystemEventHandler
 from watchdog.observers import Observer
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 log = logging.getLogger("rivulet")
 POLL_SECONDS = 0.5
@@ -88,7 +88,8 @@ class Watch:
                 self.warning = (f"inotify is not available ({e.strerror or e}); polling every "
                                 f"{POLL_SECONDS}s instead (raise fs.inotify.max_user_watches / max_user_instances)")
                 log.warning("%s", self.warning)
-        self._start(PollingObserver(timeout=POLL_SECONDS))
+        # lstat: a symlinked folder is not walked into, so a symlink loop cannot recurse without end
+        self._start(PollingObserverVFS(os.lstat, os.scandir, polling_interval=POLL_SECONDS))
         self.mode = "polling"
 
     def _start(self, observer) -> None:
