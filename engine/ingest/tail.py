@@ -163,7 +163,7 @@ class TailSource(Source):
         self.watch.ensure()
         for f in list(self.files.values()):
             if f.fd >= 0:
-                self._check(f)
+                self._look(f)
             self._halt()
         found: dict[str, tuple[str, os.stat_result]] = {}
         for path, st in sorted(find.files(self.pattern, self.roots, self._halt)):
@@ -174,7 +174,7 @@ class TailSource(Source):
                 self._moved(f, path)
                 f.matched, f.unmatched_since = True, None
                 if f.fd < 0 and stamp(st) != f.stamp and self._use(f):    # closed to make room, written since
-                    self._check(f)
+                    self._look(f)
             elif f.matched:
                 f.matched, f.unmatched_since = False, now
         # stored identities first, so a file truncated while we were stopped is known before its copy
@@ -196,6 +196,7 @@ class TailSource(Source):
         self._settle_copies(now)
         self._forget_drained(now)
         self.scan_cost = time.monotonic() - started
+        self.watch.pace(SCAN_SHARE * self.scan_cost)
 
     def _moved(self, f: TailFile, path: str) -> None:
         if f.path != path:
@@ -501,13 +502,17 @@ class TailSource(Source):
                 self.backlog.discard(key)
                 self.forgotten.add(key)
 
+    def _look(self, f: TailFile) -> None:
+        """A scan's look at an open file: truncated, or grown past our offset (read it then)."""
+        self._check(f)
+        if f.size > f.offset:
+            self.backlog.add(f.key)
+
     def _check(self, f: TailFile) -> None:
-        """Notice a truncation or growth of an open file (its size and first bytes)."""
+        """Notice a truncation of an open file (its size and first bytes)."""
         try:
             if f.check():
                 self.changed.add(f.key)
-                self.backlog.add(f.key)
-            elif f.size > f.offset:
                 self.backlog.add(f.key)
             f.error = None if f.error and f.error.startswith("cannot read") else f.error
         except OSError as e:
