@@ -464,8 +464,10 @@ class TailSource(Source):
                 key = key_of(st)
                 f = self.files.get(key)
                 if f is not None:
-                    if not f.matched:
-                        self._moved(f, e.path)       # where to open it again if it was closed to make room
+                    if not f.matched:                # where to open it again if it was closed to make room
+                        self._moved(f, e.path)
+                        if f.fd < 0 and stamp(st) != f.stamp and self._use(f):
+                            self._look(f)
                 elif st.st_ctime >= self.since and stat.S_ISREG(st.st_mode):
                     self._adopt(e.path, key, now)
 
