@@ -29,7 +29,7 @@ import resource
 import stat
 import threading
 import time
-from collections import Counter, OrderedDict
+from collections import Counter, OrderedDict, deque
 from dataclasses import replace
 
 import pyarrow as pa
@@ -122,6 +122,7 @@ class TailSource(Source):
         self.open: OrderedDict[str, None] = OrderedDict()   # files with a descriptor, least recently used first
         self.pinned: set[str] = set()       # in use by the call under way: not closed to make room
         self.held: set[str] = set()         # files held as (possible) copies: looked at on every call
+        self.queue: deque[str] = deque()    # a big backlog in reading order, read FILES_PER_BATCH at a time
         # what copy detection looks up (_classify), kept in step with every file by _index
         self.heads = Heads()                # fingerprints of the files not held
         self.live = Heads()                 # those short of FINGERPRINT whose file may hold more (open, or grown)
@@ -161,13 +162,13 @@ class TailSource(Source):
         self.scan_soon = False
         first = self.order
         self.watch.ensure()
-        for f in list(self.files.values()):
-            if f.fd >= 0:
-                self._look(f)
+        for key in list(self.open):
+            self._look(self.files[key])
             self._halt()
         found: dict[str, tuple[str, os.stat_result]] = {}
         for path, st in sorted(find.files(self.pattern, self.roots, self._halt)):
             found.setdefault(key_of(st), (path, st))
+        gone = []
         for key, f in self.files.items():
             if key in found:
                 path, st = found[key]
@@ -175,8 +176,10 @@ class TailSource(Source):
                 f.matched, f.unmatched_since = True, None
                 if f.fd < 0 and stamp(st) != f.stamp and self._use(f):    # closed to make room, written since
                     self._look(f)
-            elif f.matched:
-                f.matched, f.unmatched_since = False, now
+            else:
+                if f.matched:
+                    f.matched, f.unmatched_since = False, now
+                gone.append(f)
         # stored identities first, so a file truncated while we were stopped is known before its copy
         new = sorted((k for k in found if k not in self.files),
                      key=lambda k: (k not in self.stored, found[k][1].st_mtime))
@@ -194,7 +197,7 @@ class TailSource(Source):
         for order, f in zip([f.order for f in fresh], oldest_first):
             f.order = order
         self._settle_copies(now)
-        self._forget_drained(now)
+        self._forget_drained(gone, now)      # files adopted by this scan are looked at by the next
         self.scan_cost = time.monotonic() - started
         self.watch.pace(SCAN_SHARE * self.scan_cost)
 
@@ -488,9 +491,10 @@ class TailSource(Source):
         if f is not None:
             f.matched, f.unmatched_since = False, now
 
-    def _forget_drained(self, now: float) -> None:
-        for key, f in list(self.files.items()):
-            if f.matched or f.copy_of is not None or now - (f.unmatched_since or now) < self.rotate_wait:
+    def _forget_drained(self, unmatched: list[TailFile], now: float) -> None:
+        for f in unmatched:
+            key = f.key
+            if key not in self.files or f.matched or f.copy_of is not None or now - (f.unmatched_since or now) < self.rotate_wait:
                 continue
             lost = f.fd < 0 and not self._use(f)      # closed to make room, and no longer where it was
             if lost or f.offset >= f.size and now - f.mtime >= self.rotate_wait:
@@ -543,11 +547,19 @@ class TailSource(Source):
         if since_scan >= max(self.rescan, slow) or (unknown and since_scan >= max(SCAN_GAP, slow)) \
                 or not self.watch.alive and since_scan >= max(SCAN_GAP * 10, slow):
             self.scan()
-        targets |= self.backlog | self.held
+        targets |= self.held
+        if self.queue or len(self.backlog) > FILES_PER_BATCH:     # sorted once, not on every batch
+            if not self.queue:
+                self.queue.extend(sorted(self.backlog, key=lambda k: self.files[k].order if k in self.files else 0))
+            taken = 0
+            while self.queue and taken < FILES_PER_BATCH:
+                key = self.queue.popleft()
+                if key in self.backlog:
+                    targets.add(key)
+                    taken += 1
+        else:
+            targets |= self.backlog
         todo = [self.files[k] for k in targets if k in self.files]
-        if len(todo) > FILES_PER_BATCH:
-            todo = heapq.nsmallest(FILES_PER_BATCH, todo, key=lambda f: f.order)
-            self.backlog |= targets - {f.key for f in todo}
         tables, bad, nbytes = [], [], 0
         for f in sorted(todo, key=lambda f: f.order):
             if nbytes >= BLOCK:
