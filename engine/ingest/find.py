@@ -38,18 +38,22 @@ def files(pattern: str, limits: list[str] | None, halt: Callable[[], None]) -> I
     yield from _walk(base, parts, limits, halt)
 
 
-def _listing(folder: str, halt: Callable[[], None]) -> list[str]:
-    """The folder's visible entries (not dot files: the writer's manifest, editors' swap files)."""
+def entries(folder: str, halt: Callable[[], None]) -> list[os.DirEntry]:
+    """The folder's entries ([] when it cannot be read), calling `halt` between them."""
     try:
         with os.scandir(folder) as it:
-            names = []
+            found = []
             for e in it:
                 halt()
-                if not e.name.startswith("."):
-                    names.append(e.path)
+                found.append(e)
+            return found
     except OSError:
         return []
-    return sorted(names)
+
+
+def _listing(folder: str, halt: Callable[[], None]) -> list[str]:
+    """The folder's visible entries (not dot files: the writer's manifest, editors' swap files)."""
+    return sorted(e.path for e in entries(folder, halt) if not e.name.startswith("."))
 
 
 def _stat(path: str) -> os.stat_result | None:
@@ -98,13 +102,7 @@ def _walk(base: str, parts: list[str], limits: list[str], halt) -> Iterator[tupl
 
 def _entries(folder: str, limits: list[str], halt) -> Iterator[tuple[str, str, bool]]:
     """(path, name, is a folder we may enter) of each entry of `folder`."""
-    try:
-        with os.scandir(folder) as it:
-            entries = list(it)
-    except OSError:
-        return
-    for e in entries:
-        halt()
+    for e in entries(folder, halt):
         try:
             is_dir = e.is_dir(follow_symlinks=False) or e.is_symlink() and e.is_dir() and _allowed(e.path, limits)
         except OSError:

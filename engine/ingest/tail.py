@@ -435,7 +435,7 @@ class TailSource(Source):
         for key, pos in self.stored.items():
             by_folder.setdefault(os.path.dirname(pos.get("path", "")), {})[int(key.rsplit(":", 1)[1])] = key
         for folder, inodes in by_folder.items():
-            for e in self._entries(folder or os.sep):
+            for e in find.entries(folder or os.sep, self._halt):
                 key = inodes.get(e.inode())
                 if key is None or not e.is_file(follow_symlinks=False):
                     continue
@@ -457,7 +457,7 @@ class TailSource(Source):
         if not glob.has_magic(self.pattern):
             names.setdefault(os.path.dirname(self.pattern), set()).add(os.path.basename(self.pattern))
         for folder, followed in names.items():
-            for e in self._entries(folder):
+            for e in find.entries(folder, self._halt):
                 if e.name in followed or e.name.startswith(".") or not _rotated_name(e.name, followed):
                     continue
                 try:
@@ -473,17 +473,6 @@ class TailSource(Source):
                             self._look(f)
                 elif st.st_ctime >= self.since and stat.S_ISREG(st.st_mode):
                     self._adopt(e.path, key, now)
-
-    def _entries(self, folder: str) -> list[os.DirEntry]:
-        try:
-            with os.scandir(folder) as it:
-                entries = []
-                for e in it:
-                    self._halt()
-                    entries.append(e)
-                return entries
-        except OSError:
-            return []
 
     def _adopt(self, path: str, key: str, now: float) -> None:
         """Follow a file the pattern does not match (rotated away) until it is drained."""
