@@ -238,10 +238,10 @@ def cmd_tail(args) -> int:
                 if stream.error:
                     raise UserError(f"stream {name!r} stopped: {stream.error}")
                 moved = stream.source.bytes + stream.done_count
-                if moved != seen or stream.busy or stream.inflight or not stream.restored:
+                if moved != seen or stream.inflight or not stream.restored:
                     seen, idle_since = moved, time.monotonic()
-                elif args.idle_exit and time.monotonic() - idle_since >= args.idle_exit:
-                    break
+                elif args.idle_exit and time.monotonic() - idle_since >= args.idle_exit and not stream.busy:
+                    break       # (busy alone does not count as data: a big folder's scans keep it busy often)
         except KeyboardInterrupt:
             pass
     print_value(stream.snapshot.to_json(), args.json)

@@ -174,6 +174,7 @@ class Engine:
             s.config["removed"] = True
             thread = self.threads.pop(name, None)
             self.streams.pop(name)
+        s.source.stop()
         if s.backfill is not None:
             s.backfill.cancel()
             s.backfill.wait(timeout=10)
@@ -541,6 +542,8 @@ class Engine:
         if self.stopping.is_set():
             return
         self.stopping.set()
+        for s in self.streams.values():
+            s.source.stop()           # a long scan ends now, not after the joins below gave up
         for s in self.streams.values():
             if s.backfill is not None:
                 s.backfill.cancel()

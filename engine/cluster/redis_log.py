@@ -203,5 +203,8 @@ class PartitionLog:
     def resume(self) -> None:
         self.paused = False
 
+    def stop(self) -> None:
+        pass              # next_batch blocks block_ms at most
+
     def close(self) -> None:
         pass

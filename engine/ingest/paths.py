@@ -17,6 +17,7 @@ import os
 from ..errors import UserError
 
 READ_FLAGS = os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK     # a FIFO swapped in does not block the open
+NOATIME = getattr(os, "O_NOATIME", 0)    # reads that change no access time raise no inotify event
 WALK_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -53,7 +54,7 @@ def open_inside(path: str, roots: list[str] | None) -> int:
     out; the descriptor's own path (/proc/self/fd) is then checked before a byte is read.
     """
     if roots is None:
-        return os.open(path, READ_FLAGS)
+        return _open_file(path, READ_FLAGS)
     real = os.path.realpath(path)
     root = next((r for r in map(os.path.realpath, roots) if under(real, r)), None)
     if root is None:
@@ -65,7 +66,7 @@ def open_inside(path: str, roots: list[str] | None) -> int:
             inner = os.open(part, WALK_FLAGS, dir_fd=folder)
             os.close(folder)
             folder = inner
-        fd = os.open(parts[-1], READ_FLAGS | os.O_NOFOLLOW, dir_fd=folder)
+        fd = _open_file(parts[-1], READ_FLAGS | os.O_NOFOLLOW, dir_fd=folder)
     finally:
         os.close(folder)
     try:
@@ -76,6 +77,16 @@ def open_inside(path: str, roots: list[str] | None) -> int:
         os.close(fd)
         raise Outside(path)
     return fd
+
+
+def _open_file(path: str, flags: int, dir_fd: int | None = None) -> int:
+    """Open without touching the access time when we own the file (the kernel allows no more)."""
+    if NOATIME:
+        try:
+            return os.open(path, flags | NOATIME, dir_fd=dir_fd)
+        except PermissionError:
+            pass
+    return os.open(path, flags, dir_fd=dir_fd)
 
 
 def fixed_part(pattern: str) -> str:

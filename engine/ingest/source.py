@@ -71,6 +71,9 @@ class Source:
     def _resumed(self) -> None:
         """Runs under the lock when a paused source resumes (e.g. re-anchor a real-time replay)."""
 
+    def stop(self) -> None:
+        """Ask a next_batch under way to return soon: the source is about to be closed."""
+
     def next_batch(self) -> Batch | None:      # pragma: no cover - interface
         raise NotImplementedError
 

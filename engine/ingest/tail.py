@@ -23,10 +23,13 @@ identity with the rows read from it, so a restart resumes every file.
 from __future__ import annotations
 
 import glob
+import heapq
 import os
+import resource
 import stat
 import threading
 import time
+from collections import Counter, OrderedDict, deque
 from dataclasses import replace
 
 import pyarrow as pa
@@ -34,18 +37,22 @@ import pyarrow as pa
 from ..errors import UserError
 from .jsonl import JsonParser, infer_schema as infer_json, json_text, lines
 from .parse import MAX_LINE, RAW_KEEP, SAMPLE, Bad, Parser, infer_schema as infer_csv, sample_records, sample_text
+from . import find
 from .paths import Outside, fixed_part, open_inside
 from .times import name_time_column
 from ..schema import Schema
 from .source import LIVE_INFLIGHT, Batch, Rate, Source
-from .identity import FINGERPRINT, Fingerprint, key_of
-from .tailfile import Previous, TailFile
+from .identity import FINGERPRINT, Fingerprint, Heads, digest, key_of
+from .tailfile import Previous, TailFile, stamp
 from .watch import Watch
 
 BLOCK = 8 << 20            # bytes read per batch at most
 RESCAN_SECONDS = 1.0       # full rescan, whatever the events said
 ROTATE_WAIT = 5.0          # seconds a file no longer matched must stay quiet before it is closed
 SCAN_GAP = 0.05            # at most one event-triggered scan per this many seconds
+SCAN_SHARE = 4             # the next scan waits at least this many times as long as the last one took
+OPEN_FILES = 256           # descriptors kept open at most (or a quarter of the process's limit)
+FILES_PER_BATCH = 1_000    # files read by one batch at most, so the first rows of a big folder come soon
 CTIME_SLACK = 1.0          # seconds; less than ROTATE_WAIT, so a file we closed is never taken as new
 SCAN_KEY = "tail-scan"     # offsets entry: when the last committed scan started
 ROTATED_SEPARATORS = ".-_"
@@ -65,6 +72,16 @@ def guess_format(pattern: str) -> str:
     return "csv"
 
 
+class Stopped(Exception):
+    """close() asked a scan to end."""
+
+
+def open_limit() -> int:
+    """Descriptors a source keeps open: OPEN_FILES, or a quarter of the soft RLIMIT_NOFILE if lower."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return max(8, OPEN_FILES if soft == resource.RLIM_INFINITY else min(OPEN_FILES, soft // 4))
+
+
 def _rotated_name(name: str, followed: set[str]) -> bool:
     """True when `name` is a followed name plus a suffix (app.csv.1, app.csv-20261124)."""
     for i in range(len(name) - 1, 0, -1):
@@ -80,7 +97,8 @@ class TailSource(Source):
     def __init__(self, pattern: str, fmt: str | None = None, position: dict | None = None,
                  schema: Schema | None = None, roots: list[str] | None = None, polling: bool | None = None,
                  rescan: float = RESCAN_SECONDS, rotate_wait: float = ROTATE_WAIT, max_line: int = MAX_LINE,
-                 time_column: str | None = None, time_format: str | None = None):
+                 time_column: str | None = None, time_format: str | None = None,
+                 max_open: int | None = None):
         self.pattern = pattern
         self.folder_mode = os.path.isdir(pattern)
         self.format = fmt or guess_format(pattern)
@@ -91,6 +109,7 @@ class TailSource(Source):
         self.rescan = rescan
         self.rotate_wait = rotate_wait
         self.max_line = max_line
+        self.max_open = max(4, max_open or open_limit())
         self.schema = schema
         self.time_column, self.time_format = time_column, time_format
         if schema is not None:        # resumed: the stored schema already reads the time column
@@ -105,14 +124,28 @@ class TailSource(Source):
         self.changed: set[str] = set()      # files whose position the next batch commits
         self.forgotten: set[str] = set()    # files whose stored position the next batch deletes
         self.refused: set[str] = set()
+        self.open: OrderedDict[str, None] = OrderedDict()   # files with a descriptor, least recently used first
+        self.pinned: set[str] = set()       # in use by the call under way: not closed to make room
+        self.held: set[str] = set()         # files held as (possible) copies: looked at on every call
+        self.queue: deque[str] = deque()    # a big backlog in reading order, read FILES_PER_BATCH at a time
+        # what copy detection looks up (_classify), kept in step with every file by _index
+        self.heads = Heads()                # fingerprints of the files not held
+        self.live = Heads()                 # those short of FINGERPRINT whose file may hold more (open, or grown)
+        self.previous: dict[tuple[int, str], list[tuple[str, Previous]]] = {}   # contents before truncations
+        self.previous_sizes: Counter[int] = Counter()
+        self.indexed: dict[str, tuple] = {}
         self.lock = threading.RLock()
+        self.stopping = threading.Event()
         self.order = 0
         self.last_scan = -float("inf")     # monotonic: a wall clock set back must not delay scans
+        self.scan_cost = 0.0               # seconds the last scan took
+        self.scan_soon = False             # a file was not where we left it: look again
         self.paused = False
         self.error: str | None = None
         self.rows = 0
         self.bytes = 0
         self.rate = Rate()
+        self.last_status: tuple[float, dict] | None = None
         if self.folder_mode:
             folder, recursive = pattern, False
         elif glob.has_magic(pattern):
@@ -123,43 +156,41 @@ class TailSource(Source):
         self.watch = Watch(folder, recursive, polling)
 
     # --- discovery -----------------------------------------------------------------------
-    def _matches(self) -> list[str]:
-        if self.folder_mode:
-            try:
-                names = os.listdir(self.pattern)
-            except OSError:
-                return []
-            return sorted(os.path.join(self.pattern, n) for n in names if not n.startswith("."))
-        if glob.has_magic(self.pattern):
-            return sorted(glob.glob(self.pattern, recursive=True))
-        return [self.pattern] if os.path.lexists(self.pattern) else []
+    def _halt(self) -> None:
+        if self.stopping.is_set():
+            raise Stopped
 
     def scan(self) -> None:
+        started = time.monotonic()
         now = time.time()                   # wall time: compared with the files' own times
-        self.last_scan = time.monotonic()
+        self.last_scan = started
+        self.scan_soon = False
         first = self.order
         self.watch.ensure()
-        for f in list(self.files.values()):
-            self._check(f)
+        for key in list(self.open):
+            self._look(self.files[key])
+            self._halt()
         found: dict[str, tuple[str, os.stat_result]] = {}
-        for path in self._matches():
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            if stat.S_ISREG(st.st_mode):
-                found.setdefault(key_of(st), (path, st))
+        for path, st in sorted(find.files(self.pattern, self.roots, self._halt)):
+            found.setdefault(key_of(st), (path, st))
+        gone = []
+        for key, f in self.files.items():
+            if key in found:
+                path, st = found[key]
+                self._moved(f, path)
+                f.matched, f.unmatched_since = True, None
+                if f.fd < 0 and stamp(st) != f.stamp and self._use(f):    # closed to make room, written since
+                    self._look(f)
+            else:
+                if f.matched:
+                    f.matched, f.unmatched_since = False, now
+                gone.append(f)
         # stored identities first, so a file truncated while we were stopped is known before its copy
         new = sorted((k for k in found if k not in self.files),
                      key=lambda k: (k not in self.stored, found[k][1].st_mtime))
         for key in new:
+            self._halt()
             self._open(found[key][0], key, now)
-        for key, f in self.files.items():
-            if key in found:
-                self._moved(f, found[key][0])
-                f.matched, f.unmatched_since = True, None
-            elif f.matched:
-                f.matched, f.unmatched_since = False, now
         if self.stored:
             self._find_moved(now)
         self._find_rotated(now)
@@ -171,7 +202,9 @@ class TailSource(Source):
         for order, f in zip([f.order for f in fresh], oldest_first):
             f.order = order
         self._settle_copies(now)
-        self._forget_drained(now)
+        self._forget_drained(gone, now)      # files adopted by this scan are looked at by the next
+        self.scan_cost = time.monotonic() - started
+        self.watch.pace(SCAN_SHARE * self.scan_cost)
 
     def _moved(self, f: TailFile, path: str) -> None:
         if f.path != path:
@@ -183,6 +216,34 @@ class TailSource(Source):
 
     def _open(self, path: str, key: str, now: float) -> TailFile | None:
         """Follow the file at `path` if it still is identity `key`; identity comes from the descriptor read."""
+        opened = self._descriptor(path, key)
+        if opened is None:
+            return None
+        fd, st = opened
+        head = os.pread(fd, FINGERPRINT, 0)
+        stored = self.stored.pop(key, None)
+        if stored is not None and Fingerprint.from_json(stored).matches(head):
+            f = TailFile(path, fd, st, int(stored["offset"]), Fingerprint.from_json(stored).known(head),
+                         self._next(), bool(stored.get("skipping")))
+            f.copy_of, f.copy_since = stored.get("copy_of"), now
+        else:
+            f = TailFile(path, fd, st, 0, Fingerprint.of(head), self._next())
+            if stored is not None:     # truncated or replaced while we were stopped (or the inode reused)
+                f.previous.append(Previous(Fingerprint.from_json(stored), int(stored["offset"])))
+                f.resets = 1
+        self.files[key] = f
+        self.by_path[path] = key
+        self.changed.add(key)
+        self.backlog.add(key)
+        self._opened(f)
+        if stored is None:
+            self._classify(f, head, now)
+        else:
+            self._index(f)
+        return f
+
+    def _descriptor(self, path: str, key: str) -> tuple[int, os.stat_result] | None:
+        """A descriptor (and its stat) of the regular file at `path` if it is identity `key`; else None."""
         try:
             fd = open_inside(path, self.roots)
         except Outside as e:
@@ -194,34 +255,84 @@ class TailSource(Source):
             self.error = f"cannot open {path}: {e.strerror or e}"
             return None
         st = os.fstat(fd)
-        if key_of(st) != key or not stat.S_ISREG(st.st_mode):   # replaced since the glob: the next scan sees it
+        if key_of(st) != key or not stat.S_ISREG(st.st_mode):   # replaced since the listing: the next scan sees it
             os.close(fd)
             return None
-        head = os.pread(fd, FINGERPRINT, 0)
-        stored = self.stored.pop(key, None)
-        previous = None
-        if stored is not None and Fingerprint.from_json(stored).matches(head):
-            f = TailFile(path, fd, st, int(stored["offset"]), Fingerprint.from_json(stored), self._next(),
-                         bool(stored.get("skipping")))
-            f.copy_of, f.copy_since = stored.get("copy_of"), now
-        else:
-            if stored is not None:     # truncated or replaced while we were stopped (or the inode reused)
-                previous = Previous(Fingerprint.from_json(stored), int(stored["offset"]))
-            f = TailFile(path, fd, st, 0, Fingerprint.of(head), self._next())
-            if previous is not None:
-                f.previous.append(previous)
-                f.resets = 1
-            else:
-                self._classify(f, head, now)
-        self.files[key] = f
-        self.by_path[path] = key
-        self.changed.add(key)
-        self.backlog.add(key)
-        return f
+        return fd, st
 
     def _next(self) -> int:
         self.order += 1
         return self.order
+
+    # --- descriptors: at most max_open; the least recently used is closed first ----------------
+    def _use(self, f: TailFile) -> bool:
+        """Make sure `f` has a descriptor: one closed to make room is opened again by its path, and
+        only if the path still holds the same identity (else the file was rotated: the scan finds it)."""
+        if f.fd >= 0:
+            self.open.move_to_end(f.key)
+            return True
+        opened = self._descriptor(f.path, f.key)
+        if opened is None:
+            if f.matched:
+                self.scan_soon = True
+            return False
+        f.fd = opened[0]
+        self._opened(f)
+        self._index(f)
+        return True
+
+    def _opened(self, f: TailFile) -> None:
+        self.open[f.key] = None
+        if len(self.open) <= self.max_open:
+            return
+        for key in list(self.open):
+            if len(self.open) <= self.max_open:
+                return
+            if key not in self.pinned and key != f.key:
+                del self.open[key]
+                other = self.files[key]
+                other.close()
+                self._index(other)
+
+    # --- copies ------------------------------------------------------------------------------
+    def _index(self, f: TailFile) -> None:
+        """Keep what `_classify` looks up in step with `f`: its fingerprint, its contents before
+        truncations, whether it is held, whether it may hold more than its fingerprint."""
+        held = f.copy_of is not None
+        live = not held and f.fp.head is not None and not f.fp.full and (f.fd >= 0 or f.size > f.fp.size)
+        record = (f.fp, held, live, tuple(f.previous))
+        if self.indexed.get(f.key) == record:
+            return
+        self._unindex(f.key)
+        self.indexed[f.key] = record
+        if held:
+            self.held.add(f.key)
+        elif f.fp.head is not None:
+            self.heads.add(f.fp.head, f.key)
+            if live:
+                self.live.add(f.fp.head, f.key)
+        for p in record[3]:
+            self.previous.setdefault((p.fp.size, p.fp.hash), []).append((f.key, p))
+            self.previous_sizes[p.fp.size] += 1
+
+    def _unindex(self, key: str) -> None:
+        record = self.indexed.pop(key, None)
+        if record is None:
+            return
+        fp, held, live, previous = record
+        self.held.discard(key)
+        if not held and fp.head is not None:
+            self.heads.remove(fp.head, key)
+            if live:
+                self.live.remove(fp.head, key)
+        for p in previous:
+            entries = self.previous[(p.fp.size, p.fp.hash)]
+            entries.remove((key, p))
+            if not entries:
+                del self.previous[(p.fp.size, p.fp.hash)]
+            self.previous_sizes[p.fp.size] -= 1
+            if not self.previous_sizes[p.fp.size]:
+                del self.previous_sizes[p.fp.size]
 
     def _covers_a_line(self, fp: Fingerprint, head: bytes) -> bool:
         """A fingerprint identifies content only when it covers at least one whole data line."""
@@ -234,12 +345,44 @@ class TailSource(Source):
         """True when `head` is the start of what `other` holds now, and shows more of it than our
         fingerprint does: a copy made before we read a row of `other` (its fingerprint is then
         the header at most, so only its present bytes can tell a copy from a new file)."""
-        if other.fp.full or len(head) <= other.fp.size or not other.fp.matches(head):
+        if other.fp.full or len(head) <= other.fp.size or not other.fp.matches(head) or not self._use(other):
             return False
         try:
             return other.head().startswith(head)
         except OSError:
             return False
+
+    def _truncated(self, f: TailFile, head: bytes) -> tuple[TailFile, Previous] | None:
+        """Another file's content before a truncation, covering a line, that `head` starts with."""
+        for size in sorted(self.previous_sizes, reverse=True):
+            if size > len(head) or not self._has_a_line(head[:size]):
+                continue
+            for key, p in self.previous.get((size, digest(head[:size])), ()):
+                if key != f.key and p.fp.matches(head):
+                    return self.files[key], p
+        return None
+
+    def _original(self, head: bytes) -> tuple[TailFile | None, bool]:
+        """A followed file (not held) that `head` is a whole copy of (True), or may be the start of a copy of."""
+        for key in self.heads.starting(head):
+            other = self.files[key]
+            if other.copy_of is None and other.fp.matches(head):     # the longest: if it covers no line, none does
+                if self._covers_a_line(other.fp, head):
+                    return other, True
+                break
+        now_copy = None
+        for key in list(self.live.starting(head)):
+            other = self.files.get(key)
+            if other is not None and other.copy_of is None and self._copy_of_now(other, head):
+                if self._has_a_line(head):
+                    return other, True
+                now_copy = other
+                break
+        for key in self.heads.extending(head):
+            other = self.files[key]
+            if other.copy_of is None and other.fp.extends(head):
+                return other, False
+        return now_copy, False
 
     def _classify(self, f: TailFile, head: bytes, now: float) -> bool:
         """Decide where a new file starts; False while it stays held.
@@ -250,30 +393,31 @@ class TailSource(Source):
         - the start of such a copy (a copy still being written, or an empty file): held;
         - anything else: a new file, read from 0.
         """
-        others = [o for o in self.files.values() if o is not f]
-        for other in others:
-            for p in other.previous:
-                if self._covers_a_line(p.fp, head) and p.fp.matches(head):
-                    f.offset = p.offset         # the bytes the truncation took from us
-                    other.previous.remove(p)
-                    return self._release(f)
-        for other in others:
-            if other.copy_of is not None:
-                continue
-            now_copy = self._copy_of_now(other, head)
-            if self._covers_a_line(other.fp, head) and other.fp.matches(head) or \
-                    now_copy and self._has_a_line(head):
+        self.pinned.add(f.key)
+        try:
+            hit = self._truncated(f, head)
+            if hit is not None:
+                other, p = hit
+                f.offset = p.offset         # the bytes the truncation took from us
+                other.previous.remove(p)
+                self._index(other)
+                return self._release(f)
+            other, full = self._original(head)
+            if other is None:
+                return self._release(f)
+            if full:
                 if f.copy_of != other.key or not f.copy_full:
                     f.copy_of, f.copy_full, f.copy_since = other.key, True, now
-                elif now - f.copy_since > self.rotate_wait:
+                elif now - f.copy_since > self.rotate_wait and self._use(f):
                     f.offset = os.fstat(f.fd).st_size
                     return self._release(f)
                 return False
-            if other.fp.extends(head) or now_copy:
-                if f.copy_of != other.key or f.copy_full:
-                    f.copy_of, f.copy_full, f.copy_since = other.key, False, now
-                return False
-        return self._release(f)
+            if f.copy_of != other.key or f.copy_full:
+                f.copy_of, f.copy_full, f.copy_since = other.key, False, now
+            return False
+        finally:
+            self.pinned.discard(f.key)
+            self._index(f)
 
     def _release(self, f: TailFile) -> bool:
         f.copy_of, f.copy_full = None, False
@@ -282,12 +426,13 @@ class TailSource(Source):
         return True
 
     def _settle_copies(self, now: float) -> None:
-        for f in list(self.files.values()):
-            if f.copy_of is not None:
-                try:
+        for key in list(self.held):
+            f = self.files[key]
+            try:
+                if self._use(f):
                     self._classify(f, f.head(), now)
-                except OSError as e:
-                    f.error = f"cannot read {f.path}: {e.strerror or e}"
+            except OSError as e:
+                f.error = f"cannot read {f.path}: {e.strerror or e}"
 
     def _find_moved(self, now: float) -> None:
         """Stored files the pattern did not find: look for their inode where they were last seen."""
@@ -295,11 +440,7 @@ class TailSource(Source):
         for key, pos in self.stored.items():
             by_folder.setdefault(os.path.dirname(pos.get("path", "")), {})[int(key.rsplit(":", 1)[1])] = key
         for folder, inodes in by_folder.items():
-            try:
-                entries = list(os.scandir(folder or os.sep))
-            except OSError:
-                continue
-            for e in entries:
+            for e in find.entries(folder or os.sep, self._halt):
                 key = inodes.get(e.inode())
                 if key is None or not e.is_file(follow_symlinks=False):
                     continue
@@ -321,11 +462,7 @@ class TailSource(Source):
         if not glob.has_magic(self.pattern):
             names.setdefault(os.path.dirname(self.pattern), set()).add(os.path.basename(self.pattern))
         for folder, followed in names.items():
-            try:
-                entries = list(os.scandir(folder))
-            except OSError:
-                continue
-            for e in entries:
+            for e in find.entries(folder, self._halt):
                 if e.name in followed or e.name.startswith(".") or not _rotated_name(e.name, followed):
                     continue
                 try:
@@ -333,7 +470,13 @@ class TailSource(Source):
                 except OSError:
                     continue
                 key = key_of(st)
-                if key not in self.files and st.st_ctime >= self.since and stat.S_ISREG(st.st_mode):
+                f = self.files.get(key)
+                if f is not None:
+                    if not f.matched:                # where to open it again if it was closed to make room
+                        self._moved(f, e.path)
+                        if f.fd < 0 and stamp(st) != f.stamp and self._use(f):
+                            self._look(f)
+                elif st.st_ctime >= self.since and stat.S_ISREG(st.st_mode):
                     self._adopt(e.path, key, now)
 
     def _adopt(self, path: str, key: str, now: float) -> None:
@@ -342,12 +485,16 @@ class TailSource(Source):
         if f is not None:
             f.matched, f.unmatched_since = False, now
 
-    def _forget_drained(self, now: float) -> None:
-        for key, f in list(self.files.items()):
-            if f.matched or f.copy_of is not None or now - (f.unmatched_since or now) < self.rotate_wait:
+    def _forget_drained(self, unmatched: list[TailFile], now: float) -> None:
+        for f in unmatched:
+            key = f.key
+            if key not in self.files or f.matched or f.copy_of is not None or now - (f.unmatched_since or now) < self.rotate_wait:
                 continue
-            if f.offset >= f.size and now - f.mtime >= self.rotate_wait:
+            lost = f.fd < 0 and not self._use(f)      # closed to make room, and no longer where it was
+            if lost or f.offset >= f.size and now - f.mtime >= self.rotate_wait:
                 f.close()
+                self.open.pop(key, None)
+                self._unindex(key)
                 del self.files[key]
                 if self.by_path.get(f.path) == key:
                     del self.by_path[f.path]
@@ -355,7 +502,14 @@ class TailSource(Source):
                 self.backlog.discard(key)
                 self.forgotten.add(key)
 
+    def _look(self, f: TailFile) -> None:
+        """A scan's look at an open file: truncated, or grown past our offset (read it then)."""
+        self._check(f)
+        if f.size > f.offset:
+            self.backlog.add(f.key)
+
     def _check(self, f: TailFile) -> None:
+        """Notice a truncation of an open file (its size and first bytes)."""
         try:
             if f.check():
                 self.changed.add(f.key)
@@ -363,49 +517,66 @@ class TailSource(Source):
             f.error = None if f.error and f.error.startswith("cannot read") else f.error
         except OSError as e:
             f.error = f"cannot read {f.path}: {e.strerror or e}"
+        self._index(f)
 
     # --- reading -----------------------------------------------------------------------------
     def next_batch(self) -> Batch | None:
         with self.lock:
-            if self.paused:
+            if self.paused or self.stopping.is_set():
                 return None
-            now = time.time()
-            since_scan = time.monotonic() - self.last_scan
-            dirty, appeared = self.watch.take()
-            dirty.discard(self.watch.folder)
-            unknown = bool(appeared) or any(p not in self.by_path for p in dirty)
-            if since_scan >= self.rescan or (unknown and since_scan >= SCAN_GAP) \
-                    or not self.watch.alive and since_scan >= SCAN_GAP * 10:
-                self.scan()
-                targets = set(self.files)
-            else:
-                targets = {self.by_path[p] for p in dirty if p in self.by_path} | self.backlog | self.held()
-            tables, bad, nbytes = [], [], 0
-            for f in sorted((self.files[k] for k in targets if k in self.files), key=lambda f: f.order):
-                if nbytes >= BLOCK:
-                    self.backlog.add(f.key)
-                    continue
-                table, skipped, used = self._read(f, BLOCK - nbytes, now)
-                nbytes += used
-                bad += skipped
-                if table is not None and table.num_rows:
-                    tables.append(table)
-            if not tables and not bad and not self.changed and not self.forgotten:
+            try:
+                return self._next_batch()
+            except Stopped:          # closing: what this call read is not committed, so nothing is lost
                 return None
-            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0] if tables else self._empty()
-            offsets = {k: self.files[k].position() for k in self.changed if k in self.files}
-            offsets.update(dict.fromkeys(self.forgotten))
-            offsets[SCAN_KEY] = {"at": self.since}
-            self.changed.clear()
-            self.forgotten.clear()
-            self.rows += table.num_rows
-            self.bytes += nbytes
-            self.rate.add(table.num_rows)
-            return Batch(table, bad, self.position(), nbytes=nbytes, offsets=offsets)
 
-    def held(self) -> set[str]:
-        """Files held as (possible) copies: looked at on every call, so one released is read in order."""
-        return {k for k, f in self.files.items() if f.copy_of is not None}
+    def _next_batch(self) -> Batch | None:
+        now = time.time()
+        since_scan = time.monotonic() - self.last_scan
+        # a scan that took long (a big folder) waits SCAN_SHARE times as long before the next
+        slow = SCAN_SHARE * self.scan_cost if self.scan_cost >= SCAN_GAP else 0.0
+        dirty, appeared = self.watch.take()
+        dirty.discard(self.watch.folder)
+        unknown = bool(appeared) or self.scan_soon or any(p not in self.by_path for p in dirty)
+        targets = {self.by_path[p] for p in dirty if p in self.by_path}
+        if since_scan >= max(self.rescan, slow) or (unknown and since_scan >= max(SCAN_GAP, slow)) \
+                or not self.watch.alive and since_scan >= max(SCAN_GAP * 10, slow):
+            self.scan()
+        targets |= self.held
+        if self.queue or len(self.backlog) > FILES_PER_BATCH:     # sorted once, not on every batch
+            if not self.queue:
+                self.queue.extend(sorted(self.backlog, key=lambda k: self.files[k].order if k in self.files else 0))
+            taken = 0
+            while self.queue and taken < FILES_PER_BATCH:
+                key = self.queue.popleft()
+                if key in self.backlog:
+                    targets.add(key)
+                    taken += 1
+        else:
+            targets |= self.backlog
+        todo = [self.files[k] for k in targets if k in self.files]
+        tables, bad, nbytes = [], [], 0
+        for f in sorted(todo, key=lambda f: f.order):
+            if nbytes >= BLOCK:
+                self.backlog.add(f.key)
+                continue
+            self._halt()
+            table, skipped, used = self._read(f, BLOCK - nbytes, now)
+            nbytes += used
+            bad += skipped
+            if table is not None and table.num_rows:
+                tables.append(table)
+        if not tables and not bad and not self.changed and not self.forgotten:
+            return None
+        table = pa.concat_tables(tables) if len(tables) > 1 else tables[0] if tables else self._empty()
+        offsets = {k: self.files[k].position() for k in self.changed if k in self.files}
+        offsets.update(dict.fromkeys(self.forgotten))
+        offsets[SCAN_KEY] = {"at": self.since}
+        self.changed.clear()
+        self.forgotten.clear()
+        self.rows += table.num_rows
+        self.bytes += nbytes
+        self.rate.add(table.num_rows)
+        return Batch(table, bad, offsets, nbytes=nbytes, offsets=offsets)
 
     def _empty(self) -> pa.Table:
         return self.schema.arrow().empty_table() if self.schema is not None else pa.table({})
@@ -413,9 +584,19 @@ class TailSource(Source):
     def _read(self, f: TailFile, budget: int, now: float) -> tuple[pa.Table | None, list[Bad], int]:
         """Rows of the whole lines `f` has from its offset; its skipped lines; bytes consumed."""
         self.backlog.discard(f.key)
-        if f.fd < 0 or f.copy_of is not None and not self._classify(f, f.head(), now):
+        if not self._use(f):
             return None, [], 0
+        self.pinned.add(f.key)
         try:
+            return self._take(f, budget, now)
+        finally:
+            self.pinned.discard(f.key)
+            self._index(f)
+
+    def _take(self, f: TailFile, budget: int, now: float) -> tuple[pa.Table | None, list[Bad], int]:
+        try:
+            if f.copy_of is not None and not self._classify(f, f.head(), now):
+                return None, [], 0
             self._check(f)
             if f.refused or not f.header(self.csv):
                 return None, [], 0
@@ -483,21 +664,40 @@ class TailSource(Source):
 
     # --- controls and status ---------------------------------------------------------------
     def status(self) -> dict:
-        with self.lock:
-            now = time.monotonic()
-            files = [f.status(now) for f in self.files.values()]
-            errors = [s["last_error"] for s in files if s["last_error"]]
-            last_error = errors[0] if errors else self.error
-            state = "paused" if self.paused else "waiting" if not files else "running"
-            files.sort(key=lambda s: (-s["bytes_behind"], s["path"]))
-            return {"state": state, "path": self.pattern, "format": self.format, "file_count": len(files),
-                    "rows": self.rows, "bytes": self.bytes, "rows_per_s": round(self.rate.per_second(now), 1),
-                    "bytes_behind": sum(s["bytes_behind"] for s in files),
-                    "seconds_behind": max((s["seconds_behind"] for s in files), default=0.0),
-                    "last_error": last_error, **self.watch.status(), "files": files[:STATUS_FILES]}
+        """The source's state; during a long scan (or for a big folder, within a second of the last
+        one) the last status, so a page or the writer thread never waits for the scan."""
+        now = time.monotonic()
+        last = self.last_status
+        if last is not None and len(self.files) > STATUS_FILES * 10 and now - last[0] < 1.0:
+            return last[1]
+        if not self.lock.acquire(blocking=False):
+            return last[1] if last is not None else self._status(now, [])
+        try:
+            out = self._status(now, list(self.files.values()))
+        finally:
+            self.lock.release()
+        self.last_status = (now, out)
+        return out
+
+    def _status(self, now: float, files: list[TailFile]) -> dict:
+        behind = [max(f.size - f.offset, 0) for f in files]
+        last_error = next((f.error for f in files if f.error), None) or self.error
+        state = "paused" if self.paused else "waiting" if not files else "running"
+        shown = heapq.nsmallest(STATUS_FILES, zip(behind, files), key=lambda bf: (-bf[0], bf[1].path))
+        return {"state": state, "path": self.pattern, "format": self.format, "file_count": len(files),
+                "rows": self.rows, "bytes": self.bytes, "rows_per_s": round(self.rate.per_second(now), 1),
+                "bytes_behind": sum(behind),
+                "seconds_behind": max((round(now - f.caught_up, 3) for b, f in zip(behind, files) if b),
+                                      default=0.0),
+                "last_error": last_error, **self.watch.status(), "files": [f.status(now) for _, f in shown]}
+
+    def stop(self) -> None:
+        self.stopping.set()         # a scan or batch under way ends at its next file
 
     def close(self) -> None:
+        self.stop()
         with self.lock:
             self.watch.stop()
             for f in self.files.values():
                 f.close()
+            self.open.clear()

@@ -1,7 +1,9 @@
 """One followed file: its open descriptor, identity, offset and counters.
 
 The descriptor stays open while the file is followed, so a file renamed or
-deleted under us can still be read to its end. `take` hands out whole lines
+deleted under us can still be read to its end; only beyond the source's limit
+of open files is the least recently used one closed (fd -1) and opened again
+by its path, as the same identity, when it changes. `take` hands out whole lines
 only: a last line without its newline waits for it. A line longer than
 `max_line` is skipped to its newline (which may arrive later) and reported.
 `check` notices a truncation or a rewrite (copytruncate) and restarts at 0,
@@ -20,6 +22,11 @@ from .source import Rate
 from .identity import FINGERPRINT, Fingerprint, key_of
 
 PREVIOUS_KEPT = 32      # truncations remembered per file, for copies found late (several rotations a second)
+
+
+def stamp(st: os.stat_result) -> tuple[int, int, int]:
+    """Size and change times: equal in two stats of a file means nothing was written in between."""
+    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 @dataclass(frozen=True)
@@ -41,6 +48,7 @@ class TailFile:
         self.skipping = skipping            # inside an over-long line, dropping bytes to its newline
         self.size = st.st_size
         self.mtime = st.st_mtime
+        self.stamp = stamp(st)              # what a listing's stat of an unchanged file shows
         self.fmt: CsvFormat | None = None   # CSV: header, delimiter, encoding of this file
         self.parser = None
         self.matched = True                 # the pattern matched its path at the last scan
@@ -64,8 +72,7 @@ class TailFile:
 
     def check(self) -> bool:
         """Restart at 0 when the file shrank below our offset or its first bytes changed; True if it did."""
-        st = os.fstat(self.fd)
-        self.size, self.mtime = st.st_size, st.st_mtime
+        self._stat()
         if self.size >= self.offset and self.fp.matches(self.head(self.fp.size)):
             return False
         self.previous.append(Previous(self.fp, self.offset))
@@ -73,6 +80,10 @@ class TailFile:
         self.fp = Fingerprint.of(self.head())
         self.resets += 1
         return True
+
+    def _stat(self) -> None:
+        st = os.fstat(self.fd)
+        self.size, self.mtime, self.stamp = st.st_size, st.st_mtime, stamp(st)
 
     def holds(self, head: bytes, data: bytes) -> bool:
         """True when `data`, read at the offset before `head` was read, is this file's content.
@@ -108,7 +119,7 @@ class TailFile:
 
         `final`: the file will not grow (rotated away and quiet), so a last line without newline counts.
         """
-        self.size = os.fstat(self.fd).st_size
+        self._stat()
         bad: list[Bad] = []
         if self.size <= self.offset:
             self.caught_up = time.monotonic()

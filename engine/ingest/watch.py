@@ -13,12 +13,16 @@ import logging
 import os
 import threading
 
-from watchdog.events import FileSystemEventHandler
+from watchdog.events import (DirCreatedEvent, DirDeletedEvent, DirMovedEvent, FileClosedEvent, FileCreatedEvent,
+                             FileDeletedEvent, FileModifiedEvent, FileMovedEvent, FileSystemEventHandler)
 from watchdog.observers import Observer
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 log = logging.getLogger("rivulet")
 POLL_SECONDS = 0.5
+# not opened / closed-without-write: our own reads would wake us up again, file after file
+HINTS = [FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
+         DirCreatedEvent, DirMovedEvent, DirDeletedEvent]
 
 
 def polling_forced() -> bool:
@@ -50,6 +54,7 @@ class Watch:
         self.mode = "none"           # "inotify" | "polling" | "none" (folder missing)
         self.warning: str | None = None
         self.restarts = 0
+        self.interval = POLL_SECONDS       # polling: seconds between two looks at the folder
 
     def take(self) -> tuple[set[str], set[str]]:
         """The paths with events since the last call, and those created or moved."""
@@ -86,14 +91,23 @@ class Watch:
                 return
             except OSError as e:      # no inotify, or max_user_watches / max_user_instances exhausted
                 self.warning = (f"inotify is not available ({e.strerror or e}); polling every "
-                                f"{POLL_SECONDS}s instead (raise fs.inotify.max_user_watches / max_user_instances)")
+                                f"{self.interval:g}s instead (raise fs.inotify.max_user_watches / max_user_instances)")
                 log.warning("%s", self.warning)
-        self._start(PollingObserver(timeout=POLL_SECONDS))
+        # lstat: a symlinked folder is not walked into, so a symlink loop cannot recurse without end
+        self._start(PollingObserverVFS(os.lstat, os.scandir, polling_interval=self.interval))
         self.mode = "polling"
+
+    def pace(self, seconds: float) -> None:
+        """Poll at most every `seconds`: polling a big folder costs as much as a scan of it."""
+        interval = max(POLL_SECONDS, seconds)
+        if self.mode == "polling" and self.alive and not self.interval / 2 <= interval <= self.interval * 2:
+            self.interval = interval
+            self.stop()
+            self._start(PollingObserverVFS(os.lstat, os.scandir, polling_interval=self.interval))
 
     def _start(self, observer) -> None:
         try:
-            observer.schedule(_Hints(self), self.folder, recursive=self.recursive)
+            observer.schedule(_Hints(self), self.folder, recursive=self.recursive, event_filter=HINTS)
             observer.start()
         except BaseException:
             try:

@@ -301,12 +301,16 @@ class DuckStore:
                     w.register("_bad", q)
                     w.execute("INSERT INTO quarantine SELECT * FROM _bad")
                     w.unregister("_bad")
-                for key, position in offsets.items():
-                    if position is None:
-                        w.execute("DELETE FROM offsets WHERE stream = ? AND source = ?", [stream_id, key])
-                    else:
-                        w.execute("INSERT OR REPLACE INTO offsets VALUES (?, ?, ?, current_timestamp)",
-                                  [stream_id, key, json.dumps(position)])
+                # one statement each, not one per key: a tail of 100,000 files commits them all at once
+                gone = [k for k, p in offsets.items() if p is None]
+                kept = {k: json.dumps(p) for k, p in offsets.items() if p is not None}
+                if gone:
+                    w.execute("DELETE FROM offsets WHERE stream = ? AND list_contains(?, source)", [stream_id, gone])
+                if kept:
+                    w.register("_offsets", pa.table({"source": list(kept), "position": list(kept.values())}))
+                    w.execute("INSERT OR REPLACE INTO offsets SELECT ?, source, position, current_timestamp "
+                              "FROM _offsets", [stream_id])
+                    w.unregister("_offsets")
                 w.execute("UPDATE state SET next_rid = ?, ingested = ?, quarantined = ?, flagged = ?, late = ?, "
                           "window_from = ?, cumulative = ?, replayed = ? WHERE stream = ?",
                           [state["next_rid"], state["ingested"], state["quarantined"], state["flagged"],
