@@ -9,11 +9,13 @@ from ui.turns import Turns
 
 def test_turns_bound_runs_and_serve_full_runs_first():
     turns = Turns(2)
-    gate = threading.Event()
+    gates = [threading.Event(), threading.Event()]      # one per first holder; waiters go straight through
+    done = threading.Event()
+    done.set()
     running, most, order = [0], [0], []
     lock = threading.Lock()
 
-    def run(name: str, urgent: bool) -> None:
+    def run(name: str, urgent: bool, gate: threading.Event) -> None:
         with turns.turn(urgent):
             with lock:
                 running[0] += 1
@@ -25,17 +27,21 @@ def test_turns_bound_runs_and_serve_full_runs_first():
             with lock:
                 running[0] -= 1
 
-    holders = [threading.Thread(target=run, args=(f"first{i}", True)) for i in range(2)]
+    holders = [threading.Thread(target=run, args=(f"first{i}", True, gates[i])) for i in range(2)]
     for t in holders:
         t.start()
     assert wait_for(lambda: len(order) == 2)
     waiters = []
     for name, urgent in [("refresh1", False), ("refresh2", False), ("page", True)]:
-        t = threading.Thread(target=run, args=(name, urgent))
+        t = threading.Thread(target=run, args=(name, urgent, done))
         t.start()
         waiters.append(t)
         assert wait_for(lambda n=len(waiters): turns.waiting() == n)
-    gate.set()
+    # one slot frees while the other stays held: the waiters pass through it one by one, so the order
+    # they record is the order they were let in (with both freed at once, two threads race to record)
+    gates[0].set()
+    assert wait_for(lambda: len(order) == 5)
+    gates[1].set()
     for t in holders + waiters:
         t.join(timeout=10)
     assert most[0] == 2
