@@ -404,11 +404,10 @@ class Engine:
 
     # --- reading ---------------------------------------------------------------------
     def snapshot(self, name: str) -> Snapshot | None:
-        self._get(name)
-        return self.published.latest(name)
+        return self._get(name).snapshot
 
     def snapshots(self) -> dict[str, Snapshot]:
-        latest = {n: self.published.latest(n) for n in list(self.streams)}
+        latest = {n: s.snapshot for n, s in list(self.streams.items())}
         return {n: snap for n, snap in latest.items() if snap is not None}
 
     def names(self) -> list[str]:

@@ -313,7 +313,7 @@ class Stream:
                 if part is not None:             # an online learner keeps its predictions in memory only
                     extra.setdefault(predictions_table(self.id), []).append(part)
                 clear_trial |= self.config.get("deploy_trial") == work.deployment.model_id
-        rows = (tables[0] if len(tables) == 1 else _concat(tables)) if tables else None
+        rows = _concat(tables) if tables else None
         self.store.commit(self.id, rows, bad, self.source.kind, offsets,
                           {**c.__dict__, "cumulative": cumulative.to_bytes() if cumulative is not None else None},
                           {table: _concat(parts) for table, parts in extra.items()} or None)
