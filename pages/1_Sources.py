@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 import streamlit as st
 
-from engine import (SPEED_LIMITS, TIME_FORMATS, Speed, Spool, WindowSpec, parse_time, peek_columns, recent_rate,
+from engine import (SPEED_LIMITS, TIME_FORMATS, Speed, WindowSpec, parse_time, peek_columns, recent_rate,
                     start_replay, time_example, to_csv_bytes, upload_limit_bytes)
 from ui import format as fmt
 from ui.guard import guard
 from ui.page import header
 from ui.refresh import keep, live_fragment, remember
-from ui.uploads import drop_taken, releaser
+from ui.uploads import forget_stream, session_spools, spooled_uploader
 
 engine, every = header(
     "Sources",
@@ -35,24 +34,8 @@ def time_format_box(box, key: str) -> str | None:
 def upload_panel() -> None:
     limit_mb = upload_limit_bytes() / 1024 / 1024
     st.session_state.setdefault("upload_round", 0)
-    spools = st.session_state.setdefault("upload_spools", {})       # file id -> Spool, this session's uploads
-    key = f"upload_{st.session_state.upload_round}"
-    drop_taken(key, {fid for fid, sp in spools.items() if sp.state not in ("queued", "saving")})
-    files = st.file_uploader("CSV files", type=["csv", "tsv", "txt"], accept_multiple_files=True, key=key,
-                             max_upload_size=max(1, math.ceil(limit_mb)))
-    held = {f.file_id: f for f in st.session_state.get(key) or []}    # the widget's own objects; `files` copies them
-    # each file is copied to disk as it arrives, off this thread, and its bytes leave memory after
-    ids = {f.file_id for f in files or []}
-    if ids - set(spools):                         # new files: earlier outcomes have been read
-        for fid in [fid for fid, sp in spools.items() if sp.state in ("started", "failed") and fid not in ids]:
-            del spools[fid]
-    for f in files or []:
-        if f.file_id not in spools:
-            spools[f.file_id] = Spool(f, f.name, engine.data_dir, f.size,
-                                      release=releaser(f, *([held[f.file_id]] if f.file_id in held else [])))
-    for fid in [fid for fid, sp in spools.items() if fid not in ids and not sp.asked and not sp.error]:
-        spools.pop(fid).discard()                 # removed from the widget before it was started
-    chosen = [spools[f.file_id] for f in files or []]
+    chosen = spooled_uploader(f"upload_{st.session_state.upload_round}", engine.data_dir, label="CSV files",
+                              type=["csv", "tsv", "txt"], max_upload_size=max(1, math.ceil(limit_mb)))
     columns = None
     if chosen:
         with guard("Reading the file's header"):
@@ -92,7 +75,7 @@ def upload_panel() -> None:
                 keep_selection(sp.stream)
         st.session_state.upload_round += 1            # a fresh uploader: a second click cannot start it twice
         st.rerun()
-    upload_status(spools)
+    upload_status(session_spools())
 
 
 def upload_status(spools: dict) -> None:
@@ -236,9 +219,7 @@ def remove_control(name: str) -> None:
         if st.button("Remove", type="primary", key=f"remove_{name}"):
             with guard("Removing"):
                 engine.remove(name)
-                spools = st.session_state.get("upload_spools", {})
-                for fid in [fid for fid, sp in spools.items() if sp.stream == name]:
-                    del spools[fid]
+                forget_stream(name)
                 st.rerun()
 
 

@@ -9,6 +9,41 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.uploaded_file_manager import UploadedFileRec
 
+from engine import Spool
+
+SPOOLS = "upload_spools"      # session state: file id -> Spool, this session's uploads
+
+
+def spooled_uploader(key: str, data_dir: str, **uploader) -> list[Spool]:
+    """A multi-file uploader whose files are copied to disk as they arrive (off the page's thread, one
+    at a time server-wide) and whose bytes leave memory after: the Spool of each file it shows."""
+    spools = session_spools()
+    drop_taken(key, {fid for fid, sp in spools.items() if sp.state not in ("queued", "saving")})
+    files = st.file_uploader(key=key, accept_multiple_files=True, **uploader) or []
+    held = {f.file_id: f for f in st.session_state.get(key) or []}    # the widget's own objects; `files` copies them
+    ids = {f.file_id for f in files}
+    if ids - set(spools):                         # new files: earlier outcomes have been read
+        for fid in [fid for fid, sp in spools.items() if sp.state in ("started", "failed") and fid not in ids]:
+            del spools[fid]
+    for f in files:
+        if f.file_id not in spools:
+            spools[f.file_id] = Spool(f, f.name, data_dir, f.size,
+                                      release=releaser(f, *([held[f.file_id]] if f.file_id in held else [])))
+    for fid in [fid for fid, sp in spools.items() if fid not in ids and not sp.asked and not sp.error]:
+        spools.pop(fid).discard()                 # removed from the widget before it was started
+    return [spools[f.file_id] for f in files]
+
+
+def session_spools() -> dict[str, Spool]:
+    return st.session_state.setdefault(SPOOLS, {})
+
+
+def forget_stream(name: str) -> None:
+    """A removed stream's uploads leave this session's list."""
+    spools = session_spools()
+    for fid in [fid for fid, sp in spools.items() if sp.stream == name]:
+        del spools[fid]
+
 
 def releaser(file, *copies) -> Callable[[], None]:
     """A function that drops `file`'s bytes from the server's memory; callable from any thread.
