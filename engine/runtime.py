@@ -117,7 +117,7 @@ class Engine:
     def _resume(self, s: Stream, window: WindowSpec | None, pipeline: Pipeline | None) -> str:
         """Add a source that a stream already reads: take the new window, and a new spec with a backfill."""
         if window is not None and WindowSpec.from_json(s.config.get("window")) != window:
-            self._set_config(s, window=window.to_json())
+            s.set_window(window.to_json())
         self._resume_pipeline(s, pipeline)
         return s.name
 

@@ -146,7 +146,6 @@ class Stream:
 
     def restore(self) -> None:
         """Counters and cumulative moments from the state table; windows and buckets from stored rows."""
-        from .prep.backfill import rerun
         st = self.store.state(self.id)
         self.counters = Counters(st["next_rid"] or 0, st["ingested"] or 0, st["quarantined"] or 0,
                                  st["flagged"] or 0, st["late"] or 0, st["window_from"] or 0, st["replayed"] or 0)
@@ -154,17 +153,37 @@ class Stream:
         if self.schema is not None and self.runner is not None:
             self.store.set_schema(self.id, self.schema)
             self.operators = ops = self.operators_for(self.pipeline)
-            c = self.counters
-            # rows before the window only move running pipeline state on (forward fill, running
-            # statistics), so a restart continues as a backfill would; without steps they are skipped
-            start = 0 if self.pipeline.steps else max(c.window_from, c.next_rid - self.store.count(self.id))
-            rerun(self.store, self.id, self.runner, ops, start, c.next_rid, c.window_from, cumulative=False)
+            self._rebuild(ops, self.runner)
             if st["cumulative"] is not None:
                 saved = Moments.from_bytes(st["cumulative"])
                 if (saved.k, saved.pairs) == (ops.k, ops.cumulative.pairs):
                     ops.cumulative = saved
         self.restored = True
         self.publish()
+
+    def _rebuild(self, ops: Operators, runner: Runner) -> None:
+        """Windows, buckets and groups of `ops` from the stored rows, through `runner`."""
+        from .prep.backfill import rerun
+        c = self.counters
+        # rows before the window only move running pipeline state on (forward fill, running
+        # statistics), so a restart continues as a backfill would; without steps they are skipped
+        start = 0 if self.pipeline.steps else max(c.window_from, c.next_rid - self.store.count(self.id))
+        rerun(self.store, self.id, runner, ops, start, c.next_rid, c.window_from, cumulative=False)
+
+    def set_window(self, window: dict) -> None:
+        """Take another window from the next batch on. The operators are rebuilt from the stored rows
+        as a restart would rebuild them (a running stream kept its old window before: a resumed
+        replay given a new window showed the old one until its next restart)."""
+        with self.lock:
+            self._drain()
+            self._save_config(window=window)
+            if self.operators is None or self.runner is None:
+                return                  # restore or the first batch builds them from the config
+            ops = self.operators_for(self.pipeline)
+            self._rebuild(ops, self.pipeline.runner())     # a fresh runner: the live one's state stays
+            ops.cumulative = self.operators.cumulative
+            self.operators = ops
+            self.publish()
 
     # --- switching versions (any thread but the ingest and writer threads) ----------------
     def switch(self, pipeline: Pipeline) -> dict:

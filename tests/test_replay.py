@@ -226,3 +226,23 @@ def test_a_wall_clock_set_back_does_not_stall_a_paced_replay(tmp_path, monkeypat
 
 def pa_ids(batch):
     return [int(i) for i in batch.table.column("id").to_pylist()]
+
+
+@pytest.mark.parametrize("size", [2000, 12_000])
+def test_resumed_replay_takes_the_new_window(tmp_path, size):
+    """Adding a finished replay again with another window shows that window at once, rebuilt from the
+    stored rows (it used to keep the old one until a restart), and the cumulative moments stay."""
+    n = 20_000
+    df = pd.DataFrame({"x": np.random.default_rng(1).normal(size=n).round(3)})
+    path = tmp_path / "w.csv"
+    df.to_csv(path, index=False)
+    with Engine(str(tmp_path / "d")) as e:
+        name = e.add_replay(str(path), window=WindowSpec("count", 5000), retention_rows=None)
+        e.wait(name)
+        assert e.add_replay(str(path), window=WindowSpec("count", size)) == name
+        out = e.wait(name).to_json()
+    tail = df["x"].tail(size)
+    assert out["window"]["size"] == size and out["window"]["count"] == size
+    assert out["stats"]["x"]["mean"] == pytest.approx(tail.mean(), rel=1e-12, abs=1e-15)
+    assert out["cumulative"]["x"]["count"] == n
+    assert out["cumulative"]["x"]["var"] == pytest.approx(df["x"].var(), rel=1e-12)
