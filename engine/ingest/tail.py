@@ -29,7 +29,7 @@ import resource
 import stat
 import threading
 import time
-from collections import Counter, OrderedDict, deque
+from collections import OrderedDict, deque
 from dataclasses import replace
 
 import pyarrow as pa
@@ -42,7 +42,8 @@ from .paths import Outside, fixed_part, open_inside
 from .times import name_time_column
 from ..schema import Schema
 from .source import LIVE_INFLIGHT, Batch, Rate, Source
-from .identity import FINGERPRINT, Fingerprint, Heads, digest, key_of
+from .copies import CopyIndex
+from .identity import FINGERPRINT, Fingerprint, key_of
 from .tailfile import Previous, TailFile, stamp
 from .watch import Watch
 
@@ -126,14 +127,8 @@ class TailSource(Source):
         self.refused: set[str] = set()
         self.open: OrderedDict[str, None] = OrderedDict()   # files with a descriptor, least recently used first
         self.pinned: set[str] = set()       # in use by the call under way: not closed to make room
-        self.held: set[str] = set()         # files held as (possible) copies: looked at on every call
         self.queue: deque[str] = deque()    # a big backlog in reading order, read FILES_PER_BATCH at a time
-        # what copy detection looks up (_classify), kept in step with every file by _index
-        self.heads = Heads()                # fingerprints of the files not held
-        self.live = Heads()                 # those short of FINGERPRINT whose file may hold more (open, or grown)
-        self.previous: dict[tuple[int, str], list[tuple[str, Previous]]] = {}   # contents before truncations
-        self.previous_sizes: Counter[int] = Counter()
-        self.indexed: dict[str, tuple] = {}
+        self.copies = CopyIndex(self.files, self.csv)   # what _classify looks up, kept in step by index()
         self.lock = threading.RLock()
         self.stopping = threading.Event()
         self.order = 0
@@ -239,7 +234,7 @@ class TailSource(Source):
         if stored is None:
             self._classify(f, head, now)
         else:
-            self._index(f)
+            self.copies.index(f)
         return f
 
     def _descriptor(self, path: str, key: str) -> tuple[int, os.stat_result] | None:
@@ -278,7 +273,7 @@ class TailSource(Source):
             return False
         f.fd = opened[0]
         self._opened(f)
-        self._index(f)
+        self.copies.index(f)
         return True
 
     def _opened(self, f: TailFile) -> None:
@@ -292,98 +287,9 @@ class TailSource(Source):
                 del self.open[key]
                 other = self.files[key]
                 other.close()
-                self._index(other)
+                self.copies.index(other)
 
     # --- copies ------------------------------------------------------------------------------
-    def _index(self, f: TailFile) -> None:
-        """Keep what `_classify` looks up in step with `f`: its fingerprint, its contents before
-        truncations, whether it is held, whether it may hold more than its fingerprint."""
-        held = f.copy_of is not None
-        live = not held and f.fp.head is not None and not f.fp.full and (f.fd >= 0 or f.size > f.fp.size)
-        record = (f.fp, held, live, tuple(f.previous))
-        if self.indexed.get(f.key) == record:
-            return
-        self._unindex(f.key)
-        self.indexed[f.key] = record
-        if held:
-            self.held.add(f.key)
-        elif f.fp.head is not None:
-            self.heads.add(f.fp.head, f.key)
-            if live:
-                self.live.add(f.fp.head, f.key)
-        for p in record[3]:
-            self.previous.setdefault((p.fp.size, p.fp.hash), []).append((f.key, p))
-            self.previous_sizes[p.fp.size] += 1
-
-    def _unindex(self, key: str) -> None:
-        record = self.indexed.pop(key, None)
-        if record is None:
-            return
-        fp, held, live, previous = record
-        self.held.discard(key)
-        if not held and fp.head is not None:
-            self.heads.remove(fp.head, key)
-            if live:
-                self.live.remove(fp.head, key)
-        for p in previous:
-            entries = self.previous[(p.fp.size, p.fp.hash)]
-            entries.remove((key, p))
-            if not entries:
-                del self.previous[(p.fp.size, p.fp.hash)]
-            self.previous_sizes[p.fp.size] -= 1
-            if not self.previous_sizes[p.fp.size]:
-                del self.previous_sizes[p.fp.size]
-
-    def _covers_a_line(self, fp: Fingerprint, head: bytes) -> bool:
-        """A fingerprint identifies content only when it covers at least one whole data line."""
-        return self._has_a_line(head[:fp.size])
-
-    def _has_a_line(self, data: bytes) -> bool:
-        return data.count(b"\n") >= (2 if self.csv else 1)
-
-    def _copy_of_now(self, other: TailFile, head: bytes) -> bool:
-        """True when `head` is the start of what `other` holds now, and shows more of it than our
-        fingerprint does: a copy made before we read a row of `other` (its fingerprint is then
-        the header at most, so only its present bytes can tell a copy from a new file)."""
-        if other.fp.full or len(head) <= other.fp.size or not other.fp.matches(head) or not self._use(other):
-            return False
-        try:
-            return other.head().startswith(head)
-        except OSError:
-            return False
-
-    def _truncated(self, f: TailFile, head: bytes) -> tuple[TailFile, Previous] | None:
-        """Another file's content before a truncation, covering a line, that `head` starts with."""
-        for size in sorted(self.previous_sizes, reverse=True):
-            if size > len(head) or not self._has_a_line(head[:size]):
-                continue
-            for key, p in self.previous.get((size, digest(head[:size])), ()):
-                if key != f.key and p.fp.matches(head):
-                    return self.files[key], p
-        return None
-
-    def _original(self, head: bytes) -> tuple[TailFile | None, bool]:
-        """A followed file (not held) that `head` is a whole copy of (True), or may be the start of a copy of."""
-        for key in self.heads.starting(head):
-            other = self.files[key]
-            if other.copy_of is None and other.fp.matches(head):     # the longest: if it covers no line, none does
-                if self._covers_a_line(other.fp, head):
-                    return other, True
-                break
-        now_copy = None
-        for key in list(self.live.starting(head)):
-            other = self.files.get(key)
-            if other is not None and other.copy_of is None and self._copy_of_now(other, head):
-                if self._has_a_line(head):
-                    return other, True
-                now_copy = other
-                break
-        for key in self.heads.extending(head):
-            other = self.files[key]
-            if other.copy_of is None and other.fp.extends(head):
-                return other, False
-        return now_copy, False
-
     def _classify(self, f: TailFile, head: bytes, now: float) -> bool:
         """Decide where a new file starts; False while it stays held.
 
@@ -395,14 +301,14 @@ class TailSource(Source):
         """
         self.pinned.add(f.key)
         try:
-            hit = self._truncated(f, head)
+            hit = self.copies.truncated(f, head)
             if hit is not None:
                 other, p = hit
                 f.offset = p.offset         # the bytes the truncation took from us
                 other.previous.remove(p)
-                self._index(other)
+                self.copies.index(other)
                 return self._release(f)
-            other, full = self._original(head)
+            other, full = self.copies.original(head, self._use)
             if other is None:
                 return self._release(f)
             if full:
@@ -417,7 +323,7 @@ class TailSource(Source):
             return False
         finally:
             self.pinned.discard(f.key)
-            self._index(f)
+            self.copies.index(f)
 
     def _release(self, f: TailFile) -> bool:
         f.copy_of, f.copy_full = None, False
@@ -426,7 +332,7 @@ class TailSource(Source):
         return True
 
     def _settle_copies(self, now: float) -> None:
-        for key in list(self.held):
+        for key in list(self.copies.held):
             f = self.files[key]
             try:
                 if self._use(f):
@@ -494,7 +400,7 @@ class TailSource(Source):
             if lost or f.offset >= f.size and now - f.mtime >= self.rotate_wait:
                 f.close()
                 self.open.pop(key, None)
-                self._unindex(key)
+                self.copies.unindex(key)
                 del self.files[key]
                 if self.by_path.get(f.path) == key:
                     del self.by_path[f.path]
@@ -517,7 +423,7 @@ class TailSource(Source):
             f.error = None if f.error and f.error.startswith("cannot read") else f.error
         except OSError as e:
             f.error = f"cannot read {f.path}: {e.strerror or e}"
-        self._index(f)
+        self.copies.index(f)
 
     # --- reading -----------------------------------------------------------------------------
     def next_batch(self) -> Batch | None:
@@ -541,7 +447,7 @@ class TailSource(Source):
         if since_scan >= max(self.rescan, slow) or (unknown and since_scan >= max(SCAN_GAP, slow)) \
                 or not self.watch.alive and since_scan >= max(SCAN_GAP * 10, slow):
             self.scan()
-        targets |= self.held
+        targets |= self.copies.held
         if self.queue or len(self.backlog) > FILES_PER_BATCH:     # sorted once, not on every batch
             if not self.queue:
                 self.queue.extend(sorted(self.backlog, key=lambda k: self.files[k].order if k in self.files else 0))
@@ -591,7 +497,7 @@ class TailSource(Source):
             return self._take(f, budget, now)
         finally:
             self.pinned.discard(f.key)
-            self._index(f)
+            self.copies.index(f)
 
     def _take(self, f: TailFile, budget: int, now: float) -> tuple[pa.Table | None, list[Bad], int]:
         try:
