@@ -64,10 +64,12 @@ def test_concurrent_uploads_peak_memory_is_bounded_and_all_start(tmp_path):
             page.get_by_role("button", name="Start replay").click()
         for page, path in zip(tabs, paths):
             page.get_by_text(f"Replaying {path.name}").wait_for(timeout=60_000)
-        names = sorted(n for n in os.listdir(tmp_path / "data" / "uploads") if not n.startswith("."))
+        names = sorted(os.listdir(tmp_path / "data" / "uploads"))
+        received = os.listdir(tmp_path / "data" / ".received")     # each received file went once copied
         browser.close()
     assert names == sorted(p.name for p in paths)
     assert all(os.path.getsize(tmp_path / "data" / "uploads" / n) == first.stat().st_size for n in names)
+    assert received == []
     # held in memory, the uploads alone are 6 x 60 = 360 MB (the peak grew 687 MB before). What remains
     # does not grow with the files' size (the same with 6 x 5 MB): each session's page runs and threads
     assert peak < 2 * FILE_MB, f"server peak RSS grew {peak:.0f} MB with {UPLOADS} uploads of {FILE_MB} MB at once"

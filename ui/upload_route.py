@@ -3,7 +3,7 @@
 Streamlit's route (`PUT /_stcore/upload_file/<session>/<file>`, Streamlit 1.67) parses the multipart
 body and then reads the whole file into one bytes object, kept for the browser session; six 150 MB
 uploads at once took the server from 0.5 to 1.8 GB. Here the body is parsed as it streams in and
-the file's bytes are written to a file under `<data dir>/uploads/.received/`; Streamlit's handler
+the file's bytes are written to a file under `<data dir>/.received/`; Streamlit's handler
 still runs as before (XSRF check, session check, size limit) but reads a body whose file part is
 empty, so it keeps an empty record under the same id. Pages find the file on disk with
 `received(session_id, file_id)` (ui/uploads.py `opened`).
@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 
 ROUTE = re.compile(r"/_stcore/upload_file/([^/]+)/([^/]+)$")
-FOLDER = os.path.join("uploads", ".received")      # inside the data folder
+FOLDER = ".received"            # inside the data folder
 WRITE_BLOCK = 1 << 20
 STALE_SECONDS = 3600            # a received file no page took (a closed tab) goes after an hour
 MAX_FIELDS_BYTES = 64 * 1024    # the body's other parts (Streamlit sends none)
