@@ -132,105 +132,150 @@ def wake(port: int) -> None:
         browser.close()
 
 
-def browse(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict:
-    """Tabs that move through every page in turn for `seconds`; counts visits and errors.
+def browse(port: int, sessions: int, seconds: float, dwell: float, mark, browsers: int = 5,
+           stagger: float = 0.2, drain: float = 15.0) -> dict:
+    """Tabs that open the app and then move through every page by the sidebar's links for `seconds`.
 
-    Each tab opens the app once (one Streamlit session) and then moves by the sidebar's
-    links, as a viewer does; the pages' live parts refresh every second by themselves.
-    `mark()` is called once every tab is open and again at the end, so the browser's
-    start-up is not counted against ingest."""
-    from playwright.sync_api import Error as PlaywrightError, sync_playwright
+    `sessions` tabs (one context each, so one Streamlit session each) spread over `browsers` Chromium
+    processes, driven concurrently (asyncio). A tab opens `stagger` seconds after the one before. A
+    page is rendered when its heading shows and the server has sent the end of its script run (the
+    websocket frame) since the tab asked for it; a visit's time runs from the click (or the tab's
+    open) to then. Each tab asks for its next page `dwell` seconds after the last one rendered, or
+    after `dwell` if it has not; after `seconds`, tabs stop asking and `drain` seconds let what was
+    asked for arrive: a visit still not rendered then was never answered. `mark()` is called once
+    every tab has opened (or given up) and again at the end, so the browser's start-up is not
+    counted against ingest."""
+    import asyncio
+    from playwright.async_api import Error as PlaywrightError, async_playwright
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-    stats = {"visits": 0, "drawn": 0, "page_errors": 0, "exceptions": 0, "timeouts": 0, "messages": 0,
-             "runs": 0, "fragment_runs": 0}
+    finished_ok = ForwardMsg.FINISHED_SUCCESSFULLY
+    stats = {"opens": [], "never_opened": 0, "visits": [], "late": 0, "unanswered": 0, "page_errors": 0,
+             "exceptions": 0, "messages": 0, "runs": 0, "fragment_runs": 0}
     counting = [False]
-    finished = {ForwardMsg.FINISHED_SUCCESSFULLY: "runs", ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY: "fragment_runs"}
 
-    def page_error(_):
-        stats["page_errors"] += 1
+    class Tab:
+        def __init__(self, page):
+            self.page, self.ends = page, []       # monotonic times of full script runs ended (frames)
+            page.on("pageerror", lambda _: stats.__setitem__("page_errors", stats["page_errors"] + 1))
+            page.on("websocket", lambda ws: ws.on("framereceived", self.frame))
 
-    def frame(payload) -> None:
-        """Messages the server sent, and the script and fragment runs they finish: the work served."""
-        if not counting[0]:
-            return
-        stats["messages"] += 1
-        if isinstance(payload, bytes):
-            msg = ForwardMsg.FromString(payload)
-            if msg.WhichOneof("type") == "script_finished" and msg.script_finished in finished:
-                stats[finished[msg.script_finished]] += 1
+        def frame(self, payload) -> None:
+            if counting[0]:
+                stats["messages"] += 1
+            if isinstance(payload, bytes) and len(payload) < 512:       # script_finished is a few bytes
+                msg = ForwardMsg.FromString(payload)
+                if msg.WhichOneof("type") == "script_finished":
+                    if msg.script_finished == finished_ok:
+                        self.ends.append(time.monotonic())
+                    if counting[0]:
+                        kind = "runs" if msg.script_finished == finished_ok else "fragment_runs"
+                        stats[kind] += msg.script_finished in (finished_ok, ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY)
 
-    def socket(ws):
-        ws.on("framereceived", frame)
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        tabs = []
-        for _ in range(sessions):      # every tab asks at once; then each must show the sidebar
-            page = browser.new_context(viewport={"width": 1400, "height": 900}).new_page()
-            page.on("pageerror", page_error)
-            page.on("websocket", socket)
-            tabs.append(page)
-            page.goto(f"http://127.0.0.1:{port}/", wait_until="commit", timeout=60_000)
-        for page in tabs:
+        async def rendered(self, heading: str, asked: float, until: float) -> float | None:
+            """Seconds from `asked` until the page shows `heading` and a run has ended since; None if not by `until`."""
             try:
-                page.locator('[data-testid="stSidebarNavLink"]').first.wait_for(timeout=60_000)
+                await self.page.locator("h1", has_text=heading).first.wait_for(
+                    timeout=max(1.0, until - time.monotonic()) * 1000)
             except PlaywrightError:
-                stats["timeouts"] += 1
-        mark()
-        counting[0] = True
-        # Playwright's sync API is single-threaded: the tabs are driven round-robin
-        end = time.time() + seconds
-        step = 0
-        while time.time() < end:
-            wanted = {}
-            for i, page in enumerate(tabs):
-                if time.time() >= end:
-                    break
-                title = PAGES[(step + i + 1) % len(PAGES)]
-                try:
-                    page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click(timeout=10_000)
-                except PlaywrightError:      # a click that times out under load is a result, not a crash
-                    stats["timeouts"] += 1
-                    continue
-                stats["visits"] += 1
-                wanted[i] = HEADINGS.get(title, title)
-            pause_end = time.time() + dwell
-            while time.time() < min(pause_end, end):
-                tabs[0].wait_for_timeout(250)         # lets every tab's events run
-            for i, page in enumerate(tabs):
-                stats["exceptions"] += page.locator('[data-testid="stException"]').count()
-                # drawn: the page the tab moved to shows its heading by the end of the dwell
-                if i in wanted and page.locator("h1", has_text=wanted[i]).count():
-                    stats["drawn"] += 1
+                return None
+            while time.monotonic() < until:
+                if any(t > asked for t in self.ends):
+                    return max(time.monotonic(), min(t for t in self.ends if t > asked)) - asked
+                await asyncio.sleep(0.05)
+            return None
+
+    async def one(browser, i: int, opened: asyncio.Event, all_open: asyncio.Event, end: list) -> None:
+        await asyncio.sleep(i * stagger)
+        tab = Tab(await (await browser.new_context(viewport={"width": 1400, "height": 900})).new_page())
+        asked = time.monotonic()
+        try:
+            await tab.page.goto(f"http://127.0.0.1:{port}/", wait_until="commit", timeout=120_000)
+            took = await tab.rendered(HEADINGS["Overview"], asked, asked + 120)
+        except PlaywrightError:
+            took = None
+        if took is None:
+            stats["never_opened"] += 1
+        else:
+            stats["opens"].append(took)
+        opened.set()
+        await all_open.wait()
+        if took is None:
+            return
+        step = i
+        while time.monotonic() < end[0]:
             step += 1
-        counting[0] = False
-        mark()
-        browser.close()
-    return stats
+            title = PAGES[step % len(PAGES)]
+            asked = time.monotonic()
+            try:
+                await tab.page.locator('[data-testid="stSidebarNavLink"]', has_text=title).first.click(timeout=dwell * 1000)
+            except PlaywrightError:                 # a click that times out under load is a late visit
+                stats["late"] += 1
+                continue
+            took = await tab.rendered(HEADINGS.get(title, title), asked, asked + dwell)
+            if took is None:
+                stats["late"] += 1
+                took = await tab.rendered(HEADINGS.get(title, title), asked, max(end[0], time.monotonic()) + drain)
+                if took is None:
+                    stats["unanswered"] += 1
+                    return
+            stats["visits"].append(took)
+            stats["exceptions"] += await tab.page.locator('[data-testid="stException"]').count()
+            await asyncio.sleep(max(0.0, asked + dwell - time.monotonic()))
+
+    async def main() -> None:
+        async with async_playwright() as pw:
+            procs = [await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+                     for _ in range(browsers)]
+            all_open, end = asyncio.Event(), [float("inf")]
+            events = [asyncio.Event() for _ in range(sessions)]
+            tasks = [asyncio.create_task(one(procs[i % browsers], i, events[i], all_open, end)) for i in range(sessions)]
+            await asyncio.gather(*(e.wait() for e in events))
+            mark()
+            counting[0] = True
+            end[0] = time.monotonic() + seconds
+            all_open.set()
+            await asyncio.sleep(seconds)
+            counting[0] = False
+            mark()
+            await asyncio.gather(*tasks)
+            for b in procs:
+                await b.close()
+    asyncio.run(main())
+    opens, visits = sorted(stats.pop("opens")), sorted(stats.pop("visits"))
+    return {**stats, "opened": len(opens), "visits": len(visits) + stats["unanswered"],
+            "drawn": sum(v <= dwell for v in visits), "timeouts": stats["unanswered"],
+            "open_p50": pct(opens, 0.5), "open_p95": pct(opens, 0.95),
+            "visit_p50": pct(visits, 0.5), "visit_p95": pct(visits, 0.95)}
 
 
-def websocket_sessions(port: int, sessions: int, seconds: float, dwell: float, mark) -> dict:
+def pct(values: list[float], q: float) -> float | None:
+    return values[min(len(values) - 1, int(len(values) * q))] if values else None
+
+
+def websocket_sessions(port: int, sessions: int, seconds: float, dwell: float, mark, drain: float = 15.0) -> dict:
     """Sessions that ask for what the tabs ask for (tests/st_sessions.py), with nothing drawn, so the
     CPU they cost is the server's; a visit counts as drawn when its run ended within the dwell."""
     from tests.st_sessions import run_sessions
     mark()
-    counts = run_sessions(port, sessions, seconds, dwell, PAGES, stagger=0)
-    mark()
+    counts = run_sessions(port, sessions, seconds, dwell, PAGES, stagger=0, drain=drain, on_end=mark)
     visits = sorted(v for c in counts for v in c.visits)
-    return {"visits": len(visits) + sum(c.unanswered for c in counts), "drawn": sum(v <= dwell for v in visits),
+    unanswered = sum(c.unanswered for c in counts)
+    return {"visits": len(visits) + unanswered, "drawn": sum(v <= dwell for v in visits),
             "page_errors": sum(len(c.errors) for c in counts), "exceptions": sum(len(c.exceptions) for c in counts),
-            "timeouts": sum(c.unanswered for c in counts), "messages": None,
+            "timeouts": unanswered, "messages": None, "opened": None, "never_opened": None,
             "runs": sum(c.runs for c in counts), "fragment_runs": sum(c.fragment_runs for c in counts),
-            "visit_p50": visits[len(visits) // 2] if visits else None,
-            "visit_p95": visits[int(len(visits) * 0.95)] if visits else None}
+            "open_p50": None, "visit_p50": pct(visits, 0.5), "visit_p95": pct(visits, 0.95)}
 
 
 def browse_child(args) -> None:
     """`--browse`: run the tabs in this process (started at the wanted priority); print JSON."""
     marks = []
-    run = websocket_sessions if args.clients == "websocket" else browse
-    stats = run(args.browse, args.sessions, args.seconds, args.dwell,
-                lambda: marks.append((time.time(), cpu_seconds(args.server_pid))))
+    mark = lambda: marks.append((time.time(), cpu_seconds(args.server_pid)))      # noqa: E731
+    if args.clients == "websocket":
+        stats = websocket_sessions(args.browse, args.sessions, args.seconds, args.dwell, mark, drain=args.drain)
+    else:
+        stats = browse(args.browse, args.sessions, args.seconds, args.dwell, mark, browsers=args.browsers,
+                       stagger=args.stagger, drain=args.drain)
     print(json.dumps({"stats": stats, "marks": marks}))
 
 
@@ -247,7 +292,8 @@ def run_tabs(args, port: int, server_pid: int, priority: str) -> tuple[dict, tup
     """The browsing phase in a child process; Chromium and its renderers inherit its scheduling."""
     cmd = [sys.executable, os.path.abspath(__file__), "--browse", str(port), "--server-pid", str(server_pid),
            "--sessions", str(args.sessions), "--seconds", str(args.seconds), "--dwell", str(args.dwell),
-           "--clients", args.clients]
+           "--clients", args.clients, "--browsers", str(args.browsers), "--stagger", str(args.stagger),
+           "--drain", str(args.drain)]
     out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=lower(priority), check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     return result["stats"], tuple(result["marks"][0]), tuple(result["marks"][1])
@@ -264,6 +310,10 @@ def main() -> None:
                     help="the browser's CPU priority in each browsing phase (idle: only CPU the server leaves)")
     ap.add_argument("--clients", choices=["chromium", "websocket"], default="chromium",
                     help="Chromium tabs, or websocket sessions that ask for the same runs and draw nothing")
+    ap.add_argument("--browsers", type=int, default=5, help="Chromium processes the tabs are spread over")
+    ap.add_argument("--stagger", type=float, default=0.2, help="seconds between tabs opening")
+    ap.add_argument("--drain", type=float, default=15.0,
+                    help="seconds after the phase for visits asked for to arrive; later ones were never answered")
     ap.add_argument("--browse", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -293,25 +343,32 @@ def main() -> None:
         finally:
             stop_server(server)
         alone = ingested_between(data_dir, a0, a1) / (a1 - a0)
-        rows = [["ingest alone", f"{alone:,.0f}", "1.00", f"{(c1 - c0) / (a1 - a0):.2f}", *["-"] * 9]]
+        rows = [["ingest alone", f"{alone:,.0f}", "1.00", f"{(c1 - c0) / (a1 - a0):.2f}", *["-"] * 10]]
         for priority, stats, (b0, cb0), (b1, cb1) in phases:
             loaded = ingested_between(data_dir, b0, b1) / (b1 - b0)
             who = (f"{args.sessions} websocket sessions, client at {priority} priority" if args.clients == "websocket"
                    else f"{args.sessions} Chromium tabs, browser at {priority} priority")
-            p50, p95 = stats.get("visit_p50"), stats.get("visit_p95")
             rows.append([f"+ {who}", f"{loaded:,.0f}", f"{loaded / alone:.2f}", f"{(cb1 - cb0) / (b1 - b0):.2f}",
                          "-" if stats["messages"] is None else f"{stats['messages'] / (b1 - b0):,.0f}",
                          f"{stats['runs'] / (b1 - b0):.1f}", f"{stats['fragment_runs'] / (b1 - b0):.1f}",
+                         "-" if stats["opened"] is None else f"{stats['opened']} / {args.sessions}",
+                         seconds_pair(stats["open_p50"], stats.get("open_p95")),
                          f"{stats['drawn']} / {stats['visits']}",
-                         "-" if p50 is None else f"{p50:.1f} / {p95:.1f}",
-                         stats["page_errors"], stats["exceptions"], stats["timeouts"]])
+                         seconds_pair(stats["visit_p50"], stats["visit_p95"]),
+                         stats["timeouts"], stats["page_errors"], stats["exceptions"]])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\n# paced replay at {args.rate:,.0f} rows/s in a `streamlit run` server; {machine()}; "
           f"load average before {load[0]:.1f}, after {os.getloadavg()[0]:.1f}\n")
     print_table(["case", "ingest rows/s", "vs alone", "server CPU s/s", "server messages/s", "script runs/s",
-                 "fragment runs/s", "pages drawn / visits", "visit s p50 / p95", "page errors", "exceptions drawn", "timeouts"], rows)
+                 "fragment runs/s", "tabs rendered / opened", "first render s p50 / p95",
+                 f"visits rendered within {args.dwell:g} s / visits", "visit s p50 / p95", "never answered",
+                 "page errors", "exceptions drawn"], rows)
+
+
+def seconds_pair(p50: float | None, p95: float | None) -> str:
+    return "-" if p50 is None else f"{p50:.1f} / {p95:.1f}"
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ _EXPORTS = {
     "Spool": (".ingest.uploads", "Spool"),
     "start_replay": (".ingest.uploads", "start_replay"),
     "upload_limit_bytes": (".ingest.uploads", "upload_limit_bytes"),
+    "default_data_dir": (".runtime", "default_data_dir"),
     "STEP_FILTER_OPS": (".prep.steps", "OPS"),
     "kinds_of": (".prep.steps", "kinds_of"),
     "EXPR_FUNCTIONS": (".prep.expr", "FUNCTIONS"),

@@ -5,7 +5,7 @@ import math
 
 import streamlit as st
 
-from engine import (SPEED_LIMITS, TIME_FORMATS, Speed, WindowSpec, parse_time, peek_columns, recent_rate,
+from engine import (SPEED_LIMITS, TIME_FORMATS, Speed, WindowSpec, parse_time, recent_rate,
                     start_replay, time_example, to_csv_bytes, upload_limit_bytes)
 from ui import format as fmt
 from ui.guard import guard
@@ -39,7 +39,7 @@ def upload_panel() -> None:
     columns = None
     if chosen:
         with guard("Reading the file's header"):
-            columns = peek_columns(chosen[0].head)
+            columns = chosen[0].columns()
         if columns is not None:
             st.caption(f"{chosen[0].name}: " + ", ".join(
                 f"**{c.name}** ({c.kind}{', ' + c.format if c.format else ''})" for c in columns.columns))

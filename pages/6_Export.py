@@ -12,6 +12,7 @@ from ui import format as fmt
 from ui.controls import WIDTHS, pick_stream
 from ui.guard import guard
 from ui.page import header
+from ui.uploads import opened
 
 engine, _ = header(
     "Export",
@@ -90,8 +91,8 @@ def model_import() -> None:
     card_file = st.file_uploader("Its card (.card.json, optional)", type=["json"], key=f"x_import_card_{r}")
     if st.button("Import", icon=":material/upload:", disabled=model_file is None):
         with guard("Importing"):
-            model_id = engine.models.import_model(model_file, model_file.name,
-                                                  card_data=card_file.getvalue() if card_file else None)
+            card = opened(card_file).read() if card_file else None     # on disk, or the widget's bytes
+            model_id = engine.models.import_model(opened(model_file), model_file.name, card_data=card)
             st.session_state["x_import_round"] += 1
             st.session_state["x_imported"] = model_id
             st.rerun()

@@ -26,7 +26,7 @@ class Counts:
     fragment_runs: int = 0
     exceptions: list[str] = field(default_factory=list)    # exception elements drawn: an uncaught error
     visits: list[float] = field(default_factory=list)     # seconds from asking for a page to its run's end
-    unanswered: int = 0           # page visits still waiting when the session stopped
+    unanswered: int = 0           # page visits still waiting when the session stopped (after the drain)
     errors: list[str] = field(default_factory=list)       # connection failures
 
 
@@ -40,7 +40,7 @@ class Session:
         self.asked: float | None = None          # when the pending page visit was asked for
         self.counting = True
 
-    async def run(self, until: float, dwell: float, order: list[str]) -> None:
+    async def run(self, until: float, dwell: float, order: list[str], drain: float = 0.0) -> None:
         import websockets
         try:
             async with websockets.connect(self.url, subprotocols=["streamlit"], max_size=None,
@@ -61,6 +61,8 @@ class Session:
                                 timer[1] = now + timer[0]
                                 await ws.send(rerun(self.page, fragment_id=fid))
                         await asyncio.sleep(0.05)
+                    while self.asked is not None and time.monotonic() < until + drain and not reader.done():
+                        await asyncio.sleep(0.05)     # the visit asked for last may still arrive
                 finally:
                     reader.cancel()
         except (OSError, asyncio.TimeoutError, Exception) as e:    # a refused or dropped session is a result
@@ -114,9 +116,11 @@ def rerun(page_hash: str, fragment_id: str = "") -> bytes:
 
 
 def run_sessions(port: int, n: int, seconds: float, dwell: float = 5.0, pages: list[str] | None = None,
-                 stagger: float = 0.2) -> list[Counts]:
+                 stagger: float = 0.2, drain: float = 0.0, on_end=None) -> list[Counts]:
     """`n` sessions for `seconds`, each moving through `pages` (by name) every `dwell` seconds, the
-    first ones `stagger` seconds apart, as tabs opened one after another; one Counts per session."""
+    first ones `stagger` seconds apart, as tabs opened one after another; one Counts per session.
+    After `seconds` (when `on_end()` is called), sessions ask for nothing more and wait up to `drain`
+    seconds for the visit they asked for last: one still unanswered then is counted."""
     order = pages or ["Overview", "Sources", "Preprocessing", "Aggregates", "Correlations", "Models", "Export"]
 
     async def main() -> list[Counts]:
@@ -125,7 +129,12 @@ def run_sessions(port: int, n: int, seconds: float, dwell: float = 5.0, pages: l
 
         async def one(i: int) -> None:
             await asyncio.sleep(i * stagger)
-            await Session(port, counts[i]).run(until, dwell, order[i % len(order):] + order[:i % len(order)])
-        await asyncio.gather(*(one(i) for i in range(n)))
+            await Session(port, counts[i]).run(until, dwell, order[i % len(order):] + order[:i % len(order)], drain)
+
+        async def ended() -> None:
+            await asyncio.sleep(max(0.0, until - time.monotonic()))
+            if on_end:
+                on_end()
+        await asyncio.gather(ended(), *(one(i) for i in range(n)))
         return counts
     return asyncio.run(main())

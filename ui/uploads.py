@@ -1,6 +1,8 @@
-"""Streamlit keeps every uploaded file's bytes in memory for as long as the browser session lives,
-even after the widget that took it is gone. Once a page has what it needs from a file (copied to
-disk, or imported), it drops them here; the widget keeps showing the file's name."""
+"""Uploaded files, for pages. Served by `streamlit run app.py`, an upload's bytes go to disk as they arrive
+(ui/upload_route.py) and the widget's file is empty: `opened` gives the file on disk. Otherwise
+(another server) Streamlit keeps every uploaded file's bytes in memory for as long as the browser
+session lives, even after the widget that took it is gone; once a page has what it needs from a
+file (copied to disk, or imported), it drops them here; the widget keeps showing the file's name."""
 from __future__ import annotations
 
 from typing import Callable
@@ -10,6 +12,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.uploaded_file_manager import UploadedFileRec
 
 from engine import Spool
+from ui import upload_route
 
 SPOOLS = "upload_spools"      # session state: file id -> Spool, this session's uploads
 
@@ -26,12 +29,40 @@ def spooled_uploader(key: str, data_dir: str, **uploader) -> list[Spool]:
         for fid in [fid for fid, sp in spools.items() if sp.state in ("started", "failed") and fid not in ids]:
             del spools[fid]
     for f in files:
-        if f.file_id not in spools:
+        if f.file_id in spools:
+            continue
+        got = on_disk(f)
+        if got is not None:         # copied from the received file, which goes once copied
+            src = open(got.path, "rb")
+            spools[f.file_id] = Spool(src, f.name, data_dir, got.size, release=forgetter(f, src))
+        else:
             spools[f.file_id] = Spool(f, f.name, data_dir, f.size,
                                       release=releaser(f, *([held[f.file_id]] if f.file_id in held else [])))
     for fid in [fid for fid, sp in spools.items() if fid not in ids and not sp.asked and not sp.error]:
         spools.pop(fid).discard()                 # removed from the widget before it was started
     return [spools[f.file_id] for f in files]
+
+
+def on_disk(file) -> upload_route.Received | None:
+    """Where an uploaded file's bytes went, when the upload route wrote them to disk."""
+    ctx = get_script_run_ctx()
+    return None if ctx is None or file is None else upload_route.received(ctx.session_id, file.file_id)
+
+
+def opened(file):
+    """A readable binary file with an uploaded file's bytes: the received file on disk, or the widget's own."""
+    got = on_disk(file)
+    return file if got is None else open(got.path, "rb")
+
+
+def forgetter(file, src) -> Callable[[], None]:
+    """A function that closes `src` and deletes `file`'s received copy on disk; callable from any thread."""
+    session_id, file_id = get_script_run_ctx().session_id, file.file_id
+
+    def forget() -> None:
+        src.close()
+        upload_route.forget(session_id, file_id)
+    return forget
 
 
 def session_spools() -> dict[str, Spool]:

@@ -183,6 +183,18 @@ class Spool:
         threading.Thread(target=self._copy, args=(data_dir, release, limit_bytes),
                          name=f"rivulet-upload-{safe_name(name)}", daemon=True).start()
 
+    def columns(self) -> Schema | None:
+        """The columns its first MiB shows (`peek_columns`), read once: a page asks on every run, and
+        parsing a MiB each time for every session that shows an upload kept tens of MB in use."""
+        if not hasattr(self, "_columns"):
+            try:
+                self._columns = peek_columns(self.head)
+            except UserError as e:
+                self._columns = e
+        if isinstance(self._columns, UserError):
+            raise self._columns
+        return self._columns
+
     @property
     def asked(self) -> bool:
         """A start was asked for."""
