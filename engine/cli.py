@@ -197,12 +197,11 @@ def _speed(args):
 
 
 def _cluster_replay(args, cluster: str) -> int:
-    from .errors import UserError
-    if args.pipeline:
-        raise UserError("--pipeline is not built for cluster mode yet; replay without --cluster to use it")
     from .cluster.replay import replay
+    from .prep.pipeline import Pipeline
     out = replay(cluster, args.file, args.data_dir or _default_dir(), _window(args), args.partitions,
-                 args.time_column, args.retention_rows or None, speed=_speed(args), block=args.batch_bytes)
+                 args.time_column, args.retention_rows or None, speed=_speed(args), block=args.batch_bytes,
+                 pipeline=Pipeline.load(args.pipeline) if args.pipeline else None)
     print_value(out, args.json)
     return 0
 

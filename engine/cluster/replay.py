@@ -18,8 +18,10 @@ import time
 
 from ..errors import UserError
 from ..ingest.replay import FAST_BLOCK, ReplaySource, Speed
+from ..prep.pipeline import Pipeline
 from .config import Cluster, open_cluster
 from .delta_store import committed, create_tables
+from .pipelines import Stamper, Versions, start_with
 from .redis_log import Producer, newest_entry
 from .redis_snapshots import RedisSnapshots
 from .worker import run_partition
@@ -37,16 +39,17 @@ def stream_config(name: str, path: str, source: ReplaySource, window, retention_
 
 def replay(setting: str, path: str, data_dir: str, window, partitions: int = 1, time_column: str | None = None,
            retention_rows: int | None = None, workers: int = 2, speed: Speed = Speed(),
-           block: int | None = None) -> dict:
+           block: int | None = None, pipeline: Pipeline | None = None) -> dict:
     """Replay `path` on the cluster `setting` names; the merged snapshot JSON with `cluster`."""
     path = os.path.abspath(path)
     name = os.path.splitext(os.path.basename(path))[0]
     with open_cluster(setting, data_dir, workers) as cluster:
-        return run(cluster, name, path, window, partitions, time_column, retention_rows, speed, block)
+        return run(cluster, name, path, window, partitions, time_column, retention_rows, speed, block, pipeline)
 
 
 def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_column: str | None,
-        retention_rows: int | None, speed: Speed = Speed(), block: int | None = None) -> dict:
+        retention_rows: int | None, speed: Speed = Speed(), block: int | None = None,
+        pipeline: Pipeline | None = None) -> dict:
     from distributed import Client
     r = cluster.redis()
     probe = ReplaySource(path, time_column=time_column)
@@ -55,8 +58,10 @@ def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_co
         raise UserError(f"{path} has no header; there is nothing to replay")
     config = stream_config(name, path, probe, window, retention_rows, partitions)
     _check_partitions(r, name, partitions)
+    start_with(Versions(r, name), pipeline, probe.schema)
     create_tables(cluster.history, name, probe.schema)
     source, producer = _resume(r, cluster, name, path, partitions, probe, speed, block or FAST_BLOCK)
+    stamper = Stamper(r, name, probe.schema)
     with Client(cluster.scheduler, timeout=30) as client:
         futures = {p: _submit(client, cluster, name, p, config) for p in range(partitions)}
         started = time.time()
@@ -64,6 +69,7 @@ def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_co
             while not source.done:
                 batch = source.next_batch()
                 if batch is not None:
+                    stamper.stamp(producer, batch.table)
                     producer.send(batch)
                 elif speed.mode != "max":
                     time.sleep(0.005)
@@ -72,6 +78,8 @@ def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_co
             source.close()
         sent_s = time.time() - started
         results = _wait(client, cluster, name, config, futures)
+    if stamper.error:
+        raise UserError(f"{stamper.error}; the rows were stored and counted without the pipeline")
     snap = RedisSnapshots(r).latest(name)
     if snap is None:
         raise UserError(f"no partition of {name} published a snapshot")

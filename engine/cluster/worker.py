@@ -8,12 +8,15 @@ history ends: entries after the committed seq are read again, nothing before it 
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 
+from ..errors import UserError
 from ..schema import Schema
 from ..stream import Stream
 from .delta_store import DeltaStore, Fenced
+from .pipelines import Versions, model_key
 from .redis_log import PartitionLog, log_key
 from .redis_snapshots import RedisSnapshots, owners_key
 
@@ -47,11 +50,18 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
         return owns(r, stream, f"p{partition}", epoch)
 
     store = DeltaStore(cluster["history"], stream, partition, config, epoch, still_owner)
+    versions = Versions(r, stream)
+    saved = store.saved or {}
+    # the version this partition last committed with (the entries after it say which come next)
+    config = {**config, "pipeline": saved.get("pipeline", 0), "pipeline_from": saved.get("pipeline_from", 0),
+              "pipelines": versions.all()}
+    store.config = config
     source = PartitionLog(r, stream, partition, Schema.from_json(config["schema"]), config.get("time_column"),
                           store.offsets(partition).get("log"), count=READ_ENTRIES)
     snaps = RedisSnapshots(r, partition, epoch, lambda: {"read": source.seq, "committed": store.seq,
-                                                          "newest": _newest(s)})
+                                                          "newest": _newest(s), **_live(s)})
     s = Stream(partition, stream, config, source, store, snaps)
+    models = Models(r, stream)
     upkeep = Upkeep(r, stream, partition, store, config)
     try:
         s.restore()
@@ -80,6 +90,7 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
                 if stop_when_done and source.done and store.seq >= source.seq:
                     break
                 continue
+            _follow(s, versions, models, batch.position)
             s.commit(s.prepare(batch))      # buffered for the history; visible at the next publish
             _see(s, batch.position.get("newest"))
             dirty = True
@@ -121,6 +132,57 @@ class Upkeep:
                 raise
             except Exception as e:     # a compaction that lost a race is retried next time; rows are safe
                 log.warning("compacting %s failed: %s", self.key, e)
+
+
+def _follow(s: Stream, versions: Versions, models: "Models", position: dict) -> None:
+    """Switch to the pipeline version and the model the batch's entry was stamped with (pipelines.py)."""
+    version = int(position.get("pipeline") or 0)
+    if version != s.pipeline.version:
+        first = s.counters.next_rid == 0 and s.counters.replayed == 0
+        s.switch(versions.pipeline(version))
+        if first:                   # a spec given at start: every row went through it, as embedded
+            s.pipeline_from = version
+            s._save_config(pipeline_from=version)
+    model = position.get("model") or ""
+    if model != models.current:      # (a model that failed stays off until another is deployed)
+        models.current = model
+        s.deployment, s.deploy_error = models.load(model, s)
+
+
+class Models:
+    """The models deployed on the stream, loaded from Redis once each (pipelines.model_key)."""
+
+    def __init__(self, redis, stream: str):
+        self.redis, self.stream = redis, stream
+        self.current = ""           # the model id last stamped on this partition's entries
+
+    def load(self, model_id: str, s: Stream):
+        """(Deployment or None, error or None) for `model_id` ('' = none) on the stream's current columns."""
+        if not model_id:
+            return None, None
+        from ..models.data import column_kinds
+        from ..models.deploy import Deployment
+        from ..models.safe import loads
+        raw = self.redis.hgetall(model_key(self.stream, model_id))
+        try:
+            if not raw:
+                raise UserError(f"model {model_id} is not in the cluster's catalogue")
+            d = Deployment(model_id, json.loads(raw[b"card"]), loads(raw[b"model"], f"model {model_id}"))
+            if s.operators is not None:
+                d.check(column_kinds(s.operators.schema.empty_table()))
+            return d, None
+        except UserError as e:
+            log.warning("model %s not deployed on %s: %s", model_id, self.stream, e)
+            return None, str(e)
+
+
+def _live(s: Stream) -> dict:
+    """The deployed model's score curve and drift rows for the part (the merged status shows partition 0's)."""
+    d = s.deployment
+    if d is None:
+        return {}
+    m = d.metrics
+    return {"curve": [list(c) for c in m.curve], "drift_rows": list(m.drifts[-100:]), "window_size": m.window}
 
 
 def _see(s: Stream, newest: float | None) -> None:
