@@ -62,7 +62,11 @@ def upload_panel() -> None:
                                     "(milliseconds above 1e11).")
     c4, c5, c7, c6 = st.columns([2, 1, 2, 2])
     time_format = time_format_box(c7, "upload_time_format") if time_column != AUTO_TIME else None
-    loop = c4.toggle("Loop at the end", key="upload_loop")
+    if "loop" in engine.refused:
+        loop = False
+        c4.caption(engine.refused["loop"])
+    else:
+        loop = c4.toggle("Loop at the end", key="upload_loop")
     window_rows = c5.number_input("Window (rows)", 10, 100_000, 10_000, step=1000, key="upload_window",
                                   help="The stream's own window; each page can also look at other windows.")
     startable = [sp for sp in chosen if sp.state in ("queued", "saving", "saved")]
@@ -192,6 +196,9 @@ def controls(name: str) -> None:
             with guard("Changing the speed"):
                 engine.set_speed(name, SPEEDS[mode], value)
                 st.toast(f"{name}: {mode.lower()}" + ("" if SPEEDS[mode] == "max" else f" {fmt.num(value)}"))
+        if "seek" in engine.refused:
+            st.caption(engine.refused["seek"])
+            return
         s1, s2, s3, s4 = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
         loop = s1.toggle("Loop", value=bool(src.get("loop")), key=f"loop_{name}")
         if loop != bool(src.get("loop")):

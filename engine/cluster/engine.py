@@ -157,6 +157,14 @@ class RemoteDeployment:
 
 
 class ClusterEngine(Engine):
+    refused = {
+        "seek": "Seek and loop are not available on the cluster yet: its partitions read the log forward only.",
+        "loop": "Looping is not available on the cluster yet: its partitions read the log forward only.",
+        "backfill": "Re-running stored history is not available on the cluster yet: a new version runs from "
+                    "the next batch, and the statistics restart with it when its columns differ.",
+        "online": "The online learner is not available on the cluster yet; deploy a trained model instead.",
+    }
+
     def __init__(self, setting: str, data_dir: str | None = None, demo: bool = False, partitions: int = 1,
                  workers: int = 2):
         from distributed import Client
