@@ -30,6 +30,7 @@ def stream_keys(stream: str, partitions: int) -> list[str]:
     from .redis_snapshots import owners_key, snapshot_key
     return [*(log_key(stream, p) for p in range(partitions)), snapshot_key(stream), owners_key(stream),
             end_key(stream), control_key(stream), source_key(stream), f"rivulet:{stream}:partitions",
+            f"rivulet:{stream}:partition-key",
             versions_key(stream)]
 
 

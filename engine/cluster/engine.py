@@ -157,6 +157,7 @@ class RemoteDeployment:
 
 
 class ClusterEngine(Engine):
+    on_cluster = True            # add_replay and add_tail take `partitions` and `partition_key`
     refused = {
         "seek": "Seek and loop are not available on the cluster yet: its partitions read the log forward only.",
         "loop": "Looping is not available on the cluster yet: its partitions read the log forward only.",
@@ -173,6 +174,7 @@ class ClusterEngine(Engine):
         self.tasks: dict[str, dict] = {}          # stream -> {"producer": future, 0: future, ...}
         self.errors: dict[str, str] = {}
         self.watcher = None
+        self._spread: dict = {}                  # partitions and key for the stream being added (add_replay)
         self._servers = open_cluster(setting, data_dir, workers, own_process=True)
         self.cluster = self._servers.__enter__()
         try:
@@ -188,6 +190,33 @@ class ClusterEngine(Engine):
         self.watcher.start()
 
     # --- running a stream: tasks on the cluster, a handle here --------------------------------
+    def add_replay(self, path: str, *args, partitions: int | None = None, partition_key: str | None = None,
+                   **kw) -> str:
+        """As the embedded engine's, spread over `partitions` (default: the engine's) round-robin or, with
+        `partition_key`, by the hash of that column's value."""
+        if partition_key:
+            from ..ingest.replay import ReplaySource
+            probe = ReplaySource(path)
+            probe.close()
+            if probe.schema is not None and partition_key not in probe.schema:
+                raise UserError(f"partition key {partition_key!r} is not a column of the file; columns: "
+                                f"{', '.join(probe.schema.names)}")
+        with self.lock:
+            self._spread = {"partitions": partitions, "partition_key": partition_key or None}
+            try:
+                return super().add_replay(path, *args, **kw)
+            finally:
+                self._spread = {}
+
+    def add_tail(self, pattern: str, *args, partitions: int | None = None, partition_key: str | None = None,
+                 **kw) -> str:
+        with self.lock:
+            self._spread = {"partitions": partitions, "partition_key": partition_key or None}
+            try:
+                return super().add_tail(pattern, *args, **kw)
+            finally:
+                self._spread = {}
+
     def _start(self, sid: int, name: str, config: dict, schema, source=None) -> None:
         probe = source or open_log(config, {}, schema)
         try:
@@ -198,8 +227,13 @@ class ClusterEngine(Engine):
             if probe.schema is None:
                 raise UserError(f"{config.get('path') or name} has no columns yet; on the cluster a stream starts "
                                 f"once its first line (the header) is there")
-            config.update(schema=probe.schema.to_json(), time_column=probe.time_column, loop=False,
-                          partitions=int(config.get("partitions") or self.partitions))
+            if "partitions" not in config:          # a new stream (a resumed one keeps how it was spread)
+                key = self._spread.get("partition_key")
+                if key is not None and key not in probe.schema:
+                    raise UserError(f"partition key {key!r} is not a column of {name}; columns: "
+                                    f"{', '.join(probe.schema.names)}")
+                config.update(partitions=int(self._spread.get("partitions") or self.partitions), partition_key=key)
+            config.update(schema=probe.schema.to_json(), time_column=probe.time_column, loop=False)
             schema = probe.schema
         finally:
             probe.close()

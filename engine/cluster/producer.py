@@ -47,7 +47,7 @@ def run_producer(cluster: dict, stream: str, config: dict, stop_when_done: bool 
     kind = config["source"]
     offsets = resume_offsets(kind, offset)
     source = open_log(config, offsets, Schema.from_json(config["schema"]) if config.get("schema") else None)
-    producer = Producer(r, stream, int(config.get("partitions", 1)), source.time_column)
+    producer = Producer(r, stream, int(config.get("partitions", 1)), source.time_column, config.get("partition_key"))
     if offset is not None:
         producer.resume_at(seq, offset["source"]["rows"], offset.get("newest"))
     if offset is not None:          # resumed: go on with the stamps the log's newest entry carries

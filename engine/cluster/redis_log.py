@@ -79,6 +79,16 @@ def round_robin(n_rows: int, first_row: int, partitions: int) -> list[np.ndarray
     return [np.flatnonzero(part == p) for p in range(partitions)]
 
 
+def by_key(column: pa.ChunkedArray, partitions: int) -> list[np.ndarray]:
+    """Row indices of a batch per partition: rows whose key has the same text go to the same partition,
+    whichever process sends them (pandas' hash_array is keyed with a fixed seed; missing keys hash as '')."""
+    import pandas as pd
+    import pyarrow.compute as pc
+    text = pc.fill_null(pc.cast(column, pa.string()), "").to_numpy(zero_copy_only=False)
+    part = (pd.util.hash_array(text.astype(object), categorize=True) % np.uint64(partitions)).astype(np.int64)
+    return [np.flatnonzero(part == p) for p in range(partitions)]
+
+
 def newest_entry(redis, stream: str) -> tuple[int, dict | None]:
     """(seq, {"source": the entry's position, "newest": event time, "pipeline", "model": its stamps}) of the
     log's newest entry, or (0, None): where a producer that cuts batches by the clock (paced replay, tail,
@@ -92,16 +102,18 @@ def newest_entry(redis, stream: str) -> tuple[int, dict | None]:
 
 
 class Producer:
-    """Parses at the edge: sends each batch of a Log (a ReplaySource, a TailSource) to the partitions.
+    """Parses at the edge: sends each batch of a Log (a ReplaySource, a TailSource) to the partitions,
+    round-robin by stream row or, with a `key` column, by the key's hash.
 
     All partitions' entries of one batch go in one MULTI/EXEC, so a batch is in every partition or in
     none. Entries the log already holds (a restart from an older position) are refused by id and
     counted in `refused`."""
 
-    def __init__(self, redis, stream: str, partitions: int, time_column: str | None):
+    def __init__(self, redis, stream: str, partitions: int, time_column: str | None, key: str | None = None):
         self.redis = redis
         self.stream = stream
         self.partitions = partitions
+        self.key = key           # the partition key column (None: round-robin)
         self.time_column = time_column
         self.keys = [log_key(stream, p) for p in range(partitions)]
         self.seq = 0
@@ -126,7 +138,9 @@ class Producer:
         position = {"source": batch.offsets if batch.offsets is not None else batch.position,
                     "rows": self.rows + table.num_rows}
         pipe = self.redis.pipeline(transaction=True)
-        for p, idx in enumerate(round_robin(table.num_rows, self.rows, self.partitions)):
+        spread = by_key(table.column(self.key), self.partitions) if self.key and self.partitions > 1 \
+            else round_robin(table.num_rows, self.rows, self.partitions)
+        for p, idx in enumerate(spread):
             part = table if self.partitions == 1 else table.take(pa.array(idx, pa.int64()))
             bad = batch.bad if p == self.seq % self.partitions else []
             pipe.xadd(self.keys[p], encode_entry(part, bad, position, self.newest, self.pipeline, self.model),
