@@ -15,6 +15,7 @@ rerun after a crash between the two commits does not store them twice.
 from __future__ import annotations
 
 import base64
+import math
 import os
 import time
 
@@ -134,6 +135,7 @@ class DeltaStore:
         self.last_flush = time.time()
         self.commits = 0
         self._history: pa.Table | None = None
+        self.pruned_below = 0                  # rows below this _rid are deleted already (retain)
 
     # --- what Stream asks for at start ----------------------------------------------
     def state(self, stream_id: int) -> dict:
@@ -226,6 +228,21 @@ class DeltaStore:
         self._history = None
         return out
 
+    def retain(self, next_rid: int, keep_rows: int | None, partitions: int) -> int:
+        """Retention: delete this partition's rows older than its share of the stream's newest `keep_rows`
+        (round-robin gives each partition about keep_rows / partitions of them). A Delta commit that moves
+        no position and no state, so the app transaction and the committed state a rerun resumes from stay;
+        the deleted files go at the next vacuum. Only the partition's owner prunes. Rows deleted."""
+        keep = math.ceil(keep_rows / max(partitions, 1)) if keep_rows else 0
+        cut = next_rid - keep
+        if not keep or cut <= 0 or cut <= self.pruned_below:
+            return 0
+        self._check_owner()
+        out = self.table.delete(f"_part = {int(self.partition)} AND _rid < {int(cut)}")
+        self.pruned_below = cut
+        self._history = None
+        return int(out.get("num_deleted_rows", 0) or 0)
+
     def _check_owner(self) -> None:
         if not self.still_owner():
             raise Fenced(f"partition {self.partition} of {self.stream} was claimed by another worker")
@@ -299,7 +316,7 @@ class DeltaStore:
         return min(n, keep) if keep else n
 
     def prune(self, stream_id: int, next_rid: int, keep_rows: int | None, keep_seconds: float | None) -> None:
-        pass               # history keeps every row (compaction rewrites files, it deletes no rows)
+        pass               # the worker's upkeep prunes on its schedule (worker.Upkeep, retain)
 
     def close(self) -> None:
         pass

@@ -62,7 +62,7 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
                                                           "newest": _newest(s), **_live(s)})
     s = Stream(partition, stream, config, source, store, snaps)
     models = Models(r, stream)
-    upkeep = Upkeep(r, stream, partition, store, config)
+    upkeep = Upkeep(r, stream, partition, store, config, lambda: s.counters.next_rid)
     try:
         s.restore()
         _see(s, source.newest)
@@ -106,16 +106,21 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
         log.warning("%s", e)
         return {"partition": partition, "fenced": True, "epoch": epoch, "seq": store.seq, "reason": str(e)}
     return {"partition": partition, "fenced": False, "epoch": epoch, "seq": store.seq,
-            "rows": s.counters.next_rid, "commits": store.commits, "compactions": upkeep.compactions}
+            "rows": s.counters.next_rid, "commits": store.commits, "compactions": upkeep.compactions,
+            "pruned": upkeep.pruned}
 
 
 class Upkeep:
     """What keeps a partition's storage bounded: its Redis log trimmed below the committed seq after each
-    commit (a rerun re-reads from there; a re-sent entry below is still refused by id), and its Delta files
-    compacted on a schedule."""
+    commit (a rerun re-reads from there; a re-sent entry below is still refused by id), and on a schedule
+    its rows beyond the stream's retention deleted and its Delta files compacted."""
 
-    def __init__(self, redis, stream: str, partition: int, store: DeltaStore, config: dict):
+    def __init__(self, redis, stream: str, partition: int, store: DeltaStore, config: dict, next_rid=None):
         self.redis, self.key, self.store = redis, log_key(stream, partition), store
+        self.next_rid = next_rid or (lambda: 0)
+        self.keep_rows = config.get("retention_rows")
+        self.partitions = int(config.get("partitions") or 1)
+        self.pruned = 0
         self.every = float(config.get("compact_every", COMPACT_EVERY))
         self.vacuum = config.get("vacuum_hours", VACUUM_HOURS) if partition == 0 else None
         self.compacted = time.monotonic()
@@ -126,6 +131,7 @@ class Upkeep:
         if time.monotonic() - self.compacted >= self.every:
             self.compacted = time.monotonic()
             try:
+                self.pruned += self.store.retain(self.next_rid(), self.keep_rows, self.partitions)
                 self.store.compact(self.vacuum)
                 self.compactions += 1
             except Fenced:
