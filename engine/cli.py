@@ -256,16 +256,15 @@ def _cluster_tail(args, cluster: str) -> int:
     import signal
     import time
 
-    from .errors import UserError
     from .cluster.engine import ClusterEngine
-    if args.pipeline:
-        raise UserError("--pipeline is not built for cluster mode yet; tail without --cluster to use it")
+    from .prep.pipeline import Pipeline
     signal.signal(signal.SIGTERM, _interrupt)
     with ClusterEngine(cluster, args.data_dir, partitions=args.partitions) as engine:
         name = engine.add_tail(args.path, fmt=args.format, window=_window(args),
                                retention_rows=args.retention_rows or None, polling=True if args.polling else None,
                                trusted=True, time_column=args.time_column, time_format=args.time_format,
-                               partition_key=args.partition_key)
+                               partition_key=args.partition_key,
+                               pipeline=Pipeline.load(args.pipeline) if args.pipeline else None)
         seen, idle_since = None, time.monotonic()
         try:
             while True:
