@@ -61,7 +61,7 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
     snaps = RedisSnapshots(r, partition, epoch, lambda: {"read": source.seq, "committed": store.seq,
                                                           "newest": _newest(s), **_live(s)})
     s = Stream(partition, stream, config, source, store, snaps)
-    models = Models(r, stream)
+    models = DeployedModels(r, stream)
     upkeep = Upkeep(r, stream, partition, store, config, lambda: s.counters.next_rid)
     try:
         s.restore()
@@ -140,7 +140,7 @@ class Upkeep:
                 log.warning("compacting %s failed: %s", self.key, e)
 
 
-def _follow(s: Stream, versions: Versions, models: "Models", position: dict) -> None:
+def _follow(s: Stream, versions: Versions, models: "DeployedModels", position: dict) -> None:
     """Switch to the pipeline version and the model the batch's entry was stamped with (pipelines.py)."""
     version = int(position.get("pipeline") or 0)
     if version != s.pipeline.version:
@@ -155,7 +155,7 @@ def _follow(s: Stream, versions: Versions, models: "Models", position: dict) -> 
         s.deployment, s.deploy_error = models.load(model, s)
 
 
-class Models:
+class DeployedModels:
     """The models deployed on the stream, loaded from Redis once each (pipelines.model_key)."""
 
     def __init__(self, redis, stream: str):
