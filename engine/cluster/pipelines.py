@@ -112,6 +112,7 @@ class Stamper:
         self.version = self.versions.current()
         self.model = (self.redis.hget(control_key(stream), "deployed") or b"").decode()
         self.error: str | None = None
+        self.checked = 0                # the version last found checked (one look at Redis per version)
 
     def look(self, control: dict) -> None:
         """The control hash as the producer last read it (decoded)."""
@@ -120,10 +121,11 @@ class Stamper:
 
     def stamp(self, producer, table) -> None:
         """Set the producer's stamps for the batch `table` it is about to send."""
-        if self.version and table.num_rows:
+        if self.version and self.version != self.checked and table.num_rows:
             row = self.versions.get(self.version)
             if row is not None and not row["checked"]:
                 self._first_rows(row, table)
+            self.checked = self.version
         if self.version != producer.pipeline:
             row = self.versions.get(self.version) if self.version else None
             if row is not None and row["from_row"] is None:
