@@ -92,6 +92,9 @@ def _cluster_arguments(p: argparse.ArgumentParser, batch_bytes: bool = True) -> 
     p.add_argument("--partitions", type=_positive_int, default=1, metavar="N",
                    help="cluster mode: spread rows round-robin over N partitions (default 1; count windows "
                         "are then per partition)")
+    p.add_argument("--partition-key", metavar="COLUMN",
+                   help="cluster mode: send rows with the same COLUMN value to the same partition (a stable hash) "
+                        "instead of round-robin")
     if batch_bytes:
         p.add_argument("--batch-bytes", type=_positive_int, metavar="N",
                        help="cluster mode: bytes of the file per log entry (default 8388608)")
@@ -184,10 +187,10 @@ def _cluster(args) -> str | None:
     """The cluster a command runs on: --cluster, else $RIVULET_CLUSTER; None for the embedded engine."""
     value = args.cluster if args.cluster is not None else os.environ.get("RIVULET_CLUSTER")
     batch_bytes = getattr(args, "batch_bytes", None)
-    if not value and (args.partitions != 1 or batch_bytes):
+    if not value and (args.partitions != 1 or batch_bytes or args.partition_key):
         from .errors import UserError
-        raise UserError(f"{'--partitions' if args.partitions != 1 else '--batch-bytes'} needs --cluster "
-                        f"(or RIVULET_CLUSTER)")
+        flag = "--partitions" if args.partitions != 1 else "--batch-bytes" if batch_bytes else "--partition-key"
+        raise UserError(f"{flag} needs --cluster (or RIVULET_CLUSTER)")
     return value or None
 
 
@@ -197,12 +200,11 @@ def _speed(args):
 
 
 def _cluster_replay(args, cluster: str) -> int:
-    from .errors import UserError
-    if args.pipeline:
-        raise UserError("--pipeline is not built for cluster mode yet; replay without --cluster to use it")
     from .cluster.replay import replay
+    from .prep.pipeline import Pipeline
     out = replay(cluster, args.file, args.data_dir or _default_dir(), _window(args), args.partitions,
-                 args.time_column, args.retention_rows or None, speed=_speed(args), block=args.batch_bytes)
+                 args.time_column, args.retention_rows or None, speed=_speed(args), block=args.batch_bytes,
+                 pipeline=Pipeline.load(args.pipeline) if args.pipeline else None, partition_key=args.partition_key)
     print_value(out, args.json)
     return 0
 
@@ -254,15 +256,15 @@ def _cluster_tail(args, cluster: str) -> int:
     import signal
     import time
 
-    from .errors import UserError
     from .cluster.engine import ClusterEngine
-    if args.pipeline:
-        raise UserError("--pipeline is not built for cluster mode yet; tail without --cluster to use it")
+    from .prep.pipeline import Pipeline
     signal.signal(signal.SIGTERM, _interrupt)
     with ClusterEngine(cluster, args.data_dir, partitions=args.partitions) as engine:
         name = engine.add_tail(args.path, fmt=args.format, window=_window(args),
                                retention_rows=args.retention_rows or None, polling=True if args.polling else None,
-                               trusted=True, time_column=args.time_column, time_format=args.time_format)
+                               trusted=True, time_column=args.time_column, time_format=args.time_format,
+                               partition_key=args.partition_key,
+                               pipeline=Pipeline.load(args.pipeline) if args.pipeline else None)
         seen, idle_since = None, time.monotonic()
         try:
             while True:

@@ -51,6 +51,10 @@ def default_data_dir() -> str:
 
 
 class Engine:
+    # controls this engine does not offer, each with the one line a page shows in its place
+    refused: dict[str, str] = {}
+    on_cluster = False
+
     def __init__(self, data_dir: str | None = None, demo: bool = False, store: Store | None = None,
                  compute: Compute | None = None, snapshots: Snapshots | None = None):
         self.data_dir = os.path.abspath(data_dir or default_data_dir())

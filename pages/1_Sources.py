@@ -62,15 +62,32 @@ def upload_panel() -> None:
                                     "(milliseconds above 1e11).")
     c4, c5, c7, c6 = st.columns([2, 1, 2, 2])
     time_format = time_format_box(c7, "upload_time_format") if time_column != AUTO_TIME else None
-    loop = c4.toggle("Loop at the end", key="upload_loop")
+    if "loop" in engine.refused:
+        loop = False
+        c4.caption(engine.refused["loop"])
+    else:
+        loop = c4.toggle("Loop at the end", key="upload_loop")
     window_rows = c5.number_input("Window (rows)", 10, 100_000, 10_000, step=1000, key="upload_window",
                                   help="The stream's own window; each page can also look at other windows.")
+    spread = {}
+    if engine.on_cluster:
+        p1, p2, p3 = st.columns([1, 2, 4], vertical_alignment="bottom")
+        partitions = int(p1.number_input("Partitions", 1, 64, 1, key="upload_partitions",
+                                         help="Partition workers on the cluster. One keeps count windows and running "
+                                              "preprocessing statistics exact; with more they are per partition."))
+        keys = [c.name for c in columns.columns] if columns else []
+        key = p2.selectbox("Partition key", ["round-robin", *keys], key="upload_partition_key",
+                           disabled=partitions == 1,
+                           help="Rows with the same value go to the same partition, so a group-by on it is "
+                                "each partition's own.")
+        p3.caption("Time windows, buckets, group-bys and cumulative statistics merge exactly over partitions.")
+        spread = {"partitions": partitions, "partition_key": None if key == "round-robin" or partitions == 1 else key}
     startable = [sp for sp in chosen if sp.state in ("queued", "saving", "saved")]
     if c6.button("Start replay", type="primary", icon=":material/play_arrow:", disabled=not startable):
         for sp in startable:        # now if saved, else as soon as its copy ends
             start_replay(engine, sp, speed=Speed.parse(SPEEDS[mode], value), loop=loop,
                          time_column=None if time_column == AUTO_TIME else time_column, time_format=time_format,
-                         window=WindowSpec("count", int(window_rows)))
+                         window=WindowSpec("count", int(window_rows)), **spread)
             if sp.stream:
                 keep_selection(sp.stream)
         st.session_state.upload_round += 1            # a fresh uploader: a second click cannot start it twice
@@ -192,6 +209,9 @@ def controls(name: str) -> None:
             with guard("Changing the speed"):
                 engine.set_speed(name, SPEEDS[mode], value)
                 st.toast(f"{name}: {mode.lower()}" + ("" if SPEEDS[mode] == "max" else f" {fmt.num(value)}"))
+        if "seek" in engine.refused:
+            st.caption(engine.refused["seek"])
+            return
         s1, s2, s3, s4 = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
         loop = s1.toggle("Loop", value=bool(src.get("loop")), key=f"loop_{name}")
         if loop != bool(src.get("loop")):

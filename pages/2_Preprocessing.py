@@ -96,9 +96,13 @@ def preview_panel(name: str, steps: list[dict]):
 def apply_controls(name: str, steps: list[dict]) -> None:
     current = engine.pipeline(name)
     c1, c2, c3 = st.columns([1, 2, 2], vertical_alignment="center")
-    backfill = c2.toggle("Re-run stored history", value=True, key="pp_backfill",
-                         help="Rebuild windows, buckets, groups and cumulative statistics from the stored raw "
-                              "rows with the new version, in the background. Without it, only new rows use it.")
+    if "backfill" in engine.refused:
+        backfill = False
+        c2.caption(engine.refused["backfill"])
+    else:
+        backfill = c2.toggle("Re-run stored history", value=True, key="pp_backfill",
+                             help="Rebuild windows, buckets, groups and cumulative statistics from the stored raw "
+                                  "rows with the new version, in the background. Without it, only new rows use it.")
     if c1.button("Apply", type="primary", icon=":material/check:", width="stretch",
                  disabled=steps == current["steps"]):
         with guard("Applying"):
@@ -149,7 +153,8 @@ def history_panel(name: str) -> None:
     if c2.button("Go back to it", icon=":material/history:", width="stretch", disabled=choice == current,
                  help="Run this version from the next batch, with the statistics it was recorded with."):
         with guard("Switching version"):
-            out = engine.use_pipeline(name, int(choice), backfill=st.session_state.get("pp_backfill", True))
+            out = engine.use_pipeline(name, int(choice), backfill="backfill" not in engine.refused
+                                      and st.session_state.get("pp_backfill", True))
             st.session_state["pp_drafts"][name] = [dict(s) for s in out["spec"]["steps"]]
             flash("preprocessing", "success", f"Version {choice} runs again from row {out['from_row']:,}.")
             st.rerun()
@@ -169,8 +174,12 @@ def page() -> None:
                    f"{fmt.plain(snap.pipeline_error)}. The rows flow without preprocessing; fix the steps below and apply.",
                    icon=":material/warning:")
     steps = draft(name)
+    parts = len((snap.source or {}).get("partitions") or [])
     with st.container(border=True):
         st.subheader("Steps")
+        if parts > 1:
+            st.caption(f"This stream runs in {parts} partitions on the cluster: running statistics (forward fill, "
+                       "running z-score and min-max, running mean fill) are each partition's own.")
         steps_editor(name, steps)
         try:
             preview = engine.preview(name, {"steps": steps}, n=1) if steps else None

@@ -67,6 +67,18 @@ def test_every_page_renders_without_an_error(server, page):
         screenshot(page, f"cluster-{name}")
 
 
+def test_controls_the_cluster_refuses_are_replaced_by_why(server, page):
+    url, _, _ = server
+    page.goto(url + "/Sources")
+    wait_text(page, "Looping is not available on the cluster yet", START * 1000)
+    assert page.get_by_text("Loop at the end").count() == 0
+    assert page.get_by_text("Partition key").count() >= 1            # a replay can be spread by a column
+    page.goto(url + "/Preprocessing")
+    wait_text(page, "Re-running stored history is not available on the cluster yet", START * 1000)
+    assert page.get_by_text("Re-run stored history", exact=True).count() == 0
+    assert_no_exception(page)
+
+
 def test_stopping_the_dashboard_stops_its_cluster(server):
     _, data, proc = server
     folder = str(data / "cluster")

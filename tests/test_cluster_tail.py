@@ -49,3 +49,20 @@ def test_tail_cluster_without_a_header_yet_is_one_line(cluster, tmp_path):
     r = run_cli("tail", str(tmp_path / "*.csv"), "--cluster", cluster.log, "--data-dir", str(tmp_path / "c"),
                 "--idle-exit", "1", env=cluster_env(cluster), timeout=300)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "header" in r.stderr, r.stderr
+
+
+def test_tail_on_the_cluster_runs_a_pipeline_as_the_embedded_tail(cluster, tmp_path):
+    import json as json_lib
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    path = folder / "prep.csv"
+    path.write_text(open(make_csv(tmp_path / "src.csv", n=15_000)).read())
+    spec = tmp_path / "spec.json"
+    spec.write_text(json_lib.dumps({"steps": [
+        {"kind": "fill_missing", "params": {"columns": ["x"], "method": "ffill"}},
+        {"kind": "derive", "params": {"name": "xy", "expr": "x - y / 1000"}},
+        {"kind": "filter", "params": {"where": {"column": "site", "op": "in", "value": ["north", "east"]}}}]}))
+    out = cluster_tail(cluster, path, tmp_path / "c", "--pipeline", str(spec))
+    ref, _, _ = tail_once(path, tmp_path / "e", *WINDOW, "--pipeline", str(spec))
+    same_snapshot(out, ref)
+    assert "xy" in out["stats"] and out["pipeline"] == ref["pipeline"] == 1

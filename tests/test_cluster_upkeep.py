@@ -8,6 +8,7 @@ from deltalake import DeltaTable
 import engine.cluster.delta_store as delta_store
 from engine.cluster.delta_store import committed, rows_uri
 from engine.cluster.redis_log import log_key, seq_of
+from engine.cluster.redis_snapshots import RedisSnapshots
 from engine.cluster.replay import stream_config
 from engine.cluster import worker
 from engine.cluster.worker import run_partition
@@ -37,3 +38,30 @@ def test_log_trimmed_and_files_compacted_without_losing_a_row(cluster, tmp_path,
 
     again = run_partition(cluster.to_json(), "upkeep", 0, config)  # a rerun resumes after the compactions
     assert again["seq"] == producer.seq and again["rows"] == 40_000 and again["commits"] == 0
+
+
+def test_history_pruned_to_the_retention_and_exactly_once_survives(cluster, tmp_path, monkeypatch):
+    monkeypatch.setattr(delta_store, "COMMIT_EVERY", 0.0)
+    monkeypatch.setattr(worker, "READ_ENTRIES", 1)
+    path = make_csv(tmp_path / "kept.csv", n=40_000)
+    producer, source = produce(cluster, path, "kept")
+    producer.finish()
+    config = {**stream_config("kept", path, source, WindowSpec(), 10_000, 1), "compact_every": 0, "vacuum_hours": 0}
+    done = run_partition(cluster.to_json(), "kept", 0, config)
+    assert done["seq"] == producer.seq and done["pruned"] >= 25_000
+
+    table = DeltaTable(rows_uri(cluster.history, "kept"))
+    kept = table.to_pyarrow_dataset().to_table(columns=["_rid", "id"]).to_pandas().sort_values("_rid")
+    batch = 40_000 // producer.seq + 1
+    assert 10_000 <= len(kept) <= 10_000 + batch                  # the newest rows, pruned at the last commits
+    assert kept["_rid"].tolist() == list(range(40_000 - len(kept), 40_000))
+    assert kept["id"].tolist() == kept["_rid"].tolist()
+    state = committed(cluster.history, "kept", 1)[0]
+    assert state["seq"] == producer.seq and state["ingested"] == 40_000     # position and state survived
+    assert table.transaction_version("kept:p0") == producer.seq
+
+    again = run_partition(cluster.to_json(), "kept", 0, config)   # a rerun resumes, stores nothing twice
+    assert again["seq"] == producer.seq and again["rows"] == 40_000 and again["commits"] == 0
+    snap = RedisSnapshots(cluster.redis()).latest("kept").to_json()
+    assert snap["rows"]["ingested"] == 40_000 and snap["cumulative"]["id"]["count"] == 40_000
+    assert snap["window"]["count"] == 10_000 and snap["stats"]["id"]["min"] == 30_000

@@ -61,6 +61,9 @@ def manage(engine: Engine, model_id: str) -> None:
 
 def online_learner(engine: Engine, name: str, spec: ModelSpec) -> None:
     """A button that deploys an SGD learner on the form's target and numeric features."""
+    if "online" in engine.refused:
+        st.caption(engine.refused["online"])
+        return
     if st.button("Start online learner", icon=":material/autorenew:",
                  help="An SGD model that predicts each batch, then learns from its labels; "
                       "it restarts when drift is detected."):

@@ -11,4 +11,5 @@ Nothing here is imported unless a command or the dashboard asks for a cluster (`
     dask_compute.py     Compute: partition workers as long Dask tasks; folds as one task each
     worker.py           one partition worker (a Dask task): log -> pipeline -> operators -> store
     replay.py           `replay --cluster`: parse at the edge, run the partitions, merge
+    pipelines.py        pipeline versions and deployed models, stamped on log entries by the producer
 """

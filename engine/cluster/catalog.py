@@ -2,8 +2,8 @@
 (`rivulet:streams`, one JSON field per stream) and their history read back from Delta (history.py).
 
 Rows, positions and state are committed by the partition workers (delta_store.py), never here, so
-this Store has no `commit`. Pipeline versions are not built for the cluster: recording one is refused
-in one line.
+this Store has no `commit`. Pipeline versions are kept in Redis beside the stream's log (pipelines.py),
+where the partition workers read them.
 """
 from __future__ import annotations
 
@@ -16,20 +16,22 @@ import pyarrow as pa
 from ..errors import UserError
 from ..schema import Schema
 from .history import History
+from .pipelines import Versions, model_key
 
 STREAMS = "rivulet:streams"
 IDS = "rivulet:stream-ids"
-NO_PIPELINES = ("preprocessing steps cannot be applied to a stream that runs on the cluster yet; "
-                "Preview shows what they would do")
 
 
 def stream_keys(stream: str, partitions: int) -> list[str]:
     """Every Redis key of a stream: its partitions' logs, snapshot parts, claims, controls."""
-    from .producer import control_key, source_key
+    from .pipelines import control_key, versions_key
+    from .producer import source_key
     from .redis_log import end_key, log_key
     from .redis_snapshots import owners_key, snapshot_key
     return [*(log_key(stream, p) for p in range(partitions)), snapshot_key(stream), owners_key(stream),
-            end_key(stream), control_key(stream), source_key(stream), f"rivulet:{stream}:partitions"]
+            end_key(stream), control_key(stream), source_key(stream), f"rivulet:{stream}:partitions",
+            f"rivulet:{stream}:partition-key",
+            versions_key(stream)]
 
 
 class ClusterStore:
@@ -75,28 +77,32 @@ class ClusterStore:
         """Forget the stream: its catalogue entry, its keys in Redis and (in a folder) its history."""
         row = self._row(stream_id)
         name = row["name"]
-        self.redis.delete(*stream_keys(name, int(row["config"].get("partitions") or 1)))
+        self.redis.delete(*stream_keys(name, int(row["config"].get("partitions") or 1)),
+                          *self.redis.keys(model_key(name, "*")))
         self.redis.hdel(STREAMS, name)
         self._histories.pop(name, None)
         folder = os.path.join(self.history, name)
         if "://" not in self.history and os.path.isdir(folder):
             shutil.rmtree(folder)
 
-    # --- pipelines: not on the cluster yet ---------------------------------------------
+    # --- pipeline versions (Redis, beside the log: pipelines.py) ------------------------------
+    def versions(self, stream_id: int) -> Versions:
+        return Versions(self.redis, self.name_of(stream_id))
+
     def pipelines(self, stream_id: int) -> list[dict]:
-        return []
+        return [{k: v[k] for k in ("version", "spec", "created", "from_row")} for v in self.versions(stream_id).all()]
 
     def add_pipeline(self, stream_id: int, spec: dict) -> int:
-        raise UserError(NO_PIPELINES)
+        return self.versions(stream_id).add(spec)
 
     def update_pipeline(self, stream_id: int, version: int, spec: dict) -> None:
-        raise UserError(NO_PIPELINES)
+        self.versions(stream_id).update(version, spec=spec)
 
     def drop_pipeline(self, stream_id: int, version: int) -> None:
-        raise UserError(NO_PIPELINES)
+        self.versions(stream_id).drop(version)
 
     def set_cumulative(self, stream_id: int, cumulative: bytes | None) -> None:
-        raise UserError(NO_PIPELINES)
+        pass                        # each partition worker commits its own
 
     def offsets(self, stream_id: int) -> dict[str, dict]:
         return {}                   # the producer resumes from the log (producer.py)
@@ -127,7 +133,7 @@ class ClusterStore:
         return self._history(stream_id).quarantine(limit)
 
     def predictions(self, stream_id: int, last: int | None = 1000) -> pa.Table:
-        return pa.table({})         # deploying onto a cluster stream is not built yet (engine.py)
+        return self._history(stream_id).predictions(last)
 
     def prune(self, stream_id: int, next_rid: int, keep_rows: int | None, keep_seconds: float | None) -> None:
         pass

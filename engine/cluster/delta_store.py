@@ -15,6 +15,7 @@ rerun after a crash between the two commits does not store them twice.
 from __future__ import annotations
 
 import base64
+import math
 import os
 import time
 
@@ -32,6 +33,11 @@ STATE_KEYS = ("next_rid", "ingested", "quarantined", "flagged", "late", "window_
 QUARANTINE_SCHEMA = pa.schema([("_part", pa.int32()), ("_seq", pa.int64()), ("source", pa.string()),
                                ("position", pa.int64()), ("raw", pa.string()), ("reason", pa.string()),
                                ("kept", pa.bool_()), ("seen", pa.timestamp("us"))])
+
+
+def _predictions_schema() -> pa.Schema:
+    from ..models.deploy import PREDICTION_SCHEMA
+    return pa.schema([("_part", pa.int32()), ("_seq", pa.int64()), *PREDICTION_SCHEMA])
 
 
 class Fenced(UserError):
@@ -53,13 +59,19 @@ def stored_schema(schema: Schema) -> pa.Schema:
                       ("_part", pa.int32())])
 
 
+def predictions_uri(history: str, stream: str) -> str:
+    return os.path.join(history, stream, "predictions") if "://" not in history else \
+        f"{history.rstrip('/')}/{stream}/predictions"
+
+
 def create_tables(history: str, stream: str, schema: Schema) -> None:
-    """Both tables of a stream, before any worker starts (so workers never race to create them)."""
+    """The tables of a stream, before any worker starts (so workers never race to create them)."""
     from deltalake import DeltaTable
     if "://" not in history:
         os.makedirs(os.path.join(history, stream), exist_ok=True)
     for uri, arrow in ((rows_uri(history, stream), stored_schema(schema)),
-                       (quarantine_uri(history, stream), QUARANTINE_SCHEMA)):
+                       (quarantine_uri(history, stream), QUARANTINE_SCHEMA),
+                       (predictions_uri(history, stream), _predictions_schema())):
         DeltaTable.create(uri, arrow, mode="ignore", partition_by=["_part"])
 
 
@@ -110,6 +122,9 @@ class DeltaStore:
         self.app = app_id(stream, partition)
         self.table = DeltaTable(rows_uri(history, stream))
         self.quarantine_table = DeltaTable(quarantine_uri(history, stream))
+        self.history_uri = history
+        self.predictions_table = None           # opened at the first prediction
+        self.predicted: list[tuple[int, pa.Table]] = []
         self.saved = _state_of(self.table, stream, partition)
         self.seq = self.saved["seq"] if self.saved else 0      # what we last committed (or found)
         self.buffer: list[pa.Table] = []
@@ -120,6 +135,7 @@ class DeltaStore:
         self.last_flush = time.time()
         self.commits = 0
         self._history: pa.Table | None = None
+        self.pruned_below = 0                  # rows below this _rid are deleted already (retain)
 
     # --- what Stream asks for at start ----------------------------------------------
     def state(self, stream_id: int) -> dict:
@@ -160,6 +176,8 @@ class DeltaStore:
             self.buffer.append(rows.append_column("_part", pa.array([self.partition] * rows.num_rows, pa.int32())))
             self.buffered_rows += rows.num_rows
         self.bad.extend((offset["seq"], b) for b in bad)
+        for table in (extra or {}).values():        # a deployed model's predictions (Stream.commit)
+            self.predicted.append((offset["seq"], table))
         self.state_now, self.offset_now = dict(state), offset
 
     def due(self) -> bool:
@@ -177,7 +195,11 @@ class DeltaStore:
         self._check_owner()
         if self.bad:
             self._flush_quarantine(seq)
+        if self.predicted:
+            self._flush_predictions(seq)
         meta = {"part": self.partition, "seq": seq, "epoch": self.epoch, "offset": self.offset_now,
+                "pipeline": int(self.config.get("pipeline") or 0),
+                "pipeline_from": int(self.config.get("pipeline_from") or 0),
                 **{k: int(self.state_now[k]) for k in STATE_KEYS},
                 "cumulative": base64.b64encode(self.state_now["cumulative"]).decode()
                 if self.state_now.get("cumulative") else None}
@@ -189,7 +211,7 @@ class DeltaStore:
         except CommitFailedError as e:
             raise Fenced(f"partition {self.partition} of {self.stream} was committed by another worker ({e})") from None
         self.seq, self.saved = seq, meta
-        self.buffer, self.buffered_rows, self.bad = [], 0, []
+        self.buffer, self.buffered_rows, self.bad, self.predicted = [], 0, [], []
         self.commits += 1
         self._history = None
         return True
@@ -205,6 +227,21 @@ class DeltaStore:
                                                     enforce_retention_duration=False))
         self._history = None
         return out
+
+    def retain(self, next_rid: int, keep_rows: int | None, partitions: int) -> int:
+        """Retention: delete this partition's rows older than its share of the stream's newest `keep_rows`
+        (round-robin gives each partition about keep_rows / partitions of them). A Delta commit that moves
+        no position and no state, so the app transaction and the committed state a rerun resumes from stay;
+        the deleted files go at the next vacuum. Only the partition's owner prunes. Rows deleted."""
+        keep = math.ceil(keep_rows / max(partitions, 1)) if keep_rows else 0
+        cut = next_rid - keep
+        if not keep or cut <= 0 or cut <= self.pruned_below:
+            return 0
+        self._check_owner()
+        out = self.table.delete(f"_part = {int(self.partition)} AND _rid < {int(cut)}")
+        self.pruned_below = cut
+        self._history = None
+        return int(out.get("num_deleted_rows", 0) or 0)
 
     def _check_owner(self) -> None:
         if not self.still_owner():
@@ -234,6 +271,24 @@ class DeltaStore:
         write_deltalake(q, table, mode="append",
                         commit_properties=CommitProperties(app_transactions=[Transaction(self.app, seq)]))
 
+    def _flush_predictions(self, seq: int) -> None:
+        """Predictions go first, like quarantined rows: a rerun after a crash before the rows commit skips
+        the seqs this table's app transaction already holds, so no row is predicted twice."""
+        from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+        if self.predictions_table is None:
+            self.predictions_table = DeltaTable(predictions_uri(self.history_uri, self.stream))
+        t = self.predictions_table
+        t.update_incremental()
+        done = t.transaction_version(self.app) or 0
+        parts = [p.append_column("_seq", pa.array([s] * p.num_rows, pa.int64()))
+                 for s, p in self.predicted if s > done and p.num_rows]
+        if not parts:
+            return
+        table = pa.concat_tables(parts)
+        table = table.append_column("_part", pa.array([self.partition] * table.num_rows, pa.int32()))
+        write_deltalake(t, table.select(_predictions_schema().names).cast(_predictions_schema()), mode="append",
+                        commit_properties=CommitProperties(app_transactions=[Transaction(self.app, seq)]))
+
     # --- history ----------------------------------------------------------------------------
     def _partition_rows(self) -> pa.Table:
         if self._history is None:
@@ -261,7 +316,7 @@ class DeltaStore:
         return min(n, keep) if keep else n
 
     def prune(self, stream_id: int, next_rid: int, keep_rows: int | None, keep_seconds: float | None) -> None:
-        pass               # history keeps every row (compaction rewrites files, it deletes no rows)
+        pass               # the worker's upkeep prunes on its schedule (worker.Upkeep, retain)
 
     def close(self) -> None:
         pass

@@ -8,8 +8,11 @@ partition (worker.py) on Dask. This process keeps only a thin `Stream` per name 
 handle (`RemoteLog`) on those tasks, so it holds no stream state and several dashboards can serve the
 same cluster.
 
-Not built on the cluster yet, refused in one line: seek and loop, preprocessing steps, deploying a
-model onto a stream.
+Preprocessing versions and deployed models reach the partition workers through Redis, stamped on the
+log's entries by the producer (pipelines.py), so every partition switches at the same batch.
+
+Not built on the cluster yet, refused in one line: seek and loop, re-running history (backfill), an
+online learner.
 """
 from __future__ import annotations
 
@@ -30,7 +33,8 @@ from .config import open_cluster
 from .dask_compute import DaskCompute
 from .delta_store import create_tables
 from .history import RecentChunks
-from .producer import control_key, run_producer, source_key
+from .pipelines import Versions, control_key, model_key
+from .producer import run_producer, source_key
 from .redis_snapshots import RedisSnapshots, owners_key
 from .worker import run_partition
 
@@ -118,11 +122,50 @@ class ClusterSnapshots(RedisSnapshots):
         error = self.errors.get(stream) or snap.error or producer.get("last_error")
         return dataclasses.replace(
             snap, chunks=chunks, state="error" if error else state, error=error,
+            pipeline_error=snap.pipeline_error or producer.get("pipeline_error"),
             source={**producer, "state": state, "rows_per_s": merged["rows_per_s"], "lag_s": merged["lag_s"],
                     "partitions": merged["partitions"], "read_rows_per_s": producer.get("rows_per_s", 0.0)})
 
 
+class RemoteDeployment:
+    """A model the partition workers run, as the dashboard sees it: its live status is the merged snapshot's
+    (redis_snapshots.merged_model), its model and card the ones deployed."""
+
+    learner = None
+
+    def __init__(self, engine: "ClusterEngine", stream: str, deployment):
+        self.engine, self.stream, self.local = engine, stream, deployment
+        self.model_id, self.card, self.model = deployment.model_id, deployment.card, deployment.model
+
+    def _merged(self) -> dict:
+        snap = self.engine.published.latest(self.stream)
+        model = snap.model if snap is not None else None
+        return model if model and model.get("model_id") == self.model_id else {}
+
+    def status(self) -> dict:
+        merged = self._merged()
+        base = self.local.status()
+        return {**base, **{k: v for k, v in merged.items() if k in base}} if merged else base
+
+    @property
+    def metrics(self):
+        import types
+        merged = self._merged()
+        return types.SimpleNamespace(curve=tuple(tuple(c) for c in merged.get("curve", ())),
+                                     drifts=list(merged.get("drift_rows", [])),
+                                     window=merged.get("window_size", self.local.metrics.window))
+
+
 class ClusterEngine(Engine):
+    on_cluster = True            # add_replay and add_tail take `partitions` and `partition_key`
+    refused = {
+        "seek": "Seek and loop are not available on the cluster yet: its partitions read the log forward only.",
+        "loop": "Looping is not available on the cluster yet: its partitions read the log forward only.",
+        "backfill": "Re-running stored history is not available on the cluster yet: a new version runs from "
+                    "the next batch, and the statistics restart with it when its columns differ.",
+        "online": "The online learner is not available on the cluster yet; deploy a trained model instead.",
+    }
+
     def __init__(self, setting: str, data_dir: str | None = None, demo: bool = False, partitions: int = 1,
                  workers: int = 2):
         from distributed import Client
@@ -131,6 +174,7 @@ class ClusterEngine(Engine):
         self.tasks: dict[str, dict] = {}          # stream -> {"producer": future, 0: future, ...}
         self.errors: dict[str, str] = {}
         self.watcher = None
+        self._spread: dict = {}                  # partitions and key for the stream being added (add_replay)
         self._servers = open_cluster(setting, data_dir, workers, own_process=True)
         self.cluster = self._servers.__enter__()
         try:
@@ -146,6 +190,33 @@ class ClusterEngine(Engine):
         self.watcher.start()
 
     # --- running a stream: tasks on the cluster, a handle here --------------------------------
+    def add_replay(self, path: str, *args, partitions: int | None = None, partition_key: str | None = None,
+                   **kw) -> str:
+        """As the embedded engine's, spread over `partitions` (default: the engine's) round-robin or, with
+        `partition_key`, by the hash of that column's value."""
+        if partition_key:
+            from ..ingest.replay import ReplaySource
+            probe = ReplaySource(path)
+            probe.close()
+            if probe.schema is not None and partition_key not in probe.schema:
+                raise UserError(f"partition key {partition_key!r} is not a column of the file; columns: "
+                                f"{', '.join(probe.schema.names)}")
+        with self.lock:
+            self._spread = {"partitions": partitions, "partition_key": partition_key or None}
+            try:
+                return super().add_replay(path, *args, **kw)
+            finally:
+                self._spread = {}
+
+    def add_tail(self, pattern: str, *args, partitions: int | None = None, partition_key: str | None = None,
+                 **kw) -> str:
+        with self.lock:
+            self._spread = {"partitions": partitions, "partition_key": partition_key or None}
+            try:
+                return super().add_tail(pattern, *args, **kw)
+            finally:
+                self._spread = {}
+
     def _start(self, sid: int, name: str, config: dict, schema, source=None) -> None:
         probe = source or open_log(config, {}, schema)
         try:
@@ -156,8 +227,13 @@ class ClusterEngine(Engine):
             if probe.schema is None:
                 raise UserError(f"{config.get('path') or name} has no columns yet; on the cluster a stream starts "
                                 f"once its first line (the header) is there")
-            config.update(schema=probe.schema.to_json(), time_column=probe.time_column, loop=False,
-                          partitions=int(config.get("partitions") or self.partitions))
+            if "partitions" not in config:          # a new stream (a resumed one keeps how it was spread)
+                key = self._spread.get("partition_key")
+                if key is not None and key not in probe.schema:
+                    raise UserError(f"partition key {key!r} is not a column of {name}; columns: "
+                                    f"{', '.join(probe.schema.names)}")
+                config.update(partitions=int(self._spread.get("partitions") or self.partitions), partition_key=key)
+            config.update(schema=probe.schema.to_json(), time_column=probe.time_column, loop=False)
             schema = probe.schema
         finally:
             probe.close()
@@ -267,12 +343,59 @@ class ClusterEngine(Engine):
         return {**super().health(), "writer_alive": self.client.status == "running", "ingest_alive": running,
                 "queue_depth": 0, "cluster": self.cluster.to_json()}
 
+    # --- preprocessing: versions in Redis, stamped on the log by the producer -------------------
+    def pipeline(self, name: str) -> dict:
+        """The version the producer stamps on new batches (the first rows may have refused a spec given at start)."""
+        versions = Versions(self.cluster.redis(), self._get(name).name)
+        return versions.pipeline(versions.current()).to_dict()
+
+    def _first_pipeline(self, sid: int, config: dict, pipeline) -> None:
+        """A spec given when the stream starts: the producer checks it against, and freezes it from, the first batch."""
+        if pipeline is not None and pipeline.steps:
+            versions = self.store.versions(sid)
+            version = versions.add(pipeline.to_dict(), checked=False)
+            versions.use(version)
+            config.update(pipeline=version, pipeline_from=version)
+            self.store.update_config(sid, config)
+
+    def _switch(self, s: Stream, pipeline, backfill: bool) -> dict:
+        """Run `pipeline` from the next batch the producer sends, on every partition (pipelines.py)."""
+        if backfill:
+            raise UserError(NOT_ON_CLUSTER.format(what="Re-running stored history") +
+                            "; apply without it: the new version runs from the next batch")
+        versions = self.store.versions(s.id)
+        before = s.operators_for(versions.pipeline(versions.current()))
+        after = s.operators_for(pipeline)          # refuses a spec that does not fit the columns
+        if pipeline.version:
+            versions.update(pipeline.version, from_row=None)      # set again when the producer stamps it
+        versions.use(pipeline.version)
+        self._set_config(s, pipeline=pipeline.version)
+        s.pipeline = pipeline
+        rows = s.source.status().get("rows") or 0
+        return {"version": pipeline.version, "spec": pipeline.to_dict(), "from_row": int(rows),
+                "rebuilt": not after.schema.equals(before.schema) or after.columns != before.columns}
+
+    # --- deploying: the model's file in Redis, stamped on the log by the producer ---------------
+    def _set_deployment(self, name: str, deployment) -> None:
+        s = self._get(name)
+        redis = self.cluster.redis()
+        if deployment is None:
+            redis.hset(control_key(name), "deployed", "")
+            self._set_config(s, deployed=None)
+            s.deployment, s.deploy_error = None, None
+            return
+        if deployment.learner is not None:
+            raise UserError(NOT_ON_CLUSTER.format(what="An online learner") + "; deploy a trained model instead")
+        card = self.models.registry.card(deployment.model_id)
+        redis.hset(model_key(name, deployment.model_id),
+                   mapping={"card": json.dumps(card), "model": self.models.registry.artefact(deployment.model_id)})
+        redis.hset(control_key(name), "deployed", deployment.model_id)
+        self._set_config(s, deployed=deployment.model_id)
+        s.deployment, s.deploy_error = RemoteDeployment(self, name, deployment), None
+
     # --- not on the cluster yet ---------------------------------------------------------
     def backfill(self, name: str):
         raise UserError(NOT_ON_CLUSTER.format(what="Re-running history"))
-
-    def deploy(self, name: str, model_id: str) -> dict:
-        raise UserError(NOT_ON_CLUSTER.format(what="Deploying a model") + "; train, compare and export work")
 
     def deploy_online(self, name: str, *args, **kw) -> dict:
         raise UserError(NOT_ON_CLUSTER.format(what="An online learner") + "; train, compare and export work")

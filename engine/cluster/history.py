@@ -19,7 +19,7 @@ import pyarrow as pa
 from ..stats.operators import BUFFER_ROWS, chunk_of
 from ..stats.windows import Chunk
 from ..store.duck import quote
-from .delta_store import quarantine_uri, rows_uri
+from .delta_store import predictions_uri, quarantine_uri, rows_uri
 
 REFRESH = 0.5          # seconds between looks at the Delta log for new commits
 CHUNK_ROWS = 8192      # rows per chunk of the recent rows (a window edge recomputes one chunk at most)
@@ -29,7 +29,8 @@ class History:
     """One stream's Delta tables, read-only; safe to share between threads (sessions)."""
 
     def __init__(self, history: str, stream: str, partitions: int):
-        self.uris = {"rows": rows_uri(history, stream), "quarantine": quarantine_uri(history, stream)}
+        self.uris = {"rows": rows_uri(history, stream), "quarantine": quarantine_uri(history, stream),
+                     "predictions": predictions_uri(history, stream)}
         self.partitions = max(int(partitions or 1), 1)
         self.lock = threading.Lock()
         self.tables: dict[str, object] = {}
@@ -78,6 +79,18 @@ class History:
         else:
             sql += " ORDER BY _rid" + (f" LIMIT {int(limit)}" if limit else "")
         return con.sql(sql, params=[floor, since_rid]).to_arrow_table()
+
+    def predictions(self, last: int | None = 1000) -> pa.Table:
+        """A deployed model's stored predictions (the newest `last`, all when None) by stream row (`_rid`)."""
+        data, _ = self._dataset("predictions")
+        if data is None:
+            return pa.table({})
+        con = duckdb.connect()
+        con.register("p", data)
+        P = self.partitions
+        sql = (f"SELECT * FROM (SELECT _rid * {P} + _part AS _rid, model, prediction, value, proba FROM p "
+               f"ORDER BY _rid DESC{' LIMIT ?' if last is not None else ''}) ORDER BY _rid")
+        return con.sql(sql, params=[int(last)] if last is not None else []).to_arrow_table()
 
     def count(self) -> int:
         data, _ = self._dataset("rows")

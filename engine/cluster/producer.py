@@ -16,14 +16,13 @@ import time
 from ..ingest.logs import open_log
 from ..ingest.replay import Speed
 from ..schema import Schema
+from .pipelines import Stamper, control_key
 from .redis_log import Producer, newest_entry
 from .worker import _leave_worker_pool, claim, owns
 
-LOOK_EVERY = 0.2         # seconds between looks at the claim and the controls
-
-
-def control_key(stream: str) -> str:
-    return f"rivulet:{stream}:control"
+LOOK_EVERY = 0.2         # seconds between looks at the claim and the controls (a new version or model
+                         # runs from the first batch sent after the look)
+__all__ = ["control_key", "run_producer", "source_key"]
 
 
 def source_key(stream: str) -> str:
@@ -48,9 +47,12 @@ def run_producer(cluster: dict, stream: str, config: dict, stop_when_done: bool 
     kind = config["source"]
     offsets = resume_offsets(kind, offset)
     source = open_log(config, offsets, Schema.from_json(config["schema"]) if config.get("schema") else None)
-    producer = Producer(r, stream, int(config.get("partitions", 1)), source.time_column)
+    producer = Producer(r, stream, int(config.get("partitions", 1)), source.time_column, config.get("partition_key"))
     if offset is not None:
         producer.resume_at(seq, offset["source"]["rows"], offset.get("newest"))
+    if offset is not None:          # resumed: go on with the stamps the log's newest entry carries
+        producer.pipeline, producer.model = offset["pipeline"], offset["model"]
+    stamper = Stamper(r, stream, source.schema)
     files = offsets if kind == "tail" else None      # a tail's batch carries only the files it moved
     looked, applied = 0.0, None
     try:
@@ -59,8 +61,8 @@ def run_producer(cluster: dict, stream: str, config: dict, stop_when_done: bool 
                 looked = time.monotonic()
                 if not owns(r, stream, "producer", epoch):
                     return {"fenced": True, "seq": producer.seq}
-                applied = _apply_control(r, stream, source, applied)
-                r.set(source_key(stream), json.dumps({**source.status(), "kind": source.kind}))
+                applied = _apply_control(r, stream, source, applied, stamper)
+                r.set(source_key(stream), json.dumps(_status(source, stamper)))
             if source.paused:
                 time.sleep(0.05)
                 continue
@@ -68,24 +70,35 @@ def run_producer(cluster: dict, stream: str, config: dict, stop_when_done: bool 
             if batch is None:
                 if source.done and stop_when_done:
                     producer.finish()
-                    r.set(source_key(stream), json.dumps({**source.status(), "kind": source.kind}))
+                    r.set(source_key(stream), json.dumps(_status(source, stamper)))
                     return {"fenced": False, "seq": producer.seq, "sent": producer.sent, "refused": producer.refused}
                 time.sleep(0.01)
                 continue
             if files is not None and batch.offsets is not None:
                 files.update(batch.offsets)
                 batch = dataclasses.replace(batch, offsets={k: v for k, v in files.items() if v is not None})
+            if stamper.schema is None:          # a tail learns its columns from its first rows
+                stamper.schema = source.schema
+            stamper.stamp(producer, batch.table)
             producer.send(batch)
     finally:
         source.close()
 
 
-def _apply_control(r, stream: str, source, applied: dict | None) -> dict | None:
-    """Pause, resume and speed as the dashboard last set them; the settings applied."""
+def _status(source, stamper: Stamper) -> dict:
+    out = {**source.status(), "kind": source.kind}
+    if stamper.error:
+        out["pipeline_error"] = stamper.error
+    return out
+
+
+def _apply_control(r, stream: str, source, applied: dict | None, stamper: Stamper) -> dict | None:
+    """Pause, resume, speed, pipeline version and model as the dashboard last set them; the settings applied."""
     raw = r.hgetall(control_key(stream))
     control = {k.decode(): v.decode() for k, v in raw.items()}
     if control == applied:
         return applied
+    stamper.look(control)
     paused = control.get("paused") == "1"
     if paused != bool(source.paused):
         source.pause() if paused else source.resume()

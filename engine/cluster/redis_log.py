@@ -43,8 +43,9 @@ def ipc_table(data: bytes) -> pa.Table:
     return pa.ipc.open_stream(pa.py_buffer(data)).read_all()
 
 
-def encode_entry(rows: pa.Table, bad: list[Bad], position: dict, newest: float | None) -> dict:
-    fields = {"rows": ipc_bytes(rows), "pos": json.dumps(position), "n": rows.num_rows}
+def encode_entry(rows: pa.Table, bad: list[Bad], position: dict, newest: float | None,
+                 pipeline: int = 0, model: str = "") -> dict:
+    fields = {"rows": ipc_bytes(rows), "pos": json.dumps(position), "n": rows.num_rows, "pv": pipeline, "mv": model}
     if bad:
         fields["bad"] = ipc_bytes(pa.table({"position": [b.position for b in bad], "raw": [b.raw for b in bad],
                                             "reason": [b.reason for b in bad], "kept": [b.kept for b in bad],
@@ -62,6 +63,11 @@ def decode_entry(fields: dict) -> tuple[pa.Table, list[Bad], dict, float | None]
     return rows, bad, json.loads(fields[b"pos"]), newest
 
 
+def stamps(fields: dict) -> tuple[int, str]:
+    """The pipeline version and deployed model the producer stamped on an entry (pipelines.py)."""
+    return int(fields.get(b"pv", 0)), fields.get(b"mv", b"").decode()
+
+
 def seq_of(entry_id: bytes | str) -> int:
     text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
     return int(text.split("-", 1)[0])
@@ -73,27 +79,41 @@ def round_robin(n_rows: int, first_row: int, partitions: int) -> list[np.ndarray
     return [np.flatnonzero(part == p) for p in range(partitions)]
 
 
+def by_key(column: pa.ChunkedArray, partitions: int) -> list[np.ndarray]:
+    """Row indices of a batch per partition: rows whose key has the same text go to the same partition,
+    whichever process sends them (pandas' hash_array is keyed with a fixed seed; missing keys hash as '')."""
+    import pandas as pd
+    import pyarrow.compute as pc
+    text = pc.fill_null(pc.cast(column, pa.string()), "").to_numpy(zero_copy_only=False)
+    part = (pd.util.hash_array(text.astype(object), categorize=True) % np.uint64(partitions)).astype(np.int64)
+    return [np.flatnonzero(part == p) for p in range(partitions)]
+
+
 def newest_entry(redis, stream: str) -> tuple[int, dict | None]:
-    """(seq, {"source": the entry's position, "newest": event time}) of the log's newest entry, or (0, None):
-    where a producer that cuts batches by the clock (paced replay, tail, demo) resumes."""
+    """(seq, {"source": the entry's position, "newest": event time, "pipeline", "model": its stamps}) of the
+    log's newest entry, or (0, None): where a producer that cuts batches by the clock (paced replay, tail,
+    demo) resumes."""
     top = redis.xrevrange(log_key(stream, 0), count=1)
     if not top:
         return 0, None
     _, _, position, newest = decode_entry(top[0][1])
-    return seq_of(top[0][0]), {"source": position, "newest": newest}
+    pipeline, model = stamps(top[0][1])
+    return seq_of(top[0][0]), {"source": position, "newest": newest, "pipeline": pipeline, "model": model}
 
 
 class Producer:
-    """Parses at the edge: sends each batch of a Log (a ReplaySource, a TailSource) to the partitions.
+    """Parses at the edge: sends each batch of a Log (a ReplaySource, a TailSource) to the partitions,
+    round-robin by stream row or, with a `key` column, by the key's hash.
 
     All partitions' entries of one batch go in one MULTI/EXEC, so a batch is in every partition or in
     none. Entries the log already holds (a restart from an older position) are refused by id and
     counted in `refused`."""
 
-    def __init__(self, redis, stream: str, partitions: int, time_column: str | None):
+    def __init__(self, redis, stream: str, partitions: int, time_column: str | None, key: str | None = None):
         self.redis = redis
         self.stream = stream
         self.partitions = partitions
+        self.key = key           # the partition key column (None: round-robin)
         self.time_column = time_column
         self.keys = [log_key(stream, p) for p in range(partitions)]
         self.seq = 0
@@ -101,6 +121,8 @@ class Producer:
         self.newest: float | None = None
         self.refused = 0
         self.sent = 0
+        self.pipeline = 0        # stamped on every entry: the version and model partitions run it with
+        self.model = ""
 
     def resume_at(self, seq: int, rows: int, newest: float | None) -> None:
         self.seq, self.rows, self.newest = seq, rows, newest
@@ -116,10 +138,13 @@ class Producer:
         position = {"source": batch.offsets if batch.offsets is not None else batch.position,
                     "rows": self.rows + table.num_rows}
         pipe = self.redis.pipeline(transaction=True)
-        for p, idx in enumerate(round_robin(table.num_rows, self.rows, self.partitions)):
+        spread = by_key(table.column(self.key), self.partitions) if self.key and self.partitions > 1 \
+            else round_robin(table.num_rows, self.rows, self.partitions)
+        for p, idx in enumerate(spread):
             part = table if self.partitions == 1 else table.take(pa.array(idx, pa.int64()))
             bad = batch.bad if p == self.seq % self.partitions else []
-            pipe.xadd(self.keys[p], encode_entry(part, bad, position, self.newest), id=f"{self.seq}-0")
+            pipe.xadd(self.keys[p], encode_entry(part, bad, position, self.newest, self.pipeline, self.model),
+                      id=f"{self.seq}-0")
         for result in pipe.execute(raise_on_error=False):
             if isinstance(result, Exception):
                 if "equal or smaller" not in str(result):
@@ -163,9 +188,11 @@ class PartitionLog:
             if not self.pending:
                 return None
         # entries waiting together become one batch (a worker behind catches up with fewer, bigger
-        # batches); it ends at the first entry with bad rows, so they keep their own entry's seq
+        # batches); it ends at the first entry with bad rows, so they keep their own entry's seq, and
+        # before an entry stamped with another pipeline version or model, which runs from that entry on
         tables, nbytes = [], 0
-        while self.pending:
+        stamp = stamps(self.pending[0][1])
+        while self.pending and stamps(self.pending[0][1]) == stamp:
             entry_id, fields = self.pending.pop(0)
             rows, bad, position, newest = decode_entry(fields)
             self.seq = seq_of(entry_id)
@@ -177,7 +204,8 @@ class PartitionLog:
                 break
         rows = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         self.rows += rows.num_rows
-        return Batch(rows, bad, {"seq": self.seq, "newest": self.newest, "source": position},
+        return Batch(rows, bad, {"seq": self.seq, "newest": self.newest, "source": position,
+                                 "pipeline": stamp[0], "model": stamp[1]},
                      nbytes=nbytes, read_at=time.time())
 
     def position(self) -> dict:

@@ -116,6 +116,7 @@ def encode_part(snap: Snapshot, extra: dict) -> bytes:
     header = {"stream": snap.stream, "seq": snap.seq, "columns": snap.columns, "window": snap.window_spec.to_json(),
               "window_rows": snap.window_rows, "counts": snap.counts, "source": snap.source,
               "pipeline": snap.pipeline, "pipeline_from": snap.pipeline_from, "pipeline_error": snap.pipeline_error,
+              "model": snap.model,
               "state": snap.state, "error": snap.error, "created": snap.created, "group_column": snap.group_column,
               "time_column": snap.time_column, "pairs": snap.window_moments.pairs,
               "cpairs": snap.cumulative_moments.pairs,
@@ -150,7 +151,8 @@ def merge_parts(stream: str, parts: list[tuple[dict, dict]], fetch=None) -> Snap
     if not parts:
         return None
     heads = [h for h, _ in parts]
-    main = next((h for h in heads if h["columns"]), heads[0])
+    # while a new pipeline version reaches the partitions one by one, the parts that run it lead
+    main = max(heads, key=lambda h: (bool(h["columns"]), h["pipeline"]))
     columns, k = main["columns"], len(main["columns"])
     pairs = main.get("pairs", k)
     size = len(next(a for h, a in parts if h is main)["w"])
@@ -173,7 +175,32 @@ def merge_parts(stream: str, parts: list[tuple[dict, dict]], fetch=None) -> Snap
         codes=buckets.codes if buckets else None, group_column=main["group_column"],
         time_column=main["time_column"], bucket_shift=buckets.shift if buckets else 0.0,
         throughput=_merged_throughput([a["throughput"] for _, a in parts]),
-        state=state, error="; ".join(errors) or None, window_groups=_merge_window_groups(same, columns, k))
+        state=state, error="; ".join(errors) or None, window_groups=_merge_window_groups(same, columns, k),
+        model=merged_model(heads))
+
+
+def merged_model(heads: list[dict]) -> dict | None:
+    """The deployed model's status over the partitions: rows predicted and labelled, drift alarms added up;
+    the live scores (each partition's over its own last labelled rows) averaged by the rows they cover,
+    which is exact with one partition; the score curve and drift rows are partition 0's."""
+    models = [(h, h.get("model")) for h in sorted(heads, key=lambda h: h["partition"]) if h.get("model")]
+    deployed = [(h, m) for h, m in models if m.get("deployed")]
+    if not deployed:
+        return next((m for _, m in models), None)
+    first_head, first = deployed[0]
+    out = {**first, "predicted": sum(m["predicted"] for _, m in deployed),
+           "labelled": sum(m.get("labelled", 0) for _, m in deployed),
+           "drifts": sum(m.get("drifts", 0) for _, m in deployed),
+           "drift": any(m.get("drift") for _, m in deployed),
+           "window": sum(m.get("window", 0) for _, m in deployed),
+           "error": next((m["error"] for _, m in models if m.get("error")), None),
+           "curve": first_head.get("curve", []), "drift_rows": first_head.get("drift_rows", []),
+           "window_size": first_head.get("window_size", 1000)}
+    for key in {first.get("metric"), "accuracy", "mae"} - {None}:
+        scored = [(m[key], m.get("window", 0)) for _, m in deployed if m.get(key) is not None]
+        weight = sum(w for _, w in scored)
+        out[key] = sum(v * w for v, w in scored) / weight if weight else None
+    return out
 
 
 def _merged_source(heads: list[dict]) -> dict:

@@ -18,8 +18,10 @@ import time
 
 from ..errors import UserError
 from ..ingest.replay import FAST_BLOCK, ReplaySource, Speed
+from ..prep.pipeline import Pipeline
 from .config import Cluster, open_cluster
 from .delta_store import committed, create_tables
+from .pipelines import Stamper, Versions, start_with
 from .redis_log import Producer, newest_entry
 from .redis_snapshots import RedisSnapshots
 from .worker import run_partition
@@ -29,34 +31,40 @@ NO_WORKERS = 120.0           # seconds with no Dask worker at all before a comma
 
 
 def stream_config(name: str, path: str, source: ReplaySource, window, retention_rows: int | None,
-                  partitions: int) -> dict:
+                  partitions: int, partition_key: str | None = None) -> dict:
     return {"source": "replay", "path": path, "window": window.to_json(), "time_column": source.time_column,
             "schema": source.schema.to_json(), "partitions": partitions, "retention_rows": retention_rows,
-            "retention_seconds": None, "group_by": None}
+            "retention_seconds": None, "group_by": None, "partition_key": partition_key}
 
 
 def replay(setting: str, path: str, data_dir: str, window, partitions: int = 1, time_column: str | None = None,
            retention_rows: int | None = None, workers: int = 2, speed: Speed = Speed(),
-           block: int | None = None) -> dict:
+           block: int | None = None, pipeline: Pipeline | None = None, partition_key: str | None = None) -> dict:
     """Replay `path` on the cluster `setting` names; the merged snapshot JSON with `cluster`."""
     path = os.path.abspath(path)
     name = os.path.splitext(os.path.basename(path))[0]
     with open_cluster(setting, data_dir, workers) as cluster:
-        return run(cluster, name, path, window, partitions, time_column, retention_rows, speed, block)
+        return run(cluster, name, path, window, partitions, time_column, retention_rows, speed, block, pipeline,
+                   partition_key)
 
 
 def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_column: str | None,
-        retention_rows: int | None, speed: Speed = Speed(), block: int | None = None) -> dict:
+        retention_rows: int | None, speed: Speed = Speed(), block: int | None = None,
+        pipeline: Pipeline | None = None, partition_key: str | None = None) -> dict:
     from distributed import Client
     r = cluster.redis()
     probe = ReplaySource(path, time_column=time_column)
     probe.close()
     if probe.schema is None:
         raise UserError(f"{path} has no header; there is nothing to replay")
-    config = stream_config(name, path, probe, window, retention_rows, partitions)
-    _check_partitions(r, name, partitions)
+    check_key(probe.schema, partition_key)
+    config = stream_config(name, path, probe, window, retention_rows, partitions, partition_key)
+    _check_partitions(r, name, partitions, partition_key)
+    start_with(Versions(r, name), pipeline, probe.schema)
     create_tables(cluster.history, name, probe.schema)
     source, producer = _resume(r, cluster, name, path, partitions, probe, speed, block or FAST_BLOCK)
+    producer.key = partition_key
+    stamper = Stamper(r, name, probe.schema)
     with Client(cluster.scheduler, timeout=30) as client:
         futures = {p: _submit(client, cluster, name, p, config) for p in range(partitions)}
         started = time.time()
@@ -64,6 +72,7 @@ def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_co
             while not source.done:
                 batch = source.next_batch()
                 if batch is not None:
+                    stamper.stamp(producer, batch.table)
                     producer.send(batch)
                 elif speed.mode != "max":
                     time.sleep(0.005)
@@ -72,6 +81,8 @@ def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_co
             source.close()
         sent_s = time.time() - started
         results = _wait(client, cluster, name, config, futures)
+    if stamper.error:
+        raise UserError(f"{stamper.error}; the rows were stored and counted without the pipeline")
     snap = RedisSnapshots(r).latest(name)
     if snap is None:
         raise UserError(f"no partition of {name} published a snapshot")
@@ -83,13 +94,25 @@ def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_co
     return out
 
 
-def _check_partitions(r, name: str, partitions: int) -> None:
-    """A stream keeps the number of partitions it started with (rows were spread by it)."""
+def check_key(schema, partition_key: str | None) -> None:
+    if partition_key is not None and partition_key not in schema:
+        raise UserError(f"partition key {partition_key!r} is not a column of the stream; columns: "
+                        f"{', '.join(schema.names)}")
+
+
+def _check_partitions(r, name: str, partitions: int, partition_key: str | None = None) -> None:
+    """A stream keeps the number of partitions and the key it started with (rows were spread by them)."""
     key = f"rivulet:{name}:partitions"
     if not r.set(key, partitions, nx=True):
         was = int(r.get(key))
         if was != partitions:
             raise UserError(f"stream {name} was started with {was} partitions; run it with --partitions {was}")
+    key = f"rivulet:{name}:partition-key"
+    if not r.set(key, partition_key or "", nx=True):
+        was = r.get(key).decode()
+        if was != (partition_key or ""):
+            raise UserError(f"stream {name} was started " + (f"with --partition-key {was}" if was else
+                            "without a partition key") + "; run it the same way")
 
 
 def _resume(r, cluster: Cluster, name: str, path: str, partitions: int, probe: ReplaySource,

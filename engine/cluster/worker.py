@@ -8,12 +8,15 @@ history ends: entries after the committed seq are read again, nothing before it 
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 
+from ..errors import UserError
 from ..schema import Schema
 from ..stream import Stream
 from .delta_store import DeltaStore, Fenced
+from .pipelines import Versions, model_key
 from .redis_log import PartitionLog, log_key
 from .redis_snapshots import RedisSnapshots, owners_key
 
@@ -47,12 +50,19 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
         return owns(r, stream, f"p{partition}", epoch)
 
     store = DeltaStore(cluster["history"], stream, partition, config, epoch, still_owner)
+    versions = Versions(r, stream)
+    saved = store.saved or {}
+    # the version this partition last committed with (the entries after it say which come next)
+    config = {**config, "pipeline": saved.get("pipeline", 0), "pipeline_from": saved.get("pipeline_from", 0),
+              "pipelines": versions.all()}
+    store.config = config
     source = PartitionLog(r, stream, partition, Schema.from_json(config["schema"]), config.get("time_column"),
                           store.offsets(partition).get("log"), count=READ_ENTRIES)
     snaps = RedisSnapshots(r, partition, epoch, lambda: {"read": source.seq, "committed": store.seq,
-                                                          "newest": _newest(s)})
+                                                          "newest": _newest(s), **_live(s)})
     s = Stream(partition, stream, config, source, store, snaps)
-    upkeep = Upkeep(r, stream, partition, store, config)
+    models = DeployedModels(r, stream)
+    upkeep = Upkeep(r, stream, partition, store, config, lambda: s.counters.next_rid)
     try:
         s.restore()
         _see(s, source.newest)
@@ -80,6 +90,7 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
                 if stop_when_done and source.done and store.seq >= source.seq:
                     break
                 continue
+            _follow(s, versions, models, batch.position)
             s.commit(s.prepare(batch))      # buffered for the history; visible at the next publish
             _see(s, batch.position.get("newest"))
             dirty = True
@@ -95,16 +106,21 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
         log.warning("%s", e)
         return {"partition": partition, "fenced": True, "epoch": epoch, "seq": store.seq, "reason": str(e)}
     return {"partition": partition, "fenced": False, "epoch": epoch, "seq": store.seq,
-            "rows": s.counters.next_rid, "commits": store.commits, "compactions": upkeep.compactions}
+            "rows": s.counters.next_rid, "commits": store.commits, "compactions": upkeep.compactions,
+            "pruned": upkeep.pruned}
 
 
 class Upkeep:
     """What keeps a partition's storage bounded: its Redis log trimmed below the committed seq after each
-    commit (a rerun re-reads from there; a re-sent entry below is still refused by id), and its Delta files
-    compacted on a schedule."""
+    commit (a rerun re-reads from there; a re-sent entry below is still refused by id), and on a schedule
+    its rows beyond the stream's retention deleted and its Delta files compacted."""
 
-    def __init__(self, redis, stream: str, partition: int, store: DeltaStore, config: dict):
+    def __init__(self, redis, stream: str, partition: int, store: DeltaStore, config: dict, next_rid=None):
         self.redis, self.key, self.store = redis, log_key(stream, partition), store
+        self.next_rid = next_rid or (lambda: 0)
+        self.keep_rows = config.get("retention_rows")
+        self.partitions = int(config.get("partitions") or 1)
+        self.pruned = 0
         self.every = float(config.get("compact_every", COMPACT_EVERY))
         self.vacuum = config.get("vacuum_hours", VACUUM_HOURS) if partition == 0 else None
         self.compacted = time.monotonic()
@@ -115,12 +131,64 @@ class Upkeep:
         if time.monotonic() - self.compacted >= self.every:
             self.compacted = time.monotonic()
             try:
+                self.pruned += self.store.retain(self.next_rid(), self.keep_rows, self.partitions)
                 self.store.compact(self.vacuum)
                 self.compactions += 1
             except Fenced:
                 raise
             except Exception as e:     # a compaction that lost a race is retried next time; rows are safe
                 log.warning("compacting %s failed: %s", self.key, e)
+
+
+def _follow(s: Stream, versions: Versions, models: "DeployedModels", position: dict) -> None:
+    """Switch to the pipeline version and the model the batch's entry was stamped with (pipelines.py)."""
+    version = int(position.get("pipeline") or 0)
+    if version != s.pipeline.version:
+        first = s.counters.next_rid == 0 and s.counters.replayed == 0
+        s.switch(versions.pipeline(version))
+        if first:                   # a spec given at start: every row went through it, as embedded
+            s.pipeline_from = version
+            s._save_config(pipeline_from=version)
+    model = position.get("model") or ""
+    if model != models.current:      # (a model that failed stays off until another is deployed)
+        models.current = model
+        s.deployment, s.deploy_error = models.load(model, s)
+
+
+class DeployedModels:
+    """The models deployed on the stream, loaded from Redis once each (pipelines.model_key)."""
+
+    def __init__(self, redis, stream: str):
+        self.redis, self.stream = redis, stream
+        self.current = ""           # the model id last stamped on this partition's entries
+
+    def load(self, model_id: str, s: Stream):
+        """(Deployment or None, error or None) for `model_id` ('' = none) on the stream's current columns."""
+        if not model_id:
+            return None, None
+        from ..models.data import column_kinds
+        from ..models.deploy import Deployment
+        from ..models.safe import loads
+        raw = self.redis.hgetall(model_key(self.stream, model_id))
+        try:
+            if not raw:
+                raise UserError(f"model {model_id} is not in the cluster's catalogue")
+            d = Deployment(model_id, json.loads(raw[b"card"]), loads(raw[b"model"], f"model {model_id}"))
+            if s.operators is not None:
+                d.check(column_kinds(s.operators.schema.empty_table()))
+            return d, None
+        except UserError as e:
+            log.warning("model %s not deployed on %s: %s", model_id, self.stream, e)
+            return None, str(e)
+
+
+def _live(s: Stream) -> dict:
+    """The deployed model's score curve and drift rows for the part (the merged status shows partition 0's)."""
+    d = s.deployment
+    if d is None:
+        return {}
+    m = d.metrics
+    return {"curve": [list(c) for c in m.curve], "drift_rows": list(m.drifts[-100:]), "window_size": m.window}
 
 
 def _see(s: Stream, newest: float | None) -> None:

@@ -1,0 +1,74 @@
+"""A trained model deployed onto a stream that runs on the cluster: every partition worker loads it (from
+Redis) and predicts its batches; the predictions land in Delta and read back as in embedded mode."""
+import time
+
+import numpy as np
+import pyarrow as pa
+import pytest
+import sklearn.metrics as skm
+
+from engine.cluster.engine import ClusterEngine
+from engine.errors import UserError
+from engine.ingest.replay import Speed
+from engine.models.data import training_rows
+from engine.models.registry import make_card
+from engine.models.spec import ModelSpec
+from engine.models.train import train
+from tests.models_data import mixed_frame
+from tests.test_models_engine import deployable
+
+
+@pytest.fixture
+def engine(cluster, tmp_path, monkeypatch):
+    monkeypatch.setenv("RIVULET_DASK", cluster.scheduler)
+    monkeypatch.setenv("RIVULET_HISTORY", cluster.history)
+    e = ClusterEngine(cluster.log, str(tmp_path / "c"), partitions=2)
+    yield e
+    e.close()
+
+
+def test_a_deployed_model_predicts_every_row_on_every_partition_and_swaps_at_one_batch(engine, tmp_path):
+    _, _, model, first = deployable(engine, tmp_path)
+    df = mixed_frame(6000, seed=2)
+    rows = training_rows(pa.Table.from_pandas(mixed_frame(2000)), "label", ["a", "b"], [], "classification")
+    spec = ModelSpec("classification", "label", ("a", "b"), (), "logreg", cv=3)
+    trained = train(rows, spec)
+    second = engine.models.registry.save(trained.model, make_card(trained.model, spec, trained.report,
+                                                                  {"a": "number", "b": "number"}, {}, None))
+    path = tmp_path / "live.csv"
+    df.to_csv(path, index=False)
+    name = engine.add_replay(str(path), name="live", speed=Speed("rows", 600), paused=True)
+    with pytest.raises(UserError, match="online learner"):
+        engine.deploy_online(name, "label", ["a", "b"])
+    assert engine.deploy(name, first)["model_id"] == first
+    engine.resume(name)
+    sid = engine.streams[name].id
+    deadline = time.time() + 120
+    while engine.store.predictions(sid, last=10_000).num_rows < 1000 and time.time() < deadline:
+        time.sleep(0.1)
+    engine.deploy(name, second)                     # swapped while batches flow
+    snap = engine.wait(name, timeout=240)
+
+    pred = engine.store.predictions(sid, last=None)
+    assert pred.column("_rid").to_pylist() == list(range(6000))       # every row once, none twice
+    models = pred.column("model").to_pylist()
+    switch = models.index(second)                   # both partitions switched at the same batch
+    assert set(models[:switch]) == {first} and set(models[switch:]) == {second} and 1000 <= switch < 6000
+    X = df[["a", "b", "site"]].astype({"site": object})
+    want = np.concatenate([model.predict(X[:switch]), trained.model.predict(X[["a", "b"]][switch:])])
+    assert pred.column("prediction").to_pylist() == want.tolist()
+    proba = np.array(pred.column("proba").to_pylist()[:switch])
+    np.testing.assert_allclose(proba, model.predict_proba(X[:switch]), atol=1e-12)
+
+    # the live status adds up the partitions; each scored its own last 1,000 labelled rows
+    live = engine.models.live(name)
+    assert live["model_id"] == second and live["predicted"] == snap.model["predicted"] == 6000 - switch
+    assert live["labelled"] == 6000 - switch
+    scored = min(2000, 6000 - switch)
+    newest = df["label"].to_numpy()[-scored:], want[-scored:]
+    assert live["accuracy"] == pytest.approx(skm.accuracy_score(*newest), abs=1e-12)
+    shown = engine.models.predictions(name, last=20, target="label")
+    assert shown.num_rows == 20 and shown.column("correct").null_count == 0
+
+    engine.undeploy(name)
+    assert engine.models.live(name) is None
