@@ -2,14 +2,12 @@
 and a version applied while data flows runs from the same batch on every partition."""
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from engine.cluster.engine import ClusterEngine
 from engine.cluster.redis_snapshots import snapshot_key, unpack
 from engine.ingest.replay import Speed
-from engine.prep.pipeline import Pipeline
 from engine.runtime import Engine
 from engine.stats.operators import WindowSpec
 from tests.conftest import wait_for

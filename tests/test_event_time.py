@@ -1,9 +1,7 @@
 """Event time: dates and times in common layouts detected per column, named time columns with a format,
 epoch numbers, bad values flagged, zones, real-time replay, a tail with a time column, a pipeline cast
 that gives event time, and calendar buckets (1 day, 1 week, 1 month) against pandas `resample`."""
-import datetime as dt
 import json
-import time
 
 import numpy as np
 import pandas as pd

@@ -7,7 +7,6 @@ their key. Pipeline steps that would make such a name are refused, naming the st
 import csv
 import io
 import json
-import os
 
 import numpy as np
 import pyarrow as pa

@@ -20,7 +20,6 @@ from ..stats.buckets import keys_of, starts_of
 from ..stats.groups import KeyedStats
 from ..stats.moments import Moments
 from .snapshot import Snapshot, group_stats_of, stats_dict
-from ..schema import time_seconds
 from ..stats.windows import Chunk, merged, table_of
 
 OPS = ("=", "≠", "<", "≤", ">", "≥", "contains")
