@@ -9,6 +9,7 @@ interleavings a loaded machine produces by chance are enumerated.
 """
 import os
 import shutil
+import time
 import types
 
 import numpy as np
@@ -84,17 +85,21 @@ def copytruncate(path, copy, new_rows, staged):
 
 
 def drain(source, ids, hook):
-    """Batches until the rotation is done and five in a row bring nothing."""
-    quiet = 0
-    for _ in range(200):
+    """Batches until the rotation is done and five scans in a row bring nothing. Counted in scans, not
+    calls: on a loaded machine a slow scan makes the next one wait (SCAN_SHARE), and calls in between
+    see no new file."""
+    quiet, scanned, deadline = 0, source.last_scan, time.monotonic() + 60
+    while time.monotonic() < deadline:
         b = source.next_batch()
         if b is not None and b.table.num_rows:
             ids.append(b.table.column("id").to_numpy(zero_copy_only=False))
             quiet = 0
-        elif not hook.steps:
-            quiet += 1
+        elif not hook.steps and source.last_scan != scanned:
+            scanned, quiet = source.last_scan, quiet + 1
             if quiet == 5:
                 return
+        else:
+            time.sleep(0.002)
     raise AssertionError("the source did not settle")
 
 
