@@ -169,8 +169,9 @@ def test_swapping_models_on_a_running_stream_gives_each_row_one_prediction(engin
                                                                   {"a": "number", "b": "number"}, {}, None))
     live = tmp_path / "live.csv"
     mixed_frame(6000, seed=2).to_csv(live, index=False)
-    paced = engine.add_replay(str(live), name="live", speed=Speed("rows", 3000))
-    engine.deploy(paced, first)
+    paced = engine.add_replay(str(live), name="live", speed=Speed("rows", 3000), paused=True)
+    engine.deploy(paced, first)                    # before the first row (a loaded machine ran rows before it)
+    engine.resume(paced)
     sid = engine.streams[paced].id
     deadline = time.time() + 60
     while engine.store.predictions(sid, last=10_000).num_rows < 1500 and time.time() < deadline:
