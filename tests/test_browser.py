@@ -199,7 +199,7 @@ def test_every_other_page_renders_and_is_saved(server, page):
             continue
         page.goto(url + ("/" if name == "Overview" else f"/{name}"))
         page.locator('[data-testid="stMainBlockContainer"] h1').first.wait_for()
-        page.wait_for_timeout(3000)                              # a few live refreshes
+        page.wait_for_timeout(2000)                              # two live refreshes (1 s apart)
         assert_no_exception(page)
         screenshot(page, name)
 

@@ -62,7 +62,7 @@ def test_every_page_renders_without_an_error(server, page):
             wait_text(page, "Bucket means", 60_000)           # merged buckets and the history's rows
         if name == "Correlations":
             page.locator(".js-plotly-plot").first.wait_for(timeout=60_000)
-        page.wait_for_timeout(3000)                              # a few live refreshes
+        page.wait_for_timeout(2000)                              # two live refreshes (1 s apart)
         assert_no_exception(page)
         screenshot(page, f"cluster-{name}")
 
