@@ -40,7 +40,8 @@ class KeyedStats:
         """Group the rows of X (n x k, NaN = missing) by integer key, in a few passes.
 
         Rows are sorted by key once (usually they already are: time order), then
-        every statistic is one `reduceat` over all columns at once.
+        every statistic is one `reduceat` over all columns at once, on the columns
+        laid out one after another (reducing along rows of a row-major matrix is 3-10x slower).
         """
         X = np.asarray(X, dtype=np.float64)
         keys = np.asarray(keys, dtype=np.int64)
@@ -52,23 +53,25 @@ class KeyedStats:
             keys, X = keys[order], X[order]
         first = np.concatenate(([True], keys[1:] != keys[:-1]))
         starts = np.flatnonzero(first)
-        seg = np.cumsum(first) - 1            # bucket index of each row
-        valid = ~np.isnan(X)
+        sizes = np.diff(np.append(starts, len(keys)))
+        XT = np.ascontiguousarray(X.T)        # (k, n)
+        valid = ~np.isnan(XT)
         if valid.all():                       # the common case: no masks needed
-            n = np.repeat(np.diff(np.append(starts, len(keys)))[:, None].astype(np.float64), k, axis=1)
-            mean = np.add.reduceat(X, starts, axis=0) / n
-            dev = X - mean[seg]
-            lo = hi = X
+            n = np.repeat(sizes[None, :].astype(np.float64), k, axis=0)
+            mean = np.add.reduceat(XT, starts, axis=1) / n
+            dev = XT - np.repeat(mean, sizes, axis=1)
+            lo = hi = XT
         else:
-            X0 = np.where(valid, X, 0.0)
-            n = np.add.reduceat(valid, starts, axis=0, dtype=np.float64)
+            X0 = np.where(valid, XT, 0.0)
+            n = np.add.reduceat(valid, starts, axis=1, dtype=np.float64)
             with np.errstate(invalid="ignore", divide="ignore"):
-                mean = np.where(n > 0, np.add.reduceat(X0, starts, axis=0) / n, 0.0)
-            dev = np.where(valid, X0 - mean[seg], 0.0)
-            lo, hi = np.where(valid, X, np.inf), np.where(valid, X, -np.inf)
-        m2 = np.add.reduceat(dev * dev, starts, axis=0)
-        return cls(keys[starts], n, mean, m2, np.minimum.reduceat(lo, starts, axis=0),
-                   np.maximum.reduceat(hi, starts, axis=0))
+                mean = np.where(n > 0, np.add.reduceat(X0, starts, axis=1) / n, 0.0)
+            dev = np.where(valid, X0 - np.repeat(mean, sizes, axis=1), 0.0)
+            lo, hi = np.where(valid, XT, np.inf), np.where(valid, XT, -np.inf)
+        dev *= dev
+        m2 = np.add.reduceat(dev, starts, axis=1)
+        return cls(keys[starts], *(np.ascontiguousarray(a.T) for a in (
+            n, mean, m2, np.minimum.reduceat(lo, starts, axis=1), np.maximum.reduceat(hi, starts, axis=1))))
 
     def merge(self, other: "KeyedStats") -> "KeyedStats":
         """Union of keys; statistics of shared keys combine exactly."""
