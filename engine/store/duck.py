@@ -467,14 +467,14 @@ class DuckStore:
                 lo, hi = since_rid, None
                 if last is not None:
                     edge = cur.execute(f"SELECT _rid FROM {table} WHERE _rid >= ? ORDER BY _rid DESC LIMIT 1 "
-                                       f"OFFSET ?", [since_rid, max(int(last) - 1, 0)]).fetchone()
-                    lo = max(since_rid, edge[0]) if edge else since_rid
+                                       f"OFFSET ?", [since_rid, max(int(last) - 1, 0)]).fetchall()
+                    lo = max(since_rid, edge[0][0]) if edge else since_rid
                     if int(last) <= 0:
                         hi = -1
                 elif limit:
                     edge = cur.execute(f"SELECT _rid FROM {table} WHERE _rid >= ? ORDER BY _rid LIMIT 1 OFFSET ?",
-                                       [since_rid, int(limit)]).fetchone()
-                    hi = edge[0] if edge else None
+                                       [since_rid, int(limit)]).fetchall()
+                    hi = edge[0][0] if edge else None
                 sql = f"SELECT {cols} FROM {table} WHERE _rid >= ?" + (" AND _rid < ?" if hi is not None else "")
                 return cur.sql(sql + " ORDER BY _rid", params=[lo] + ([hi] if hi is not None else [])).to_arrow_table()
             except duckdb.CatalogException:
