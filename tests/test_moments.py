@@ -206,3 +206,30 @@ def test_merge_of_stacked_parts_equals_adding_them(dfs):
         np.testing.assert_allclose(got.mean(), total.mean(), rtol=1e-9, equal_nan=True)
         np.testing.assert_allclose(got.var(), total.var(), rtol=1e-7, atol=1e-9, equal_nan=True)
         np.testing.assert_allclose(got.cov(), total.cov(), rtol=1e-7, atol=1e-6, equal_nan=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**31), st.integers(1, 12), st.booleans())
+def test_bucket_rows_reduce_like_pandas_groupby_in_runs_or_by_index(seed, distinct, missing):
+    """KeyedStats.of_rows reduces a few runs of keys (a batch on the ingest clock) block by block and many
+    by a per-row index: both equal pandas' groupby of the same rows (issue 15)."""
+    import engine.stats.groups as groups
+    rng = np.random.default_rng(seed)
+    n, k = int(rng.integers(1, 400)), 3
+    keys = np.sort(rng.integers(0, distinct, n))
+    X = 1e6 + rng.normal(size=(n, k)) * 10
+    if missing:
+        X[rng.random((n, k)) < 0.2] = np.nan
+    want = pd.DataFrame(X, columns=["a", "b", "c"]).assign(key=keys).groupby("key")
+    for few in (groups.FEW_KEYS, 0):
+        saved, groups.FEW_KEYS = groups.FEW_KEYS, few
+        try:
+            s = groups.KeyedStats.of_rows(keys, X).stats()
+        finally:
+            groups.FEW_KEYS = saved
+        for j, col in enumerate("abc"):
+            np.testing.assert_array_equal(s["count"][:, j], want[col].count().to_numpy())
+            np.testing.assert_allclose(s["mean"][:, j], want[col].mean().to_numpy(), rtol=1e-12)
+            np.testing.assert_allclose(s["var"][:, j], want[col].var().to_numpy(), rtol=1e-9, atol=1e-12)
+            np.testing.assert_array_equal(s["min"][:, j], want[col].min().to_numpy())
+            np.testing.assert_array_equal(s["max"][:, j], want[col].max().to_numpy())
