@@ -68,7 +68,7 @@ def main() -> None:
         return lambda d: ([py, "-m", "engine", "replay", path, "--window-rows", "10000", "--data-dir", d, "--json"],
                           tree)
     cases = {  # name -> (command, rows it covers, what it produces)
-        "Rivulet `python -m engine replay`": (replay(ROOT), n, "store on (every row in DuckDB with offsets), final "
+        "Rivulet `python -m engine replay`": (replay(ROOT), n, "store on (every row stored with offsets), final "
                                               "snapshot: window 10,000 stats + cov/corr, cumulative, buckets, groups"),
         "pyarrow `read_csv` (parse floor, threads)": (lambda d: [py, "-c", PYARROW, path], n, "an Arrow table"),
         "pandas `read_csv` + `rolling(10000)` mean/var/corr": (lambda d: [py, "-c", PANDAS, path], n,

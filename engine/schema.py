@@ -20,7 +20,7 @@ from .errors import UserError
 KINDS = ("number", "bool", "text", "time")
 TIME_LIMIT_US = 2 ** 53      # event time is float64 microseconds: exact within this of 1970
 TIME_YEARS = "1685 to 2254"  # the whole years inside that limit (1684-07-28 to 2255-06-05)
-RESERVED = ("_rid", "_ingest")      # the store's own columns in every rows table
+RESERVED = ("_rid", "_ingest", "_segment")   # the store's own columns in every rows table (and its view's)
 
 
 def safe_names(names) -> list[str]:

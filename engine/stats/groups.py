@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 STAT_NAMES = ("count", "mean", "var", "std", "min", "max")
+FEW_KEYS = 8        # up to this many distinct keys in a batch, each run of rows is reduced as one block
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class KeyedStats:
             keys, X = keys[order], X[order]
         first = np.concatenate(([True], keys[1:] != keys[:-1]))
         starts = np.flatnonzero(first)
+        if len(starts) <= FEW_KEYS:
+            return cls._of_slices(keys[starts], X, np.append(starts, len(keys)))
         seg = np.cumsum(first) - 1            # bucket index of each row
         valid = ~np.isnan(X)
         if valid.all():                       # the common case: no masks needed
@@ -69,6 +72,31 @@ class KeyedStats:
         m2 = np.add.reduceat(dev * dev, starts, axis=0)
         return cls(keys[starts], n, mean, m2, np.minimum.reduceat(lo, starts, axis=0),
                    np.maximum.reduceat(hi, starts, axis=0))
+
+    @classmethod
+    def _of_slices(cls, keys: np.ndarray, X: np.ndarray, bounds: np.ndarray) -> "KeyedStats":
+        """of_rows for a few runs of equal keys (a batch on the ingest clock spans a second or two):
+        each run is a contiguous block of rows, reduced down its columns in a few passes, with no
+        per-row bucket index and no gather."""
+        stats = []
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            B = X[lo:hi]
+            total = B.sum(axis=0)
+            if np.isfinite(total).all():          # nothing missing
+                count = np.full(B.shape[1], float(hi - lo))
+                mean = total / count
+                dev = B - mean
+                stats.append((count, mean, np.einsum("ij,ij->j", dev, dev), B.min(axis=0), B.max(axis=0)))
+                continue
+            valid = ~np.isnan(B)
+            count = valid.sum(axis=0).astype(np.float64)
+            B0 = np.where(valid, B, 0.0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean = np.where(count > 0, B0.sum(axis=0) / count, 0.0)
+            dev = np.where(valid, B0 - mean, 0.0)
+            stats.append((count, mean, np.einsum("ij,ij->j", dev, dev), np.where(valid, B, np.inf).min(axis=0),
+                          np.where(valid, B, -np.inf).max(axis=0)))
+        return cls(keys, *(np.stack(parts) for parts in zip(*stats)))
 
     def merge(self, other: "KeyedStats") -> "KeyedStats":
         """Union of keys; statistics of shared keys combine exactly."""

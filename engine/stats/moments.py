@@ -239,9 +239,18 @@ class Moments:
         return np.clip(r, -1.0, 1.0)
 
     # --- persistence -----------------------------------------------------
+    def _broadcast(self) -> bool:
+        """Whether n, mean_ and m2 of every pair are those of its first column (nothing was missing):
+        then they need not be stored, and the stored state is a quarter the size."""
+        p = self.pairs
+        return all(np.array_equal(getattr(self, pair), np.broadcast_to(getattr(self, col)[:p, None], (p, p)))
+                   for pair, col in (("n", "count_"), ("mean_", "cmean"), ("m2", "cm2")))
+
     def to_bytes(self) -> bytes:
-        head = json.dumps({"k": self.k, "p": self.pairs}).encode()
-        body = b"".join(np.ascontiguousarray(getattr(self, s), dtype="<f8").tobytes() for s in self.__slots__)
+        broadcast = self._broadcast()
+        head = json.dumps({"k": self.k, "p": self.pairs, **({"broadcast": True} if broadcast else {})}).encode()
+        names = [s for s in self.__slots__ if not (broadcast and s in ("n", "mean_", "m2"))]
+        body = b"".join(np.ascontiguousarray(getattr(self, s), dtype="<f8").tobytes() for s in names)
         return len(head).to_bytes(4, "little") + head + body
 
     @classmethod
@@ -259,8 +268,13 @@ class Moments:
             m.count_, m.cmean, m.cm2 = (np.diag(old[name]).copy() for name in ("n", "mean_", "m2"))
             m.min_, m.max_, m.shift = old["min_"], old["max_"], old["shift"]
             return m
-        for name, a in _arrays(body, {name: (p, p) if name in _PAIRS else (k,) for name in cls.__slots__}).items():
+        broadcast = head.get("broadcast", False)
+        names = [s for s in cls.__slots__ if not (broadcast and s in ("n", "mean_", "m2"))]
+        for name, a in _arrays(body, {name: (p, p) if name in _PAIRS else (k,) for name in names}).items():
             setattr(m, name, a)
+        if broadcast:
+            for pair, col in (("n", "count_"), ("mean_", "cmean"), ("m2", "cm2")):
+                setattr(m, pair, np.repeat(getattr(m, col)[:p, None], p, axis=1))
         return m
 
     def select(self, idx) -> "Moments":

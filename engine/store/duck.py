@@ -2,21 +2,27 @@
 
 A batch's rows, its quarantined rows, its source offset and the stream's
 counters commit in one transaction, so after a crash the stored offset always
-matches the stored rows. One engine holds a folder at a time (an exclusive
+matches the stored rows. A big commit's rows go to a Parquet segment file that the
+same transaction records (segments.py); `rows_N` is a view over the stream's table
+and its committed segments, and every reader goes through it. One engine holds a folder at a time (an exclusive
 lock on `engine.lock`); a second one gets `EngineBusy`, never a shared file.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
+import shutil
 import threading
 import time
 from contextlib import contextmanager
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from . import segments
 from ..errors import EngineBusy, UserError
 from ..ingest.parse import Bad
 from ..schema import Schema, name_clash
@@ -38,6 +44,10 @@ CREATE TABLE IF NOT EXISTS state (
     stream INTEGER PRIMARY KEY, next_rid BIGINT, ingested BIGINT, quarantined BIGINT,
     flagged BIGINT, late BIGINT, window_from BIGINT, cumulative BLOB);
 ALTER TABLE state ADD COLUMN IF NOT EXISTS replayed BIGINT DEFAULT 0;
+ALTER TABLE state ADD COLUMN IF NOT EXISTS keep_rid BIGINT DEFAULT 0;
+ALTER TABLE state ADD COLUMN IF NOT EXISTS keep_ingest TIMESTAMP;
+CREATE TABLE IF NOT EXISTS segments (
+    stream INTEGER, name VARCHAR, first_rid BIGINT, last_rid BIGINT, rows BIGINT, ingest_max TIMESTAMP);
 CREATE TABLE IF NOT EXISTS quarantine (
     stream INTEGER, source VARCHAR, position BIGINT, raw VARCHAR, reason VARCHAR,
     kept BOOLEAN, seen TIMESTAMP);
@@ -52,7 +62,17 @@ def quote(name: str) -> str:
 
 
 def rows_table(stream_id: int) -> str:
+    """The view every reader reads a stream's rows through."""
     return f"rows_{int(stream_id)}"
+
+
+def db_table(stream_id: int) -> str:
+    """The rows stored inside the DuckDB file (commits too small for a segment)."""
+    return f"rows_{int(stream_id)}_table"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _holder(fd: int) -> str:
@@ -102,6 +122,42 @@ class DuckStore:
             raise self._open_error(e) from None
         self.write = self.con.cursor()          # used by the writer thread only
         self.write_lock = threading.Lock()
+        self._columns: dict[int, pa.Schema] = {}     # each stream's stored columns, as a segment is written
+        self._dropped: dict[int, list[str]] = {}     # segments pruned, deleted at the next prune
+        if not read_only:
+            self._open_segments()
+
+    def _open_segments(self) -> None:
+        """Each stream's view (the folder may have moved, or hold a store from before segments), and
+        no segment file that a crash left uncommitted."""
+        with self._writing() as w:
+            ids = [r[0] for r in w.execute("SELECT id FROM streams").fetchall()]
+            for sid in ids:
+                kinds = dict(w.execute("SELECT table_name, table_type FROM information_schema.tables "
+                                       "WHERE table_name IN (?, ?)", [rows_table(sid), db_table(sid)]).fetchall())
+                if kinds.get(rows_table(sid)) == "BASE TABLE" and db_table(sid) not in kinds:
+                    w.execute(f"ALTER TABLE {rows_table(sid)} RENAME TO {db_table(sid)}")
+                    kinds[db_table(sid)] = "BASE TABLE"
+                if db_table(sid) in kinds:
+                    self._define_view(w, sid)
+                known = {r[0] for r in w.execute("SELECT name FROM segments WHERE stream = ?", [sid]).fetchall()}
+                segments.remove(self.data_dir, sid, segments.orphans(self.data_dir, sid, known))
+
+    def _define_view(self, w, stream_id: int) -> None:
+        """`rows_N`: the stream's table and its committed segments above the retention limits."""
+        columns = self._columns.get(stream_id)
+        if columns is None:
+            with self.con.cursor() as cur:         # not `w`, whose last statement may hold an unread result
+                columns = self._columns[stream_id] = cur.sql(f"SELECT * FROM {db_table(stream_id)} LIMIT 0"
+                                                             ).to_arrow_table().schema
+        glob = segments.anchor(self.data_dir, stream_id, columns)
+        keep_rid, keep_ingest = w.execute("SELECT coalesce(keep_rid, 0), epoch_us(keep_ingest) FROM state "
+                                          "WHERE stream = ?", [stream_id]).fetchone() or (0, None)
+        since = f" AND _ingest >= make_timestamp({int(keep_ingest)})" if keep_ingest is not None else ""
+        w.execute(f"CREATE OR REPLACE VIEW {rows_table(stream_id)} AS SELECT * FROM {db_table(stream_id)} "
+                  f"UNION ALL BY NAME SELECT * EXCLUDE (_segment) FROM read_parquet({_literal(glob)}, "
+                  f"filename = '_segment') WHERE parse_filename(_segment) IN "
+                  f"(SELECT name FROM segments WHERE stream = {int(stream_id)}) AND _rid >= {int(keep_rid)}{since}")
 
     def _open_error(self, e: Exception) -> UserError:
         text = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -207,9 +263,13 @@ class DuckStore:
                 w.execute(f"DELETE FROM {table} WHERE stream = ?", [stream_id])
             w.execute("DELETE FROM state WHERE stream = ?", [stream_id])
             w.execute("DELETE FROM streams WHERE id = ?", [stream_id])
-            w.execute(f"DROP TABLE IF EXISTS {rows_table(stream_id)}")
+            w.execute("DELETE FROM segments WHERE stream = ?", [stream_id])
+            w.execute(f"DROP VIEW IF EXISTS {rows_table(stream_id)}")
+            w.execute(f"DROP TABLE IF EXISTS {db_table(stream_id)}")
             w.execute(f"DROP TABLE IF EXISTS predictions_{int(stream_id)}")
             w.execute("COMMIT")
+        shutil.rmtree(segments.folder(self.data_dir, stream_id), ignore_errors=True)
+        self._columns.pop(stream_id, None)
 
     def set_schema(self, stream_id: int, schema: Schema) -> None:
         why = name_clash(schema.names)
@@ -218,8 +278,10 @@ class DuckStore:
         cols = ", ".join(f"{quote(c.name)} {'TIMESTAMPTZ' if c.utc else SQL_TYPES[c.kind]}"
                          for c in schema.columns)
         with self._writing() as w:
-            w.execute(f"CREATE TABLE IF NOT EXISTS {rows_table(stream_id)} "
+            w.execute(f"CREATE TABLE IF NOT EXISTS {db_table(stream_id)} "
                       f"(_rid BIGINT, _ingest TIMESTAMP{', ' + cols if cols else ''})")
+            if stream_id not in self._columns:
+                self._define_view(w, stream_id)
             w.execute("UPDATE streams SET schema = ? WHERE id = ?", [schema.to_json(), stream_id])
 
     # --- pipeline versions ------------------------------------------------------------
@@ -277,11 +339,17 @@ class DuckStore:
         model's predictions); each table is created from its first batch's columns.
         """
         with self._writing() as w:
+            segment = self._segment(stream_id, rows)
             w.execute("BEGIN")
             try:
-                if rows is not None and rows.num_rows:
+                if segment is not None:
+                    rids, ingest = rows.column("_rid"), rows.column("_ingest")
+                    w.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?, make_timestamp(?))",
+                              [stream_id, segment, pc.min(rids).as_py(), pc.max(rids).as_py(), rows.num_rows,
+                               pc.max(ingest.cast(pa.int64())).as_py()])
+                elif rows is not None and rows.num_rows:
                     w.register("_batch", rows)
-                    w.execute(f"INSERT INTO {rows_table(stream_id)} SELECT * FROM _batch")
+                    w.execute(f"INSERT INTO {db_table(stream_id)} SELECT * FROM _batch")
                     w.unregister("_batch")
                 for table, part in (extra or {}).items():
                     if part is not None and part.num_rows:
@@ -322,37 +390,93 @@ class DuckStore:
                     w.execute("ROLLBACK")
                 except duckdb.TransactionException:
                     pass           # a failed COMMIT has already ended the transaction; its error is the one to tell
+                if segment is not None:
+                    segments.remove(self.data_dir, stream_id, [segment])
                 raise
 
+    def _segment(self, stream_id: int, rows: pa.Table | None) -> str | None:
+        """Write a big commit's rows as a segment file (the table's own column types); None: insert them."""
+        columns = self._columns.get(stream_id)
+        if rows is None or columns is None or rows.num_rows * rows.num_columns < segments.SEGMENT_CELLS:
+            return None
+        try:
+            rows = rows.cast(columns)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError, TypeError):
+            return None            # columns that only DuckDB's insert converts: let it
+        try:
+            return segments.write(self.data_dir, stream_id, rows, rows.column("_rid")[0].as_py())
+        except OSError as e:
+            if e.errno == errno.ENOSPC:
+                raise UserError(f"cannot write to the data folder {self.data_dir}: no space left on the device; "
+                                f"free some space, then start again (it resumes after the last stored row)") from None
+            raise
+
     def prune(self, stream_id: int, next_rid: int, keep_rows: int | None, keep_seconds: float | None) -> None:
-        """Retention: drop the oldest rows beyond the limits, and old quarantine entries."""
+        """Retention: drop the oldest rows beyond the limits, and old quarantine entries.
+
+        Segments wholly beyond a limit leave the catalog (their files are deleted at the next prune, so a
+        reader that listed them a moment ago still finds them); the view hides the rest of the rows
+        beyond it in a segment that straddles it."""
+        segments.remove(self.data_dir, stream_id, self._dropped.pop(stream_id, []))
         with self._writing() as w:
             has_rows = w.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
-                                 [rows_table(stream_id)]).fetchone()[0]
+                                 [db_table(stream_id)]).fetchone()[0]
             if not has_rows:
                 keep_rows = keep_seconds = None       # no rows yet: an empty or header-only file
-            if keep_rows:
-                w.execute(f"DELETE FROM {rows_table(stream_id)} WHERE _rid < ?", [next_rid - keep_rows])
-            if keep_seconds:
-                w.execute(f"DELETE FROM {rows_table(stream_id)} WHERE _ingest < current_timestamp - "
-                          f"to_microseconds(CAST(? AS BIGINT))", [int(keep_seconds * 1e6)])
-            w.execute("DELETE FROM quarantine WHERE stream = ? AND rowid IN (SELECT rowid FROM quarantine "
-                      "WHERE stream = ? ORDER BY seen DESC, position DESC OFFSET ?)",
-                      [stream_id, stream_id, QUARANTINE_KEEP])
+            w.execute("BEGIN")
+            try:
+                dropped = []
+                if keep_rows:
+                    cut = next_rid - keep_rows
+                    w.execute(f"DELETE FROM {db_table(stream_id)} WHERE _rid < ?", [cut])
+                    dropped += w.execute("DELETE FROM segments WHERE stream = ? AND last_rid < ? RETURNING name",
+                                         [stream_id, cut]).fetchall()
+                    w.execute("UPDATE state SET keep_rid = greatest(coalesce(keep_rid, 0), ?) WHERE stream = ?",
+                              [cut, stream_id])
+                if keep_seconds:
+                    cut = w.execute("SELECT current_timestamp::TIMESTAMP - to_microseconds(CAST(? AS BIGINT))",
+                                    [int(keep_seconds * 1e6)]).fetchone()[0]
+                    w.execute(f"DELETE FROM {db_table(stream_id)} WHERE _ingest < ?", [cut])
+                    dropped += w.execute("DELETE FROM segments WHERE stream = ? AND ingest_max < ? RETURNING name",
+                                         [stream_id, cut]).fetchall()
+                    w.execute("UPDATE state SET keep_ingest = ? WHERE stream = ?", [cut, stream_id])
+                w.execute("DELETE FROM quarantine WHERE stream = ? AND rowid IN (SELECT rowid FROM quarantine "
+                          "WHERE stream = ? ORDER BY seen DESC, position DESC OFFSET ?)",
+                          [stream_id, stream_id, QUARANTINE_KEEP])
+                if (keep_rows or keep_seconds) and w.execute("SELECT count(*) FROM segments WHERE stream = ?",
+                                                             [stream_id]).fetchone()[0]:
+                    self._define_view(w, stream_id)      # the new limits, as constants the scan can use
+                w.execute("COMMIT")
+            except BaseException:
+                try:
+                    w.execute("ROLLBACK")
+                except duckdb.TransactionException:
+                    pass
+                raise
+            self._dropped[stream_id] = [name for (name,) in dropped]
 
     # --- reading history ------------------------------------------------------------
     def rows(self, stream_id: int, last: int | None = None, since_rid: int = 0,
              columns: list[str] | None = None, limit: int | None = None) -> pa.Table:
         """Stored raw rows in arrival order: all, or the newest `last`, from `since_rid` on."""
         cols = ", ".join(quote(c) for c in columns) if columns else "*"
-        sql = f"SELECT {cols} FROM {rows_table(stream_id)} WHERE _rid >= ?"
-        if last is not None:
-            sql = f"SELECT * FROM ({sql} ORDER BY _rid DESC LIMIT {int(last)}) ORDER BY _rid"
-        else:
-            sql += " ORDER BY _rid" + (f" LIMIT {int(limit)}" if limit else "")
+        table = rows_table(stream_id)
         with self.read() as cur:
             try:
-                return cur.sql(sql, params=[since_rid]).to_arrow_table()
+                # the bounds first, from the row ids alone: a top-N over every column would read them all
+                lo, hi = since_rid, None
+                if last is not None:
+                    edge = cur.execute(f"SELECT _rid FROM {table} WHERE _rid >= ? ORDER BY _rid DESC LIMIT 1 "
+                                       f"OFFSET ?", [since_rid, max(int(last) - 1, 0)]).fetchall()
+                    lo = max(since_rid, edge[0][0]) if edge else since_rid
+                    if int(last) <= 0:
+                        hi = -1
+                elif limit:
+                    edge = cur.execute(f"SELECT _rid FROM {table} WHERE _rid >= ? ORDER BY _rid LIMIT 1 OFFSET ?",
+                                       [since_rid, int(limit)]).fetchall()
+                    hi = edge[0][0] if edge else None
+                sql = f"SELECT {cols} FROM {table} WHERE _rid >= ?" + (" AND _rid < ?" if hi is not None else "")
+                return cur.sql(sql + " ORDER BY _rid", params=[lo] + ([hi] if hi is not None else [])).to_arrow_table()
             except duckdb.CatalogException:
                 return pa.table({})
 
