@@ -81,7 +81,9 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
                 if dirty:                   # idle: show what the last batches did
                     s.publish()
                     published, dirty = time.time(), False
-                if store.flush():
+                # idle: commit when due (about once a second, as when busy: a commit costs a Parquet file and
+                # the buckets' publication), or at once when the finite source has been read to its end
+                if (store.due() or source.done) and store.flush():
                     committed()
                 if time.monotonic() - looked >= IDLE_LOOK:      # a stopped stream claims every part
                     looked = time.monotonic()
