@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..ingest.parse import Bad
 from ..ingest.source import Batch
@@ -83,10 +84,19 @@ def by_key(column: pa.ChunkedArray, partitions: int) -> list[np.ndarray]:
     """Row indices of a batch per partition: rows whose key has the same text go to the same partition,
     whichever process sends them (pandas' hash_array is keyed with a fixed seed; missing keys hash as '')."""
     import pandas as pd
-    import pyarrow.compute as pc
     text = pc.fill_null(pc.cast(column, pa.string()), "").to_numpy(zero_copy_only=False)
     part = (pd.util.hash_array(text.astype(object), categorize=True) % np.uint64(partitions)).astype(np.int64)
     return [np.flatnonzero(part == p) for p in range(partitions)]
+
+
+def newest_time(column: pa.ChunkedArray) -> float | None:
+    """The newest event time of a batch in epoch seconds (None: no time). A timestamp column's maximum is
+    found on the column and only it converted; numbers go through the seconds-or-milliseconds rule row by row."""
+    if pa.types.is_timestamp(column.type):
+        top = pc.max(column)
+        return None if not top.is_valid else float(time_seconds(pa.array([top.value], column.type))[0])
+    t = time_seconds(column)
+    return float(np.nanmax(t)) if np.isfinite(t).any() else None
 
 
 def newest_entry(redis, stream: str) -> tuple[int, dict | None]:
@@ -130,9 +140,8 @@ class Producer:
     def send(self, batch: Batch) -> None:
         table = batch.table
         if self.time_column is not None and table.num_rows:
-            t = time_seconds(table.column(self.time_column))
-            if np.isfinite(t).any():
-                top = float(np.nanmax(t))
+            top = newest_time(table.column(self.time_column))
+            if top is not None:
                 self.newest = top if self.newest is None else max(self.newest, top)
         self.seq += 1
         position = {"source": batch.offsets if batch.offsets is not None else batch.position,

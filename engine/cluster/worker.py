@@ -15,6 +15,7 @@ import time
 from ..errors import UserError
 from ..schema import Schema
 from ..stream import Stream
+from .config import connect
 from .delta_store import DeltaStore, Fenced
 from .pipelines import Versions, model_key
 from .redis_log import PartitionLog, log_key
@@ -41,9 +42,8 @@ def owns(redis, stream: str, part: str, epoch: int) -> bool:
 def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop_when_done: bool = True) -> dict:
     """Read, process and commit one partition until the producer's last entry is committed (a replay)
     or forever (a tail). Returns what it did, or {"fenced": True} when another worker took over."""
-    import redis as redis_lib
     _leave_worker_pool()
-    r = redis_lib.Redis.from_url(cluster["log"])
+    r = connect(cluster["log"])
     epoch = claim(r, stream, f"p{partition}")
 
     def still_owner() -> bool:
