@@ -19,6 +19,7 @@ import math
 import os
 import time
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
@@ -186,7 +187,7 @@ class DeltaStore:
         """Buffer one batch; `flush` commits what is buffered as one Delta version (when `due`)."""
         offset = offsets["log"]
         if rows is not None and rows.num_rows:
-            self.buffer.append(rows.append_column("_part", pa.array([self.partition] * rows.num_rows, pa.int32())))
+            self.buffer.append(rows.append_column("_part", pa.array(np.full(rows.num_rows, self.partition, np.int32))))
             self.buffered_rows += rows.num_rows
         self.bad.extend((offset["seq"], b) for b in bad)
         for table in (extra or {}).values():        # a deployed model's predictions (Stream.commit)
