@@ -7,7 +7,7 @@ for the cluster that includes connecting to the running servers, not starting th
 million rows add every process that worked: the command, the Dask worker processes and
 redis-server (the figure that carries to a bigger cluster). The merge times `RedisSnapshots.latest`'s
 work (unpack + merge) over 8, 64 and 256 copies of a real partition's part, then of one bucket width
-(the 10 s series) that a chart asks for; wall p50 and, in brackets, CPU p50 (on a
+(the 10 s series, then bucket x group) that a chart asks for; wall p50 and, in brackets, CPU p50 (on a
 shared machine the CPU is the steadier figure). Load averages are printed: read the ratios. Append-to-visible: a paced cluster replay (`--latency-rate` rows/s), polled
 every 2 ms: from a log entry's first sight in Redis to the merged snapshot counting its rows (p50/p99 over
 rows).
@@ -107,7 +107,7 @@ def main() -> None:
     merge_rows = []
     for count in (8, 64, 256):
         row = [str(count)]
-        for width in (None, 10):
+        for width, kind in ((None, None), (10, "s"), (10, "g")):
             times, cpus = [], []
             for _ in range(5):
                 t0, c0 = time.perf_counter(), time.process_time()
@@ -115,8 +115,10 @@ def main() -> None:
                 for i, (h, _) in enumerate(heads):
                     h["partition"] = i
                 snap = merge_parts("bench", heads, lambda name: [fields[f"p0:{name}".encode()]] * count)
-                if width:
+                if kind == "s":
                     snap.bucket_series(width)
+                elif kind == "g":
+                    snap.groups[width]             # bucket x group (the stream's first text column)
                 times.append(time.perf_counter() - t0)
                 cpus.append(time.process_time() - c0)
             row.append(f"{statistics.median(times) * 1e3:.1f} ({statistics.median(cpus) * 1e3:.1f})")
@@ -125,7 +127,7 @@ def main() -> None:
     print(f"\npart: {len(part):,} bytes; buckets of one partition: {sum(sizes.values()):,} bytes in "
           f"{len(sizes)} fields (10 s series: {sizes['p0:s10']:,})\n")
     print_table(["partitions merged", "snapshot merge p50 ms (CPU ms): window, cumulative, group-by",
-                 "+ the 10 s bucket series"], merge_rows)
+                 "+ the 10 s bucket series", "+ the 10 s bucket x group"], merge_rows)
     p50, p99, rows = latency
     print(f"\nappend-to-visible at {args.latency_rate:,} rows/s (1 partition, {rows:,} rows): "
           f"p50 {p50:.1f} ms, p99 {p99:.1f} ms")
