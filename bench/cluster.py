@@ -8,9 +8,9 @@ million rows add every process that worked: the command, the Dask worker process
 redis-server (the figure that carries to a bigger cluster). The merge times `RedisSnapshots.latest`'s
 work (unpack + merge) over 8, 64 and 256 copies of a real partition's part, then of one bucket width
 (the 10 s series, then bucket x group) that a chart asks for; wall p50 and, in brackets, CPU p50 (on a
-shared machine the CPU is the steadier figure). Load averages are printed: read the ratios. Append-to-visible: a paced cluster replay (`--latency-rate` rows/s), polled
-every 2 ms: from a log entry's first sight in Redis to the merged snapshot counting its rows (p50/p99 over
-rows).
+shared machine the CPU is the steadier figure). Load averages are printed: read the ratios.
+Append-to-visible: a paced cluster replay (`--latency-rate` rows/s), polled every 2 ms: from a log
+entry's first sight in Redis to the merged snapshot counting its rows (p50/p99 over rows).
 """
 from __future__ import annotations
 

@@ -32,7 +32,8 @@ def connect(url: str):
     one string (16 ms for an 8 MB log entry, more than the rest of its sending)."""
     import redis
     from redis.connection import Encoder, PythonRespSerializer
-    return redis.Redis.from_url(url, command_packer=PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode))
+    packer = PythonRespSerializer(6000, Encoder("utf-8", "strict", False).encode)
+    return redis.Redis.from_url(url, command_packer=packer)
 
 
 def cluster_setting(flag: str | None = None) -> str | None:
