@@ -97,10 +97,12 @@ def test_large_values_go_to_redis_without_a_copy(cluster):
     assert r.xrange("rivulet:copy:p0")[0][1][b"rows"] == blob
 
 
-def test_local_servers_workers_without_profiler_and_aof_rewritten_from_512_mb(cluster, cluster_servers):
+def test_local_servers_workers_without_profiler_slow_ticks_and_aof_rewritten_from_512_mb(cluster, cluster_servers):
     import dask
     from distributed import Client
     with Client(cluster.scheduler) as client:
         enabled = client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
+        tick = client.run(lambda: dask.config.get("distributed.admin.tick.interval"))
     assert enabled and not any(enabled.values())
+    assert set(tick.values()) == {"1s"}
     assert connect(cluster.log).config_get("auto-aof-rewrite-min-size") == {"auto-aof-rewrite-min-size": "536870912"}
