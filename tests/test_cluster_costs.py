@@ -106,3 +106,27 @@ def test_local_servers_workers_without_profiler_slow_ticks_and_aof_rewritten_fro
     assert enabled and not any(enabled.values())
     assert set(tick.values()) == {"1s"}
     assert connect(cluster.log).config_get("auto-aof-rewrite-min-size") == {"auto-aof-rewrite-min-size": "536870912"}
+
+
+def test_a_worker_behind_reads_waiting_entries_in_batches_of_bounded_size(cluster, tmp_path):
+    """Entries waiting together are read as one batch, but not past MERGE_ROWS rows: the operators cost
+    twice as much a row on batches much bigger than their cache-sized best."""
+    from engine.cluster.redis_log import MERGE_ROWS, PartitionLog, Producer
+    from engine.ingest.source import Batch
+    from engine.schema import Schema
+    schema = pa.schema([("x", pa.float64())])
+    producer = Producer(cluster.redis(), "behind", 1, None)
+    for i in range(6):
+        producer.send(Batch(pa.table({"x": pa.array([float(i)] * 30_000)}), [], {"replay": i}))
+    small = 800
+    for i in range(40):                      # and small entries after them: merged as before
+        producer.send(Batch(pa.table({"x": pa.array([1.0] * small)}), [], {"replay": 6 + i}))
+    log = PartitionLog(cluster.redis(), "behind", 0, Schema.from_arrow(schema), None, count=32)
+    sizes = []
+    while log.seq < producer.seq:
+        batch = log.next_batch()
+        sizes.append(batch.table.num_rows)
+    assert sum(sizes) == 6 * 30_000 + 40 * small
+    assert max(sizes) < MERGE_ROWS + 30_000
+    assert sizes[:3] == [60_000] * 3
+    assert any(size >= 20 * small for size in sizes[3:])

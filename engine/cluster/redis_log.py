@@ -20,6 +20,7 @@ from ..ingest.parse import Bad
 from ..ingest.source import Batch
 from ..schema import Schema, time_seconds
 
+MERGE_ROWS = 50_000         # waiting entries are read as one batch until it holds this many rows
 BAD_SCHEMA = pa.schema([("position", pa.int64()), ("raw", pa.string()), ("reason", pa.string()),
                         ("kept", pa.bool_()), ("source", pa.string())])
 
@@ -198,22 +199,26 @@ class PartitionLog:
                 return None
         # entries waiting together become one batch (a worker behind catches up with fewer, bigger
         # batches); it ends at the first entry with bad rows, so they keep their own entry's seq, and
-        # before an entry stamped with another pipeline version or model, which runs from that entry on
-        tables, nbytes = [], 0
+        # before an entry stamped with another pipeline version or model, which runs from that entry on, and
+        # once it holds MERGE_ROWS rows: the operators cost twice as much a row on batches much bigger than
+        # that (their arrays no longer fit the cache: 0.64 CPU s a million rows in batches of 80,000, 1.25 in
+        # batches of 160,000), so a worker catching up on big entries takes them one or two at a time
+        tables, nbytes, rows = [], 0, 0
         stamp = stamps(self.pending[0][1])
-        while self.pending and stamps(self.pending[0][1]) == stamp:
+        while self.pending and stamps(self.pending[0][1]) == stamp and rows < MERGE_ROWS:
             entry_id, fields = self.pending.pop(0)
-            rows, bad, position, newest = decode_entry(fields)
+            table, bad, position, newest = decode_entry(fields)
             self.seq = seq_of(entry_id)
             if newest is not None:
                 self.newest = newest
-            tables.append(rows)
+            tables.append(table)
+            rows += table.num_rows
             nbytes += len(fields[b"rows"])
             if bad:
                 break
-        rows = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
-        self.rows += rows.num_rows
-        return Batch(rows, bad, {"seq": self.seq, "newest": self.newest, "source": position,
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        self.rows += table.num_rows
+        return Batch(table, bad, {"seq": self.seq, "newest": self.newest, "source": position,
                                  "pipeline": stamp[0], "model": stamp[1]},
                      nbytes=nbytes, read_at=time.time())
 
