@@ -9,7 +9,7 @@ if __name__ == "__main__":      # not when a spawned process (a Dask worker) re-
     if "deltalake" in sys.modules:
         # A process that used delta-rs can crash while the interpreter finalises (its Rust runtime's
         # threads and thread-locals outlive Python's state: delta-rs #2184, #2706; seen here as a
-        # segfault or an abort in about 1 exit in 20). The output is written and the servers we started
+        # segfault, an abort or a hang in about 1 exit in 20). The output is written and the servers we started
         # are stopped by now, so leave without finalising.
         sys.stdout.flush()
         sys.stderr.flush()
