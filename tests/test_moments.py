@@ -190,6 +190,42 @@ def test_many_partials_merge_like_pandas_groupby_aligned_or_sorted(seed, parts, 
             np.testing.assert_array_equal(s["max"][:, j], want[col].max().to_numpy())
 
 
+def test_256_partitions_buckets_merge_without_a_parts_by_keys_array():
+    """One bucket width of 256 partitions (720 buckets x 11 columns, their ends and gaps differing as
+    partitions' do) merges like the sort of every part's rows, and the merge's memory is of the order of
+    the union of keys (a few arrays of keys x columns), not parts x keys x columns (81 MB here): the
+    merge adds one part at a time instead of stacking them."""
+    import tracemalloc
+
+    import engine.stats.groups as groups
+    rng = np.random.default_rng(7)
+    k, m = 11, 720
+    base = np.arange(1_000, 1_000 + m, dtype=np.int64)
+    parts = []
+    for i in range(256):
+        keys = base[i % 3: m - (i % 2)]                 # the oldest or newest buckets missing in some
+        if i % 17 == 0:
+            keys = np.delete(keys, [5, 300])            # and a gap in a few
+        X = 50 + rng.normal(size=(len(keys) * 3, k)) * 5
+        X[rng.random(X.shape) < 0.05] = np.nan
+        parts.append(groups.KeyedStats.of_rows(np.repeat(keys, 3), X))
+    want = groups._reduce(*(np.concatenate([getattr(p, f) for p in parts])
+                            for f in ("keys", "n", "mean", "m2", "min", "max")))
+    tracemalloc.start()
+    try:
+        got = groups.merge_many(parts, k)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 12 * m * k * 8, f"the merge held {peak / 1e6:.1f} MB"
+    np.testing.assert_array_equal(got.keys, want.keys)
+    np.testing.assert_array_equal(got.n, want.n)
+    np.testing.assert_allclose(got.mean, want.mean, rtol=1e-12)
+    np.testing.assert_allclose(got.m2, want.m2, rtol=1e-9)
+    np.testing.assert_array_equal(got.min, want.min)
+    np.testing.assert_array_equal(got.max, want.max)
+
+
 @settings(max_examples=40, deadline=None)
 @given(st.lists(frames(min_rows=0, max_rows=30), min_size=1, max_size=6))
 def test_merge_of_stacked_parts_equals_adding_them(dfs):

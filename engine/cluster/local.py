@@ -45,7 +45,11 @@ class RedisServer:
         self.port = self.port or free_port()
         self.proc = subprocess.Popen(
             [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.folder,
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--daemonize", "no",
+             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+             # the AOF is rewritten when it doubles, but not before it holds this much: below it, a rewrite
+             # mostly copies log entries the workers are about to trim (at 64mb, Redis's default, a third of
+             # its CPU in a fast replay)
+             "--auto-aof-rewrite-min-size", "512mb", "--daemonize", "no",
              "--logfile", os.path.join(self.folder, "redis.log")],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True)      # Ctrl-C in the terminal reaches us, we stop it in order
@@ -103,8 +107,14 @@ def start_dask(workers: int = 2):
     """A Dask LocalCluster on 127.0.0.1: the scheduler in this process, `workers` worker processes."""
     import dask
     from distributed import LocalCluster
+    # Dask's own upkeep costs CPU every second whatever runs: the workers' statistical profiler samples every
+    # thread 100 times a second, the event loops tick every 20 ms (a check for blocked loops), the memory and
+    # system monitors poll psutil 10 and 2 times a second. Off or slower here (an idle worker 28 -> 3 ms of
+    # CPU a second, the scheduler 31 -> 6); the memory limit is still enforced, once a second.
     dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
-                     "distributed.worker.daemon": False})
+                     "distributed.worker.daemon": False, "distributed.worker.profile.enabled": False,
+                     "distributed.admin.tick.interval": "1s", "distributed.worker.memory.monitor-interval": "1s",
+                     "distributed.admin.system-monitor.interval": "5s"})
     return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                         dashboard_address=None, silence_logs=logging.ERROR)
 

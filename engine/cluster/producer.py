@@ -16,6 +16,7 @@ import time
 from ..ingest.logs import open_log
 from ..ingest.replay import Speed
 from ..schema import Schema
+from .config import connect
 from .pipelines import Stamper, control_key
 from .redis_log import Producer, newest_entry
 from .worker import _leave_worker_pool, claim, owns
@@ -39,9 +40,8 @@ def resume_offsets(kind: str, offset: dict | None) -> dict:
 
 
 def run_producer(cluster: dict, stream: str, config: dict, stop_when_done: bool = True) -> dict:
-    import redis as redis_lib
     _leave_worker_pool()
-    r = redis_lib.Redis.from_url(cluster["log"])
+    r = connect(cluster["log"])
     epoch = claim(r, stream, "producer")
     seq, offset = newest_entry(r, stream)
     kind = config["source"]

@@ -8,13 +8,16 @@ history ends: entries after the committed seq are read again, nothing before it 
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import threading
 import time
 
 from ..errors import UserError
 from ..schema import Schema
 from ..stream import Stream
+from .config import connect
 from .delta_store import DeltaStore, Fenced
 from .pipelines import Versions, model_key
 from .redis_log import PartitionLog, log_key
@@ -26,6 +29,42 @@ READ_ENTRIES = 32           # log entries read at once; those waiting together a
 IDLE_LOOK = 1.0             # seconds between looks at the claim while the log is idle
 COMPACT_EVERY = 300.0       # seconds between compactions of the partition's Delta files (config: compact_every)
 VACUUM_HOURS = 1            # compacted-away files older than this are deleted (config: vacuum_hours)
+EXIT_WAIT = 10.0            # seconds an exiting process waits for its partition loops to stop
+
+
+class _Running:
+    """The partition and producer loops running in this process. A Dask worker process that exits (its
+    cluster closes while streams run, as a dashboard on `local` does) first stops them, so none is inside
+    delta-rs or Redis while the interpreter finalises: a thread still in delta-rs then can crash the
+    process (a segfault in deltalake's library, seen in dmesg)."""
+
+    def __init__(self):
+        self.stopping = threading.Event()
+        self.loops = 0
+        self.lock = threading.Lock()
+        self.idle = threading.Condition(self.lock)
+        self.hooked = False
+
+    def __enter__(self) -> "_Running":
+        with self.lock:
+            if not self.hooked:
+                atexit.register(self.stop_all)
+                self.hooked = True
+            self.loops += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self.lock:
+            self.loops -= 1
+            self.idle.notify_all()
+
+    def stop_all(self, timeout: float = EXIT_WAIT) -> None:
+        self.stopping.set()
+        with self.lock:
+            self.idle.wait_for(lambda: self.loops == 0, timeout)
+
+
+RUNNING = _Running()
 
 
 def claim(redis, stream: str, part: str) -> int:
@@ -41,9 +80,8 @@ def owns(redis, stream: str, part: str, epoch: int) -> bool:
 def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop_when_done: bool = True) -> dict:
     """Read, process and commit one partition until the producer's last entry is committed (a replay)
     or forever (a tail). Returns what it did, or {"fenced": True} when another worker took over."""
-    import redis as redis_lib
     _leave_worker_pool()
-    r = redis_lib.Redis.from_url(cluster["log"])
+    r = connect(cluster["log"])
     epoch = claim(r, stream, f"p{partition}")
 
     def still_owner() -> bool:
@@ -63,6 +101,13 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
     s = Stream(partition, stream, config, source, store, snaps)
     models = DeployedModels(r, stream)
     upkeep = Upkeep(r, stream, partition, store, config, lambda: s.counters.next_rid)
+    with RUNNING:
+        return _run(s, source, store, snaps, upkeep, versions, models, still_owner, stream, partition, epoch,
+                    stop_when_done)
+
+
+def _run(s, source, store, snaps, upkeep, versions, models, still_owner, stream, partition, epoch,
+         stop_when_done) -> dict:
     try:
         s.restore()
         _see(s, source.newest)
@@ -76,12 +121,16 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
             snaps.publish_buckets(stream)
             upkeep.after_commit()
         while True:
+            if RUNNING.stopping.is_set():       # the process exits: stop between batches (a rerun re-reads
+                raise Fenced(f"partition {partition} of {stream} stopped: its process exits")  # the rest)
             batch = source.next_batch()
             if batch is None:
                 if dirty:                   # idle: show what the last batches did
                     s.publish()
                     published, dirty = time.time(), False
-                if store.flush():
+                # idle: commit when due (about once a second, as when busy: a commit costs a Parquet file and
+                # the buckets' publication), or at once when the finite source has been read to its end
+                if (store.due() or source.done) and store.flush():
                     committed()
                 if time.monotonic() - looked >= IDLE_LOOK:      # a stopped stream claims every part
                     looked = time.monotonic()

@@ -16,9 +16,7 @@ import pyarrow.compute as pc
 from ..errors import UserError
 from .data import column_kinds, target_values
 from .online import LiveMetrics, OnlineLearner
-
-PREDICTION_SCHEMA = pa.schema([("_rid", pa.int64()), ("model", pa.string()), ("prediction", pa.string()),
-                               ("value", pa.float64()), ("proba", pa.list_(pa.float64()))])
+from .stored import PREDICTION_SCHEMA
 
 
 def predictions_table(stream_id: int) -> str:

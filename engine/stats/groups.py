@@ -148,7 +148,7 @@ class KeyedStats:
         }
 
 
-ALIGN_CELLS = 4_000_000     # parts x keys x columns up to which merge_many aligns instead of sorting
+ALIGN_CELLS = 1_000_000     # union keys x columns up to which merge_many aligns instead of sorting
 
 
 def merge_many(parts: list[KeyedStats], k: int) -> KeyedStats:
@@ -158,26 +158,61 @@ def merge_many(parts: list[KeyedStats], k: int) -> KeyedStats:
         return KeyedStats.empty(k)
     if len(parts) == 1:
         return parts[0]
-    keys = np.unique(np.concatenate([p.keys for p in parts]))
-    if len(parts) * len(keys) * max(k, 1) <= ALIGN_CELLS:
+    keys = _union_keys(parts)
+    if len(keys) * max(k, 1) <= ALIGN_CELLS:
         return _merge_aligned(parts, keys, k)
     return _reduce(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("keys", "n", "mean", "m2", "min", "max")))
 
 
+def _union_keys(parts: list[KeyedStats]) -> np.ndarray:
+    """The sorted union of the parts' keys. Partitions' buckets of one time range mostly have the very same
+    keys, so each distinct key array is taken once (no sort of every part's keys)."""
+    distinct = {p.keys.tobytes(): p.keys for p in parts}
+    if len(distinct) == 1:
+        return parts[0].keys
+    return np.unique(np.concatenate(list(distinct.values())))
+
+
 def _merge_aligned(parts: list[KeyedStats], keys: np.ndarray, k: int) -> KeyedStats:
-    """merge_many for partials over much the same keys (partitions' buckets of one time range): each
-    part placed on the union of keys, then Chan's merge along the parts' axis, with no sort of the data."""
-    shape = (len(parts), len(keys), k)
-    n, mean, m2 = np.zeros(shape), np.zeros(shape), np.zeros(shape)
-    mn, mx = np.full(shape, np.inf), np.full(shape, -np.inf)
-    for i, p in enumerate(parts):
-        at = np.searchsorted(keys, p.keys)
-        n[i, at], mean[i, at], m2[i, at], mn[i, at], mx[i, at] = p.n, p.mean, p.m2, p.min, p.max
-    tot_n = n.sum(axis=0)
+    """merge_many for partials over much the same keys: each part is added into arrays over the union of
+    keys, one part at a time (each pass stays in cache; no parts x keys x columns array is built), then
+    Chan's merge: the mean weighted by counts, and M2 as the parts' M2 plus n (mean_part - mean)^2, summed
+    in the parts' order."""
+    m = len(keys)
+    n, total, m2 = np.zeros((m, k)), np.zeros((m, k)), np.zeros((m, k))
+    lo, hi = np.full((m, k), np.inf), np.full((m, k), -np.inf)
+    scratch = np.empty((m, k))             # every product goes here: no array allocated per part
+    places = []
+    for p in parts:
+        at, t = _place(keys, p.keys), scratch[:len(p)]
+        places.append(at)
+        n[at] += p.n
+        total[at] += np.multiply(p.n, p.mean, out=t)
+        if isinstance(at, slice):          # the usual case: a run of the union's keys, updated in place
+            np.minimum(lo[at], p.min, out=lo[at])
+            np.maximum(hi[at], p.max, out=hi[at])
+        else:
+            lo[at] = np.minimum(lo[at], p.min)
+            hi[at] = np.maximum(hi[at], p.max)
     with np.errstate(invalid="ignore", divide="ignore"):
-        tot_mean = np.where(tot_n > 0, (n * mean).sum(axis=0) / tot_n, 0.0)
-    dev = np.where(n > 0, mean - tot_mean, 0.0)
-    return KeyedStats(keys, tot_n, tot_mean, (m2 + n * dev * dev).sum(axis=0), mn.min(axis=0), mx.max(axis=0))
+        mean = np.where(n > 0, total / n, 0.0)
+    for p, at in zip(parts, places):
+        t = np.subtract(p.mean, mean[at], out=scratch[:len(p)])    # a part without rows at a key has n = 0
+        np.multiply(t, t, out=t)                                    # there: it adds nothing
+        np.multiply(t, p.n, out=t)
+        m2[at] += np.add(t, p.m2, out=t)
+    return KeyedStats(keys, n, mean, m2, lo, hi)
+
+
+def _place(keys: np.ndarray, part: np.ndarray) -> slice | np.ndarray:
+    """Where a part's keys sit in the sorted union: a slice when they are a run of it (partitions of one time
+    range differ at most at its ends), else their positions."""
+    if part is keys:
+        return slice(None)
+    first = int(np.searchsorted(keys, part[0]))
+    if first + len(part) <= len(keys) and keys[first + len(part) - 1] == part[-1]:
+        return slice(first, first + len(part))      # sorted, unique and in the union: the ends say it is a run
+    return np.searchsorted(keys, part)
 
 
 def _reduce(keys, n, mean, m2, mn, mx) -> KeyedStats:
