@@ -24,3 +24,27 @@ def test_several_buckets_keep_plotlys_own_range():
     series = {k: np.concatenate([v, v]) for k, v in series.items()}
     series["start"] = np.array([1.7e9, 1.7e9 + 60])
     assert charts.bucket_bands(series, ["a"], ["a"], "min–max", 60).layout.xaxis.range is None
+
+
+def test_a_band_is_not_drawn_across_buckets_without_values():
+    """A column missing from some buckets (every row there had it empty): its min–max band has one
+    closed outline per run of buckets with values, none spanning the empty ones."""
+    n = 7
+    v = np.array([1.0, 2.0, np.nan, np.nan, 3.0, 4.0, 5.0])
+    series = {"start": 1.7e9 + 3600.0 * np.arange(n), "mean": v[:, None], "min": v[:, None] - 1,
+              "max": v[:, None] + 1, "std": np.ones((n, 1)), "count": np.ones((n, 1), int)}
+    fig = charts.bucket_bands(series, ["a"], ["a"], "min–max", 3600)
+    band = next(t for t in fig.data if t.fill)
+    xs = list(band.x)
+    runs, run = [], []
+    for t in xs + [None]:
+        if t is None:
+            if run:
+                runs.append(run)
+            run = []
+        else:
+            run.append(pd.Timestamp(t))
+    gap_lo, gap_hi = pd.Timestamp(1.7e9 + 3600 * 2, unit="s"), pd.Timestamp(1.7e9 + 3600 * 3, unit="s")
+    assert len(runs) == 2
+    for r in runs:                                  # no outline reaches into the empty buckets
+        assert max(r) < gap_lo or min(r) > gap_hi

@@ -63,8 +63,8 @@ def bucket_bands(series: dict, columns: list[str], all_columns: list[str], band:
         else:
             lo, hi = mean - series["std"][:, j], mean + series["std"][:, j]
         colour = PALETTE[(r - 1) % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=x, y=hi, mode="lines", line=dict(width=0), hoverinfo="skip"), row=r, col=1)
-        fig.add_trace(go.Scatter(x=x, y=lo, mode="lines", line=dict(width=0), fill="tonexty",
+        bx, by = _band(x, lo, hi)
+        fig.add_trace(go.Scatter(x=bx, y=by, mode="lines", line=dict(width=0), fill="toself",
                                  fillcolor=_alpha(colour, 0.15), hoverinfo="skip"), row=r, col=1)
         fig.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers" if len(x) < 40 else "lines",
                                  line=dict(color=colour, width=2), marker=dict(size=4), name=col,
@@ -75,6 +75,18 @@ def bucket_bands(series: dict, columns: list[str], all_columns: list[str], band:
     fig.update_xaxes(**_bucket_range(x, width))
     fig.update_xaxes(title_text="bucket start (UTC)", row=len(columns), col=1)
     return _layout(fig, 40 + 190 * len(columns), hovermode="x unified")
+
+
+def _band(x: pd.DatetimeIndex, lo: np.ndarray, hi: np.ndarray) -> tuple[list, list]:
+    """One closed outline (hi forward, lo back) per run of buckets where the column has values, runs
+    split by None: a fill between two lines would join the runs across buckets without values."""
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
+    xs, ys = [], []
+    for a, b in zip(edges[::2], edges[1::2]):
+        xs += [*x[a:b], *x[a:b][::-1], None]
+        ys += [*hi[a:b], *lo[a:b][::-1], None]
+    return xs, ys
 
 
 def _alpha(hex_colour: str, a: float) -> str:

@@ -61,7 +61,7 @@ def seconds(s, short: bool = False) -> str:
         return f"{int(s // 60)} min" + (f" {int(s % 60)} s" if int(s % 60) and not short else "")
     if s < 86400:
         return f"{int(s // 3600)} h" + (f" {int(s % 3600 // 60)} min" if int(s % 3600 // 60) and not short else "")
-    return f"{int(s // 86400)} d" + ("" if short else f" {int(s % 86400 // 3600)} h")
+    return f"{int(s // 86400)} d" + (f" {int(s % 86400 // 3600)} h" if int(s % 86400 // 3600) and not short else "")
 
 
 def when(t: float) -> str:
