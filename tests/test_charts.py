@@ -48,3 +48,12 @@ def test_a_band_is_not_drawn_across_buckets_without_values():
     assert len(runs) == 2
     for r in runs:                                  # no outline reaches into the empty buckets
         assert max(r) < gap_lo or min(r) > gap_hi
+
+
+def test_heatmap_values_fit_their_cells():
+    """Eight long-named columns (breast_cancer's "mean concave points") left cells too narrow for 13 px values,
+    which ran into each other; past 12 columns a cell holds no value (hover shows it)."""
+    for n, size, shown in ((4, 13, True), (8, 11, True), (20, 11, False)):
+        fig = charts.heatmap(np.eye(n), [f"mean column {i}" for i in range(n)])
+        assert fig.data[0].textfont.size == size
+        assert (fig.data[0].texttemplate == "%{text}") is shown

@@ -118,11 +118,16 @@ def group_bars(groups: list[str], means: list, stds: list, counts: list, column:
     return _layout(fig, 320)
 
 
+HEATMAP_TEXT_COLUMNS = 12      # beyond this many columns a cell is too narrow for its value: hover shows it
+
+
 def heatmap(matrix: np.ndarray, columns: list[str]) -> go.Figure:
     text = [[("—" if not np.isfinite(v) else f"{v:.2f}") for v in row] for row in matrix]
+    n = len(columns)
     fig = go.Figure(go.Heatmap(z=matrix, x=columns, y=columns, zmin=-1, zmax=1, zmid=0,
-                               colorscale="RdBu", reversescale=True, text=text, texttemplate="%{text}",
-                               textfont=dict(size=13), xgap=2, ygap=2,
+                               colorscale="RdBu", reversescale=True, text=text,
+                               texttemplate="%{text}" if n <= HEATMAP_TEXT_COLUMNS else "",
+                               textfont=dict(size=13 if n <= 5 else 11), xgap=2, ygap=2,
                                colorbar=dict(title="r", thickness=12),
                                hovertemplate="%{y} × %{x}<br>r = %{z:.3f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
