@@ -362,3 +362,35 @@ def test_binary_holdout_keeps_precision_recall_and_threshold_counts():
     multi = evaluate.classification(np.array([0, 1, 2, 1]), np.array([0, 1, 2, 2]), np.eye(3)[[0, 1, 2, 2]], [0, 1, 2])
     with pytest.raises(UserError, match="exist for two classes"):
         evaluate.at_threshold(multi, 0.5)
+
+
+def test_macro_scores_average_the_classes_the_rows_hold_as_sklearn_does():
+    """iris in file order: the newest fifth is all virginica. A model right on every row had macro F1 0.333,
+    because setosa and versicolor (no rows, never predicted) counted as F1 0."""
+    from engine.models import evaluate
+    classes = ["setosa", "versicolor", "virginica"]
+    cases = [(["virginica"] * 5, ["virginica"] * 5),
+             (["virginica"] * 5, ["virginica"] * 4 + ["versicolor"]),
+             (["versicolor", "virginica", "virginica"], ["setosa", "virginica", "versicolor"])]
+    for y_true, y_pred in cases:
+        y_true, y_pred = np.array(y_true), np.array(y_pred)
+        h = evaluate.classification(y_true, y_pred, None, classes)
+        for avg in ("macro", "weighted"):
+            assert h[f"f1_{avg}"] == pytest.approx(skm.f1_score(y_true, y_pred, average=avg, zero_division=0))
+            assert h[f"precision_{avg}"] == pytest.approx(
+                skm.precision_score(y_true, y_pred, average=avg, zero_division=0))
+            assert h[f"recall_{avg}"] == pytest.approx(skm.recall_score(y_true, y_pred, average=avg, zero_division=0))
+        assert list(h["per_class"]) == classes and h["per_class"]["setosa"]["support"] == 0
+    assert evaluate.classification(*cases[0], None, classes)["f1"] == 1.0
+
+
+def test_time_order_puts_rows_without_a_time_first_without_a_warning():
+    """`train` on a file with gaps in its time column printed pyarrow's FutureWarning on null_placement."""
+    import warnings
+    import pyarrow as pa
+    from engine.models.data import in_time_order
+    table = pa.table({"t": pa.array([3.0, None, 1.0, None, 2.0]), "v": [0, 1, 2, 3, 4]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ordered, column = in_time_order(table, "t")
+    assert column == "t" and ordered.column("v").to_pylist() == [1, 3, 2, 4, 0]

@@ -148,7 +148,7 @@ def in_time_order(table: pa.Table, column: str | None = None) -> tuple[pa.Table,
     elif kinds.get(column) not in ("time", "number"):
         raise UserError(f"time column {column!r} must be a timestamp or number column; "
                         f"columns: {', '.join(c for c in kinds if not c.startswith('_'))}")
-    order = pc.sort_indices(table, sort_keys=[(column, "ascending")], null_placement="at_start")
+    order = pc.sort_indices(table, sort_keys=[(column, "ascending", "at_start")])
     return table.take(order), column
 
 

@@ -37,8 +37,11 @@ def classification(y_true, y_pred, proba=None, classes=None) -> dict:
     """
     classes = np.asarray(classes if classes is not None else np.unique(np.concatenate([y_true, y_pred])))
     out = {"accuracy": skm.accuracy_score(y_true, y_pred), "average": "macro"}
+    # averages over the classes these rows hold or the model predicted, as scikit-learn's own scores do: a class
+    # the rows never show, never predicted, would count as F1 0 (a perfect holdout of one class read 0.33)
+    seen = np.unique(np.concatenate([np.asarray(y_true), np.asarray(y_pred)]))
     for avg in ("macro", "weighted"):
-        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=classes, average=avg,
+        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=seen, average=avg,
                                                          zero_division=0)
         out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = p, r, f
     out["precision"], out["recall"], out["f1"] = out["precision_macro"], out["recall_macro"], out["f1_macro"]
