@@ -394,3 +394,33 @@ def test_time_order_puts_rows_without_a_time_first_without_a_warning():
         warnings.simplefilter("error")
         ordered, column = in_time_order(table, "t")
     assert column == "t" and ordered.column("v").to_pylist() == [1, 3, 2, 4, 0]
+
+
+def test_cli_train_on_class_sorted_files_prints_no_sklearn_warnings(tmp_path):
+    """wine and tips in file order: time folds whose models saw one class, or two of four; `train --json`
+    printed scikit-learn's UserWarning and UndefinedMetricWarning lines on stderr around the JSON."""
+    from sklearn.datasets import load_wine
+    wine = load_wine(as_frame=True).frame                 # sorted by class, as the file ships
+    wine["target"] = wine["target"].map({0: "a", 1: "b", 2: "c"})
+    path = tmp_path / "wine.csv"
+    wine.to_csv(path, index=False)
+    import plotly.express as px
+    px.data.tips().to_csv(tmp_path / "tips.csv", index=False)      # days in runs: Sun, Sat, Thur, Fri, ...
+    for file, target, model in ((path, "target", "rf"), (tmp_path / "tips.csv", "day", "logreg"),
+                                (tmp_path / "tips.csv", "day", "rf")):
+        r = run_cli("train", str(file), "--target", target, "--model", model, "--json")
+        assert r.returncode == 0, r.stderr
+        assert r.stderr == "", r.stderr
+        assert json.loads(r.stdout)["task"] == "classification"
+
+
+def test_roc_needs_both_of_a_binary_models_classes_in_the_rows():
+    import warnings
+    from engine.models import evaluate
+    y = np.array(["Sun", "Sun", "Thur", "Thur"])                 # the model knows Fri and Sat only
+    proba = np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5], [0.9, 0.1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h = evaluate.classification(y, np.array(["Sat", "Fri", "Fri", "Fri"]), proba, ["Fri", "Sat"])
+    assert h["roc_auc"] is None and "only one of the model's two classes" in h["roc_auc_note"]
+    assert h["confusion"] == [[0, 0], [0, 0]] and h["accuracy"] == 0.0   # scikit-learn's confusion_matrix raised
