@@ -424,3 +424,21 @@ def test_roc_needs_both_of_a_binary_models_classes_in_the_rows():
         h = evaluate.classification(y, np.array(["Sat", "Fri", "Fri", "Fri"]), proba, ["Fri", "Sat"])
     assert h["roc_auc"] is None and "only one of the model's two classes" in h["roc_auc_note"]
     assert h["confusion"] == [[0, 0], [0, 0]] and h["accuracy"] == 0.0   # scikit-learn's confusion_matrix raised
+
+
+def test_id_like_text_columns_are_left_out_of_the_default_features():
+    """A tailed file whose dd.mm.yyyy times all fell in March's first days stayed text: trained with every
+    column, the model one-hot encoded a column per row of it."""
+    from engine.models.data import id_like, split_features
+    n = 300
+    rng = np.random.default_rng(0)
+    table = pa.table({"ts": [f"01.03.2024 {i // 60:02d}:{i % 60:02d}" for i in range(n)],
+                      "order": [f"A-{i:05d}" for i in range(n)],
+                      "site": rng.choice(["north", "south", "east"], n).tolist(),
+                      "code": [f"c{i % 15}" for i in range(n)],          # 15 values: a category, not an id
+                      "x": rng.normal(size=n), "label": rng.choice(["a", "b"], n).tolist()})
+    assert id_like(table, table.column_names) == ["ts", "order"]
+    assert split_features(table, None, "label") == (["x"], ["site", "code"])
+    assert split_features(table, ["order", "x"], "label") == (["x"], ["order"])      # named: taken as asked
+    few = table.slice(0, 15)                                                          # under 20 values: no id
+    assert id_like(few, few.column_names) == []
