@@ -23,14 +23,14 @@ def plain(text) -> str:
 
 
 def num(x) -> str:
-    """A statistic: thousands separators for big values, 4 significant digits for small ones."""
+    """A statistic: thousands separators for big values, 4 significant digits for small ones, whole numbers bare."""
     if x is None:
         return "—"
     x = float(x)
     if not math.isfinite(x):
         return "—"
     a = abs(x)
-    if a >= 1e5:
+    if a >= 1e5 or x == int(x):          # a whole number as one (max 94, not 94.00; 10 rows/s)
         return f"{x:,.0f}"
     if a >= 1000:
         return f"{x:,.1f}"
