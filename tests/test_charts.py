@@ -57,3 +57,12 @@ def test_heatmap_values_fit_their_cells():
         fig = charts.heatmap(np.eye(n), [f"mean column {i}" for i in range(n)])
         assert fig.data[0].textfont.size == size
         assert (fig.data[0].texttemplate == "%{text}") is shown
+
+
+def test_fold_scores_near_zero_stay_readable():
+    """tips, time folds: R² -0.01 drew its label shrunk inside a sliver of a bar; a label that does not fit
+    goes beside the bar in dark text (white on the white page would vanish)."""
+    fig = charts.fold_scores([-0.013, 0.548, 0.334, 0.692, -0.074], "R²", -0.028, "time")
+    bars = fig.data[0]
+    assert bars.textposition == "auto" and bars.cliponaxis is False
+    assert bars.insidetextfont.color == "white" and bars.outsidetextfont.color not in (None, "white")

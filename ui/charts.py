@@ -204,8 +204,10 @@ def fold_scores(scores: list[float], metric: str, baseline: float | None, kind: 
     """Bars per fold; the folds' mean and the baseline as lines named in the legend (no overlapping labels)."""
     x = [f"fold {i}" for i in range(1, len(scores) + 1)]
     fig = go.Figure(go.Bar(x=x, y=scores, marker_color=PALETTE[0], text=[f"{s:.3f}" for s in scores],
-                           textposition="inside", insidetextanchor="end", textangle=0,
-                           textfont=dict(color="white", size=11),
+                           # inside a bar tall enough, else beside its end in dark text (a fold near 0
+                           # had its score shrunk to an unreadable speck inside a sliver of a bar)
+                           textposition="auto", insidetextanchor="end", textangle=0, cliponaxis=False,
+                           insidetextfont=dict(color="white", size=11), outsidetextfont=dict(color="#24292f", size=11),
                            name="fold", showlegend=False,
                            hovertemplate=f"%{{x}}<br>{metric} %{{y:.3f}}<extra></extra>"))
     ends = [-0.5, len(scores) - 0.5]
