@@ -66,3 +66,18 @@ def test_fold_scores_near_zero_stay_readable():
     bars = fig.data[0]
     assert bars.textposition == "auto" and bars.cliponaxis is False
     assert bars.insidetextfont.color == "white" and bars.outsidetextfont.color not in (None, "white")
+
+
+def test_confusion_cells_hold_what_fits():
+    """digits' ten classes drew count and share in each of 100 cells, overlapping into a smear."""
+    for n, want in ((2, "5<br>50%"), (10, "5"), (26, None)):
+        m = np.diag(np.full(n, 5)) + (np.eye(n, k=1) * 5 if n == 2 else 0)
+        fig = charts.confusion(m.astype(int).tolist(), list(range(n)), "target")
+        h = fig.data[0]
+        if want is None:
+            assert h.text is None and h.texttemplate == ""
+        else:
+            assert h.text[0][0] == want and h.texttemplate == "%{text}"
+            if n == 10:
+                assert h.text[0][1] == ""                 # a zero leaves its cell empty
+        assert "%{customdata}" in h.hovertemplate and h.customdata[0][0].startswith("5<br>")

@@ -163,10 +163,16 @@ def confusion(matrix: list[list[int]], classes: list, target: str) -> go.Figure:
     m = np.asarray(matrix, dtype=np.float64)
     share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
     labels = [str(c) for c in classes]
-    text = [[f"{int(v):,}<br>{s:.0%}" for v, s in zip(row, srow)] for row, srow in zip(m, share)]
+    n = len(labels)
+    full = [[f"{int(v):,}<br>{s:.0%}" for v, s in zip(row, srow)] for row, srow in zip(m, share)]
+    # a cell holds count and share up to 4 classes; up to 12 its count (none for 0); beyond, hover only
+    # (digits' 10 classes drew 200 overlapping labels)
+    text = full if n <= 4 else [[f"{int(v):,}" if v else "" for v in row] for row in m] if n <= 12 else None
     fig = go.Figure(go.Heatmap(z=share, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues", text=text,
-                               texttemplate="%{text}", textfont=dict(size=14), xgap=2, ygap=2, showscale=False,
-                               hovertemplate=f"true {target} %{{y}}<br>predicted %{{x}}<br>%{{text}}<extra></extra>"))
+                               texttemplate="%{text}" if text else "", textfont=dict(size=14 if n <= 4 else 11),
+                               xgap=2 if n <= 12 else 1, ygap=2 if n <= 12 else 1, showscale=False, customdata=full,
+                               hovertemplate=f"true {target} %{{y}}<br>predicted %{{x}}<br>%{{customdata}}"
+                                             "<extra></extra>"))
     fig.update_xaxes(title_text=f"predicted {target}", type="category")
     fig.update_yaxes(title_text=f"true {target}", type="category", autorange="reversed")
     return _layout(fig, 320)
