@@ -381,12 +381,13 @@ class Engine:
     def undeploy(self, name: str) -> None:
         self._set_deployment(name, None)
 
-    def _set_deployment(self, name: str, deployment) -> None:
+    def _set_deployment(self, name: str, deployment, trial: bool = True) -> None:
         s = self._get(name)
         stored = deployment.model_id if deployment is not None and deployment.model is not None else None
         # the attempt is on record before the model predicts a row: the writer clears it once the first
         # batch's predictions are committed, so a model that kills the process is not deployed at restart
-        self._set_config(s, deployed=stored, deploy_trial=stored, deploy_note=None)   # online learners: memory only
+        self._set_config(s, deployed=stored, deploy_trial=stored if trial else None,   # online learners: memory only
+                         deploy_note=None)
         s.deployment, s.deploy_error = deployment, None     # one assignment: the ingest thread sees old or new
 
     def _redeploy(self, s: Stream) -> None:
@@ -402,7 +403,9 @@ class Engine:
             s.deploy_error = note
             return
         try:
-            self.deploy(s.name, model_id)
+            # it predicted a batch in an earlier run (its trial was cleared): on trial again, a stream with no
+            # new rows before the next stop left it on trial, and the start after that refused it as a crash
+            self._set_deployment(s.name, self.models.deployment(s.name, model_id), trial=False)
         except UserError as e:
             log.warning("model %s not redeployed on %s: %s", model_id, s.name, e)
 

@@ -54,7 +54,8 @@ def bucket_chart(v, snap, columns: list[str], width: int, band: str) -> None:
     series = {k: a[-CHART_BUCKETS:] for k, a in series.items()}
     st.plotly_chart(charts.bucket_bands(series, columns, snap.columns, band, width), key="agg_buckets",
                     config={"displayModeBar": False})
-    st.caption(f"Newest {min(n, CHART_BUCKETS)} buckets of {bucket_label(width)} from {source}; "
+    shown = min(n, CHART_BUCKETS)
+    st.caption(("One bucket" if shown == 1 else f"Newest {shown} buckets") + f" of {bucket_label(width)} from {source}; "
                f"time is the {'time column ' + repr(snap.time_column) if snap.time_column else 'arrival time'} "
                "(UTC; days, weeks from Monday and months aligned to the calendar).")
 

@@ -58,7 +58,7 @@ def page() -> None:
                 st.warning("Fewer than 3 rows in the time range: widen it or loosen the filters.")
                 return
             m = v.pair_moments(columns)
-            left, right = st.columns([1, 1], gap="large")
+            left, right = st.columns([4, 3], gap="medium")   # the matrix needs the room
             with left:
                 st.subheader("Correlation matrix")
                 st.plotly_chart(charts.heatmap(m.corr(), columns), key="corr_heatmap", config={"displayModeBar": False})

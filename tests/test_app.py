@@ -370,6 +370,9 @@ def test_aggregates_time_range_is_event_time(app):
     mean = float(next(m for m in at.metric if m.label == "temp_max · mean").value)
     assert mean == pytest.approx(df.loc[df["date"] >= "2015-06-01", "temp_max"].mean(), rel=1e-3)
     chart = json.loads(next(c for c in at.get("plotly_chart") if "mean per 1 month" in c.proto.spec).proto.spec)
-    starts = pd.to_datetime(chart["data"][2]["x"])
+    starts = pd.to_datetime(next(t for t in chart["data"] if t.get("name"))["x"])     # the first column's means
     assert starts[0] == pd.Timestamp("2015-06-01") and starts[-1] == pd.Timestamp("2015-12-01")
     assert len(starts) == 7
+    assert any(c.value.startswith("Newest 7 buckets of 1 month") for c in at.caption)
+    at.text_input(key="agg_since").set_value("2015-12-01").run()           # December alone
+    at = rerun_until(at, lambda a: any(c.value.startswith("One bucket of 1 month") for c in a.caption))

@@ -278,3 +278,23 @@ def test_an_imported_cards_text_is_shown_as_text_not_markdown(app, monkeypatch):
         assert not [t for t in texts if "](http" in t], [t for t in texts if "](http" in t]
         seen += [t for t in texts if "evil" in t]
     assert seen, "the card's name is not shown at all"
+
+
+def test_the_feature_picker_starts_without_id_like_text_columns(app, monkeypatch):
+    df = frame(300)
+    df.insert(0, "order", [f"A-{i:05d}" for i in range(len(df))])
+    at = uploaded(df, "orders", monkeypatch)
+    at.selectbox(key="m_target").set_value("label").run()
+    assert at.multiselect(key="m_features").value == ["kind", "x", "y"]
+    assert "order" in at.multiselect(key="m_features").options
+
+
+def test_a_holdout_of_one_class_is_called_out(app, monkeypatch):
+    """iris and wine in file order: the newest fifth is one class, and the cards read 1.000 with nothing
+    saying that the other classes were never scored."""
+    df = frame(300).sort_values("label", kind="stable")
+    at = uploaded(df, "sorted", monkeypatch)
+    at.radio(key="m_cv_kind_classification").set_value("Stratified k-fold").run()
+    at = train_clicked(at)
+    warned = [w.value for w in at.warning if "holdout rows are 1" in w.value]
+    assert warned and "sorted by its target" in warned[0], [w.value for w in at.warning]

@@ -100,3 +100,35 @@ def test_live_curve_follows_the_windowed_accuracy():
     assert len(m.curve) == CURVE_POINTS
     assert [c[1] for c in m.curve] == scores[-CURVE_POINTS:]
     assert m.curve[-1][0] == 7 * (CURVE_POINTS + 5)
+
+
+def test_times_on_whole_seconds_are_written_without_zero_microseconds():
+    """var_dots' '01.01.2024 08:00' came back from the history download and from `predict` as
+    '2024-01-01 08:00:00.000000'; a column with real fractions keeps them."""
+    import datetime as dt
+    import pyarrow as pa
+    from engine.read.export_csv import to_csv_bytes
+    table = pa.table({"when": pa.array([dt.datetime(2024, 1, 31, 13, 45), None], pa.timestamp("us")),
+                      "utc": pa.array([dt.datetime(2024, 1, 5), dt.datetime(2024, 1, 6)], pa.timestamp("us", "UTC")),
+                      "fine": pa.array([dt.datetime(2024, 1, 5, 0, 0, 0, 500), dt.datetime(2024, 1, 6)],
+                                       pa.timestamp("us")),
+                      "v": [1.5, 2.0]})
+    lines = to_csv_bytes(table).decode().splitlines()
+    assert lines[1] == '"2024-01-31 13:45:00","2024-01-05 00:00:00Z",2024-01-05 00:00:00.000500,1.5'
+    assert lines[2].startswith(',"2024-01-06 00:00:00Z",2024-01-06 00:00:00.000000,')
+
+
+def test_predict_writes_times_as_the_history_download_does(tmp_path):
+    from tests.conftest import run_cli
+    n = 120
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame({"when": pd.date_range("2024-01-01 08:00", periods=n, freq="195min").strftime("%d.%m.%Y %H:%M"),
+                       "x": rng.normal(size=n)})
+    df["y"] = 2 * df["x"] + rng.normal(0, 0.1, n)
+    path = tmp_path / "d.csv"
+    df.to_csv(path, index=False)
+    model = tmp_path / "m.skops"
+    assert run_cli("train", str(path), "--target", "y", "--model", "ridge", "--cv", "3", "--out", str(model)).returncode == 0
+    r = run_cli("predict", str(model), str(path))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[1].startswith('"2024-01-01 08:00:00",')

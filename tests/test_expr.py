@@ -76,3 +76,22 @@ def test_no_eval_or_compile_in_the_expression_module():
     source = inspect.getsource(mod)
     assert "eval(" not in source.replace("_eval(", "").replace(".evaluate(", "")
     assert "compile(" not in source and "exec(" not in source
+
+
+def test_backticks_name_columns_that_are_not_python_names():
+    """breast_cancer's `worst area`, wine's `od280/od315_of_diluted_wines`: `worst area` / `mean area` was
+    refused as invalid syntax, and a column with a space could not be derived from at all."""
+    kinds = {"worst area": "number", "mean area": "number", "od280/od315": "number", "a": "number", "x`y": "number"}
+    c = cols()
+    data = {"worst area": c["a"], "mean area": c["b"], "od280/od315": c["b"] * 3, "a": c["a"]}
+    e = Expr.parse("`worst area` / `mean area` + log1p(abs(`od280/od315`)) - a", kinds)
+    assert e.columns == {"worst area", "mean area", "od280/od315", "a"}
+    want = c["a"] / c["b"] + np.log1p(np.abs(c["b"] * 3)) - c["a"]
+    np.testing.assert_allclose(e.evaluate(data), want, rtol=1e-12, equal_nan=True)
+    assert Expr.parse("`a` * 2", kinds).columns == {"a"}
+    for text, message in [("`nope` + 1", "unknown column 'nope'"), ("`` + a", "not valid"),
+                          ("`worst area` +* a", r"invalid syntax at character 15 \('\* a'\)"),
+                          ("`__class__`", "the name '__class__' is not allowed"),
+                          ("`a`.real", "attribute access")]:
+        with pytest.raises(UserError, match=message):
+            Expr.parse(text, kinds)

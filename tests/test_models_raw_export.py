@@ -238,3 +238,14 @@ def test_a_derive_that_does_not_compile_says_what_does(expr, what):
     reason = compiled.check({"steps": [{"kind": "derive", "params": {"name": "d", "expr": expr}}]}, ["d"],
                             {"a": "number", "b": "number"})
     assert reason.startswith(f"step 1 (derive) uses {what}, which does not compile") and "+ - * /" in reason
+
+
+def test_compiled_derive_reads_backticked_columns():
+    rng = np.random.default_rng(6)
+    frame = pd.DataFrame({"worst area": rng.normal(900, 50, 50), "mean area": rng.normal(600, 40, 50)})
+    spec = {"steps": [{"kind": "derive", "params": {"name": "ratio", "expr": "`worst area` / `mean area`"}}]}
+    kinds = {"worst area": "number", "mean area": "number"}
+    assert compiled.check(spec, ["ratio"], kinds) is None
+    ct, _ = compiled.transformer(spec, ["ratio"], {"ratio": "numeric"}, kinds)
+    np.testing.assert_allclose(ct.transform(frame)["ratio"].to_numpy(np.float64),
+                               frame["worst area"] / frame["mean area"], rtol=1e-12)

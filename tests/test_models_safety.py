@@ -163,8 +163,11 @@ def test_a_deployment_that_predicted_is_deployed_again_at_start(tmp_path):
         while engine._get(name).config.get("deploy_trial") and time.time() < end:
             time.sleep(0.05)
         assert engine._get(name).config.get("deploy_trial") is None
-    with Engine(data) as engine:
-        assert engine.models.live(name)["model_id"] == model_id
+    for _ in range(2):          # restarts with no new row in between: it had passed its trial, it stays deployed
+        with Engine(data) as engine:
+            assert engine.models.live(name)["model_id"] == model_id
+            assert engine._get(name).deploy_error is None
+            assert engine._get(name).config.get("deploy_trial") is None
 
 
 def test_bounds_leave_real_models_alone():

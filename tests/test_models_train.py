@@ -362,3 +362,83 @@ def test_binary_holdout_keeps_precision_recall_and_threshold_counts():
     multi = evaluate.classification(np.array([0, 1, 2, 1]), np.array([0, 1, 2, 2]), np.eye(3)[[0, 1, 2, 2]], [0, 1, 2])
     with pytest.raises(UserError, match="exist for two classes"):
         evaluate.at_threshold(multi, 0.5)
+
+
+def test_macro_scores_average_the_classes_the_rows_hold_as_sklearn_does():
+    """iris in file order: the newest fifth is all virginica. A model right on every row had macro F1 0.333,
+    because setosa and versicolor (no rows, never predicted) counted as F1 0."""
+    from engine.models import evaluate
+    classes = ["setosa", "versicolor", "virginica"]
+    cases = [(["virginica"] * 5, ["virginica"] * 5),
+             (["virginica"] * 5, ["virginica"] * 4 + ["versicolor"]),
+             (["versicolor", "virginica", "virginica"], ["setosa", "virginica", "versicolor"])]
+    for y_true, y_pred in cases:
+        y_true, y_pred = np.array(y_true), np.array(y_pred)
+        h = evaluate.classification(y_true, y_pred, None, classes)
+        for avg in ("macro", "weighted"):
+            assert h[f"f1_{avg}"] == pytest.approx(skm.f1_score(y_true, y_pred, average=avg, zero_division=0))
+            assert h[f"precision_{avg}"] == pytest.approx(
+                skm.precision_score(y_true, y_pred, average=avg, zero_division=0))
+            assert h[f"recall_{avg}"] == pytest.approx(skm.recall_score(y_true, y_pred, average=avg, zero_division=0))
+        assert list(h["per_class"]) == classes and h["per_class"]["setosa"]["support"] == 0
+    assert evaluate.classification(*cases[0], None, classes)["f1"] == 1.0
+
+
+def test_time_order_puts_rows_without_a_time_first_without_a_warning():
+    """`train` on a file with gaps in its time column printed pyarrow's FutureWarning on null_placement."""
+    import warnings
+    import pyarrow as pa
+    from engine.models.data import in_time_order
+    table = pa.table({"t": pa.array([3.0, None, 1.0, None, 2.0]), "v": [0, 1, 2, 3, 4]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ordered, column = in_time_order(table, "t")
+    assert column == "t" and ordered.column("v").to_pylist() == [1, 3, 2, 4, 0]
+
+
+def test_cli_train_on_class_sorted_files_prints_no_sklearn_warnings(tmp_path):
+    """wine and tips in file order: time folds whose models saw one class, or two of four; `train --json`
+    printed scikit-learn's UserWarning and UndefinedMetricWarning lines on stderr around the JSON."""
+    from sklearn.datasets import load_wine
+    wine = load_wine(as_frame=True).frame                 # sorted by class, as the file ships
+    wine["target"] = wine["target"].map({0: "a", 1: "b", 2: "c"})
+    path = tmp_path / "wine.csv"
+    wine.to_csv(path, index=False)
+    import plotly.express as px
+    px.data.tips().to_csv(tmp_path / "tips.csv", index=False)      # days in runs: Sun, Sat, Thur, Fri, ...
+    for file, target, model in ((path, "target", "rf"), (tmp_path / "tips.csv", "day", "logreg"),
+                                (tmp_path / "tips.csv", "day", "rf")):
+        r = run_cli("train", str(file), "--target", target, "--model", model, "--json")
+        assert r.returncode == 0, r.stderr
+        assert r.stderr == "", r.stderr
+        assert json.loads(r.stdout)["task"] == "classification"
+
+
+def test_roc_needs_both_of_a_binary_models_classes_in_the_rows():
+    import warnings
+    from engine.models import evaluate
+    y = np.array(["Sun", "Sun", "Thur", "Thur"])                 # the model knows Fri and Sat only
+    proba = np.array([[0.2, 0.8], [0.6, 0.4], [0.5, 0.5], [0.9, 0.1]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        h = evaluate.classification(y, np.array(["Sat", "Fri", "Fri", "Fri"]), proba, ["Fri", "Sat"])
+    assert h["roc_auc"] is None and "only one of the model's two classes" in h["roc_auc_note"]
+    assert h["confusion"] == [[0, 0], [0, 0]] and h["accuracy"] == 0.0   # scikit-learn's confusion_matrix raised
+
+
+def test_id_like_text_columns_are_left_out_of_the_default_features():
+    """A tailed file whose dd.mm.yyyy times all fell in March's first days stayed text: trained with every
+    column, the model one-hot encoded a column per row of it."""
+    from engine.models.data import id_like, split_features
+    n = 300
+    rng = np.random.default_rng(0)
+    table = pa.table({"ts": [f"01.03.2024 {i // 60:02d}:{i % 60:02d}" for i in range(n)],
+                      "order": [f"A-{i:05d}" for i in range(n)],
+                      "site": rng.choice(["north", "south", "east"], n).tolist(),
+                      "code": [f"c{i % 15}" for i in range(n)],          # 15 values: a category, not an id
+                      "x": rng.normal(size=n), "label": rng.choice(["a", "b"], n).tolist()})
+    assert id_like(table, table.column_names) == ["ts", "order"]
+    assert split_features(table, None, "label") == (["x"], ["site", "code"])
+    assert split_features(table, ["order", "x"], "label") == (["x"], ["order"])      # named: taken as asked
+    few = table.slice(0, 15)                                                          # under 20 values: no id
+    assert id_like(few, few.column_names) == []

@@ -63,8 +63,8 @@ def bucket_bands(series: dict, columns: list[str], all_columns: list[str], band:
         else:
             lo, hi = mean - series["std"][:, j], mean + series["std"][:, j]
         colour = PALETTE[(r - 1) % len(PALETTE)]
-        fig.add_trace(go.Scatter(x=x, y=hi, mode="lines", line=dict(width=0), hoverinfo="skip"), row=r, col=1)
-        fig.add_trace(go.Scatter(x=x, y=lo, mode="lines", line=dict(width=0), fill="tonexty",
+        bx, by = _band(x, lo, hi)
+        fig.add_trace(go.Scatter(x=bx, y=by, mode="lines", line=dict(width=0), fill="toself",
                                  fillcolor=_alpha(colour, 0.15), hoverinfo="skip"), row=r, col=1)
         fig.add_trace(go.Scatter(x=x, y=mean, mode="lines+markers" if len(x) < 40 else "lines",
                                  line=dict(color=colour, width=2), marker=dict(size=4), name=col,
@@ -75,6 +75,18 @@ def bucket_bands(series: dict, columns: list[str], all_columns: list[str], band:
     fig.update_xaxes(**_bucket_range(x, width))
     fig.update_xaxes(title_text="bucket start (UTC)", row=len(columns), col=1)
     return _layout(fig, 40 + 190 * len(columns), hovermode="x unified")
+
+
+def _band(x: pd.DatetimeIndex, lo: np.ndarray, hi: np.ndarray) -> tuple[list, list]:
+    """One closed outline (hi forward, lo back) per run of buckets where the column has values, runs
+    split by None: a fill between two lines would join the runs across buckets without values."""
+    ok = np.isfinite(lo) & np.isfinite(hi)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], ok.astype(np.int8), [0]])))
+    xs, ys = [], []
+    for a, b in zip(edges[::2], edges[1::2]):
+        xs += [*x[a:b], *x[a:b][::-1], None]
+        ys += [*hi[a:b], *lo[a:b][::-1], None]
+    return xs, ys
 
 
 def _alpha(hex_colour: str, a: float) -> str:
@@ -106,11 +118,16 @@ def group_bars(groups: list[str], means: list, stds: list, counts: list, column:
     return _layout(fig, 320)
 
 
+HEATMAP_TEXT_COLUMNS = 12      # beyond this many columns a cell is too narrow for its value: hover shows it
+
+
 def heatmap(matrix: np.ndarray, columns: list[str]) -> go.Figure:
     text = [[("—" if not np.isfinite(v) else f"{v:.2f}") for v in row] for row in matrix]
+    n = len(columns)
     fig = go.Figure(go.Heatmap(z=matrix, x=columns, y=columns, zmin=-1, zmax=1, zmid=0,
-                               colorscale="RdBu", reversescale=True, text=text, texttemplate="%{text}",
-                               textfont=dict(size=13), xgap=2, ygap=2,
+                               colorscale="RdBu", reversescale=True, text=text,
+                               texttemplate="%{text}" if n <= HEATMAP_TEXT_COLUMNS else "",
+                               textfont=dict(size=13 if n <= 5 else 11), xgap=2, ygap=2,
                                colorbar=dict(title="r", thickness=12),
                                hovertemplate="%{y} × %{x}<br>r = %{z:.3f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
@@ -146,10 +163,16 @@ def confusion(matrix: list[list[int]], classes: list, target: str) -> go.Figure:
     m = np.asarray(matrix, dtype=np.float64)
     share = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
     labels = [str(c) for c in classes]
-    text = [[f"{int(v):,}<br>{s:.0%}" for v, s in zip(row, srow)] for row, srow in zip(m, share)]
+    n = len(labels)
+    full = [[f"{int(v):,}<br>{s:.0%}" for v, s in zip(row, srow)] for row, srow in zip(m, share)]
+    # a cell holds count and share up to 4 classes; up to 12 its count (none for 0); beyond, hover only
+    # (digits' 10 classes drew 200 overlapping labels)
+    text = full if n <= 4 else [[f"{int(v):,}" if v else "" for v in row] for row in m] if n <= 12 else None
     fig = go.Figure(go.Heatmap(z=share, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues", text=text,
-                               texttemplate="%{text}", textfont=dict(size=14), xgap=2, ygap=2, showscale=False,
-                               hovertemplate=f"true {target} %{{y}}<br>predicted %{{x}}<br>%{{text}}<extra></extra>"))
+                               texttemplate="%{text}" if text else "", textfont=dict(size=14 if n <= 4 else 11),
+                               xgap=2 if n <= 12 else 1, ygap=2 if n <= 12 else 1, showscale=False, customdata=full,
+                               hovertemplate=f"true {target} %{{y}}<br>predicted %{{x}}<br>%{{customdata}}"
+                                             "<extra></extra>"))
     fig.update_xaxes(title_text=f"predicted {target}", type="category")
     fig.update_yaxes(title_text=f"true {target}", type="category", autorange="reversed")
     return _layout(fig, 320)
@@ -187,8 +210,10 @@ def fold_scores(scores: list[float], metric: str, baseline: float | None, kind: 
     """Bars per fold; the folds' mean and the baseline as lines named in the legend (no overlapping labels)."""
     x = [f"fold {i}" for i in range(1, len(scores) + 1)]
     fig = go.Figure(go.Bar(x=x, y=scores, marker_color=PALETTE[0], text=[f"{s:.3f}" for s in scores],
-                           textposition="inside", insidetextanchor="end", textangle=0,
-                           textfont=dict(color="white", size=11),
+                           # inside a bar tall enough, else beside its end in dark text (a fold near 0
+                           # had its score shrunk to an unreadable speck inside a sliver of a bar)
+                           textposition="auto", insidetextanchor="end", textangle=0, cliponaxis=False,
+                           insidetextfont=dict(color="white", size=11), outsidetextfont=dict(color="#24292f", size=11),
                            name="fold", showlegend=False,
                            hovertemplate=f"%{{x}}<br>{metric} %{{y:.3f}}<extra></extra>"))
     ends = [-0.5, len(scores) - 0.5]

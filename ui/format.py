@@ -23,14 +23,14 @@ def plain(text) -> str:
 
 
 def num(x) -> str:
-    """A statistic: thousands separators for big values, 4 significant digits for small ones."""
+    """A statistic: thousands separators for big values, 4 significant digits for small ones, whole numbers bare."""
     if x is None:
         return "—"
     x = float(x)
     if not math.isfinite(x):
         return "—"
     a = abs(x)
-    if a >= 1e5:
+    if a >= 1e5 or x == int(x):          # a whole number as one (max 94, not 94.00; 10 rows/s)
         return f"{x:,.0f}"
     if a >= 1000:
         return f"{x:,.1f}"
@@ -61,7 +61,7 @@ def seconds(s, short: bool = False) -> str:
         return f"{int(s // 60)} min" + (f" {int(s % 60)} s" if int(s % 60) and not short else "")
     if s < 86400:
         return f"{int(s // 3600)} h" + (f" {int(s % 3600 // 60)} min" if int(s % 3600 // 60) and not short else "")
-    return f"{int(s // 86400)} d" + ("" if short else f" {int(s % 86400 // 3600)} h")
+    return f"{int(s // 86400)} d" + (f" {int(s % 86400 // 3600)} h" if int(s % 86400 // 3600) and not short else "")
 
 
 def when(t: float) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import Snapshot, parse_time
-from engine.models import GRIDS, ModelSpec, TASKS, algorithms_for, guess_task, model_columns, split_features
+from engine.models import (GRIDS, ModelSpec, TASKS, algorithms_for, guess_task, id_like, model_columns,
+                           split_features)
 from ui import format as fmt
 from ui.refresh import keep, remember
 
@@ -27,7 +28,8 @@ def training_form(snap: Snapshot) -> tuple[ModelSpec | None, dict]:
                     help="Guessed from the target: text, yes/no or a few whole numbers are classes.")
     algorithm = c3.selectbox("Algorithm", algorithms_for(task), format_func=fmt.algorithm,
                              key=f"m_algorithm_{task}")
-    features = feature_picker([n for n in names if n != target])
+    others = [n for n in names if n != target]
+    features = feature_picker(others, id_like(recent, others) if recent.num_rows else [])
     params = hyperparameters(algorithm)
     slice_ = training_slice()
     c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
@@ -54,12 +56,14 @@ def kept_select(label: str, options: list, key: str, default, **kw):
     return st.selectbox(label, options, key=key, on_change=keep, args=(key,), **kw)
 
 
-def feature_picker(others: list[str]) -> list[str]:
-    """The kept feature choice, narrowed to the columns there are (all of them when none is left)."""
-    remember("m_features", others)
-    st.session_state["m_features"] = [f for f in st.session_state["m_features"] if f in others] or others
+def feature_picker(others: list[str], ids: list[str]) -> list[str]:
+    """The kept feature choice, narrowed to the columns there are (by default all but the id-like ones)."""
+    default = [c for c in others if c not in ids] or others
+    remember("m_features", default)
+    st.session_state["m_features"] = [f for f in st.session_state["m_features"] if f in others] or default
     return st.multiselect("Features", others, key="m_features", on_change=keep, args=("m_features",),
-                          help="Numbers are imputed and scaled; text columns are one-hot encoded.")
+                          help="Numbers are imputed and scaled; text columns are one-hot encoded. Text columns "
+                               "with a different value on most rows (ids, times read as text) start unpicked.")
 
 
 def hyperparameters(algorithm: str) -> dict:

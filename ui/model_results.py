@@ -164,6 +164,12 @@ def metric_cards(report: dict) -> None:
                       + f"On the {report['rows']['holdout']:,} newest rows (holdout). Baseline "
                       + (f"(always predicts {b.get('predicts')!r}): " if "predicts" in b else
                          "(always predicts the training mean): ") + fmt.score(base))
+    held = [c for c, v in (h.get("per_class") or {}).items() if v["support"]]
+    if report["task"] == "classification" and len(held) == 1 and len(h.get("classes") or []) > 1:
+        st.warning(f"All {report['rows']['holdout']:,} holdout rows are {fmt.plain(held[0])}: the newest rows hold "
+                   "one class (is the file sorted by its target?), so these scores say nothing about the others. "
+                   "Cross-validation below scores older rows; for a holdout with every class, upload the rows "
+                   "in their real order or shuffled.", icon=":material/warning:")
     if report["task"] == "classification" and h.get("roc_auc") is None and h.get("roc_auc_note"):
         st.caption(f"ROC AUC is undefined here: {h['roc_auc_note']}.")
     elif h.get("roc_auc_note"):

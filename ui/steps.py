@@ -138,7 +138,8 @@ def step_form(kind: str, kinds: dict[str, str]) -> dict | None:
         name = c1.text_input("New column", key="pp_derive_name", placeholder="power_per_degree")
         expr = st.text_input("Expression", key="pp_derive_expr", placeholder="power / (temperature + 273.15)",
                              help="Arithmetic (+ - * / // % **), comparisons, and/or/not and the functions "
-                                  + ", ".join(EXPR_FUNCTIONS) + " over number and bool columns; nothing else runs.")
+                                  + ", ".join(EXPR_FUNCTIONS) + " over number and bool columns; nothing else runs. "
+                                  "Put a column name with spaces or signs in backticks: `mean area` / 2.")
         return {"name": name.strip(), "expr": expr} if name.strip() and expr.strip() else None
     if kind == "filter":
         column = c1.selectbox("Column", names, key="pp_filter_col")

@@ -12,6 +12,7 @@ _EXPORTS = {
     "algorithms_for": (".spec", "algorithms_for"),
     "guess_task": (".data", "guess_task"),
     "model_columns": (".data", "model_columns"),
+    "id_like": (".data", "id_like"),
     "split_features": (".data", "split_features"),
     "GRIDS": (".selection", "GRIDS"),
     "HEADLINE": (".evaluate", "HEADLINE"),

@@ -113,6 +113,7 @@ def cmd_predict(args) -> int:
 
     from ..prep.pipeline import Pipeline
     from .data import read_parsed, with_gaps
+    from ..read.export_csv import whole_seconds
     from .export import import_file
     model, card = import_file(args.model)
     parsed = read_parsed(args.file)
@@ -137,7 +138,7 @@ def cmd_predict(args) -> int:
         out = with_gaps(out, parsed)
         sys.stderr.write(f"warning: {parsed.rejected} rows of {args.file} could not be parsed; "
                          f"their lines are empty, prediction included\n")
-    pcsv.write_csv(out, sys.stdout.buffer, pcsv.WriteOptions(quoting_style="needed"))
+    pcsv.write_csv(whole_seconds(out), sys.stdout.buffer, pcsv.WriteOptions(quoting_style="needed"))
     sys.stdout.flush()
     return 0
 

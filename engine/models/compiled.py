@@ -27,6 +27,8 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, OneHotEncoder, StandardScaler
 
+from ..prep.expr import parse_tree
+
 # expression function -> the numpy ufunc that the engine's `derive` also calls (skops trusts ufuncs)
 UFUNCS = {"abs": np.abs, "sqrt": np.sqrt, "log": np.log, "log10": np.log10, "log1p": np.log1p, "exp": np.exp,
           "floor": np.floor, "ceil": np.ceil, "sign": np.sign}
@@ -96,7 +98,7 @@ def trace(steps: list[dict], features: list[str], kinds: dict[str, str] | None =
                 chain(c, i, kind).ops.append(("clip", lo, hi))
         elif kind == "derive":
             try:
-                tree = ast.parse(p["expr"].strip(), mode="eval").body
+                tree = parse_tree(p["expr"].strip())
             except SyntaxError:
                 raise NotCompiled(f"step {i + 1} (derive) has an expression that does not parse") from None
             leaf = _Leaves(lambda name: chain(name, i, kind).copy(), kinds, i)

@@ -148,7 +148,7 @@ def in_time_order(table: pa.Table, column: str | None = None) -> tuple[pa.Table,
     elif kinds.get(column) not in ("time", "number"):
         raise UserError(f"time column {column!r} must be a timestamp or number column; "
                         f"columns: {', '.join(c for c in kinds if not c.startswith('_'))}")
-    order = pc.sort_indices(table, sort_keys=[(column, "ascending")], null_placement="at_start")
+    order = pc.sort_indices(table, sort_keys=[(column, "ascending", "at_start")])
     return table.take(order), column
 
 
@@ -174,11 +174,24 @@ def model_columns(schema: pa.Schema, time_column: str | None) -> list[str]:
             and str(f.type) in MODEL_TYPES]
 
 
+ID_MIN_VALUES = 20       # a text column with at least this many values, different on most rows, is an id
+
+
+def id_like(table: pa.Table, names: list[str]) -> list[str]:
+    """Text columns among `names` whose value differs on most rows (ids, times kept as text such as
+    01.03.2024 00:00): one-hot encoded they give a column per row, which no model learns from."""
+    n = table.num_rows
+    kinds = column_kinds(table)
+    return [c for c in names if kinds.get(c) == "text"
+            and (k := pc.count_distinct(table.column(c)).as_py()) >= ID_MIN_VALUES and k > n / 2]
+
+
 def split_features(table: pa.Table, names: list[str] | None, target: str) -> tuple[list[str], list[str]]:
-    """(numeric, categorical) among `names` (default: every column but the target and time columns)."""
+    """(numeric, categorical) among `names` (default: every column but the target, time and id-like ones)."""
     kinds = column_kinds(table)
     if names is None:
         names = [c for c, k in kinds.items() if c != target and not c.startswith("_") and k != "time"]
+        names = [c for c in names if c not in id_like(table, names)]
     missing = [c for c in names if c not in kinds]
     if missing:
         raise UserError(f"features missing from the data: {', '.join(missing)}; "

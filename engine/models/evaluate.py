@@ -5,7 +5,10 @@ scores on the rows right after them. Stratified k-fold is there on request.
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+import pandas as pd
 from sklearn import metrics as skm
 from sklearn.model_selection import StratifiedKFold, TimeSeriesSplit
 
@@ -37,8 +40,11 @@ def classification(y_true, y_pred, proba=None, classes=None) -> dict:
     """
     classes = np.asarray(classes if classes is not None else np.unique(np.concatenate([y_true, y_pred])))
     out = {"accuracy": skm.accuracy_score(y_true, y_pred), "average": "macro"}
+    # averages over the classes these rows hold or the model predicted, as scikit-learn's own scores do: a class
+    # the rows never show, never predicted, would count as F1 0 (a perfect holdout of one class read 0.33)
+    seen = np.unique(np.concatenate([np.asarray(y_true), np.asarray(y_pred)]))
     for avg in ("macro", "weighted"):
-        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=classes, average=avg,
+        p, r, f, _ = skm.precision_recall_fscore_support(y_true, y_pred, labels=seen, average=avg,
                                                          zero_division=0)
         out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = p, r, f
     out["precision"], out["recall"], out["f1"] = out["precision_macro"], out["recall_macro"], out["f1_macro"]
@@ -46,9 +52,20 @@ def classification(y_true, y_pred, proba=None, classes=None) -> dict:
     out["per_class"] = {str(_label(c)): {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
                                          "support": int(s[i])} for i, c in enumerate(classes)}
     out["classes"] = [_label(c) for c in classes]
-    out["confusion"] = skm.confusion_matrix(y_true, y_pred, labels=classes).tolist()
+    out["confusion"] = confusion(y_true, y_pred, classes)
     out.update(scores_of(y_true, proba, classes))
     return {k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in out.items()}
+
+
+def confusion(y_true, y_pred, classes) -> list[list[int]]:
+    """Rows: true class, columns: predicted, over the model's classes. Rows of a class the model never saw (a
+    time fold's model may know two of four) are left out; scikit-learn refuses when no row is of its classes."""
+    index = pd.Index(classes)
+    t, p = index.get_indexer(np.asarray(y_true)), index.get_indexer(np.asarray(y_pred))    # -1: not a class
+    known = (t >= 0) & (p >= 0)
+    m = np.zeros((len(classes), len(classes)), dtype=np.int64)
+    np.add.at(m, (t[known], p[known]), 1)
+    return m.tolist()
 
 
 def scores_of(y_true, proba, classes) -> dict:
@@ -64,6 +81,10 @@ def scores_of(y_true, proba, classes) -> dict:
         return out
     if len(classes) == 2:
         positive = y_true == classes[1]
+        if positive.all() or not positive.any():      # a fold's model that saw two of more classes
+            out["roc_auc_note"] = (f"the rows hold only one of the model's two classes "
+                                   f"({_label(classes[0])!r}, {_label(classes[1])!r}); ROC AUC needs both")
+            return out
         out["roc_auc"] = skm.roc_auc_score(positive, proba[:, 1])
         fpr, tpr, _ = skm.roc_curve(positive, proba[:, 1])
         keep = _thin(len(fpr))
@@ -132,7 +153,11 @@ def score(model, X, y, task: str) -> dict:
     if task == "regression":
         return regression(y, pred)
     proba = model.predict_proba(X) if hasattr(model, "predict_proba") else None
-    return classification(y, pred, proba, model.classes_)
+    with warnings.catch_warnings():
+        # a fold whose model saw one class (a forest accepts that) gives a 1x1 confusion matrix; the report
+        # says what its scores mean, scikit-learn's warning on stderr adds nothing
+        warnings.simplefilter("ignore", UserWarning)
+        return classification(y, pred, proba, model.classes_)
 
 
 def baseline(y_train, y_test, task: str, classes=None) -> dict:

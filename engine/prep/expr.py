@@ -1,7 +1,7 @@
 """Safe arithmetic expressions over columns, for the pipeline's `derive` step.
 
 The text is parsed with `ast` and every node is checked against a whitelist:
-numbers, column names, + - * / // % **, unary -, comparisons, and/or/not, and a
+numbers, column names (`in backticks` when not a Python name), + - * / // % **, unary -, comparisons, and/or/not, and a
 few numpy functions. Nothing is ever passed to `eval`; evaluation walks the
 checked tree with numpy over whole columns (NaN = missing).
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import re
 
 import numpy as np
 
@@ -46,6 +47,33 @@ def _where(text: str, e: SyntaxError) -> str:
     return f"{e.msg} at character {at + 1} ({text[at:at + 12]!r})"
 
 
+_QUOTED = r"`([^`]*)`"          # a column name in backticks
+
+
+def parse_tree(text: str) -> ast.expr:
+    """The expression's tree, with `backticks` around a column name that is not a Python name (`mean area`,
+    `od280/od315`), as in pandas' eval. Each quoted name is parsed as a stand-in identifier of the same
+    length (so error positions stay where the user typed them), then put back into the tree's Name nodes.
+    Raises SyntaxError."""
+    names: dict[str, str] = {}
+
+    def stand_in(m: re.Match) -> str:
+        name = m.group(1)
+        if not name:
+            raise SyntaxError("empty `` quotes", ("<expr>", 1, m.start() + 1, text))
+        token = f"_q{len(names)}".ljust(len(m.group(0)), "_")
+        while token in names or token in text:
+            token += "_"
+        names[token] = name
+        return token
+
+    tree = ast.parse(re.sub(_QUOTED, stand_in, text), mode="eval").body
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in names:
+            node.id = names[node.id]
+    return tree
+
+
 def is_number(v) -> bool:
     """A number that fits a float64 (a 400-digit integer or 1e400 does not); booleans are not numbers."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -73,7 +101,7 @@ class Expr:
         if len(text) > MAX_LENGTH:
             raise UserError(f"the expression is {len(text)} characters long; the limit is {MAX_LENGTH}")
         try:
-            tree = ast.parse(text.strip(), mode="eval").body
+            tree = parse_tree(text.strip())
         except SyntaxError as e:
             raise UserError(f"the expression is not valid: {_where(text.strip(), e)}") from None
         if sum(1 for _ in ast.walk(tree)) > MAX_NODES:

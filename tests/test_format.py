@@ -1,0 +1,19 @@
+"""Numbers and durations as the pages print them."""
+from ui import format as fmt
+
+
+def test_durations_leave_out_a_zero_smaller_unit():
+    assert fmt.seconds(86_400) == "1 d"                  # "last 1 d 0 h" read oddly on the time picker
+    assert fmt.seconds(7 * 86_400) == "7 d"
+    assert fmt.seconds(86_400 + 3 * 3600) == "1 d 3 h"
+    assert fmt.seconds(86_400 + 3 * 3600, short=True) == "1 d"
+    assert fmt.seconds(3600) == "1 h" and fmt.seconds(3660) == "1 h 1 min"
+    assert fmt.seconds(300) == "5 min" and fmt.seconds(0.25) == "250 ms"
+
+
+def test_whole_numbers_have_no_decimals():
+    """An integer column's card read "min 0 · max 94.00", a replay "10.00 rows/s" and "3,600.0× real time"."""
+    assert [fmt.num(v) for v in (0, 94.0, 1.0, 10, 3600.0, -2.0, 123456.0)] == \
+        ["0", "94", "1", "10", "3,600", "-2", "123,456"]
+    assert [fmt.num(v) for v in (27.15, 0.875, 1013.04, 0.0206, None, float("nan"))] == \
+        ["27.15", "0.875", "1,013.0", "0.0206", "—", "—"]
