@@ -40,7 +40,7 @@ def rerun_until(at: AppTest, cond, timeout: float = 15.0) -> AppTest:
         try:
             if cond(at):
                 return at
-        except StopIteration:                  # the element is not drawn yet (e.g. "Starting…")
+        except (StopIteration, KeyError):      # the element is not drawn yet (e.g. "Starting…")
             pass
         if time.time() > end:
             raise AssertionError("condition not met; page shows: "
@@ -360,6 +360,7 @@ def test_aggregates_time_range_is_event_time(app):
     at = upload(at, "weather.csv", data)
     button(at, "Start replay").click().run()
     at.switch_page(AGGREGATES).run()
+    at = rerun_until(at, lambda a: "weather" in a.selectbox(key="view_stream").options)   # the replay has begun
     at.selectbox(key="view_stream").set_value("weather").run()
     at.selectbox(key="agg_range").set_value("Absolute range").run()
     at.text_input(key="agg_since").set_value("2015-06-01").run()
