@@ -7,7 +7,6 @@ import pyarrow as pa
 import pytest
 import sklearn.metrics as skm
 
-from engine.cluster.engine import ClusterEngine
 from engine.errors import UserError
 from engine.ingest.replay import Speed
 from engine.models.data import training_rows
@@ -15,16 +14,8 @@ from engine.models.registry import make_card
 from engine.models.spec import ModelSpec
 from engine.models.train import train
 from tests.models_data import mixed_frame
+from tests.test_cluster_engine import engine  # noqa: F401  (the fixture: a ClusterEngine of 2 partitions)
 from tests.test_models_engine import deployable
-
-
-@pytest.fixture
-def engine(cluster, tmp_path, monkeypatch):
-    monkeypatch.setenv("RIVULET_DASK", cluster.scheduler)
-    monkeypatch.setenv("RIVULET_HISTORY", cluster.history)
-    e = ClusterEngine(cluster.log, str(tmp_path / "c"), partitions=2)
-    yield e
-    e.close()
 
 
 def test_a_deployed_model_predicts_every_row_on_every_partition_and_swaps_at_one_batch(engine, tmp_path):

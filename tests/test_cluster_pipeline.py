@@ -5,13 +5,13 @@ import json
 import pandas as pd
 import pytest
 
-from engine.cluster.engine import ClusterEngine
 from engine.cluster.redis_snapshots import snapshot_key, unpack
 from engine.ingest.replay import Speed
 from engine.runtime import Engine
 from engine.stats.operators import WindowSpec
 from tests.conftest import wait_for
 from tests.reference import close
+from tests.test_cluster_engine import engine  # noqa: F401  (the fixture: a ClusterEngine of 2 partitions)
 from tests.test_cluster_replay import cluster_replay, make_csv, same_numbers
 
 RUNNING = {"steps": [  # running statistics and forward fill carry state from batch to batch
@@ -47,15 +47,6 @@ def test_a_spec_given_at_start_runs_as_embedded(cluster, tmp_path, partitions, s
     assert "xy" in out["stats"]
     for key in ("stats", "cov", "corr", "cumulative"):
         same_numbers(out[key], ref[key], key)
-
-
-@pytest.fixture
-def engine(cluster, tmp_path, monkeypatch):
-    monkeypatch.setenv("RIVULET_DASK", cluster.scheduler)
-    monkeypatch.setenv("RIVULET_HISTORY", cluster.history)
-    e = ClusterEngine(cluster.log, str(tmp_path / "c"), partitions=2)
-    yield e
-    e.close()
 
 
 def test_a_version_applied_while_data_flows_runs_from_the_same_batch_on_every_partition(engine, cluster, tmp_path):
