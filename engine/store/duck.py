@@ -75,6 +75,11 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def disk_full(data_dir: str) -> UserError:
+    return UserError(f"cannot write to the data folder {data_dir}: no space left on the device; "
+                     f"free some space, then start again (it resumes after the last stored row)")
+
+
 def _holder(fd: int) -> str:
     """Which process holds the folder's lock: its pid (written into the lock file) and command line."""
     pid = os.pread(fd, 64, 0).decode(errors="replace").strip()
@@ -229,8 +234,25 @@ class DuckStore:
             except duckdb.Error as e:
                 if "no space left" not in str(e).lower():
                     raise
-                raise UserError(f"cannot write to the data folder {self.data_dir}: no space left on the device; "
-                                f"free some space, then start again (it resumes after the last stored row)") from None
+                raise disk_full(self.data_dir) from None
+
+    @staticmethod
+    @contextmanager
+    def _transaction(w, undo=None):
+        """BEGIN ... COMMIT on the write cursor; anything raised rolls it back, calls `undo` (what was
+        done outside the database for it) and goes on up."""
+        w.execute("BEGIN")
+        try:
+            yield
+            w.execute("COMMIT")
+        except BaseException:
+            try:
+                w.execute("ROLLBACK")
+            except duckdb.TransactionException:
+                pass           # a failed COMMIT has already ended the transaction; its error is the one to tell
+            if undo is not None:
+                undo()
+            raise
 
     def read(self) -> duckdb.DuckDBPyConnection:
         """A cursor for one reader; DuckDB gives each its own consistent view."""
@@ -258,16 +280,15 @@ class DuckStore:
 
     def delete_stream(self, stream_id: int) -> None:
         with self._writing() as w:
-            w.execute("BEGIN")
-            for table in ("offsets", "quarantine", "pipelines"):
-                w.execute(f"DELETE FROM {table} WHERE stream = ?", [stream_id])
-            w.execute("DELETE FROM state WHERE stream = ?", [stream_id])
-            w.execute("DELETE FROM streams WHERE id = ?", [stream_id])
-            w.execute("DELETE FROM segments WHERE stream = ?", [stream_id])
-            w.execute(f"DROP VIEW IF EXISTS {rows_table(stream_id)}")
-            w.execute(f"DROP TABLE IF EXISTS {db_table(stream_id)}")
-            w.execute(f"DROP TABLE IF EXISTS predictions_{int(stream_id)}")
-            w.execute("COMMIT")
+            with self._transaction(w):
+                for table in ("offsets", "quarantine", "pipelines"):
+                    w.execute(f"DELETE FROM {table} WHERE stream = ?", [stream_id])
+                w.execute("DELETE FROM state WHERE stream = ?", [stream_id])
+                w.execute("DELETE FROM streams WHERE id = ?", [stream_id])
+                w.execute("DELETE FROM segments WHERE stream = ?", [stream_id])
+                w.execute(f"DROP VIEW IF EXISTS {rows_table(stream_id)}")
+                w.execute(f"DROP TABLE IF EXISTS {db_table(stream_id)}")
+                w.execute(f"DROP TABLE IF EXISTS predictions_{int(stream_id)}")
         shutil.rmtree(segments.folder(self.data_dir, stream_id), ignore_errors=True)
         self._columns.pop(stream_id, None)
 
@@ -340,8 +361,8 @@ class DuckStore:
         """
         with self._writing() as w:
             segment = self._segment(stream_id, rows)
-            w.execute("BEGIN")
-            try:
+            undo = (lambda: segments.remove(self.data_dir, stream_id, [segment])) if segment is not None else None
+            with self._transaction(w, undo):
                 if segment is not None:
                     rids, ingest = rows.column("_rid"), rows.column("_ingest")
                     w.execute("INSERT INTO segments VALUES (?, ?, ?, ?, ?, make_timestamp(?))",
@@ -384,15 +405,6 @@ class DuckStore:
                           [state["next_rid"], state["ingested"], state["quarantined"], state["flagged"],
                            state["late"], state["window_from"], state["cumulative"], state.get("replayed", 0),
                            stream_id])
-                w.execute("COMMIT")
-            except BaseException:
-                try:
-                    w.execute("ROLLBACK")
-                except duckdb.TransactionException:
-                    pass           # a failed COMMIT has already ended the transaction; its error is the one to tell
-                if segment is not None:
-                    segments.remove(self.data_dir, stream_id, [segment])
-                raise
 
     def _segment(self, stream_id: int, rows: pa.Table | None) -> str | None:
         """Write a big commit's rows as a segment file (the table's own column types); None: insert them."""
@@ -407,8 +419,7 @@ class DuckStore:
             return segments.write(self.data_dir, stream_id, rows, rows.column("_rid")[0].as_py())
         except OSError as e:
             if e.errno == errno.ENOSPC:
-                raise UserError(f"cannot write to the data folder {self.data_dir}: no space left on the device; "
-                                f"free some space, then start again (it resumes after the last stored row)") from None
+                raise disk_full(self.data_dir) from None
             raise
 
     def prune(self, stream_id: int, next_rid: int, keep_rows: int | None, keep_seconds: float | None) -> None:
@@ -423,9 +434,8 @@ class DuckStore:
                                  [db_table(stream_id)]).fetchone()[0]
             if not has_rows:
                 keep_rows = keep_seconds = None       # no rows yet: an empty or header-only file
-            w.execute("BEGIN")
-            try:
-                dropped = []
+            dropped = []
+            with self._transaction(w):
                 if keep_rows:
                     cut = next_rid - keep_rows
                     w.execute(f"DELETE FROM {db_table(stream_id)} WHERE _rid < ?", [cut])
@@ -446,13 +456,6 @@ class DuckStore:
                 if (keep_rows or keep_seconds) and w.execute("SELECT count(*) FROM segments WHERE stream = ?",
                                                              [stream_id]).fetchone()[0]:
                     self._define_view(w, stream_id)      # the new limits, as constants the scan can use
-                w.execute("COMMIT")
-            except BaseException:
-                try:
-                    w.execute("ROLLBACK")
-                except duckdb.TransactionException:
-                    pass
-                raise
             self._dropped[stream_id] = [name for (name,) in dropped]
 
     # --- reading history ------------------------------------------------------------
