@@ -1,31 +1,20 @@
 """A trained model deployed onto a stream that runs on the cluster: every partition worker loads it (from
 Redis) and predicts its batches; the predictions land in Delta and read back as in embedded mode."""
-import time
-
 import numpy as np
-import pyarrow as pa
 import pytest
 import sklearn.metrics as skm
 
 from engine.errors import UserError
 from engine.ingest.replay import Speed
-from engine.models.data import training_rows
-from engine.models.registry import make_card
-from engine.models.spec import ModelSpec
-from engine.models.train import train
 from tests.models_data import mixed_frame
 from tests.test_cluster_engine import engine  # noqa: F401  (the fixture: a ClusterEngine of 2 partitions)
-from tests.test_models_engine import deployable
+from tests.test_models_engine import deployable, saved_logreg, wait_predictions
 
 
 def test_a_deployed_model_predicts_every_row_on_every_partition_and_swaps_at_one_batch(engine, tmp_path):
     _, _, model, first = deployable(engine, tmp_path)
     df = mixed_frame(6000, seed=2)
-    rows = training_rows(pa.Table.from_pandas(mixed_frame(2000)), "label", ["a", "b"], [], "classification")
-    spec = ModelSpec("classification", "label", ("a", "b"), (), "logreg", cv=3)
-    trained = train(rows, spec)
-    second = engine.models.registry.save(trained.model, make_card(trained.model, spec, trained.report,
-                                                                  {"a": "number", "b": "number"}, {}, None))
+    second_model, second = saved_logreg(engine, mixed_frame(2000))
     path = tmp_path / "live.csv"
     df.to_csv(path, index=False)
     name = engine.add_replay(str(path), name="live", speed=Speed("rows", 400), paused=True)
@@ -34,10 +23,8 @@ def test_a_deployed_model_predicts_every_row_on_every_partition_and_swaps_at_one
     assert engine.deploy(name, first)["model_id"] == first
     engine.resume(name)
     sid = engine.streams[name].id
-    deadline = time.time() + 120
     # the producer runs ahead of the workers' committed predictions: 13 s of rows are left to swap in
-    while engine.store.predictions(sid, last=10_000).num_rows < 600 and time.time() < deadline:
-        time.sleep(0.1)
+    wait_predictions(engine, sid, 600, 120)
     engine.deploy(name, second)                     # swapped while batches flow
     snap = engine.wait(name, timeout=240)
 
@@ -47,7 +34,7 @@ def test_a_deployed_model_predicts_every_row_on_every_partition_and_swaps_at_one
     switch = models.index(second)                   # both partitions switched at the same batch
     assert set(models[:switch]) == {first} and set(models[switch:]) == {second} and 600 <= switch < 6000
     X = df[["a", "b", "site"]].astype({"site": object})
-    want = np.concatenate([model.predict(X[:switch]), trained.model.predict(X[["a", "b"]][switch:])])
+    want = np.concatenate([model.predict(X[:switch]), second_model.predict(X[["a", "b"]][switch:])])
     assert pred.column("prediction").to_pylist() == want.tolist()
     proba = np.array(pred.column("proba").to_pylist()[:switch])
     np.testing.assert_allclose(proba, model.predict_proba(X[:switch]), atol=1e-12)

@@ -160,22 +160,32 @@ def test_deployed_model_predicts_every_new_row_and_scores_labels(engine, tmp_pat
     assert snap.model["predicted"] == 2000 and snap.model["labelled"] == 2000
 
 
+def saved_logreg(engine, df):
+    """A logistic regression on `a` and `b` of `df`, saved to the engine's registry: (model, id)."""
+    rows = training_rows(pa.Table.from_pandas(df), "label", ["a", "b"], [], "classification")
+    spec = ModelSpec("classification", "label", ("a", "b"), (), "logreg", cv=3)
+    trained = train(rows, spec)
+    card = make_card(trained.model, spec, trained.report, {"a": "number", "b": "number"}, {}, None)
+    return trained.model, engine.models.registry.save(trained.model, card)
+
+
+def wait_predictions(engine, sid, n, timeout):
+    """Until the store holds `n` predictions of stream `sid` (or `timeout` seconds pass)."""
+    deadline = time.time() + timeout
+    while engine.store.predictions(sid, last=10_000).num_rows < n and time.time() < deadline:
+        time.sleep(0.05)
+
+
 def test_swapping_models_on_a_running_stream_gives_each_row_one_prediction(engine, tmp_path):
     stream, df, model, first = deployable(engine, tmp_path)
-    rows = training_rows(pa.Table.from_pandas(df), "label", ["a", "b"], [], "classification")
-    second_spec = ModelSpec("classification", "label", ("a", "b"), (), "logreg", cv=3)
-    trained = train(rows, second_spec)
-    second = engine.models.registry.save(trained.model, make_card(trained.model, second_spec, trained.report,
-                                                                  {"a": "number", "b": "number"}, {}, None))
+    _, second = saved_logreg(engine, df)
     live = tmp_path / "live.csv"
     mixed_frame(6000, seed=2).to_csv(live, index=False)
     paced = engine.add_replay(str(live), name="live", speed=Speed("rows", 3000), paused=True)
     engine.deploy(paced, first)                    # before the first row (a loaded machine ran rows before it)
     engine.resume(paced)
     sid = engine.streams[paced].id
-    deadline = time.time() + 60
-    while engine.store.predictions(sid, last=10_000).num_rows < 1500 and time.time() < deadline:
-        time.sleep(0.05)
+    wait_predictions(engine, sid, 1500, 60)
     engine.deploy(paced, second)                   # swapped while batches flow
     engine.wait(paced, timeout=120)
     pred = engine.store.predictions(sid, last=100_000)

@@ -22,6 +22,7 @@ import logging
 import os
 import threading
 import time
+from contextlib import contextmanager
 
 from ..errors import UserError
 from ..ingest.logs import open_log
@@ -201,19 +202,21 @@ class ClusterEngine(Engine):
             if probe.schema is not None and partition_key not in probe.schema:
                 raise UserError(f"partition key {partition_key!r} is not a column of the file; columns: "
                                 f"{', '.join(probe.schema.names)}")
-        with self.lock:
-            self._spread = {"partitions": partitions, "partition_key": partition_key or None}
-            try:
-                return super().add_replay(path, *args, **kw)
-            finally:
-                self._spread = {}
+        with self._spreading(partitions, partition_key):
+            return super().add_replay(path, *args, **kw)
 
     def add_tail(self, pattern: str, *args, partitions: int | None = None, partition_key: str | None = None,
                  **kw) -> str:
+        with self._spreading(partitions, partition_key):
+            return super().add_tail(pattern, *args, **kw)
+
+    @contextmanager
+    def _spreading(self, partitions: int | None, partition_key: str | None):
+        """Hold the engine lock with the spread that `_start` gives the stream being added."""
         with self.lock:
             self._spread = {"partitions": partitions, "partition_key": partition_key or None}
             try:
-                return super().add_tail(pattern, *args, **kw)
+                yield
             finally:
                 self._spread = {}
 
