@@ -11,7 +11,7 @@ from ui import format as fmt
 from ui.guard import guard
 from ui.page import header
 from ui.refresh import keep, live_fragment, remember
-from ui.uploads import forget_stream, session_spools, spooled_uploader, upload_status
+from ui.uploads import forget_stream, session_spools, spooled_uploader
 
 engine, every = header(
     "Sources",
@@ -92,7 +92,36 @@ def upload_panel() -> None:
                 keep_selection(sp.stream)
         st.session_state.upload_round += 1            # a fresh uploader: a second click cannot start it twice
         st.rerun()
-    upload_status(session_spools(), keep_selection)
+    upload_status(session_spools())
+
+
+def upload_status(spools: dict) -> None:
+    """Each upload of this session: waiting for its copy, saving, saved, started or why not;
+    refreshed while any is under way, then one full run to show the new sources."""
+    busy = any(sp.pending for sp in spools.values())
+
+    @live_fragment(0.5 if busy else None)
+    def status() -> None:
+        for sp in spools.values():
+            if sp.state == "queued":
+                st.info(f"{sp.name}: another upload is being saved; it starts when that one is done.",
+                        icon=":material/hourglass_empty:")
+            elif sp.state == "saving":
+                st.progress(sp.copied / sp.size if sp.size else 0.0, text=f"Saving {sp.name}")
+            elif sp.state == "saved":
+                st.caption(f"{sp.name} is ready ({fmt.size(sp.size)}); press Start replay.")
+            elif sp.state == "starting":
+                st.caption(f"Starting {sp.name}…")
+            elif sp.state == "started":
+                st.success(f"Replaying {sp.name} → stream **{sp.stream}**", icon=":material/check_circle:")
+            else:
+                st.error(fmt.plain(sp.error), icon=":material/error:")
+        if busy and not any(sp.pending for sp in spools.values()):
+            started = [sp.stream for sp in spools.values() if sp.state == "started"]
+            if started:
+                keep_selection(started[-1])
+            st.rerun()
+    status()
 
 
 def tail_panel() -> None:

@@ -12,9 +12,7 @@ from streamlit.runtime.scriptrunner import get_script_run_ctx
 from streamlit.runtime.uploaded_file_manager import UploadedFileRec
 
 from engine import Spool
-from ui import format as fmt
 from ui import upload_route
-from ui.refresh import live_fragment
 
 SPOOLS = "upload_spools"      # session state: file id -> Spool, this session's uploads
 
@@ -112,33 +110,3 @@ def empty(held) -> None:
         held.truncate(0)
     except (ValueError, BufferError):       # closed, or a view of it is in use: it goes with its run
         pass
-
-
-def upload_status(spools: dict, on_started: Callable[[str], None]) -> None:
-    """Each upload of this session: waiting for its copy, saving, saved, started or why not;
-    refreshed while any is under way, then one full run to show the new sources (after
-    `on_started` is given the newest stream started)."""
-    busy = any(sp.pending for sp in spools.values())
-
-    @live_fragment(0.5 if busy else None)
-    def status() -> None:
-        for sp in spools.values():
-            if sp.state == "queued":
-                st.info(f"{sp.name}: another upload is being saved; it starts when that one is done.",
-                        icon=":material/hourglass_empty:")
-            elif sp.state == "saving":
-                st.progress(sp.copied / sp.size if sp.size else 0.0, text=f"Saving {sp.name}")
-            elif sp.state == "saved":
-                st.caption(f"{sp.name} is ready ({fmt.size(sp.size)}); press Start replay.")
-            elif sp.state == "starting":
-                st.caption(f"Starting {sp.name}…")
-            elif sp.state == "started":
-                st.success(f"Replaying {sp.name} → stream **{sp.stream}**", icon=":material/check_circle:")
-            else:
-                st.error(fmt.plain(sp.error), icon=":material/error:")
-        if busy and not any(sp.pending for sp in spools.values()):
-            started = [sp.stream for sp in spools.values() if sp.state == "started"]
-            if started:
-                on_started(started[-1])
-            st.rerun()
-    status()
