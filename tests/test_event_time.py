@@ -300,3 +300,16 @@ def test_a_formatted_time_out_of_range_is_flagged_and_the_rest_kept(tmp_path):
     t = event_times(snap)
     assert np.isnan(t[3]) and np.isfinite(np.delete(t, 3)).all()
     assert len(bad) == 1 and bad[0]["kept"] and bad[0]["raw"].startswith("31.12.9999")
+
+
+def test_typed_times_read_the_detected_layouts():
+    """A time typed into a picker (time range, training range, seek) may be written as the file writes
+    its times; one that reads with day and month either way round is refused, never guessed."""
+    from engine.read.views import parse_time
+    assert parse_time("31.01.2012 13:45") == epoch("2012-01-31 13:45")
+    assert parse_time("Jan 5 2012") == parse_time("5 Jan 2012") == epoch("2012-01-05")
+    assert parse_time("01/31/2012 1:45 PM") == epoch("2012-01-31 13:45")
+    assert parse_time("2012-01-31T15:45:00+02:00") == epoch("2012-01-31 13:45")
+    for text in ["03/04/2012", "31.02.2012", "tomorrow"]:
+        with pytest.raises(UserError, match="year-month-day|not a time"):
+            parse_time(text)

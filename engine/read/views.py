@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,20 +60,33 @@ def _operand(field: pa.Field, op: str, text: str):
 
 
 def parse_time(text: str) -> float:
-    """Epoch seconds of a time typed by a user ("2024-01-31 12:00:00", ISO with T, or epoch seconds).
+    """Epoch seconds of a time typed by a user: ISO ("2024-01-31 12:00:00", with T or an offset),
+    epoch seconds, or any layout a time column is detected in ("31.01.2024 12:00", "Jan 31 2024").
 
-    >>> parse_time("1970-01-02 00:00:00"), parse_time("86400")
-    (86400.0, 86400.0)
+    >>> parse_time("1970-01-02 00:00:00"), parse_time("86400"), parse_time("13.01.1970")
+    (86400.0, 86400.0, 1036800.0)
     """
+    from ..ingest import times   # the layouts of detected time columns, so a user types what the file has
     text = (text or "").strip()
     try:
         return float(text)
     except ValueError:
         pass
     try:
-        return int(np.datetime64(text.replace(" ", "T"), "us").astype(np.int64)) / 1e6
+        with warnings.catch_warnings():   # numpy reads an offset but warns that it is deprecated
+            warnings.simplefilter("ignore")
+            return int(np.datetime64(text.replace(" ", "T"), "us").astype(np.int64)) / 1e6
     except ValueError:
-        raise UserError(f"{text!r} is not a time: enter one like 2024-01-31 12:00:00") from None
+        pass
+    value = pa.array([text])
+    found = times.candidates(value)
+    if len(found) > 1:
+        raise UserError(f"{text!r} reads with day and month either way round: "
+                        "enter it as year-month-day, like 2024-01-31 12:00:00")
+    if found:
+        out, _ = times.parse(value, found[0].pattern)
+        return out.cast(pa.int64())[0].as_py() / 1e6
+    raise UserError(f"{text!r} is not a time: enter one like 2024-01-31 12:00:00") from None
 
 
 def _kind(t: pa.DataType) -> str:
