@@ -1,5 +1,7 @@
 """A trained model deployed onto a stream that runs on the cluster: every partition worker loads it (from
 Redis) and predicts its batches; the predictions land in Delta and read back as in embedded mode."""
+import time
+
 import numpy as np
 import pytest
 import sklearn.metrics as skm
@@ -23,9 +25,14 @@ def test_a_deployed_model_predicts_every_row_on_every_partition_and_swaps_at_one
     assert engine.deploy(name, first)["model_id"] == first
     engine.resume(name)
     sid = engine.streams[name].id
-    # the producer runs ahead of the workers' committed predictions: 13 s of rows are left to swap in
+    # the producer is held once 1,200 rows are out, so rows are left to swap in however far the workers lag
+    deadline = time.time() + 120
+    while engine.streams[name].source.status().get("rows", 0) < 1200 and time.time() < deadline:
+        time.sleep(0.05)
+    engine.pause(name)
     wait_predictions(engine, sid, 600, 120)
-    engine.deploy(name, second)                     # swapped while batches flow
+    engine.deploy(name, second)                     # takes effect from the producer's next batch
+    engine.resume(name)
     snap = engine.wait(name, timeout=240)
 
     pred = engine.store.predictions(sid, last=None)
