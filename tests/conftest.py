@@ -8,6 +8,12 @@ from contextlib import contextmanager
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # two test processes on two cores: one OpenMP/BLAS thread each (children inherit it), or their
+    # thread pools fight for the cores and spin (a HistGradientBoosting fit went from seconds to minutes)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
 
