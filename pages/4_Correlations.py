@@ -22,10 +22,10 @@ SCATTER_ROWS = 3000
 
 
 def strength(r: float) -> str:
+    """The usual words for |r| (the sign is in the r column beside it)."""
     a = abs(r)
-    word = "very strong" if a >= 0.8 else "strong" if a >= 0.6 else "moderate" if a >= 0.4 else \
+    return "very strong" if a >= 0.8 else "strong" if a >= 0.6 else "moderate" if a >= 0.4 else \
         "weak" if a >= 0.2 else "negligible"
-    return f"{word} {'positive' if r > 0 else 'negative'}" if a >= 0.2 else word
 
 
 def page() -> None:
@@ -69,11 +69,14 @@ def page() -> None:
                     st.dataframe([{"pair": f"{p['a']} × {p['b']}", "r": p["r"], "|r|": abs(p["r"]),
                                    "strength": strength(p["r"]), "rows": p["n"]} for p in pairs],
                                  hide_index=True, width="stretch", height=38 + 35 * len(pairs),
-                                 column_config={"r": st.column_config.NumberColumn(format="%+.3f", width="small"),
+                                 column_config={"pair": st.column_config.TextColumn(width="medium"),
+                                                "r": st.column_config.NumberColumn(format="%+.3f", width="small"),
                                                 "|r|": st.column_config.ProgressColumn(
                                                     "|r|", min_value=0, max_value=1, format=" ", width="small"),
-                                                "rows": st.column_config.NumberColumn(format="localized",
-                                                                                      width="small")})
+                                                "strength": st.column_config.TextColumn(width="small"),
+                                                "rows": st.column_config.NumberColumn(
+                                                    format="compact", width="small",
+                                                    help="Rows with both values in the range")})
                 else:
                     st.info("No pair has enough varying values yet.")
             st.subheader("Covariance")
