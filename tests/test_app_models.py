@@ -292,9 +292,16 @@ def test_the_feature_picker_starts_without_id_like_text_columns(app, monkeypatch
 def test_a_holdout_of_one_class_is_called_out(app, monkeypatch):
     """iris and wine in file order: the newest fifth is one class, and the cards read 1.000 with nothing
     saying that the other classes were never scored."""
-    df = frame(300).sort_values("label", kind="stable")
+    df = frame(400)
+    one = df[df["label"] == df["label"].iloc[0]].iloc[:60]          # the newest 60 rows: one class
+    df = pd.concat([df.drop(one.index).iloc[:240], one], ignore_index=True)
     at = uploaded(df, "sorted", monkeypatch)
-    at.radio(key="m_cv_kind_classification").set_value("Stratified k-fold").run()
     at = train_clicked(at)
-    warned = [w.value for w in at.warning if "holdout rows are 1" in w.value]
-    assert warned and "sorted by its target" in warned[0], [w.value for w in at.warning]
+    warned = [w.value for w in at.warning if "holdout rows are" in w.value]
+    assert warned and "sorted by its target" in warned[0] and "stratified" in warned[0], \
+        [w.value for w in at.warning]
+    at.radio(key="m_cv_kind_classification").set_value("Stratified k-fold").run()   # as the warning says
+    assert at.slider(key="m_holdout").label == "Holdout (stratified sample)"
+    at = train_clicked(at)
+    assert not [w.value for w in at.warning if "holdout rows are" in w.value]
+    assert any("stratified random 60 rows" in c.value for c in at.caption), [c.value for c in at.caption]

@@ -35,7 +35,7 @@ def test_cli_train_breast_cancer_logreg_f1(tmp_path):
     assert set(out) >= {"accuracy", "precision", "recall", "f1", "cv_scores", "baseline"}
     assert len(out["cv_scores"]) == 3
     assert out["rows"] == {"used": 569, "train": 455, "holdout": 114, "missing_target": 0, "quarantined": 0,
-                           "ordered_by": None}
+                           "ordered_by": None, "holdout_kind": "newest"}
     assert out["baseline"]["accuracy"] < out["accuracy"]
 
 
@@ -412,6 +412,34 @@ def test_cli_train_on_class_sorted_files_prints_no_sklearn_warnings(tmp_path):
         assert r.returncode == 0, r.stderr
         assert r.stderr == "", r.stderr
         assert json.loads(r.stdout)["task"] == "classification"
+
+
+def test_stratified_folds_hold_out_a_share_of_every_class_of_a_class_sorted_file():
+    """wine ships sorted by class: the newest-rows holdout is one class. With stratified folds the rows are
+    exchangeable, so the holdout is a seeded stratified share (row order kept), which the CLI, the report
+    and a rerun agree on; time folds keep the newest rows."""
+    from sklearn.datasets import load_wine
+    from engine.models import evaluate
+    wine = load_wine(as_frame=True).frame
+    names = [c for c in wine.columns if c != "target"]
+    rows = rows_of(wine, "target", names)
+    spec = ModelSpec("classification", "target", tuple(names), algorithm="logreg", cv=3, cv_kind="stratified")
+    fit_at, held = evaluate.holdout_rows(rows.y, 0.2, "stratified")
+    assert sorted(np.concatenate([fit_at, held]).tolist()) == list(range(len(rows.y)))
+    assert (np.diff(held) > 0).all() and (np.diff(fit_at) > 0).all()
+    counts = pd.Series(rows.y).value_counts()
+    assert pd.Series(rows.y[held]).value_counts().to_dict() == (counts * 0.2).round().astype(int).to_dict()
+    assert (evaluate.holdout_rows(rows.y, 0.2, "stratified")[1] == held).all()      # seeded: the same rows again
+    report = train(rows, spec).report
+    assert report["rows"]["holdout_kind"] == "stratified" and report["rows"]["holdout"] == len(held)
+    assert all(v["support"] > 0 for v in report["holdout"]["per_class"].values())
+    model = train(rows, spec).model
+    assert report["holdout"]["f1"] == pytest.approx(
+        skm.f1_score(rows.y[held], model.predict(rows.X.iloc[held]), average="macro"), abs=1e-12)
+    fit_at, held = evaluate.holdout_rows(rows.y, 0.2, "time")                       # time folds: the newest
+    assert fit_at.tolist() == list(range(142)) and held.tolist() == list(range(142, 178))
+    assert set(rows.y[held].tolist()) == {2}
+    assert evaluate.holdout_rows(np.array(["a"] * 5 + ["b"]), 0.2, "stratified")[1].tolist() == [4]   # b: 1 row
 
 
 def test_roc_needs_both_of_a_binary_models_classes_in_the_rows():

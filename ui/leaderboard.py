@@ -24,14 +24,14 @@ def leaderboard(engine: Engine, name: str, target: str) -> None:
                  column_config={c: st.column_config.NumberColumn(format="%.3f", width="small")
                                 for c in ("CV", "± std", "baseline")}
                  | {"holdout": st.column_config.NumberColumn(
-                     format="%.3f", width="small", help=f"{label} on the newest rows, which no fold saw: the ranking")}
+                     format="%.3f", width="small", help=f"{label} on the holdout rows, which no fold saw: the ranking")}
                  | {"check": st.column_config.TextColumn(width="small",
                                                          help="Holdout and cross-validation more than 0.15 apart")}
                  | {"rows": st.column_config.NumberColumn(format="localized", width="small"),
                     "trained (UTC)": st.column_config.TextColumn(width="medium"),
                     "hyperparameters": st.column_config.TextColumn(width="large")})
-    st.caption(f"Scores are {label}. Best holdout first: the holdout is the newest rows, scored once; "
-               f"cross-validation (CV) folds are older rows.")
+    st.caption(f"Scores are {label}. Best holdout first: the holdout is the newest rows (with stratified "
+               f"folds, a stratified sample), scored once; cross-validation (CV) folds are the other rows.")
     for r in rows:
         if r["warning"]:
             st.warning(f"**{r['name']}** ({r['model']}): {label} {fmt.score(r['holdout'])} on the holdout, "

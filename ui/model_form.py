@@ -36,11 +36,15 @@ def training_form(snap: Snapshot) -> tuple[ModelSpec | None, dict]:
     kinds = list(CV_KINDS) if task == "classification" else ["Time-series split"]      # what fits the target
     cv_label = c1.radio("Cross-validation", kinds, key=f"m_cv_kind_{task}", horizontal=True,
                         help="Time-series split trains on older rows and scores the rows right after them"
-                             + ("; stratified k-fold keeps each class's share in every fold but shuffles time "
-                                "away (future rows train the model)" if task == "classification" else "") + ".")
+                             + ("; stratified k-fold keeps each class's share in every fold and in the holdout but "
+                                "shuffles time away (future rows train the model)" if task == "classification"
+                                else "") + ".")
     folds = int(c2.number_input("Folds", 2, 10, 5, key="m_folds"))
-    holdout = c3.slider("Holdout (newest rows)", 0.1, 0.5, 0.2, 0.05, key="m_holdout", format="%.2f",
-                        help="The newest share of the rows, scored once by the final model.")
+    stratified = CV_KINDS[cv_label] == "stratified"
+    holdout = c3.slider("Holdout (stratified sample)" if stratified else "Holdout (newest rows)", 0.1, 0.5, 0.2,
+                        0.05, key="m_holdout", format="%.2f",
+                        help=("A seeded random share of each class" if stratified else "The newest share of the rows")
+                        + ", scored once by the final model.")
     if not features:
         st.info("Choose at least one feature.")
         return None, slice_

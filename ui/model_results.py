@@ -145,11 +145,20 @@ def imported_summary(card: dict) -> None:
             "to see how it scored.", icon=":material/info:")
 
 
+def holdout_words(report: dict) -> str:
+    """Which rows the holdout is: the newest (time folds) or a stratified sample (stratified folds)."""
+    n = report["rows"]["holdout"]
+    if report["rows"].get("holdout_kind") == "stratified":
+        return f"a stratified random {n:,} rows"
+    return f"the {n:,} newest rows"
+
+
 def metric_cards(report: dict) -> None:
     h, b = report["holdout"], report["baseline"]
     keys = CLASS_METRICS if report["task"] == "classification" else REG_METRICS
     lower_better = {"mae", "rmse"}
-    st.caption(f"On the {report['rows']['holdout']:,} newest rows (holdout); the arrows compare with the baseline, "
+    held_rows = holdout_words(report)
+    st.caption(f"On {held_rows} (holdout); the arrows compare with the baseline, "
                + (f"which always predicts {b.get('predicts')!r}." if "predicts" in b
                   else "which always predicts the training mean."))
     for box, (key, name) in zip(st.columns(len(keys)), keys):
@@ -161,15 +170,15 @@ def metric_cards(report: dict) -> None:
                       delta=None if delta is None else f"{delta:+.3f}",
                       delta_color="inverse" if key in lower_better else "normal",
                       help=HELP.get(key, "") + (f"ROC AUC: {note}. " if note else "")
-                      + f"On the {report['rows']['holdout']:,} newest rows (holdout). Baseline "
+                      + f"On {held_rows} (holdout). Baseline "
                       + (f"(always predicts {b.get('predicts')!r}): " if "predicts" in b else
                          "(always predicts the training mean): ") + fmt.score(base))
     held = [c for c, v in (h.get("per_class") or {}).items() if v["support"]]
     if report["task"] == "classification" and len(held) == 1 and len(h.get("classes") or []) > 1:
         st.warning(f"All {report['rows']['holdout']:,} holdout rows are {fmt.plain(held[0])}: the newest rows hold "
                    "one class (is the file sorted by its target?), so these scores say nothing about the others. "
-                   "Cross-validation below scores older rows; for a holdout with every class, upload the rows "
-                   "in their real order or shuffled.", icon=":material/warning:")
+                   "If the rows are not a time series, train with stratified k-fold: its holdout then takes "
+                   "a share of every class.", icon=":material/warning:")
     if report["task"] == "classification" and h.get("roc_auc") is None and h.get("roc_auc_note"):
         st.caption(f"ROC AUC is undefined here: {h['roc_auc_note']}.")
     elif h.get("roc_auc_note"):

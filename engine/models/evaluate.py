@@ -1,4 +1,4 @@
-"""Scores of a model: time-ordered holdout, cross-validation folds, and a trivial baseline beside each.
+"""Scores of a model: a time-ordered (or, with stratified folds, stratified) holdout, cross-validation folds, and a trivial baseline beside each.
 
 Folds never look ahead by default: `TimeSeriesSplit` trains on older rows and
 scores on the rows right after them. Stratified k-fold is there on request.
@@ -182,6 +182,29 @@ def holdout_split(n: int, share: float) -> int:
     if cut < 2:
         raise UserError(f"{n} rows are too few to train and keep a holdout; add rows")
     return cut
+
+
+def holdout_rows(y, share: float, kind: str = "time") -> tuple[np.ndarray, np.ndarray]:
+    """Positions of the rows to train on and of the holdout, each in row order.
+
+    With time folds the holdout is the newest `share`. With stratified folds the rows are taken as
+    exchangeable, so the holdout is a seeded random `share` of each class (a class of one row stays
+    in training): a file sorted by its target then still gets every class in its holdout.
+    """
+    n = len(y)
+    cut = holdout_split(n, share)
+    if kind != "stratified":
+        return np.arange(cut), np.arange(cut, n)
+    rng = np.random.default_rng(0)
+    held = np.zeros(n, bool)
+    codes = pd.factorize(pd.Series(np.asarray(y)))[0]
+    for c in np.unique(codes):
+        idx = np.flatnonzero(codes == c)
+        take = int(round(len(idx) * share)) if len(idx) > 1 else 0
+        held[rng.choice(idx, size=min(take, len(idx) - 1), replace=False)] = True
+    if not held.any() or held.sum() > n - 2:
+        raise UserError(f"{n} rows are too few to train and keep a holdout; add rows")
+    return np.flatnonzero(~held), np.flatnonzero(held)
 
 
 def folds(n: int, k: int, kind: str, y=None) -> list[tuple[np.ndarray, np.ndarray]]:

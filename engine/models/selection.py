@@ -74,13 +74,13 @@ def rank_features(rows: Rows, task: str, method: str = "mutual_info") -> list[di
 
 
 def permutation_ranking(model, rows: Rows, task: str, holdout: float = 0.2, repeats: int = 5,
-                        progress=None) -> list[dict]:
+                        progress=None, kind: str = "time") -> list[dict]:
     """How much the holdout score drops when each raw column is shuffled; best first."""
-    cut = evaluate.holdout_split(len(rows.y), holdout)
+    _, held = evaluate.holdout_rows(rows.y, holdout, kind)
     if progress:
         progress(0, 1, "permuting features")
     scoring = "f1_macro" if task == "classification" else "r2"
-    r = permutation_importance(model, rows.X.iloc[cut:], rows.y[cut:], scoring=scoring, n_repeats=repeats,
+    r = permutation_importance(model, rows.X.iloc[held], rows.y[held], scoring=scoring, n_repeats=repeats,
                                random_state=0)
     order = np.argsort(-r.importances_mean, kind="stable")
     return [{"feature": rows.X.columns[i], "score": float(r.importances_mean[i]),
@@ -105,8 +105,8 @@ def search(rows: Rows, spec: ModelSpec, method: str = "halving", n_iter: int = 8
     if method not in ("random", "halving"):
         raise UserError(f"unknown search {method!r}; use random or halving")
     check_rows(rows, spec)
-    cut = evaluate.holdout_split(len(rows.y), spec.holdout)
-    X, y = rows.X.iloc[:cut], rows.y[:cut]
+    fit_at, _ = evaluate.holdout_rows(rows.y, spec.holdout, spec.cv_kind)
+    X, y = rows.X.iloc[fit_at], rows.y[fit_at]
     cands = candidates(spec, n_iter)
     rounds = [(X, y, cands)]
     table: list[dict] = []

@@ -211,14 +211,15 @@ class Models:
         return rank_features(training_rows(table, target, numeric, categorical, task), task, method)
 
     def importance(self, model_id: str, stream: str, slice: dict | None = None) -> str:
-        """A job: permutation importance of a stored model on the newest rows of the slice."""
+        """A job: permutation importance of a stored model on the slice's holdout rows (as it was trained)."""
         model, card = self.registry.load(model_id)
         if not (card.get("spec") or {}).get("target"):
             raise UserError(f"model {model_id!r} was imported without its training spec (target, features); "
                             f"permutation importance needs them: train the model here instead")
         spec = ModelSpec.from_dict(card["spec"])
         rows, _ = self.rows(stream, spec, slice)
-        return self.jobs.submit("importance", {"model": model, "rows": rows, "task": spec.task},
+        return self.jobs.submit("importance", {"model": model, "rows": rows, "task": spec.task,
+                                               "holdout": spec.holdout, "kind": spec.cv_kind},
                                 f"importance of {model_id}")
 
     # --- import ------------------------------------------------------------------------

@@ -44,7 +44,8 @@ def compare_task(payload: dict, progress):
 
 def importance_task(payload: dict, progress):
     from .selection import permutation_ranking
-    return permutation_ranking(payload["model"], payload["rows"], payload["task"], progress=progress)
+    return permutation_ranking(payload["model"], payload["rows"], payload["task"], payload.get("holdout", 0.2),
+                               progress=progress, kind=payload.get("kind", "time"))
 
 
 def trial_task(payload: dict, progress):

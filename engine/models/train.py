@@ -87,11 +87,12 @@ def train(rows: Rows, spec: ModelSpec, progress: Progress | None = None, map_fol
     progress = _quiet(progress)
     check_rows(rows, spec)
     X, y = rows.X, rows.y
-    cut = evaluate.holdout_split(len(y), spec.holdout)
-    X_train, y_train, X_test, y_test = X.iloc[:cut], y[:cut], X.iloc[cut:], y[cut:]
+    fit_at, held = evaluate.holdout_rows(y, spec.holdout, spec.cv_kind)
+    X_train, y_train, X_test, y_test = X.iloc[fit_at], y[fit_at], X.iloc[held], y[held]
     if spec.task == "classification" and len(np.unique(y_train)) < 2:
-        raise UserError(f"the older {cut} rows hold one class only; the newest rows kept for the holdout "
-                        f"carry the others; train on a longer slice")
+        raise UserError(f"the older {len(fit_at)} rows hold one class only; the newest rows kept for the "
+                        f"holdout carry the others; train on a longer slice, or pick stratified folds if "
+                        f"the rows are not a time series")
     cv = fold_scores(spec, X_train, y_train, progress, total=spec.cv + 1, map_folds=map_folds)
     progress(spec.cv, spec.cv + 1, "final fit")
     model = fit(spec, X_train, y_train)
@@ -101,7 +102,8 @@ def train(rows: Rows, spec: ModelSpec, progress: Progress | None = None, map_fol
     progress(spec.cv + 1, spec.cv + 1, "done")
     report = {
         "task": spec.task, "algorithm": spec.algorithm, "params": dict(spec.params), "target": spec.target,
-        "rows": {"used": len(y), "train": cut, "holdout": len(y) - cut, "missing_target": rows.missing_target},
+        "rows": {"used": len(y), "train": len(fit_at), "holdout": len(held), "missing_target": rows.missing_target,
+                 "holdout_kind": "stratified" if spec.cv_kind == "stratified" else "newest"},
         "holdout": holdout, "baseline": base, "cv": cv,
     }
     return Trained(model, report)
