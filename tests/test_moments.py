@@ -269,3 +269,22 @@ def test_bucket_rows_reduce_like_pandas_groupby_in_runs_or_by_index(seed, distin
             np.testing.assert_allclose(s["var"][:, j], want[col].var().to_numpy(), rtol=1e-9, atol=1e-12)
             np.testing.assert_array_equal(s["min"][:, j], want[col].min().to_numpy())
             np.testing.assert_array_equal(s["max"][:, j], want[col].max().to_numpy())
+
+
+def test_complete_rows_keep_one_pair_matrix_through_merges():
+    """With nothing missing the pair counts, means and M2 are the columns' (views, no memory): a merge of
+    such parts keeps them so and equals the moments of all rows; a part with a missing value merges as before."""
+    rng = np.random.default_rng(1)
+    X = 1e9 + rng.normal(size=(300, 5))
+    parts = [Moments.of(X[:100]), Moments.of(X[100:250]), Moments.of(X[250:])]
+    total = Moments(5)
+    for p in parts:
+        total += p
+    assert total.shared and all(getattr(total, a).base is not None for a in ("n", "mean_", "m2"))
+    check(total, pd.DataFrame(X, columns=[f"c{i}" for i in range(5)]))
+    assert Moments.from_bytes(total.to_bytes()).shared and total.copy().shared
+    Y = X.copy()
+    Y[7, 2] = np.nan
+    mixed = Moments.of(Y[:100]) + parts[1] + parts[2]
+    assert not mixed.shared
+    check(mixed, pd.DataFrame(Y, columns=[f"c{i}" for i in range(5)]))
