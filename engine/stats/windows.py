@@ -98,7 +98,8 @@ class RecentRows:
         self.max_seconds = max_seconds
         self.clock = clock
         self.hard_rows = max(hard_rows, max_rows)
-        self.coalesce_rows = max(2048, max_rows // 32)
+        # small batches join their predecessor (fewer chunks), but not wide ones: a join copies both
+        self.coalesce_rows = max(min(2048, 1_000_000 // max(k, 1)), max_rows // 32)
         self.chunks: tuple[Chunk, ...] = ()
         self.rows = 0
         self.newest = -np.inf      # newest time seen on `clock`
