@@ -87,7 +87,10 @@ def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, s
         cuts[w] = min(cut, upper)
         rows = (times >= cuts[w]) & (times < upper)
         direct = KeyedStats.empty(X.shape[1])
-        if rows.any():
+        if rows.all():            # the usual case at the finest width: no copy
+            keys = keys_of(times, w)
+            direct = KeyedStats.of_rows(keys * slots + codes if grouped else keys, X)
+        elif rows.any():
             keys = keys_of(times[rows], w)
             direct = KeyedStats.of_rows(keys * slots + codes[rows] if grouped else keys, X[rows])
         levels[w] = direct if finer is None else _coarser(levels[finer], finer, w, per).merge(direct)
