@@ -1,10 +1,11 @@
 """Where a replay's CPU goes, by stage: thread CPU seconds of each stage of one `engine replay`.
 
-    python bench/stages.py FILE [--data-dir D]
+    python bench/stages.py FILE [--data-dir D] [--tree PATH]
 
 Runs the replay in this process with each stage's function wrapped to add up its thread's CPU time
 (a stage under "/" is part of the one above it). "native threads" is the process's CPU less the
-Python threads' stages: pyarrow's CSV threads, DuckDB's, and the interpreter's own.
+Python threads' stages: pyarrow's CSV threads, DuckDB's, and the interpreter's own. `--tree` times
+another checkout's engine with the same stages (a stage its code does not have is left out).
 """
 from __future__ import annotations
 
@@ -16,9 +17,9 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def main() -> None:
@@ -26,29 +27,37 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("file")
     ap.add_argument("--data-dir")
+    ap.add_argument("--tree", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     args = ap.parse_args()
+    sys.path.insert(0, os.path.abspath(args.tree))
     data = args.data_dir or tempfile.mkdtemp(prefix="rivulet-stages-")
     spent: collections.Counter = collections.Counter()
 
     def wrap(owner, name, label):
-        fn = getattr(owner, name)
+        fn = getattr(owner, name, None)
+        if fn is None:
+            return
 
         def timed(*a, **k):
             t = time.thread_time()
             try:
                 return fn(*a, **k)
             finally:
-                spent[label] += time.thread_time() - t
+                spent[label(threading.current_thread().name) if callable(label) else label] += time.thread_time() - t
         setattr(owner, name, timed)
 
     t0 = time.process_time()
     from engine import output, runtime, stream
+    from engine import cli as cli_module
     from engine.cli import main as cli
     from engine.ingest import replay
+    from engine.read import snapshot
     from engine.stats import operators
     from engine.store import duck
     spent["main: imports"] = time.process_time() - t0
     wrap(replay.ReplaySource, "next_batch", "ingest: read + parse (Python side)")
+    wrap(replay.ReplaySource, "_read_parse", lambda thread: "read-ahead thread: read + parse (Python side)"
+         if thread.startswith("rivulet-read-ahead") else "ingest: read + parse / the first block")
     wrap(stream.Stream, "prepare", "ingest: prepare")
     wrap(operators, "chunk_of", "ingest: prepare / numeric matrix + moments")
     wrap(operators, "partial", "ingest: prepare / bucket + group partials")
@@ -58,7 +67,8 @@ def main() -> None:
     wrap(operators.Operators, "add", "writer: commit / merge into window, buckets, groups")
     wrap(stream.Stream, "publish", "writer: publish snapshot")
     wrap(runtime.Engine, "add_replay", "main: open file, infer columns, create stream")
-    wrap(output, "print_value", "main: snapshot JSON")
+    wrap(snapshot.Snapshot, "to_json", "main: snapshot JSON")
+    wrap(cli_module, "print_value", "main: snapshot JSON")
     try:
         with contextlib.redirect_stdout(io.StringIO()):
             cli(["replay", args.file, "--window-rows", "10000", "--data-dir", data, "--json"])

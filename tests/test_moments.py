@@ -269,3 +269,66 @@ def test_bucket_rows_reduce_like_pandas_groupby_in_runs_or_by_index(seed, distin
             np.testing.assert_allclose(s["var"][:, j], want[col].var().to_numpy(), rtol=1e-9, atol=1e-12)
             np.testing.assert_array_equal(s["min"][:, j], want[col].min().to_numpy())
             np.testing.assert_array_equal(s["max"][:, j], want[col].max().to_numpy())
+
+
+def test_complete_rows_keep_one_pair_matrix_through_merges():
+    """With nothing missing the pair counts, means and M2 are the columns' (views, no memory): a merge of
+    such parts keeps them so and equals the moments of all rows; a part with a missing value merges as before."""
+    rng = np.random.default_rng(1)
+    X = 1e9 + rng.normal(size=(300, 5))
+    parts = [Moments.of(X[:100]), Moments.of(X[100:250]), Moments.of(X[250:])]
+    total = Moments(5)
+    for p in parts:
+        total += p
+    assert total.shared and all(getattr(total, a).base is not None for a in ("n", "mean_", "m2"))
+    check(total, pd.DataFrame(X, columns=[f"c{i}" for i in range(5)]))
+    assert Moments.from_bytes(total.to_bytes()).shared and total.copy().shared
+    Y = X.copy()
+    Y[7, 2] = np.nan
+    mixed = Moments.of(Y[:100]) + parts[1] + parts[2]
+    assert not mixed.shared
+    check(mixed, pd.DataFrame(Y, columns=[f"c{i}" for i in range(5)]))
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 2**31), st.booleans(), st.sampled_from([1.0, 3.0, 3600.0, 40_000.0]))
+def test_a_batch_spanning_years_reduces_each_row_at_the_width_that_keeps_it(seed, missing, step):
+    """A batch is reduced into each width's newest kept buckets (1 s: 720 of them, 10 s: 720, ...). Rows
+    older than a width keeps are reduced directly at the coarser width that does, not first into 1-second
+    buckets that are dropped (a batch of 8,300 seconds x 4 groups made 33,000 of them): each width's
+    buckets and bucket x group cells still equal pandas' groupby of the rows."""
+    import engine.stats.buckets as buckets
+    import engine.stats.groups as groups
+    rng = np.random.default_rng(seed)
+    n = 3000
+    times = 1.7e9 + np.cumsum(rng.uniform(0, 2 * step, n))
+    X = rng.normal(size=(n, 2)) * 5 + 50
+    if missing:
+        X[rng.random((n, 2)) < 0.1] = np.nan
+    codes = rng.integers(0, 3, n)
+    reduced = []
+    of_rows = groups.KeyedStats.of_rows.__func__
+
+    def spy(cls, keys, Y):
+        reduced.append(len(keys))
+        return of_rows(cls, keys, Y)
+    saved, groups.KeyedStats.of_rows = groups.KeyedStats.of_rows, classmethod(spy)
+    try:
+        p = buckets.partial(times, X, codes, slots=32)
+    finally:
+        groups.KeyedStats.of_rows = saved
+    assert sum(reduced) <= 2 * n                 # weeks and months share the rows older than the days kept
+    assert reduced[0] == int((times >= np.floor(times[-1]) - 719).sum())
+    df = pd.DataFrame(X, columns=["a", "b"]).assign(t=times, g=codes)
+    for w in buckets.WIDTHS:
+        keys = buckets.keys_of(times, w)
+        kept = df[keys > keys.max() - buckets.KEEP[w]].assign(key=keys[keys > keys.max() - buckets.KEEP[w]])
+        for part, by in ((p.series[w], ["key"]), (p.groups[w], ["key", "g"])):
+            want = kept.groupby(by)
+            s = part.stats()
+            assert len(part) == want.ngroups
+            for j, col in enumerate("ab"):
+                np.testing.assert_array_equal(s["count"][:, j], want[col].count().to_numpy())
+                np.testing.assert_allclose(s["mean"][:, j], want[col].mean().to_numpy(), rtol=1e-12)
+                np.testing.assert_allclose(s["var"][:, j], want[col].var().to_numpy(), rtol=1e-9, atol=1e-12)
+                np.testing.assert_array_equal(s["min"][:, j], want[col].min().to_numpy())

@@ -1,9 +1,12 @@
 """Count and time windows, cumulative, buckets and group-by of a replayed CSV against pandas."""
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from engine.stats.moments import Moments
 from engine.stats.operators import WindowSpec
+from engine.stats.windows import last_rows
 from engine.runtime import Engine
 from tests.reference import check_matrix, check_stats, close
 
@@ -123,3 +126,53 @@ def test_merging_partitions_equals_one_pass(tmp_path):
     whole = df[NUMERIC]
     np.testing.assert_allclose(m.mean(), whole.mean().to_numpy(), rtol=1e-12)
     np.testing.assert_allclose(m.var(), centred(whole).var().to_numpy(), rtol=1e-9)
+
+
+def test_a_window_edge_inside_a_big_batch_recomputes_a_quarter_of_it_at_most(tmp_path, monkeypatch):
+    """A replay's batch of 30,000 rows is one chunk; the 10,000-row window's edge falls inside it. The
+    chunk keeps its moments from each quarter on, so the edge's co-moments are recomputed over at most
+    a quarter of the chunk (it recomputed all 10,000 rows at every publish), and still match pandas."""
+    df = make_frame(30_000, seed=3)
+    rows_of = []
+    of = Moments.of.__func__
+
+    def spy(cls, X, pairs=None):
+        rows_of.append(len(X))
+        return of(cls, X, pairs)
+    monkeypatch.setattr(Moments, "of", classmethod(spy))
+    for n in (10_000, 29_000, 7_499):
+        rows_of.clear()
+        snap = replay(tmp_path / str(n), df, WindowSpec("count", n))
+        assert snap.chunks and len(snap.chunks[-1]) > 7_500 * 2, "the test needs one big chunk"
+        assert max(rows_of) <= 30_000 // 4 + 1
+        want = df[NUMERIC].tail(n)
+        out = snap.to_json()
+        check_stats(out["stats"], want)
+        check_matrix(out["cov"], centred(want).cov(), atol=1e-15, what="cov")
+        check_matrix(out["corr"], centred(want).corr(), atol=1e-12, what="corr")
+        check_stats(out["cumulative"], df[NUMERIC])
+        for rows in (1, 12_345, 30_000):            # other windows from the same chunk
+            m, _ = snap.window(rows=rows)
+            tail = df[NUMERIC].tail(rows)
+            np.testing.assert_allclose(m.count(), tail.count().to_numpy())
+            np.testing.assert_allclose(m.var(), centred(tail).var().to_numpy(), rtol=1e-9)
+
+
+def test_chunks_older_than_the_window_drop_their_edges():
+    """Edges cost memory (a co-moment matrix each): only chunks the count window's edge can still reach keep them."""
+    from engine.stats.windows import Chunk, RecentRows
+    rng = np.random.default_rng(0)
+    recent = RecentRows(3, 100_000, edge_rows=10_000)
+    for _ in range(6):
+        X = rng.normal(size=(5_000, 3))
+        recent.append(Chunk.of(X, np.full(5_000, np.nan), np.zeros(5_000), pa.table({"x": X[:, 0]}), blocks=4))
+    assert [bool(c.edges) for c in recent.chunks] == [False] * 4 + [True] * 2     # 10,000 rows newer: out for good
+    X = np.concatenate([c.X for c in recent.chunks])
+    for count in (1, 4_999, 5_000, 11_111, 30_000):
+        m = Moments.of(X[-count:])
+        got = last_rows(recent.chunks, count)
+        total = got[0].moments
+        for c in got[1:]:
+            total = total + c.moments
+        np.testing.assert_allclose(total.cov(), m.cov(), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(total.mean(), m.mean(), rtol=1e-12)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,6 +111,10 @@ class ReplaySource(Source):
         self.pending_replayed = False          # the pending block's records are stored already
         self.released_at = -np.inf             # monotonic time of the last paced batch
         self.reset_next = False
+        # at full speed the next block is read and parsed in a thread while this one is prepared and stored
+        # (pyarrow leaves the GIL): ((offset, loop, stored spans it was read with), its future)
+        self.ahead: tuple[tuple, Future] | None = None
+        self._ahead_pool: ThreadPoolExecutor | None = None
         self.rows = 0
         self.bytes = 0
         self.rate = Rate()
@@ -143,8 +148,15 @@ class ReplaySource(Source):
             self.stored = [[self.fmt.data_start, end]] if end > self.fmt.data_start else []
 
     def _read_at(self, offset: int, size: int) -> bytes:
-        self.file.seek(offset)
-        return self.file.read(size)
+        """pread: the read-ahead thread and this one never move a shared file position."""
+        parts, fd = [], self.file.fileno()
+        while size > 0:
+            part = os.pread(fd, size, offset)
+            if not part:
+                break
+            parts.append(part)
+            offset, size = offset + len(part), size - len(part)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     # --- controls (thread-safe) ---------------------------------------------
     def _resumed(self) -> None:
@@ -245,37 +257,40 @@ class ReplaySource(Source):
                 self.rate.add(batch.table.num_rows)
             return batch
 
-    def _block(self, size: int) -> tuple[bytes, list[Bad], int, bool]:
-        """The next whole records from `offset`, skipping an over-long or unterminated one, and whether
-        they were stored already. A block ends where a stored span starts or ends: span edges are
-        record boundaries, so the block is still whole records."""
-        replayed, edge = covering(self.stored or [], self.offset)
+    def _block(self, size: int, offset: int | None = None, stored: list | None = None
+               ) -> tuple[bytes, list[Bad], int, bool]:
+        """The next whole records from `offset` (by default the source's), skipping an over-long or
+        unterminated one, and whether they were stored already (in `stored`, by default the source's
+        spans). A block ends where a stored span starts or ends: span edges are record boundaries, so
+        the block is still whole records."""
+        offset = self.offset if offset is None else offset
+        replayed, edge = covering((self.stored if stored is None else stored) or [], offset)
         if edge is not None and edge < self.size:
-            size = min(size, edge - self.offset)
-        data, skipped, end = self._records(size)
+            size = min(size, edge - offset)
+        data, skipped, end = self._records(offset, size)
         return data, skipped, end, replayed
 
-    def _records(self, size: int) -> tuple[bytes, list[Bad], int]:
-        data = self._read_at(self.offset, size)
+    def _records(self, offset: int, size: int) -> tuple[bytes, list[Bad], int]:
+        data = self._read_at(offset, size)
         if not data:
-            return b"", [], self.offset
+            return b"", [], offset
         if len(data) < size:                  # the rest of the file: the last line needs no newline
-            return data, [], self.offset + len(data)
+            return data, [], offset + len(data)
         n = cut(data)
         if n:
-            return data[:n], [], self.offset + n
+            return data[:n], [], offset + n
         # no record boundary in a whole block: a record longer than the block, skipped to its end
         # (quotes paired, so a quoted field's line breaks do not count), or a quote that never closes
-        end = record_end(self._read_at, self.offset)
+        end = record_end(self._read_at, offset)
         why = f"line longer than {self.max_line} bytes"
         if end is None:
-            end = self._find_newline(self.offset)      # the open quote costs its own line only
-            if end - self.offset <= self.max_line:
+            end = self._find_newline(offset)      # the open quote costs its own line only
+            if end - offset <= self.max_line:
                 why = "unterminated quote: the quote opened in this line never closes"
-        size = end - self.offset
+        size = end - offset
         raw = _raw(data[:size], self.fmt.encoding) if size <= len(data) else \
             f"{_raw(data[:RAW_KEEP], self.fmt.encoding)}... ({size} bytes)"
-        return b"", [Bad(self.offset, raw, why)], end
+        return b"", [Bad(offset, raw, why)], end
 
     def _find_newline(self, offset: int) -> int:
         while True:
@@ -297,14 +312,28 @@ class ReplaySource(Source):
     def _next_fast(self) -> Batch | None:
         if self.pending is not None:
             return self._release(self.pending.table.num_rows)
-        data, skipped, end, replayed = self._block(self.block)
-        if skipped and self.block <= self.max_line:      # a line longer than a small block is not too long yet
-            data, skipped, end, replayed = self._block(self.max_line + 1)
-        if end == self.offset:
+        start, ahead, self.ahead = self.offset, self.ahead, None
+        if ahead is not None and ahead[0][:2] == (start, self.loop_count) and ahead[0][2] is self.stored:
+            parsed, skipped, end, replayed = ahead[1].result()
+        else:        # none, or read before a seek, a loop's restart or paced batches moved the source
+            parsed, skipped, end, replayed = self._read_parse(start, self.stored)
+        if end == start:
             return self._at_end()
-        start = self.offset
-        parsed = self.parser.parse(data, start)
-        return self._handed(parsed.table, skipped + parsed.bad, start, end, replayed)
+        batch = self._handed(parsed.table, skipped + parsed.bad, start, end, replayed)
+        if end < self.size:
+            if self._ahead_pool is None:
+                self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix="rivulet-read-ahead")
+            self.ahead = ((end, self.loop_count, self.stored),
+                          self._ahead_pool.submit(self._read_parse, end, self.stored))
+        return batch
+
+    def _read_parse(self, start: int, stored: list) -> tuple[Parsed | None, list[Bad], int, bool]:
+        """The block of records from `start` parsed (None at the end), its skipped records, its end, and
+        whether `stored` holds it. Reads only: the read-ahead thread runs it."""
+        data, skipped, end, replayed = self._block(self.block, start, stored)
+        if skipped and self.block <= self.max_line:      # a line longer than a small block is not too long yet
+            data, skipped, end, replayed = self._block(self.max_line + 1, start, stored)
+        return (self.parser.parse(data, start) if end > start else None), skipped, end, replayed
 
     def _handed(self, table: pa.Table, bad: list[Bad], start: int, end: int, replayed: bool) -> Batch:
         """The batch of records [start, end); new ones join the stored spans in the position it carries."""
@@ -406,4 +435,6 @@ class ReplaySource(Source):
         return {"event": self.anchor_event, "wall": wall, "speed": self.speed.value}
 
     def close(self) -> None:
+        if self._ahead_pool is not None:        # its read must end before the file's descriptor goes
+            self._ahead_pool.shutdown(wait=True, cancel_futures=True)
         self.file.close()

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -72,6 +71,7 @@ FORMATS = tuple(dict.fromkeys(layout.pattern for layout in LAYOUTS))   # offered
 
 def example(pattern: str) -> str:
     """How 31 January 2012, 13:45:30 looks in `pattern` (for pickers and messages)."""
+    import pandas as pd     # only here: its import costs a quarter second
     return pd.Timestamp("2012-01-31 13:45:30+01:00").strftime(pattern)
 
 
@@ -96,6 +96,7 @@ def _strict(s: pa.Array, out: pa.Array, pattern: str, utc: bool) -> pa.Array:
     only days 1-3 of March, May, July, October and December can be such a roll-over, so only those
     values are parsed again, strictly, by pandas; a roll-over becomes null. (With an offset the
     day may have moved by one: then the first four and last four days of every month.)"""
+    import pandas as pd     # only here: its import costs a quarter second
     if out.null_count == len(out):
         return out
     day, month = pc.day(out), pc.month(out)

@@ -11,7 +11,6 @@ rows are cut into batches.
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -289,6 +288,7 @@ class Cast(Step):
 
 
 def cast(col, to: str, fmt: str | None = None) -> pa.Array:
+    import pandas as pd     # only here: its import costs a quarter second
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     src = kind_of(col.type)
     if src == to:
@@ -529,6 +529,7 @@ def _condition_shape(cond, depth: int = 0) -> None:
 
 
 def _condition_check(cond, kinds: Kinds) -> None:
+    import pandas as pd     # only here: its import costs a quarter second
     for key in ("and", "or"):
         if key in cond:
             for p in cond[key]:
@@ -575,6 +576,7 @@ def _condition(cond, table: pa.Table) -> np.ndarray:
 
 
 def _time_scalar(v: str, t: pa.DataType):
+    import pandas as pd     # only here: its import costs a quarter second
     ts = pd.to_datetime(v, utc=True)
     return ts.tz_convert(None).to_pydatetime() if t.tz is None else ts.to_pydatetime()
 

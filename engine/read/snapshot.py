@@ -29,13 +29,23 @@ def _num(x) -> float | None:
 
 
 def stats_dict(m: Moments, columns: list[str]) -> dict:
-    values = {"count": m.count(), "mean": m.mean(), "var": m.var(), "std": m.std(), "min": m.min(), "max": m.max()}
-    return {c: {s: (int(values[s][j]) if s == "count" else _num(values[s][j])) for s in STAT_NAMES}
-            for j, c in enumerate(columns)}
+    values = {"count": m.count().astype(np.int64).tolist(), "mean": _floats(m.mean()), "var": _floats(m.var()),
+              "std": _floats(m.std()), "min": _floats(m.min()), "max": _floats(m.max())}
+    return {c: dict(zip(STAT_NAMES, row)) for c, row in zip(columns, zip(*(values[s] for s in STAT_NAMES)))}
+
+
+def _floats(a: np.ndarray) -> list:
+    """`a` as nested lists of floats, None where not finite: one C pass when all are (a 200-column
+    matrix took 0.1-0.3 s value by value)."""
+    a = np.asarray(a, np.float64)
+    finite = np.isfinite(a)
+    if finite.all():
+        return a.tolist()
+    return np.where(finite, a, None).tolist()
 
 
 def matrix_dict(a: np.ndarray, columns: list[str]) -> dict:
-    return {ci: {cj: _num(a[i, j]) for j, cj in enumerate(columns)} for i, ci in enumerate(columns)}
+    return {ci: dict(zip(columns, row)) for ci, row in zip(columns, _floats(a))}
 
 
 def group_stats_of(chunks: list[Chunk], column: str, columns: list[str]) -> dict:

@@ -65,21 +65,35 @@ def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, s
             widths: tuple[int, ...] = WIDTHS, keep: dict[int, int] = KEEP) -> BucketPartial:
     """Reduce rows to buckets of each width; rows without a time are left out.
 
-    Each width is rolled up from the one it nests in (1 s -> 10 s -> ... -> 1 day -> 1 week;
-    1 day -> 1 month), so only the first reduction touches every row.
+    Each width keeps only its newest `keep[w]` buckets, so a row older than those only matters to
+    coarser widths: a width gets the rows of its kept range that its finer width does not keep, reduced
+    directly, merged with the finer width's buckets rolled up (1 s -> 10 s -> ... -> 1 day -> 1 week;
+    1 day -> 1 month). So a batch of a day of rows makes about 720 1-second buckets a group, not 86,400.
     """
     ok = ~np.isnan(times)
     if not ok.all():
         times, X = times[ok], X[ok]
         codes = codes[ok] if codes is not None else None
-    keys = keys_of(times, 1)
     grouped = codes is not None and slots > 0
     per = slots if grouped else 1
-    levels = {1: KeyedStats.of_rows(keys * slots + codes if grouped else keys, X)}
+    newest = np.array([times.max() if len(times) else 0.0])
+    levels: dict[int, KeyedStats] = {}
+    cuts: dict[int, float] = {}        # the start of each width's oldest kept bucket
     series, groups = {}, {}
     for w in widths:
-        if w not in levels:
-            levels[w] = _coarser(levels[FINER[w]], FINER[w], w, per)
+        finer = FINER.get(w) if w != widths[0] else None
+        cut = float(starts_of(keys_of(newest, w) - keep[w] + 1, w)[0])
+        upper = cuts[finer] if finer is not None else np.inf
+        cuts[w] = min(cut, upper)
+        rows = (times >= cuts[w]) & (times < upper)
+        direct = KeyedStats.empty(X.shape[1])
+        if rows.all():            # the usual case at the finest width: no copy
+            keys = keys_of(times, w)
+            direct = KeyedStats.of_rows(keys * slots + codes if grouped else keys, X)
+        elif rows.any():
+            keys = keys_of(times[rows], w)
+            direct = KeyedStats.of_rows(keys * slots + codes[rows] if grouped else keys, X[rows])
+        levels[w] = direct if finer is None else _coarser(levels[finer], finer, w, per).merge(direct)
         kept = _newest(levels[w], keep[w], per)
         if grouped:
             groups[w] = kept

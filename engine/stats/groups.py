@@ -49,25 +49,25 @@ class KeyedStats:
         if len(keys) == 0:
             return cls.empty(k)
         if not np.all(keys[1:] >= keys[:-1]):
-            order = np.argsort(keys, kind="stable")
+            order = _order(keys)
             keys, X = keys[order], X[order]
         first = np.concatenate(([True], keys[1:] != keys[:-1]))
         starts = np.flatnonzero(first)
         if len(starts) <= FEW_KEYS:
             return cls._of_slices(keys[starts], X, np.append(starts, len(keys)))
-        seg = np.cumsum(first) - 1            # bucket index of each row
-        valid = ~np.isnan(X)
+        sizes = np.diff(np.append(starts, len(keys)))     # rows of each key (a repeat, not a gather, spreads
+        valid = ~np.isnan(X)                              # a key's value over its rows: 1.5x faster)
         if valid.all():                       # the common case: no masks needed
-            n = np.repeat(np.diff(np.append(starts, len(keys)))[:, None].astype(np.float64), k, axis=1)
+            n = np.repeat(sizes[:, None].astype(np.float64), k, axis=1)
             mean = np.add.reduceat(X, starts, axis=0) / n
-            dev = X - mean[seg]
+            dev = X - np.repeat(mean, sizes, axis=0)
             lo = hi = X
         else:
             X0 = np.where(valid, X, 0.0)
             n = np.add.reduceat(valid, starts, axis=0, dtype=np.float64)
             with np.errstate(invalid="ignore", divide="ignore"):
                 mean = np.where(n > 0, np.add.reduceat(X0, starts, axis=0) / n, 0.0)
-            dev = np.where(valid, X0 - mean[seg], 0.0)
+            dev = np.where(valid, X0 - np.repeat(mean, sizes, axis=0), 0.0)
             lo, hi = np.where(valid, X, np.inf), np.where(valid, X, -np.inf)
         m2 = np.add.reduceat(dev * dev, starts, axis=0)
         return cls(keys[starts], n, mean, m2, np.minimum.reduceat(lo, starts, axis=0),
@@ -215,6 +215,15 @@ def _place(keys: np.ndarray, part: np.ndarray) -> slice | np.ndarray:
     return np.searchsorted(keys, part)
 
 
+def _order(keys: np.ndarray) -> np.ndarray:
+    """A stable sort of int keys; a radix sort (O(n)) when they span fewer than 65,536 values, as a
+    batch's bucket x group keys do."""
+    low = keys.min()
+    if int(keys.max()) - int(low) < 1 << 16:
+        return np.argsort((keys - low).astype(np.uint16), kind="stable")
+    return np.argsort(keys, kind="stable")
+
+
 def _reduce(keys, n, mean, m2, mn, mx) -> KeyedStats:
     """Combine partials (one per row of the inputs) that share a key.
 
@@ -226,14 +235,14 @@ def _reduce(keys, n, mean, m2, mn, mx) -> KeyedStats:
     if len(keys) == 0:
         return KeyedStats.empty(k)
     if not np.all(keys[1:] >= keys[:-1]):
-        order = np.argsort(keys, kind="stable")
+        order = _order(keys)
         keys, n, mean, m2, mn, mx = (a[order] for a in (keys, n, mean, m2, mn, mx))
     starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
-    seg = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(keys))))
+    sizes = np.diff(np.append(starts, len(keys)))
     tot_n = np.add.reduceat(n, starts, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         tot_mean = np.where(tot_n > 0, np.add.reduceat(n * mean, starts, axis=0) / tot_n, 0.0)
-    dev = np.where(n > 0, mean - tot_mean[seg], 0.0)
+    dev = np.where(n > 0, mean - np.repeat(tot_mean, sizes, axis=0), 0.0)
     tot_m2 = np.add.reduceat(m2 + n * dev * dev, starts, axis=0)
     return KeyedStats(keys[starts], tot_n, tot_mean, tot_m2,
                       np.minimum.reduceat(mn, starts, axis=0), np.maximum.reduceat(mx, starts, axis=0))

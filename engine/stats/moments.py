@@ -79,12 +79,23 @@ class Moments:
 
     def __init__(self, k: int, pairs: int | None = None):
         p = min(k, PAIR_LIMIT if pairs is None else pairs)
-        for name in _PAIRS:
-            setattr(self, name, np.zeros((p, p)))
         for name in ("count_", "cmean", "cm2", "shift"):
             setattr(self, name, np.zeros(k))
         self.min_ = np.full(k, np.inf)
         self.max_ = np.full(k, -np.inf)
+        self.c = np.zeros((p, p))
+        self._share_pairs(p)
+
+    def _share_pairs(self, p: int) -> None:
+        """n, mean_ and m2 of every pair as read-only views of the first column's values: what they are
+        when nothing is missing, at no memory (3 of the 4 p x p arrays) and merged as columns."""
+        for pair, col in (("n", "count_"), ("mean_", "cmean"), ("m2", "cm2")):
+            setattr(self, pair, np.broadcast_to(getattr(self, col)[:p, None], (p, p)))
+
+    @property
+    def shared(self) -> bool:
+        """Whether the pair counts, means and M2 are views of the columns' (see `_share_pairs`)."""
+        return all(getattr(self, pair).strides[1] == 0 for pair in ("n", "mean_", "m2"))
 
     @property
     def k(self) -> int:
@@ -152,16 +163,17 @@ class Moments:
     def _complete_pairs(self, Dp: np.ndarray, s: np.ndarray) -> "Moments":
         """Pair state when every pair has every row: one product instead of four."""
         n, p = Dp.shape
-        self.n = np.full((p, p), float(n))
-        self.mean_ = np.repeat(self.cmean[:p, None], p, axis=1)
-        self.m2 = np.repeat(self.cm2[:p, None], p, axis=1)
+        self._share_pairs(p)
         self.c = Dp.T @ Dp - np.outer(s[:p], s[:p]) / n
         return self
 
     def copy(self) -> "Moments":
         out = Moments.__new__(Moments)
-        for name in self.__slots__:
+        shared = self.shared
+        for name in _COLUMNS + ("c",) if shared else self.__slots__:
             setattr(out, name, getattr(self, name).copy())
+        if shared:
+            out._share_pairs(self.pairs)
         return out
 
     def _rebase(self, other: "Moments") -> tuple[np.ndarray, np.ndarray]:
@@ -173,9 +185,17 @@ class Moments:
 
     def __iadd__(self, other: "Moments") -> "Moments":
         cmean_b, mean_b = self._rebase(other)
-        self.count_, self.cmean, self.cm2, _, _ = _merge(self.count_, self.cmean, self.cm2,
+        shared = self.shared and other.shared
+        self.count_, self.cmean, self.cm2, d, f = _merge(self.count_, self.cmean, self.cm2,
                                                          other.count_, cmean_b, other.cm2)
         c = self.c + other.c
+        if shared:         # the pairs' merge is the columns': only the co-moments' update is left
+            p = self.pairs
+            self._share_pairs(p)
+            self.c = c + d[:p, None] * d[None, :p] * f[:p, None]
+            self.min_ = np.minimum(self.min_, other.min_)
+            self.max_ = np.maximum(self.max_, other.max_)
+            return self
         self.n, self.mean_, self.m2, d, f = _merge(self.n, self.mean_, self.m2, other.n, mean_b, other.m2)
         self.c = c + d * d.T * f
         self.min_ = np.minimum(self.min_, other.min_)
@@ -242,6 +262,8 @@ class Moments:
     def _broadcast(self) -> bool:
         """Whether n, mean_ and m2 of every pair are those of its first column (nothing was missing):
         then they need not be stored, and the stored state is a quarter the size."""
+        if self.shared:
+            return True
         p = self.pairs
         return all(np.array_equal(getattr(self, pair), np.broadcast_to(getattr(self, col)[:p, None], (p, p)))
                    for pair, col in (("n", "count_"), ("mean_", "cmean"), ("m2", "cm2")))
@@ -273,8 +295,7 @@ class Moments:
         for name, a in _arrays(body, {name: (p, p) if name in _PAIRS else (k,) for name in names}).items():
             setattr(m, name, a)
         if broadcast:
-            for pair, col in (("n", "count_"), ("mean_", "cmean"), ("m2", "cm2")):
-                setattr(m, pair, np.repeat(getattr(m, col)[:p, None], p, axis=1))
+            m._share_pairs(p)
         return m
 
     def select(self, idx) -> "Moments":

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 from .buckets import BucketPartial, Buckets, partial
 from .moments import Moments
 from ..schema import time_seconds
-from .windows import Chunk, RecentRows
+from .windows import EDGE_BLOCKS, Chunk, RecentRows
 
 BUFFER_ROWS = 100_000       # rows kept for views of other windows than the configured one
 BUFFER_CELLS = 20_000_000   # ... but at most this many values (160 MB) beyond the window: a wide stream keeps fewer
@@ -36,8 +36,10 @@ class WindowSpec:
         return cls(**d) if d else cls()
 
 
-def chunk_of(table: pa.Table, columns: list[str], time_column: str | None, ingest: np.ndarray) -> Chunk:
-    """Rows as a Chunk: the numeric columns as one float matrix (NaN = missing), event times, moments."""
+def chunk_of(table: pa.Table, columns: list[str], time_column: str | None, ingest: np.ndarray,
+             blocks: int = 1) -> Chunk:
+    """Rows as a Chunk: the numeric columns as one float matrix (NaN = missing), event times, moments
+    (and edges at `blocks` blocks, see `Chunk.of`)."""
     XT = np.empty((len(columns), table.num_rows))   # filled a column at a time: contiguous writes, 100x faster
     for j, name in enumerate(columns):
         col = table.column(name)
@@ -48,9 +50,11 @@ def chunk_of(table: pa.Table, columns: list[str], time_column: str | None, inges
             col = pc.cast(col, pa.float64())
         XT[j] = col.to_numpy(zero_copy_only=False) if col.null_count == 0 else \
             pc.fill_null(col, np.nan).to_numpy(zero_copy_only=False)
-    X = np.ascontiguousarray(XT.T)
+    # column-major (a view, no copy): the moments' and buckets' reductions run down columns, 1.1-4x faster
+    # than over a row-major copy (which cost its own pass)
+    X = XT.T
     event = time_seconds(table.column(time_column)) if time_column else np.full(table.num_rows, np.nan)
-    return Chunk(X, event, ingest, table, Moments.of(X))
+    return Chunk.of(X, event, ingest, table, blocks)
 
 
 class GroupCodes:
@@ -111,14 +115,15 @@ class Operators:
         seconds = window.size if window.kind == "time" else None
         rows = int(window.size) if window.kind == "count" else 0
         extra = min(BUFFER_ROWS, BUFFER_CELLS // max(self.k, 1))
-        self.recent = RecentRows(self.k, max(rows, extra), seconds, clock)
+        self.recent = RecentRows(self.k, max(rows, extra), seconds, clock, edge_rows=rows)
         self.buckets = Buckets(self.k)
         self.cumulative = Moments(self.k)
         self.shift: np.ndarray | None = None    # bucket rows are shifted by it to keep digits at large offsets
 
     def prepare(self, table: pa.Table, ingest: np.ndarray) -> Prepared:
         n = table.num_rows
-        chunk = chunk_of(table, self.columns, self.time_column, ingest)
+        # edges only under a count window, whose edge moves row by row through the chunks
+        chunk = chunk_of(table, self.columns, self.time_column, ingest, EDGE_BLOCKS if self.recent.edge_rows else 1)
         X, event = chunk.X, chunk.event
         codes = self.codes.encode(table.column(self.group_column)) if self.group_column and n else None
         times = event if self.bucket_clock == "event" else ingest
@@ -147,4 +152,5 @@ class Operators:
         return int(np.sum(p.chunk.event <= newest - w.size))
 
     def reset_window(self) -> None:
-        self.recent = RecentRows(self.k, self.recent.max_rows, self.recent.max_seconds, self.recent.clock)
+        r = self.recent
+        self.recent = RecentRows(self.k, r.max_rows, r.max_seconds, r.clock, edge_rows=r.edge_rows)

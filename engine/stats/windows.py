@@ -9,12 +9,15 @@ window up to the buffer's size without touching the engine.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
 
 from .moments import Moments
+
+EDGE_BLOCKS = 4          # a chunk keeps its moments from each quarter on: a window's edge recomputes a quarter at most
+EDGE_MIN_ROWS = 4096     # ... when it is this long; a shorter one is recomputed whole
 
 
 @dataclass(frozen=True)
@@ -24,17 +27,45 @@ class Chunk:
     ingest: np.ndarray     # (n,) ingest time in epoch seconds
     table: pa.Table        # every column of the rows, for charts and group-by
     moments: Moments
+    # (row, moments of the rows from `row` on), rows increasing: while the chunk may be the edge of the
+    # window, the tail merges one of these instead of recomputing the co-moments of most of the chunk
+    edges: tuple = ()
+
+    @classmethod
+    def of(cls, X: np.ndarray, event: np.ndarray, ingest: np.ndarray, table: pa.Table, blocks: int = 1) -> "Chunk":
+        """A chunk and its moments; with `blocks` > 1 also its `edges` at that many equal blocks (the
+        same products, in blocks, and a merge each)."""
+        n = len(X)
+        if blocks <= 1 or n < EDGE_MIN_ROWS:
+            return cls(X, event, ingest, table, Moments.of(X))
+        bounds = np.linspace(0, n, blocks + 1).astype(int)
+        edges = []
+        moments = Moments.of(X[bounds[-2]:])
+        for lo, hi in zip(bounds[-3::-1], bounds[-2:0:-1]):
+            edges.append((int(hi), moments))
+            moments = Moments.of(X[lo:hi]) + moments
+        return cls(X, event, ingest, table, moments, tuple(reversed(edges)))
 
     def __len__(self) -> int:
         return len(self.X)
 
     def tail(self, count: int) -> "Chunk":
-        """The last `count` rows, with their moments recomputed."""
+        """The last `count` rows, with their moments (recomputed, up to the nearest edge kept)."""
         if count >= len(self):
             return self
-        s = slice(len(self) - count, None)
+        start = len(self) - count
+        s = slice(start, None)
         X = self.X[s]
-        return Chunk(X, self.event[s], self.ingest[s], self.table.slice(len(self) - count), Moments.of(X))
+        row, moments = next(((row, m) for row, m in self.edges if row >= start), (len(self), None))
+        if moments is None:
+            moments = Moments.of(X)
+        elif row > start:
+            moments = Moments.of(self.X[start:row]) + moments
+        return Chunk(X, self.event[s], self.ingest[s], self.table.slice(start), moments)
+
+    def plain(self) -> "Chunk":
+        """The chunk without its edges (their memory), once no window's edge can fall in it."""
+        return replace(self, edges=()) if self.edges else self
 
     def where(self, keep: np.ndarray) -> "Chunk":
         X = self.X[keep]
@@ -60,13 +91,15 @@ class RecentRows:
     arrived) and every row younger than `max_seconds`, capped at `hard_rows`."""
 
     def __init__(self, k: int, max_rows: int, max_seconds: float | None = None,
-                 clock: str = "ingest", hard_rows: int = 2_000_000):
+                 clock: str = "ingest", hard_rows: int = 2_000_000, edge_rows: int = 0):
         self.k = k
         self.max_rows = max_rows
+        self.edge_rows = edge_rows     # a count window's rows: older chunks drop their edges
         self.max_seconds = max_seconds
         self.clock = clock
         self.hard_rows = max(hard_rows, max_rows)
-        self.coalesce_rows = max(2048, max_rows // 32)
+        # small batches join their predecessor (fewer chunks), but not wide ones: a join copies both
+        self.coalesce_rows = max(min(2048, 1_000_000 // max(k, 1)), max_rows // 32)
         self.chunks: tuple[Chunk, ...] = ()
         self.rows = 0
         self.newest = -np.inf      # newest time seen on `clock`
@@ -81,7 +114,18 @@ class RecentRows:
             chunks.append(chunk)
         self.rows += len(chunk)
         self.newest = max(self.newest, chunk.newest(self.clock))
-        self.chunks = tuple(self._evict(chunks))
+        self.chunks = tuple(self._plain(self._evict(chunks)))
+
+    def _plain(self, chunks: list[Chunk]) -> list[Chunk]:
+        """Chunks wholly older than the newest `edge_rows` rows lose their edges."""
+        newer = 0
+        for i in range(len(chunks) - 1, -1, -1):
+            if newer >= self.edge_rows:
+                if not chunks[i].edges:
+                    break          # the older ones lost theirs before
+                chunks[i] = chunks[i].plain()
+            newer += len(chunks[i])
+        return chunks
 
     def _evict(self, chunks: list[Chunk]) -> list[Chunk]:
         while len(chunks) > 1:

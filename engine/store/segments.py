@@ -42,8 +42,10 @@ def write(data_dir: str, stream_id: int, rows: pa.Table, first_rid: int) -> str:
     try:
         # statistics on the row ids and ingest times only: readers skip files by them, and value columns'
         # statistics would double the cost of a wide write
-        pq.write_table(rows, path + ".tmp", compression="none", use_dictionary=False,
-                       write_statistics=[c for c in ("_rid", "_ingest") if c in rows.column_names])
+        # through an 8 MiB buffer: the writer's own small writes (a page at a time) cost a third of the CPU
+        with pa.output_stream(path + ".tmp", buffer_size=8 << 20) as out:
+            pq.write_table(rows, out, compression="none", use_dictionary=False,
+                           write_statistics=[c for c in ("_rid", "_ingest") if c in rows.column_names])
         _sync(path + ".tmp")
         os.rename(path + ".tmp", path)      # the view's glob only ever matches whole files
         _sync(where)
