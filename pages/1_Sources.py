@@ -11,6 +11,7 @@ from ui import format as fmt
 from ui.guard import guard
 from ui.page import header
 from ui.refresh import keep, live_fragment, remember
+from ui.shared import SHARED, version
 from ui.uploads import forget_stream, session_spools, spooled_uploader
 
 engine, every = header(
@@ -243,24 +244,31 @@ def remove_control(name: str) -> None:
                 st.rerun()
 
 
+def quarantined(name: str, show_flagged: bool):
+    """The newest rows set aside, as the panel shows them."""
+    frame = engine.quarantine(name, limit=1000).to_pandas()
+    if not show_flagged:
+        frame = frame[~frame["kept"].astype(bool)]
+    frame = frame.assign(kept=frame["kept"].map({True: "flagged", False: "quarantined"}))
+    frame = frame.rename(columns={"kept": "outcome", "position": "byte offset", "seen": "seen at"})
+    return frame[["seen at", "outcome", "reason", "raw", "byte offset", "source"]]
+
+
 def quarantine_panel(name: str) -> None:
     show_flagged = st.toggle("Include flagged rows (kept, with missing values)", key="quarantine_flagged")
 
     @live_fragment(every)
     def live() -> None:
         with guard("The quarantine"):
-            if name not in engine.names():
+            snap = engine.snapshot(name) if name in engine.names() else None
+            if snap is None:
                 return
-            table = engine.quarantine(name, limit=1000)
-            frame = table.to_pandas()
-            if not show_flagged:
-                frame = frame[~frame["kept"].astype(bool)]
+            # one store read serves every session watching (ui/shared.py)
+            frame = SHARED.get(("quarantine", name, show_flagged), version(snap),
+                               lambda: quarantined(name, show_flagged))
             if frame.empty:
                 st.success("No quarantined rows: every row so far parsed cleanly.", icon=":material/check_circle:")
                 return
-            frame = frame.assign(kept=frame["kept"].map({True: "flagged", False: "quarantined"}))
-            frame = frame.rename(columns={"kept": "outcome", "position": "byte offset", "seen": "seen at"})
-            frame = frame[["seen at", "outcome", "reason", "raw", "byte offset", "source"]]
             st.caption(f"Newest {len(frame):,} rows set aside (up to 1,000 shown).")
             st.dataframe(frame, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(frame)),
                          column_config={"raw": st.column_config.TextColumn("raw text", width="large"),
