@@ -11,7 +11,7 @@ from ui import format as fmt
 from ui.guard import guard
 from ui.page import header
 from ui.refresh import keep, live_fragment, remember
-from ui.shared import SHARED, version
+from ui.shared import SHARED
 from ui.uploads import forget_stream, session_spools, spooled_uploader
 
 engine, every = header(
@@ -241,6 +241,7 @@ def remove_control(name: str) -> None:
             with guard("Removing"):
                 engine.remove(name)
                 forget_stream(name)
+                SHARED.forget(name)          # a stream added again under the name starts afresh
                 st.rerun()
 
 
@@ -263,9 +264,10 @@ def quarantine_panel(name: str) -> None:
             snap = engine.snapshot(name) if name in engine.names() else None
             if snap is None:
                 return
-            # one store read serves every session watching (ui/shared.py)
-            frame = SHARED.get(("quarantine", name, show_flagged), version(snap),
-                               lambda: quarantined(name, show_flagged))
+            # one store read serves every session watching (ui/shared.py), until rows are set aside
+            counts = (snap.source or {}).get("path"), snap.counts["quarantined"], snap.counts["flagged"]
+            frame = SHARED.get(("quarantine", name, show_flagged), counts, lambda: quarantined(name, show_flagged),
+                               fresh=0.0)
             if frame.empty:
                 st.success("No quarantined rows: every row so far parsed cleanly.", icon=":material/check_circle:")
                 return

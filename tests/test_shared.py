@@ -133,3 +133,12 @@ def test_a_failed_build_is_not_kept():
     with pytest.raises(ValueError):
         shared.get("k", 1, lambda: (_ for _ in ()).throw(ValueError("no rows")))
     assert shared.get("k", 1, lambda: "built") == "built"
+
+
+def test_forget_drops_a_removed_streams_builds():
+    shared = Shared(fresh=60.0)
+    shared.get(("aggregates", "s1", 1), 1, lambda: "s1 built")
+    shared.get(("aggregates", "s2", 1), 1, lambda: "s2 built")
+    shared.forget("s1")
+    assert shared.get(("aggregates", "s1", 1), 1, lambda: "again") == "again"
+    assert shared.get(("aggregates", "s2", 1), 1, lambda: "again") == "s2 built"

@@ -32,13 +32,14 @@ class Shared:
         self._kept: OrderedDict[Hashable, tuple[Hashable, float, object]] = OrderedDict()
         self._building: dict[Hashable, threading.Event] = {}
 
-    def get(self, key: Hashable, version: Hashable, build: Callable[[], T]) -> T:
-        """The kept result for `key` if it was built from `version` or less than `fresh` seconds ago,
-        else `build()` (an error is raised to the caller and not kept)."""
+    def get(self, key: Hashable, version: Hashable, build: Callable[[], T], fresh: float | None = None) -> T:
+        """The kept result for `key` if it was built from `version` or less than `fresh` seconds ago
+        (default: the instance's), else `build()` (an error is raised to the caller and not kept)."""
+        fresh = self.fresh if fresh is None else fresh
         while True:
             with self._lock:
                 kept = self._kept.get(key)
-                if kept is not None and (kept[0] == version or time.monotonic() - kept[1] < self.fresh):
+                if kept is not None and (kept[0] == version or time.monotonic() - kept[1] < fresh):
                     self._kept.move_to_end(key)
                     return kept[2]
                 busy = self._building.get(key)
@@ -58,6 +59,12 @@ class Shared:
         finally:
             with self._lock:
                 self._building.pop(key).set()
+
+    def forget(self, stream: str) -> None:
+        """Drop what was built for `stream` (keys are (page, stream, ...)): it was removed."""
+        with self._lock:
+            for key in [k for k in self._kept if isinstance(k, tuple) and len(k) > 1 and k[1] == stream]:
+                del self._kept[key]
 
     def clear(self) -> None:
         with self._lock:
