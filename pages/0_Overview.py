@@ -10,6 +10,7 @@ from ui import format as fmt
 from ui.guard import guard
 from ui.page import header
 from ui.refresh import live_fragment
+from ui.shared import SHARED, version
 
 engine, every = header(
     "Rivulet",
@@ -81,7 +82,7 @@ def live_status() -> None:
                     "RIVULET_DEMO=1 (the default) for the built-in demo stream.", icon=":material/info:")
             st.page_link("pages/1_Sources.py", label="Add a source", icon=":material/upload_file:")
             return
-        rows = stream_rows(snaps)
+        rows = SHARED.get(("overview",), tuple(version(s) for s in snaps.values()), lambda: stream_rows(snaps))
         hide = {k for k in ("model", "last error", "flagged") if not any(r[k] for r in rows)}
         st.dataframe(
             rows, hide_index=True, width="stretch", column_order=[k for k in rows[0] if k not in hide],

@@ -11,6 +11,7 @@ from ui import format as fmt
 from ui.guard import guard
 from ui.page import header
 from ui.refresh import keep, live_fragment, remember
+from ui.shared import SHARED
 from ui.uploads import forget_stream, session_spools, spooled_uploader
 
 engine, every = header(
@@ -240,7 +241,18 @@ def remove_control(name: str) -> None:
             with guard("Removing"):
                 engine.remove(name)
                 forget_stream(name)
+                SHARED.forget(name)          # a stream added again under the name starts afresh
                 st.rerun()
+
+
+def quarantined(name: str, show_flagged: bool):
+    """The newest rows set aside, as the panel shows them."""
+    frame = engine.quarantine(name, limit=1000).to_pandas()
+    if not show_flagged:
+        frame = frame[~frame["kept"].astype(bool)]
+    frame = frame.assign(kept=frame["kept"].map({True: "flagged", False: "quarantined"}))
+    frame = frame.rename(columns={"kept": "outcome", "position": "byte offset", "seen": "seen at"})
+    return frame[["seen at", "outcome", "reason", "raw", "byte offset", "source"]]
 
 
 def quarantine_panel(name: str) -> None:
@@ -249,18 +261,16 @@ def quarantine_panel(name: str) -> None:
     @live_fragment(every)
     def live() -> None:
         with guard("The quarantine"):
-            if name not in engine.names():
+            snap = engine.snapshot(name) if name in engine.names() else None
+            if snap is None:
                 return
-            table = engine.quarantine(name, limit=1000)
-            frame = table.to_pandas()
-            if not show_flagged:
-                frame = frame[~frame["kept"].astype(bool)]
+            # one store read serves every session watching (ui/shared.py), until rows are set aside
+            counts = (snap.source or {}).get("path"), snap.counts["quarantined"], snap.counts["flagged"]
+            frame = SHARED.get(("quarantine", name, show_flagged), counts, lambda: quarantined(name, show_flagged),
+                               fresh=0.0)
             if frame.empty:
                 st.success("No quarantined rows: every row so far parsed cleanly.", icon=":material/check_circle:")
                 return
-            frame = frame.assign(kept=frame["kept"].map({True: "flagged", False: "quarantined"}))
-            frame = frame.rename(columns={"kept": "outcome", "position": "byte offset", "seen": "seen at"})
-            frame = frame[["seen at", "outcome", "reason", "raw", "byte offset", "source"]]
             st.caption(f"Newest {len(frame):,} rows set aside (up to 1,000 shown).")
             st.dataframe(frame, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(frame)),
                          column_config={"raw": st.column_config.TextColumn("raw text", width="large"),

@@ -1,16 +1,19 @@
 """Live aggregates: window statistics, bucket series, histograms and group-by, per-session filters."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import streamlit as st
 
-from engine import bucket_label, stats_dict
+from engine import Snapshot, bucket_label, stats_dict
 from ui import charts
 from ui import format as fmt
 from ui.controls import WIDTHS, pick_columns, pick_time, stream_row
-from ui.filters import filters_panel, window_view
+from ui.filters import filters_panel, latest, window_caption, window_of
 from ui.guard import guard
 from ui.page import header
 from ui.refresh import keep, live_fragment, remember
+from ui.shared import SHARED, version
 
 engine, every = header(
     "Live aggregates",
@@ -21,14 +24,41 @@ CHART_BUCKETS = 240       # newest buckets in the line chart
 BANDS = ["min–max", "±1 std"]
 
 
-def stat_cards(v, snap, columns: list[str]) -> None:
-    stats = v.stats()
-    overall = stats_dict(snap.cumulative_moments, snap.columns)
+@dataclass(frozen=True)
+class Panels:
+    """What the live part draws, built once for every session with the same view (ui/shared.py)."""
+    snap: Snapshot
+    view: object                     # the window, filtered (engine.view)
+    stats: dict                      # per column over the window
+    overall: dict                    # per column over every row
+    buckets: object = None           # the bucket chart, or None when no bucket is in the range
+    bucket_note: str = ""
+    hist: object = None
+    hist_rows: int = 0
+    groups: list[dict] | None = None
+    group_chart: object = None
+
+
+def build(snap, pick, filters, columns: list[str], width: int, band: str, by: str | None,
+          measure: str | None) -> Panels:
+    v = window_of(snap, pick, filters)
+    if v.rows == 0:
+        return Panels(snap, v, {}, {})
+    buckets, note = bucket_chart(v, snap, columns, width, band)
+    frame = v.table(last=HIST_ROWS).select(columns).to_pandas()
+    groups = group_rows(v, by, measure) if by else None
+    return Panels(snap, v, v.stats(), stats_dict(snap.cumulative_moments, snap.columns), buckets, note,
+                  charts.histograms(frame, columns), len(frame), groups,
+                  charts.group_bars([r[by] for r in groups], [r["mean"] for r in groups], [r["std"] for r in groups],
+                                    [r["rows"] for r in groups], measure, by) if groups else None)
+
+
+def stat_cards(p: Panels, columns: list[str]) -> None:
     per_row = 4
     for start in range(0, len(columns), per_row):
         cols = st.columns(per_row)
         for box, col in zip(cols, columns[start:start + per_row]):
-            s, o = stats[col], overall[col]
+            s, o = p.stats[col], p.overall[col]
             delta = None if s["mean"] is None or o["mean"] is None else s["mean"] - o["mean"]
             if delta is not None and abs(delta) <= 1e-9 * max(abs(o["mean"]), 1e-300):
                 delta = None           # the window holds every row so far: nothing to compare
@@ -40,7 +70,8 @@ def stat_cards(v, snap, columns: list[str]) -> None:
                            f"max **{fmt.num(s['max'])}** · rows **{fmt.count(s['count'])}**")
 
 
-def bucket_chart(v, snap, columns: list[str], width: int, band: str) -> None:
+def bucket_chart(v, snap, columns: list[str], width: int, band: str):
+    """(the bucket chart, its caption); (None, "") when the range holds no bucket."""
     if v.rows_filtered:
         series, source = v.bucket_series(width), "the filtered rows of the window"
     elif v.span is not None:       # the picked range, from the buckets of every row of the stream
@@ -49,33 +80,32 @@ def bucket_chart(v, snap, columns: list[str], width: int, band: str) -> None:
         series, source = snap.bucket_series(width), "every row of the stream"
     n = len(series["start"])
     if n == 0:
-        st.info("No buckets in this time range: they fill in as rows with a time arrive.")
-        return
+        return None, ""
     series = {k: a[-CHART_BUCKETS:] for k, a in series.items()}
-    st.plotly_chart(charts.bucket_bands(series, columns, snap.columns, band, width), key="agg_buckets",
-                    config={"displayModeBar": False})
     shown = min(n, CHART_BUCKETS)
-    st.caption(("One bucket" if shown == 1 else f"Newest {shown} buckets") + f" of {bucket_label(width)} from {source}; "
-               f"time is the {'time column ' + repr(snap.time_column) if snap.time_column else 'arrival time'} "
-               "(UTC; days, weeks from Monday and months aligned to the calendar).")
+    note = (("One bucket" if shown == 1 else f"Newest {shown} buckets") + f" of {bucket_label(width)} from {source}; "
+            f"time is the {'time column ' + repr(snap.time_column) if snap.time_column else 'arrival time'} "
+            "(UTC; days, weeks from Monday and months aligned to the calendar).")
+    return charts.bucket_bands(series, columns, snap.columns, band, width), note
 
 
-def group_section(v, snap, by: str, measure: str) -> None:
+def group_rows(v, by: str, measure: str) -> list[dict]:
     groups = v.group_stats(by)
-    if not groups:
-        st.info("No rows in the window to group.")
-        return
     names = sorted(groups, key=lambda g: -groups[g][measure]["count"])
-    rows = [{by: g, "rows": groups[g][measure]["count"], "mean": groups[g][measure]["mean"],
+    return [{by: g, "rows": groups[g][measure]["count"], "mean": groups[g][measure]["mean"],
              "std": groups[g][measure]["std"], "min": groups[g][measure]["min"], "max": groups[g][measure]["max"]}
             for g in names]
+
+
+def group_section(p: Panels) -> None:
+    if not p.groups:
+        st.info("No rows in the window to group.")
+        return
     c1, c2 = st.columns([2, 3])
-    c1.dataframe(rows, hide_index=True, width="stretch",
+    c1.dataframe(p.groups, hide_index=True, width="stretch",
                  column_config={k: st.column_config.NumberColumn(format="%.4g") for k in ("mean", "std", "min", "max")}
                  | {"rows": st.column_config.NumberColumn(format="localized")})
-    c2.plotly_chart(charts.group_bars([r[by] for r in rows], [r["mean"] for r in rows], [r["std"] for r in rows],
-                                      [r["rows"] for r in rows], measure, by),
-                    key="agg_groups", config={"displayModeBar": False})
+    c2.plotly_chart(p.group_chart, key="agg_groups", config={"displayModeBar": False})
 
 
 def page() -> None:
@@ -106,22 +136,29 @@ def page() -> None:
     @live_fragment(every)
     def live() -> None:
         with guard("The aggregates"):
-            current, v = window_view(engine, name, pick, filters)
+            current = latest(engine, name)
             if current is None:
                 return
-            if v.rows == 0:
+            key = ("aggregates", name, pick, tuple(filters), tuple(columns), width, band, by, measure)
+            p = SHARED.get(key, version(current), lambda: build(current, pick, filters, columns, width, band,
+                                                                by, measure))
+            window_caption(p.snap, p.view, pick, filters)
+            if p.view.rows == 0:
                 st.warning("No rows match: widen the time range or loosen the filters.")
                 return
-            stat_cards(v, current, columns)
+            stat_cards(p, columns)
             st.subheader("Bucket means")
-            bucket_chart(v, current, columns, width, band)
+            if p.buckets is None:
+                st.info("No buckets in this time range: they fill in as rows with a time arrive.")
+            else:
+                st.plotly_chart(p.buckets, key="agg_buckets", config={"displayModeBar": False})
+                st.caption(p.bucket_note)
             st.subheader("Distribution")
-            frame = v.table(last=HIST_ROWS).select(columns).to_pandas()
-            st.plotly_chart(charts.histograms(frame, columns), key="agg_hist", config={"displayModeBar": False})
-            st.caption(f"Newest {fmt.count(len(frame))} rows of the window.")
+            st.plotly_chart(p.hist, key="agg_hist", config={"displayModeBar": False})
+            st.caption(f"Newest {fmt.count(p.hist_rows)} rows of the window.")
             if by:
                 st.subheader(f"{measure} by {by}")
-                group_section(v, current, by, measure)
+                group_section(p)
     live()
 
 

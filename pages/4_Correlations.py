@@ -1,18 +1,21 @@
 """Correlations: live heatmap, covariance, strongest pairs, a pair's scatter and its correlation over time."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from engine import BUFFER_ROWS, bucket_label, strongest_pairs, view
+from engine import BUFFER_ROWS, Snapshot, bucket_label, strongest_pairs, view
 from ui import charts
 from ui import format as fmt
 from ui.controls import WIDTHS, pick_columns, pick_time, stream_row
-from ui.filters import filters_panel, window_view
+from ui.filters import filters_panel, latest, window_caption, window_of
 from ui.guard import guard
 from ui.page import header
 from ui.refresh import keep, live_fragment, remember
+from ui.shared import SHARED, version
 
 engine, every = header(
     "Correlations",
@@ -26,6 +29,41 @@ def strength(r: float) -> str:
     a = abs(r)
     return "very strong" if a >= 0.8 else "strong" if a >= 0.6 else "moderate" if a >= 0.4 else \
         "weak" if a >= 0.2 else "negligible"
+
+
+@dataclass(frozen=True)
+class Panels:
+    """What the live part draws, built once for every session with the same view (ui/shared.py)."""
+    snap: Snapshot
+    view: object                     # the window, filtered (engine.view)
+    heatmap: object = None
+    pairs: list[dict] | None = None
+    cov: pd.DataFrame | None = None
+    scatter: object = None           # None when x and y are the same column
+    scatter_rows: int = 0
+    series: dict | None = None       # r per bucket of the rows kept in memory
+    over_time: object = None         # its chart, when some bucket has an r
+    kept_rows: int = 0
+    kept_filtered: bool = False
+
+
+def build(snap, pick, filters, columns: list[str], x: str, y: str, width: int) -> Panels:
+    v = window_of(snap, pick, filters)
+    if v.rows < 3:
+        return Panels(snap, v)
+    m = v.pair_moments(columns)
+    parts = dict(heatmap=charts.heatmap(m.corr(), columns), pairs=strongest_pairs(m, columns, limit=10),
+                 cov=pd.DataFrame(m.cov(), index=columns, columns=columns))
+    if x != y:
+        frame = v.table(last=SCATTER_ROWS).select([x, y]).to_pandas()
+        # a time range is already over every row held; the newest N rows widen to all held
+        kept = v if v.span is not None else view(snap, rows=BUFFER_ROWS, filters=filters)
+        series = kept.pair_corr_series(x, y, width)
+        ok = len(series["start"]) > 0 and np.isfinite(series["r"]).any()
+        parts.update(scatter=charts.scatter(frame, x, y), scatter_rows=len(frame), series=series,
+                     over_time=charts.correlation_line(series, x, y, width) if ok else None,
+                     kept_rows=kept.rows, kept_filtered=kept.filtered)
+    return Panels(snap, v, **parts)
 
 
 def page() -> None:
@@ -51,24 +89,25 @@ def page() -> None:
     @live_fragment(every)
     def live() -> None:
         with guard("The correlations"):
-            current, v = window_view(engine, name, pick, filters)
+            current = latest(engine, name)
             if current is None:
                 return
-            if v.rows < 3:
+            key = ("correlations", name, pick, tuple(filters), tuple(columns), x, y, width)
+            p = SHARED.get(key, version(current), lambda: build(current, pick, filters, columns, x, y, width))
+            window_caption(p.snap, p.view, pick, filters)
+            if p.view.rows < 3:
                 st.warning("Fewer than 3 rows in the time range: widen it or loosen the filters.")
                 return
-            m = v.pair_moments(columns)
             left, right = st.columns([4, 3], gap="medium")   # the matrix needs the room
             with left:
                 st.subheader("Correlation matrix")
-                st.plotly_chart(charts.heatmap(m.corr(), columns), key="corr_heatmap", config={"displayModeBar": False})
+                st.plotly_chart(p.heatmap, key="corr_heatmap", config={"displayModeBar": False})
             with right:
                 st.subheader("Strongest pairs")
-                pairs = strongest_pairs(m, columns, limit=10)
-                if pairs:
-                    st.dataframe([{"pair": f"{p['a']} × {p['b']}", "r": p["r"], "|r|": abs(p["r"]),
-                                   "strength": strength(p["r"]), "rows": p["n"]} for p in pairs],
-                                 hide_index=True, width="stretch", height=38 + 35 * len(pairs),
+                if p.pairs:
+                    st.dataframe([{"pair": f"{q['a']} × {q['b']}", "r": q["r"], "|r|": abs(q["r"]),
+                                   "strength": strength(q["r"]), "rows": q["n"]} for q in p.pairs],
+                                 hide_index=True, width="stretch", height=38 + 35 * len(p.pairs),
                                  column_config={"pair": st.column_config.TextColumn(width="medium"),
                                                 "r": st.column_config.NumberColumn(format="%+.3f", width="small"),
                                                 "|r|": st.column_config.ProgressColumn(
@@ -80,8 +119,7 @@ def page() -> None:
                 else:
                     st.info("No pair has enough varying values yet.")
             st.subheader("Covariance")
-            cov = pd.DataFrame(m.cov(), index=columns, columns=columns)
-            st.dataframe(cov, width="stretch",
+            st.dataframe(p.cov, width="stretch",
                          column_config={c: st.column_config.NumberColumn(format="%.4g") for c in columns})
             st.caption("Sample covariance (ddof = 1) in the columns' own units, squared on the diagonal (variance).")
             if x == y:
@@ -90,25 +128,20 @@ def page() -> None:
             a, b = st.columns(2)
             with a:
                 st.subheader(f"{x} vs {y}")
-                frame = v.table(last=SCATTER_ROWS).select([x, y]).to_pandas()
-                st.plotly_chart(charts.scatter(frame, x, y), key="corr_scatter", config={"displayModeBar": False})
-                st.caption(f"Newest {fmt.count(len(frame))} rows of the window.")
+                st.plotly_chart(p.scatter, key="corr_scatter", config={"displayModeBar": False})
+                st.caption(f"Newest {fmt.count(p.scatter_rows)} rows of the window.")
             with b:
                 st.subheader("Correlation over time")
-                # a time range is already over every row held; the newest N rows widen to all held
-                kept = v if v.span is not None else view(current, rows=BUFFER_ROWS, filters=filters)
-                series = kept.pair_corr_series(x, y, width)
-                if len(series["start"]) == 0:
+                if len(p.series["start"]) == 0:
                     st.info("No rows with both values and a time yet.")
-                elif not np.isfinite(series["r"]).any():
+                elif p.over_time is None:
                     st.info(f"No {bucket_label(width)} bucket holds two rows with varying values: "
                             "pick a wider bucket width.")
                 else:
-                    st.plotly_chart(charts.correlation_line(series, x, y, width), key="corr_time",
-                                    config={"displayModeBar": False})
+                    st.plotly_chart(p.over_time, key="corr_time", config={"displayModeBar": False})
                     st.caption(f"r within each {bucket_label(width)} bucket of the newest "
-                               f"{fmt.count(kept.rows)} rows kept in memory"
-                               + (", filtered" if kept.filtered else "") + ".")
+                               f"{fmt.count(p.kept_rows)} rows kept in memory"
+                               + (", filtered" if p.kept_filtered else "") + ".")
     live()
 
 

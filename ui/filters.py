@@ -42,20 +42,26 @@ def describe(filters: list[Filter]) -> str:
     return ("filtered by " + ", ".join(f.label() for f in filters)) if filters else "no filters"
 
 
-def window_view(engine, name: str, pick, filters: list[Filter]):
-    """(snapshot, this session's view of the picked time range) with a caption saying what it holds;
-    (None, None) after saying so when the stream was removed."""
-    from engine import BUFFER_ROWS, view
-    from ui import format as fmt
+def latest(engine, name: str):
+    """The stream's newest snapshot; None after saying so when the stream was removed."""
     current = engine.snapshot(name) if name in engine.names() else None
     if current is None:
         st.warning(f"{name} was removed.")
-        return None, None
+    return current
+
+
+def window_of(snap: Snapshot, pick, filters: list[Filter]):
+    """The page's view of `snap`: the picked time range, filtered."""
+    from engine import BUFFER_ROWS, view
     absolute = pick.rows is None and pick.seconds is None
-    v = view(current, rows=BUFFER_ROWS if absolute else pick.rows, seconds=pick.seconds, filters=filters,
-             since=pick.since, until=pick.until)
+    return view(snap, rows=BUFFER_ROWS if absolute else pick.rows, seconds=pick.seconds, filters=filters,
+                since=pick.since, until=pick.until)
+
+
+def window_caption(snap: Snapshot, v, pick, filters: list[Filter]) -> None:
+    """Say what the window holds."""
+    from ui import format as fmt
     clock = "" if pick.rows is not None else \
-        f", by {'time column ' + repr(current.time_column) if current.time_column else 'arrival time'}"
+        f", by {'time column ' + repr(snap.time_column) if snap.time_column else 'arrival time'}"
     st.caption(f"**{fmt.count(v.rows)}** rows in the window ({pick.label()}{clock}), "
                f"{describe(filters)} · updated {fmt.clock()}")
-    return current, v
