@@ -15,6 +15,7 @@ rerun after a crash between the two commits does not store them twice.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
 import math
 import os
@@ -268,18 +269,27 @@ class DeltaStore:
         self._history = None
         return out
 
-    def retain(self, next_rid: int, keep_rows: int | None, partitions: int) -> int:
+    def retain(self, next_rid: int, keep_rows: int | None, partitions: int, keep_seconds: float | None = None) -> int:
         """Retention: delete this partition's rows older than its share of the stream's newest `keep_rows`
-        (round-robin gives each partition about keep_rows / partitions of them). A Delta commit that moves
-        no position and no state, so the app transaction and the committed state a rerun resumes from stay;
-        the deleted files go at the next vacuum. Only the partition's owner prunes. Rows deleted."""
+        (round-robin gives each partition about keep_rows / partitions of them), and with `keep_seconds` the
+        rows that arrived longer ago than that (`_ingest`, as the embedded store prunes). Each a Delta commit
+        that moves no position and no state, so the app transaction and the committed state a rerun resumes
+        from stay (a delete that matches nothing commits nothing); the deleted files go at the next vacuum.
+        Only the partition's owner prunes. Rows deleted."""
+        deleted = 0
         keep = math.ceil(keep_rows / max(partitions, 1)) if keep_rows else 0
         cut = next_rid - keep
-        if not keep or cut <= 0 or cut <= self.pruned_below:
-            return 0
+        if keep and cut > 0 and cut > self.pruned_below:
+            deleted += self._delete(f"_rid < {int(cut)}")
+            self.pruned_below = cut
+        if keep_seconds:
+            since = datetime.datetime.fromtimestamp(time.time() - float(keep_seconds), datetime.timezone.utc)
+            deleted += self._delete(f"_ingest < '{since:%Y-%m-%d %H:%M:%S.%f}'")
+        return deleted
+
+    def _delete(self, where: str) -> int:
         self._check_owner()
-        out = self.table.delete(f"_part = {int(self.partition)} AND _rid < {int(cut)}")
-        self.pruned_below = cut
+        out = self.table.delete(f"_part = {int(self.partition)} AND {where}")
         self._history = None
         return int(out.get("num_deleted_rows", 0) or 0)
 

@@ -162,12 +162,13 @@ def _run(s, source, store, snaps, upkeep, versions, models, still_owner, stream,
 class Upkeep:
     """What keeps a partition's storage bounded: its Redis log trimmed below the committed seq after each
     commit (a rerun re-reads from there; a re-sent entry below is still refused by id), and on a schedule
-    its rows beyond the stream's retention deleted and its Delta files compacted."""
+    its rows beyond the stream's retention (rows, and age when set) deleted and its Delta files compacted."""
 
     def __init__(self, redis, stream: str, partition: int, store: DeltaStore, config: dict, next_rid=None):
         self.redis, self.key, self.store = redis, log_key(stream, partition), store
         self.next_rid = next_rid or (lambda: 0)
         self.keep_rows = config.get("retention_rows")
+        self.keep_seconds = config.get("retention_seconds")
         self.partitions = int(config.get("partitions") or 1)
         self.pruned = 0
         self.every = float(config.get("compact_every", COMPACT_EVERY))
@@ -180,7 +181,7 @@ class Upkeep:
         if time.monotonic() - self.compacted >= self.every:
             self.compacted = time.monotonic()
             try:
-                self.pruned += self.store.retain(self.next_rid(), self.keep_rows, self.partitions)
+                self.pruned += self.store.retain(self.next_rid(), self.keep_rows, self.partitions, self.keep_seconds)
                 self.store.compact(self.vacuum)
                 self.compactions += 1
             except Fenced:
