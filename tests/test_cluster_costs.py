@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 
 from engine.cluster.config import connect
 from engine.cluster.delta_store import DeltaStore, STATE_KEYS, create_tables, rows_uri
+from engine.cluster.redis_log import decode_entry, encode_entry
 from engine.cluster.replay import stream_config
 from engine.cluster.worker import run_partition
 from engine.ingest.replay import ReplaySource
@@ -22,9 +23,11 @@ from tests.test_cluster_exactly_once import produce
 from tests.test_cluster_replay import make_csv
 
 
-def test_delta_commits_write_floats_without_a_dictionary(tmp_path):
-    """Float columns are written plain (a dictionary of measured values is built and dropped: most of a
-    commit's CPU), zstd-compressed, statistics per file; the text column keeps its dictionary."""
+def test_delta_commits_write_plain_files_that_compaction_compresses(tmp_path):
+    """A commit's file is written as the embedded segments are: uncompressed, no dictionary, statistics for
+    `_rid` and `_ingest` only (delta-rs's writer with zstd cost 4x the CPU). Compaction rewrites it with
+    zstd, floats without a dictionary (measured values rarely repeat), statistics per file; the text column
+    keeps its dictionary."""
     path = make_csv(tmp_path / "f.csv", n=20_000)
     source = ReplaySource(path)
     history = str(tmp_path / "history")
@@ -39,16 +42,35 @@ def test_delta_commits_write_floats_without_a_dictionary(tmp_path):
     source.close()
     files = glob.glob(os.path.join(rows_uri(history, "f"), "_part=0", "*.parquet"))
     assert len(files) == 1
-    meta = pq.ParquetFile(files[0]).metadata
-    columns = {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i)
-               for i in range(meta.num_columns)}
+    columns = column_meta(files[0])
+    for name in ("x", "y", "site"):
+        assert not any("DICT" in e for e in columns[name].encodings), columns[name].encodings
+        assert columns[name].compression == "UNCOMPRESSED" and not columns[name].is_stats_set
+    assert columns["_rid"].statistics.has_min_max
+    got = pq.read_table(files[0], columns=["id", "x"])
+    assert got.column("id").to_pylist() == list(range(rows.num_rows))
+    store.table.update_incremental()
+    added = pa.table(store.table.get_add_actions(flatten=True)).to_pydict()      # Delta's statistics of the file
+    assert added["num_records"] == [rows.num_rows]
+    assert (added["min._rid"], added["max._rid"]) == ([0], [rows.num_rows - 1])
+
+    store.commit(0, rows, [], "log", {"log": {"seq": 2}}, dict.fromkeys(STATE_KEYS, 0) | {"cumulative": None})
+    assert store.flush()
+    store.compact(0)                                    # the two files as one, with zstd
+    store.table.update_incremental()
+    [compacted] = [u.removeprefix("file://") for u in store.table.file_uris()]
+    columns = column_meta(compacted)
     for name in ("x", "y"):
         assert not any("DICT" in e for e in columns[name].encodings), columns[name].encodings
         assert columns[name].compression == "ZSTD"
         assert columns[name].statistics is not None and columns[name].statistics.has_min_max
     assert any("DICT" in e for e in columns["site"].encodings)
-    got = pq.read_table(files[0], columns=["id", "x"])
-    assert got.column("id").to_pylist() == list(range(rows.num_rows))
+    assert pq.read_table(compacted).num_rows == 2 * rows.num_rows
+
+
+def column_meta(path: str) -> dict:
+    meta = pq.ParquetFile(path).metadata
+    return {meta.row_group(0).column(i).path_in_schema: meta.row_group(0).column(i) for i in range(meta.num_columns)}
 
 
 def test_an_idle_partition_commits_about_once_a_second_not_at_every_pause(cluster, tmp_path):
@@ -95,6 +117,11 @@ def test_large_values_go_to_redis_without_a_copy(cluster):
     assert any(part is blob for part in packed)
     r.xadd("rivulet:copy:p0", {"rows": blob}, id="1-0")
     assert r.xrange("rivulet:copy:p0")[0][1][b"rows"] == blob
+    table = pa.table({"x": [1.0, 2.0]})                 # a log entry's rows: a view of Arrow's buffer, not bytes
+    fields = encode_entry(table, [], {"rows": 2}, None)
+    assert isinstance(fields["rows"], memoryview)
+    r.xadd("rivulet:copy:p1", fields, id="1-0")
+    assert decode_entry(r.xrange("rivulet:copy:p1")[0][1])[0].equals(table)
 
 
 def test_local_servers_workers_without_profiler_slow_ticks_and_aof_rewritten_from_512_mb(cluster, cluster_servers):
@@ -103,8 +130,10 @@ def test_local_servers_workers_without_profiler_slow_ticks_and_aof_rewritten_fro
     with Client(cluster.scheduler) as client:
         enabled = client.run(lambda: dask.config.get("distributed.worker.profile.enabled"))
         tick = client.run(lambda: dask.config.get("distributed.admin.tick.interval"))
+        trim = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
     assert enabled and not any(enabled.values())
     assert set(tick.values()) == {"1s"}
+    assert set(trim.values()) == {None}         # glibc's adaptive mmap threshold stays on (local.start_dask)
     assert connect(cluster.log).config_get("auto-aof-rewrite-min-size") == {"auto-aof-rewrite-min-size": "536870912"}
 
 

@@ -103,8 +103,8 @@ def test_quarantine_pause_and_remove(engine, cluster, tmp_path):
     engine.resume(name)
     engine.wait(name, timeout=120)
     assert engine.snapshot(name).counts["ingested"] == 3_000
-    with pytest.raises(UserError, match="not available for a stream that runs on the cluster"):
-        engine.seek(name, row=0)
+    with pytest.raises(UserError, match="row must be 0 or more"):
+        engine.seek(name, row=-1)
     engine.remove(name)
     r = cluster.redis()
     assert not r.keys(f"rivulet:{name}:*") and name not in engine.names()

@@ -25,12 +25,12 @@ IDS = "rivulet:stream-ids"
 def stream_keys(stream: str, partitions: int) -> list[str]:
     """Every Redis key of a stream: its partitions' logs, snapshot parts, claims, controls."""
     from .pipelines import control_key, versions_key
-    from .producer import source_key
+    from .producer import seeks_key, source_key
     from .redis_log import end_key, log_key
     from .redis_snapshots import owners_key, snapshot_key
     return [*(log_key(stream, p) for p in range(partitions)), snapshot_key(stream), owners_key(stream),
             end_key(stream), control_key(stream), source_key(stream), f"rivulet:{stream}:partitions",
-            f"rivulet:{stream}:partition-key",
+            f"rivulet:{stream}:partition-key", seeks_key(stream),
             versions_key(stream)]
 
 

@@ -7,6 +7,9 @@ Before committing, a writer checks that the app transaction is still the one it 
 refuses a concurrent commit with the same app id. Either way a stale worker learns it no longer owns
 the partition (`Fenced`) and stops, so no log seq is committed twice.
 
+A commit's rows are one Parquet file written with pyarrow, uncompressed, and committed with
+`create_write_transaction`; compaction rewrites the files with zstd.
+
 Commits are grouped: `commit` buffers batches and writes about once a second (`flush`), the
 provisional snapshot being published every batch meanwhile. Quarantined rows go to a second table
 `quarantine` with its own app transaction, written first, each row tagged with its log seq so a
@@ -15,14 +18,16 @@ rerun after a crash between the two commits does not store them twice.
 from __future__ import annotations
 
 import base64
+import datetime
+import json
 import math
 import os
 import time
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from ..errors import UserError
 from ..ingest.parse import Bad
@@ -37,10 +42,10 @@ QUARANTINE_SCHEMA = pa.schema([("_part", pa.int32()), ("_seq", pa.int64()), ("so
 
 
 def writer_properties(schema: pa.Schema):
-    """How commits and compactions write Parquet: no dictionary for float columns (measured values rarely
-    repeat, so the dictionary is built and dropped: most of a commit's CPU), statistics per file rather than
-    per page (Delta skips files, not pages) and zstd level 1, which keeps the files as small as before for
-    about 60% of the CPU (1.1 -> 0.7 CPU s a million rows of the benchmark's file)."""
+    """How compaction writes Parquet (a commit's file: `_write_file`): no dictionary for float columns
+    (measured values rarely repeat, so the dictionary is built and dropped), statistics per file rather than
+    per page (Delta skips files, not pages) and zstd level 1 (about 40 MB a million rows of the benchmark's
+    file, against 100 uncompressed)."""
     from deltalake import ColumnProperties, WriterProperties
     floats = {f.name: ColumnProperties(dictionary_enabled=False, statistics_enabled="CHUNK")
               for f in schema if pa.types.is_floating(f.type)}
@@ -133,8 +138,11 @@ class DeltaStore:
         self.epoch = epoch
         self.still_owner = still_owner or (lambda: True)     # the claim in Redis (worker.claim)
         self.app = app_id(stream, partition)
-        self.table = DeltaTable(rows_uri(history, stream))
-        self.writer = writer_properties(pa.schema(self.table.schema().to_arrow()))
+        self.uri = rows_uri(history, stream)
+        self.table = DeltaTable(self.uri)
+        self.arrow = pa.schema(self.table.schema().to_arrow())
+        self.file_schema = pa.schema([f for f in self.arrow if f.name != "_part"])
+        self.writer = writer_properties(self.arrow)
         self.quarantine_table = DeltaTable(quarantine_uri(history, stream))
         self.history_uri = history
         self.predictions_table = None           # opened at the first prediction
@@ -187,7 +195,7 @@ class DeltaStore:
         """Buffer one batch; `flush` commits what is buffered as one Delta version (when `due`)."""
         offset = offsets["log"]
         if rows is not None and rows.num_rows:
-            self.buffer.append(rows.append_column("_part", pa.array(np.full(rows.num_rows, self.partition, np.int32))))
+            self.buffer.append(rows)           # `_part` is the file's folder, not a column in it
             self.buffered_rows += rows.num_rows
         self.bad.extend((offset["seq"], b) for b in bad)
         for table in (extra or {}).values():        # a deployed model's predictions (Stream.commit)
@@ -217,11 +225,10 @@ class DeltaStore:
                 **{k: int(self.state_now[k]) for k in STATE_KEYS},
                 "cumulative": base64.b64encode(self.state_now["cumulative"]).decode()
                 if self.state_now.get("cumulative") else None}
-        rows = pa.concat_tables(self.buffer) if self.buffer else stored_empty(self.table)
+        actions = [self._write_file(pa.concat_tables(self.buffer))] if self.buffer else []
         props = CommitProperties(custom_metadata={"rivulet": meta}, app_transactions=[Transaction(self.app, seq)])
-        from deltalake import write_deltalake
         try:
-            write_deltalake(self.table, rows, mode="append", commit_properties=props, writer_properties=self.writer)
+            self.table.create_write_transaction(actions, "append", self.arrow, ["_part"], commit_properties=props)
         except CommitFailedError as e:
             raise Fenced(f"partition {self.partition} of {self.stream} was committed by another worker ({e})") from None
         self.seq, self.saved = seq, meta
@@ -229,6 +236,28 @@ class DeltaStore:
         self.commits += 1
         self._history = None
         return True
+
+    def _write_file(self, rows: pa.Table):
+        """The commit's rows as one Parquet file in the partition's folder, written as the embedded store
+        writes its segments: uncompressed, no dictionary, statistics for `_rid` and `_ingest` only (the
+        columns reads skip files by). delta-rs's own writer costs 0.7 CPU s a million rows of the benchmark's
+        file with zstd, this 0.15; compaction (`compact`) rewrites the files with zstd. A file whose commit
+        never happens (a crash, a fence) is one no version lists; vacuum deletes it."""
+        import uuid
+
+        import pyarrow.parquet as pq
+        from deltalake.transaction import AddAction
+        if not rows.schema.equals(self.file_schema):
+            rows = rows.select(self.file_schema.names).cast(self.file_schema)
+        name = f"_part={self.partition}/part-{uuid.uuid4()}-c000.parquet"
+        fs, root = pafs.FileSystem.from_uri(self.uri if "://" in self.uri else os.path.abspath(self.uri))
+        path = f"{root.rstrip('/')}/{name}"
+        fs.create_dir(path.rsplit("/", 1)[0])
+        with fs.open_output_stream(path) as out:
+            pq.write_table(rows, out, compression="none", use_dictionary=False, write_statistics=["_rid", "_ingest"])
+        size = fs.get_file_info(path).size
+        return AddAction(name, size, {"_part": str(self.partition)}, int(time.time() * 1000), True,
+                         json.dumps(_file_stats(rows)))
 
     def compact(self, vacuum_hours: float | None) -> dict:
         """Rewrite this partition's small files (one per commit) as few large ones: a Delta commit that
@@ -243,18 +272,27 @@ class DeltaStore:
         self._history = None
         return out
 
-    def retain(self, next_rid: int, keep_rows: int | None, partitions: int) -> int:
+    def retain(self, next_rid: int, keep_rows: int | None, partitions: int, keep_seconds: float | None = None) -> int:
         """Retention: delete this partition's rows older than its share of the stream's newest `keep_rows`
-        (round-robin gives each partition about keep_rows / partitions of them). A Delta commit that moves
-        no position and no state, so the app transaction and the committed state a rerun resumes from stay;
-        the deleted files go at the next vacuum. Only the partition's owner prunes. Rows deleted."""
+        (round-robin gives each partition about keep_rows / partitions of them), and with `keep_seconds` the
+        rows that arrived longer ago than that (`_ingest`, as the embedded store prunes). Each a Delta commit
+        that moves no position and no state, so the app transaction and the committed state a rerun resumes
+        from stay (a delete that matches nothing commits nothing); the deleted files go at the next vacuum.
+        Only the partition's owner prunes. Rows deleted."""
+        deleted = 0
         keep = math.ceil(keep_rows / max(partitions, 1)) if keep_rows else 0
         cut = next_rid - keep
-        if not keep or cut <= 0 or cut <= self.pruned_below:
-            return 0
+        if keep and cut > 0 and cut > self.pruned_below:
+            deleted += self._delete(f"_rid < {int(cut)}")
+            self.pruned_below = cut
+        if keep_seconds:
+            since = datetime.datetime.fromtimestamp(time.time() - float(keep_seconds), datetime.timezone.utc)
+            deleted += self._delete(f"_ingest < '{since:%Y-%m-%d %H:%M:%S.%f}'")
+        return deleted
+
+    def _delete(self, where: str) -> int:
         self._check_owner()
-        out = self.table.delete(f"_part = {int(self.partition)} AND _rid < {int(cut)}")
-        self.pruned_below = cut
+        out = self.table.delete(f"_part = {int(self.partition)} AND {where}")
         self._history = None
         return int(out.get("num_deleted_rows", 0) or 0)
 
@@ -337,6 +375,17 @@ class DeltaStore:
         pass
 
 
-def stored_empty(table) -> pa.Table:
-    """No rows, in the table's columns: a commit that only moves the position on."""
-    return pa.schema(table.schema().to_arrow()).empty_table()
+def _file_stats(rows: pa.Table) -> dict:
+    """Delta's statistics of a file (row count; bounds and nulls of `_rid` and `_ingest`, the columns reads
+    filter on), as delta-rs writes them."""
+    out = {"numRecords": rows.num_rows, "minValues": {}, "maxValues": {}, "nullCount": {}}
+    for name in ("_rid", "_ingest"):
+        col = rows.column(name)
+        bounds = pc.min_max(col)
+        out["nullCount"][name] = col.null_count
+        if bounds["min"].is_valid:
+            lo, hi = bounds["min"].as_py(), bounds["max"].as_py()
+            if name == "_ingest":
+                lo, hi = (t.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] for t in (lo, hi))
+            out["minValues"][name], out["maxValues"][name] = lo, hi
+    return out

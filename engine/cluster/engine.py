@@ -11,8 +11,11 @@ same cluster.
 Preprocessing versions and deployed models reach the partition workers through Redis, stamped on the
 log's entries by the producer (pipelines.py), so every partition switches at the same batch.
 
-Not built on the cluster yet, refused in one line: seek and loop, re-running history (backfill), an
-online learner.
+Seek and loop reach the producer the same way (a request in the control hash); the replay source's
+stored byte spans travel in the log, so rows played again are flagged as replayed and never stored twice.
+A replay whose tasks had ended is run again when a seek or loop asks for more (`_watch`).
+
+Not built on the cluster yet, refused in one line: re-running history (backfill), an online learner.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ from .dask_compute import DaskCompute
 from .delta_store import create_tables
 from .history import RecentChunks
 from .pipelines import Versions, control_key, model_key
-from .producer import run_producer, source_key
+from .producer import run_producer, source_key, seeks_key
+from .redis_log import end_key
 from .redis_snapshots import RedisSnapshots, owners_key
 from .worker import run_partition
 
@@ -90,11 +94,16 @@ class RemoteLog:
         self.redis.hset(control_key(self.stream), "speed", json.dumps({"mode": speed.mode, "value": speed.value}))
 
     def set_loop(self, loop: bool) -> None:
-        if loop:
-            raise UserError(NOT_ON_CLUSTER.format(what="Looping"))
+        self.redis.hset(control_key(self.stream), "loop", "1" if loop else "0")
 
     def seek(self, row: int | None = None, at: float | None = None) -> None:
-        raise UserError(NOT_ON_CLUSTER.format(what="Seeking"))
+        """A seek request for the producer, with an id above every earlier one (it applies each once)."""
+        if row is not None and row < 0:
+            raise UserError("row must be 0 or more")
+        if at is not None and self.time_column is None:
+            raise UserError("seeking to a time needs a time column; this stream has none")
+        request = {"id": int(self.redis.incr(seeks_key(self.stream))), "row": row, "at": at}
+        self.redis.hset(control_key(self.stream), "seek", json.dumps(request))
 
     def close(self) -> None:
         pass
@@ -160,8 +169,6 @@ class RemoteDeployment:
 class ClusterEngine(Engine):
     on_cluster = True            # add_replay and add_tail take `partitions` and `partition_key`
     refused = {
-        "seek": "Seek and loop are not available on the cluster yet: its partitions read the log forward only.",
-        "loop": "Looping is not available on the cluster yet: its partitions read the log forward only.",
         "backfill": "Re-running stored history is not available on the cluster yet: a new version runs from "
                     "the next batch, and the statistics restart with it when its columns differ.",
         "online": "The online learner is not available on the cluster yet; deploy a trained model instead.",
@@ -236,7 +243,7 @@ class ClusterEngine(Engine):
                     raise UserError(f"partition key {key!r} is not a column of {name}; columns: "
                                     f"{', '.join(probe.schema.names)}")
                 config.update(partitions=int(self._spread.get("partitions") or self.partitions), partition_key=key)
-            config.update(schema=probe.schema.to_json(), time_column=probe.time_column, loop=False)
+            config.update(schema=probe.schema.to_json(), time_column=probe.time_column)
             schema = probe.schema
         finally:
             probe.close()
@@ -246,6 +253,8 @@ class ClusterEngine(Engine):
         handle = RemoteLog(self.cluster.redis(), name, config, schema)
         if config.get("paused"):
             handle.pause()
+        if config["source"] == "replay":
+            handle.set_loop(bool(config.get("loop")))
         stream = Stream(sid, name, config, handle, self.store, self.published)
         stream.restored = True
         self.streams[name] = stream
@@ -277,7 +286,28 @@ class ClusterEngine(Engine):
                             self.errors[name] = f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e)
                     elif f.status == "finished" and f.result().get("fenced"):
                         self.errors[name] = "another dashboard or command took this stream over"
-                s.source.ended = s.config["source"] == "replay" and all(f.status == "finished" for f in parts.values())
+                ended = s.config["source"] == "replay" and all(f.status == "finished" for f in parts.values())
+                with self.lock:             # a seek or loop asked meanwhile (seek, set_loop) is seen here
+                    if ended and name not in self.errors and self._asks_more(name, parts["producer"].result()):
+                        self._run_again(name, s)
+                    else:
+                        s.source.ended = ended
+
+    def _asks_more(self, name: str, producer: dict) -> bool:
+        """A finished replay was asked to loop, or to seek after its producer's last seek."""
+        control = self.store.redis.hgetall(control_key(name))
+        seek = json.loads(control[b"seek"]) if b"seek" in control else None
+        return control.get(b"loop") == b"1" or (seek is not None and seek["id"] > producer.get("seek", 0))
+
+    def _run_again(self, name: str, s: Stream) -> None:
+        """The tasks of an ended replay, started again: the producer resumes after the log's newest entry and
+        applies the seek or loop; the partitions resume from their Delta commits."""
+        if self.streams.get(name) is not s:
+            return
+        self.store.redis.delete(end_key(name))
+        self.tasks[name] = {part: self._submit(name, s.config, part)
+                            for part in ["producer", *range(int(s.config["partitions"]))]}
+        s.source.ended = False
 
     def _claim_all(self, name: str, partitions: int) -> None:
         """Stop a stream's tasks: every part claimed anew, so each finds it no longer owns its part."""
@@ -308,6 +338,17 @@ class ClusterEngine(Engine):
         out["cluster"] = {**self.cluster.to_json(), "partitions": int(s.config["partitions"]),
                           "seq": [p["seq"] for p in snap.source["partitions"]]}
         return out
+
+    def seek(self, name: str, row: int | None = None, at: float | None = None) -> None:
+        with self.lock:
+            super().seek(name, row=row, at=at)
+            self._get(name).source.ended = False        # until its tasks have run again (_watch)
+
+    def set_loop(self, name: str, loop: bool) -> None:
+        with self.lock:
+            super().set_loop(name, loop)
+            if loop:
+                self._get(name).source.ended = False
 
     def remove(self, name: str) -> None:
         s = self._stop_tasks(name)

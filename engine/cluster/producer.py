@@ -3,9 +3,13 @@ the stream's source with the embedded reader (a replay, a tail, the demo), parse
 sends each batch to the partitions' logs (redis_log.Producer).
 
 It cuts batches by the clock, so when Dask runs it again (its worker died) it resumes after the log's
-newest entry, which holds the source's position (every file's, for a tail). Pause, resume and speed
-come from a Redis hash the dashboard writes (`control_key`); the source's status goes the other way
-(`source_key`). It stops when the source ends or when someone else claims the producer (engine.py).
+newest entry, which holds the source's position (every file's, for a tail; for a replay the byte spans
+already stored, so rows a seek back or a loop plays again go to the partitions as replayed ones, never
+stored twice). Pause, resume, speed, loop and seek come from a Redis hash the dashboard writes
+(`control_key`); the source's status goes the other way (`source_key`). A seek is a request with an
+increasing id; the id of the last one applied travels in every entry, so a producer run again after a
+crash does not seek twice. It stops when the source ends or when someone else claims the producer
+(engine.py).
 """
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import dataclasses
 import json
 import time
 
+from ..errors import UserError
 from ..ingest.logs import open_log
 from ..ingest.replay import Speed
 from ..schema import Schema
@@ -23,7 +28,12 @@ from .worker import _leave_worker_pool, claim, owns
 
 LOOK_EVERY = 0.2         # seconds between looks at the claim and the controls (a new version or model
                          # runs from the first batch sent after the look)
-__all__ = ["control_key", "run_producer", "source_key"]
+__all__ = ["control_key", "run_producer", "seeks_key", "source_key"]
+
+
+def seeks_key(stream: str) -> str:
+    """A counter giving each seek request its id."""
+    return f"rivulet:{stream}:seeks"
 
 
 def source_key(stream: str) -> str:
@@ -52,6 +62,7 @@ def run_producer(cluster: dict, stream: str, config: dict, stop_when_done: bool 
         producer.resume_at(seq, offset["source"]["rows"], offset.get("newest"))
     if offset is not None:          # resumed: go on with the stamps the log's newest entry carries
         producer.pipeline, producer.model = offset["pipeline"], offset["model"]
+        producer.seek = int(offset["source"].get("seek", 0))
     stamper = Stamper(r, stream, source.schema)
     files = offsets if kind == "tail" else None      # a tail's batch carries only the files it moved
     looked, applied = 0.0, None
@@ -61,7 +72,7 @@ def run_producer(cluster: dict, stream: str, config: dict, stop_when_done: bool 
                 looked = time.monotonic()
                 if not owns(r, stream, "producer", epoch):
                     return {"fenced": True, "seq": producer.seq}
-                applied = _apply_control(r, stream, source, applied, stamper)
+                applied = _apply_control(r, stream, source, applied, stamper, producer)
                 r.set(source_key(stream), json.dumps(_status(source, stamper)))
             if source.paused:
                 time.sleep(0.05)
@@ -71,7 +82,8 @@ def run_producer(cluster: dict, stream: str, config: dict, stop_when_done: bool 
                 if source.done and stop_when_done:
                     producer.finish()
                     r.set(source_key(stream), json.dumps(_status(source, stamper)))
-                    return {"fenced": False, "seq": producer.seq, "sent": producer.sent, "refused": producer.refused}
+                    return {"fenced": False, "seq": producer.seq, "sent": producer.sent, "refused": producer.refused,
+                            "seek": producer.seek}
                 time.sleep(0.01)
                 continue
             if files is not None and batch.offsets is not None:
@@ -92,8 +104,9 @@ def _status(source, stamper: Stamper) -> dict:
     return out
 
 
-def _apply_control(r, stream: str, source, applied: dict | None, stamper: Stamper) -> dict | None:
-    """Pause, resume, speed, pipeline version and model as the dashboard last set them; the settings applied."""
+def _apply_control(r, stream: str, source, applied: dict | None, stamper: Stamper, producer) -> dict | None:
+    """Pause, resume, speed, loop, a new seek, pipeline version and model as the dashboard last set them; the
+    settings applied."""
     raw = r.hgetall(control_key(stream))
     control = {k.decode(): v.decode() for k, v in raw.items()}
     if control == applied:
@@ -105,4 +118,15 @@ def _apply_control(r, stream: str, source, applied: dict | None, stamper: Stampe
     if "speed" in control and hasattr(source, "set_speed"):
         sp = json.loads(control["speed"])
         source.set_speed(Speed(sp["mode"], sp["value"]))
+    if source.kind == "replay":
+        loop = control.get("loop") == "1"
+        if loop != source.loop:
+            source.set_loop(loop)
+        seek = json.loads(control["seek"]) if "seek" in control else None
+        if seek is not None and seek["id"] > producer.seek:
+            producer.seek = seek["id"]
+            try:
+                source.seek(row=seek.get("row"), at=seek.get("at"))
+            except UserError as e:          # checked by the engine first; the file may have changed since
+                source.error = str(e)
     return control

@@ -34,11 +34,13 @@ def end_key(stream: str) -> str:
     return f"rivulet:{stream}:end"
 
 
-def ipc_bytes(table: pa.Table) -> bytes:
+def ipc_bytes(table: pa.Table) -> memoryview:
+    """The table as Arrow IPC, a view of Arrow's buffer: the Redis client sends a memoryview as it is (a copy
+    to bytes cost 8 ms an 8 MB entry, 0.09 CPU s a million rows of the benchmark's file)."""
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as w:
         w.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return memoryview(sink.getvalue())
 
 
 def ipc_table(data: bytes) -> pa.Table:
@@ -46,8 +48,12 @@ def ipc_table(data: bytes) -> pa.Table:
 
 
 def encode_entry(rows: pa.Table, bad: list[Bad], position: dict, newest: float | None,
-                 pipeline: int = 0, model: str = "") -> dict:
+                 pipeline: int = 0, model: str = "", replayed: bool = False, reset: bool = False) -> dict:
     fields = {"rows": ipc_bytes(rows), "pos": json.dumps(position), "n": rows.num_rows, "pv": pipeline, "mv": model}
+    if replayed:             # rows stored already (a seek back, a loop): live views only
+        fields["rp"] = 1
+    if reset:                # windows restart at this entry (a seek)
+        fields["rs"] = 1
     if bad:
         fields["bad"] = ipc_bytes(pa.table({"position": [b.position for b in bad], "raw": [b.raw for b in bad],
                                             "reason": [b.reason for b in bad], "kept": [b.kept for b in bad],
@@ -65,9 +71,10 @@ def decode_entry(fields: dict) -> tuple[pa.Table, list[Bad], dict, float | None]
     return rows, bad, json.loads(fields[b"pos"]), newest
 
 
-def stamps(fields: dict) -> tuple[int, str]:
-    """The pipeline version and deployed model the producer stamped on an entry (pipelines.py)."""
-    return int(fields.get(b"pv", 0)), fields.get(b"mv", b"").decode()
+def stamps(fields: dict) -> tuple[int, str, bool]:
+    """The pipeline version and deployed model the producer stamped on an entry (pipelines.py), and
+    whether its rows are replayed ones."""
+    return int(fields.get(b"pv", 0)), fields.get(b"mv", b"").decode(), b"rp" in fields
 
 
 def seq_of(entry_id: bytes | str) -> int:
@@ -108,7 +115,7 @@ def newest_entry(redis, stream: str) -> tuple[int, dict | None]:
     if not top:
         return 0, None
     _, _, position, newest = decode_entry(top[0][1])
-    pipeline, model = stamps(top[0][1])
+    pipeline, model, _ = stamps(top[0][1])
     return seq_of(top[0][0]), {"source": position, "newest": newest, "pipeline": pipeline, "model": model}
 
 
@@ -118,7 +125,11 @@ class Producer:
 
     All partitions' entries of one batch go in one MULTI/EXEC, so a batch is in every partition or in
     none. Entries the log already holds (a restart from an older position) are refused by id and
-    counted in `refused`."""
+    counted in `refused`.
+
+    A replayed batch (rows a seek back or a loop plays again, stored already) goes to the partitions
+    flagged as such, and is not counted in `rows`: round-robin spreads the stored rows by their own
+    count, so partition p's k-th stored row stays the stream's row k x partitions + p (history.py)."""
 
     def __init__(self, redis, stream: str, partitions: int, time_column: str | None, key: str | None = None):
         self.redis = redis
@@ -134,27 +145,31 @@ class Producer:
         self.sent = 0
         self.pipeline = 0        # stamped on every entry: the version and model partitions run it with
         self.model = ""
+        self.seek = 0            # the id of the last seek applied to the source (producer.py), in every entry
 
     def resume_at(self, seq: int, rows: int, newest: float | None) -> None:
         self.seq, self.rows, self.newest = seq, rows, newest
 
     def send(self, batch: Batch) -> None:
         table = batch.table
+        if batch.reset:              # a seek: time windows end at the newest time seen since
+            self.newest = None
         if self.time_column is not None and table.num_rows:
             top = newest_time(table.column(self.time_column))
             if top is not None:
                 self.newest = top if self.newest is None else max(self.newest, top)
         self.seq += 1
+        new = 0 if batch.replayed else table.num_rows
         position = {"source": batch.offsets if batch.offsets is not None else batch.position,
-                    "rows": self.rows + table.num_rows}
+                    "rows": self.rows + new, "seek": self.seek}
         pipe = self.redis.pipeline(transaction=True)
         spread = by_key(table.column(self.key), self.partitions) if self.key and self.partitions > 1 \
             else round_robin(table.num_rows, self.rows, self.partitions)
         for p, idx in enumerate(spread):
             part = table if self.partitions == 1 else table.take(pa.array(idx, pa.int64()))
-            bad = batch.bad if p == self.seq % self.partitions else []
-            pipe.xadd(self.keys[p], encode_entry(part, bad, position, self.newest, self.pipeline, self.model),
-                      id=f"{self.seq}-0")
+            bad = batch.bad if p == self.seq % self.partitions and not batch.replayed else []
+            pipe.xadd(self.keys[p], encode_entry(part, bad, position, self.newest, self.pipeline, self.model,
+                                                 batch.replayed, batch.reset), id=f"{self.seq}-0")
         for result in pipe.execute(raise_on_error=False):
             if isinstance(result, Exception):
                 if "equal or smaller" not in str(result):
@@ -162,7 +177,7 @@ class Producer:
                 self.refused += 1
             else:
                 self.sent += 1
-        self.rows += table.num_rows
+        self.rows += new
 
     def finish(self) -> None:
         self.redis.set(end_key(self.stream), self.seq)
@@ -199,13 +214,16 @@ class PartitionLog:
                 return None
         # entries waiting together become one batch (a worker behind catches up with fewer, bigger
         # batches); it ends at the first entry with bad rows, so they keep their own entry's seq, and
-        # before an entry stamped with another pipeline version or model, which runs from that entry on, and
+        # before an entry stamped with another pipeline version or model, which runs from that entry on (or
+        # whose rows are replayed when these are new, or the other way), before one where windows restart, and
         # once it holds MERGE_ROWS rows: the operators cost twice as much a row on batches much bigger than
         # that (their arrays no longer fit the cache: 0.64 CPU s a million rows in batches of 80,000, 1.25 in
         # batches of 160,000), so a worker catching up on big entries takes them one or two at a time
         tables, nbytes, rows = [], 0, 0
         stamp = stamps(self.pending[0][1])
-        while self.pending and stamps(self.pending[0][1]) == stamp and rows < MERGE_ROWS:
+        reset = b"rs" in self.pending[0][1]
+        while self.pending and stamps(self.pending[0][1]) == stamp and rows < MERGE_ROWS \
+                and not (tables and b"rs" in self.pending[0][1]):
             entry_id, fields = self.pending.pop(0)
             table, bad, position, newest = decode_entry(fields)
             self.seq = seq_of(entry_id)
@@ -220,7 +238,7 @@ class PartitionLog:
         self.rows += table.num_rows
         return Batch(table, bad, {"seq": self.seq, "newest": self.newest, "source": position,
                                  "pipeline": stamp[0], "model": stamp[1]},
-                     nbytes=nbytes, read_at=time.time())
+                     nbytes=nbytes, read_at=time.time(), reset=reset, replayed=stamp[2])
 
     def position(self) -> dict:
         return {"seq": self.seq, "newest": self.newest}

@@ -10,7 +10,7 @@ the parts' stacked blocks; the buckets of a width are read and merged only when 
 A part is a length-prefixed JSON header followed by raw little-endian arrays, each Moments one flat block
 in a fixed slot order, so reading 256 of them costs 256 `json.loads`, one stack and no Moments objects.
 Only the worker that holds a partition's newest claim (epoch) may write its fields: a stale worker's
-publish is refused by a Lua check.
+publish is refused by a Lua check. Snapshot writes are not logged to the AOF (they are rebuilt, not replayed).
 """
 from __future__ import annotations
 
@@ -33,7 +33,12 @@ MOMENT_SLOTS = Moments.__slots__
 KEYED = ("keys", "n", "mean", "m2", "min", "max")
 KEEP_BUCKETS = 720
 
+# Only the partition's newest claimer writes (the owners hash holds its epoch). The writes skip the AOF and
+# replicas (REPL_NONE): a snapshot is rebuilt from Delta by the worker that restores the partition, so the log's
+# fsync on every write (appendfsync always) is not paid for parts sent every 50 ms and 4.5 MB of buckets a
+# commit (Redis CPU: 0.30 -> 0.05 ms a part, 10 -> 7 ms the buckets; a WATCH/MULTI instead goes to the AOF).
 _PUBLISH = """
+redis.set_repl(redis.REPL_NONE)
 local owner = redis.call('HGET', KEYS[2], ARGV[1])
 if owner == ARGV[2] then
   for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
