@@ -112,8 +112,8 @@ class Schema:
         return [c.name for c in self.columns if c.integer]
 
     def widened(self, rows: pa.Table) -> "Schema | None":
-        """This schema with `integer` off for the integer columns `rows` holds a value of that is not
-        whole (or beyond INT_EXACT) in; None when every value still fits."""
+        """This schema with `integer` turned off for each integer column in which `rows` holds a value
+        that is not whole or lies beyond INT_EXACT; None when every value fits."""
         off = {n for n in self.integers if n in rows.column_names and not all_whole(rows.column(n))}
         if not off:
             return None
