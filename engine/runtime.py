@@ -16,6 +16,7 @@ import queue
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pyarrow as pa
 
@@ -29,6 +30,7 @@ from .ingest.paths import confine, data_roots, fixed_part, regular_file
 from .ingest.replay import Speed
 from .ingest.transcode import as_utf8
 from .read.snapshot import Snapshot
+from .schema import whole_numbers
 from .seams import Compute, InProcessSnapshots, Log, Snapshots, Store
 from .store.duck import DuckStore
 from .stream import Stream, Work
@@ -268,7 +270,10 @@ class Engine:
         s = self._with_columns(name)
         if not 1 <= int(n) <= PREVIEW_MAX:
             raise UserError(f"a preview shows 1 to {PREVIEW_MAX:,} rows, not {n}")
-        return as_pipeline(spec).preview(s.schema, self._sample(s, max(int(n), FREEZE_ROWS)), n)
+        p = as_pipeline(spec).preview(s.schema, self._sample(s, max(int(n), FREEZE_ROWS)), n)
+        # shown as the file wrote them: integers where the source wrote integers (schema.whole_numbers)
+        return replace(p, before=whole_numbers(p.before, s.schema.integers),
+                       after=whole_numbers(p.after, p.pipeline.integers(s.schema)))
 
     def apply(self, name: str, spec, backfill: bool = False) -> dict:
         """Check `spec`, freeze its statistics from recent rows, record it as the next version and run

@@ -4,12 +4,17 @@ Four kinds: ``number`` (float64; integers too, so a later 1.5 is not an error),
 ``bool``, ``text`` and ``time`` (timestamps, stored as microseconds, UTC when the
 source carried an offset). Numbers never turn into text after inference: a value
 that does not parse becomes missing and its row is flagged.
+
+A number column whose sampled values were all written as integers is `integer`: the
+statistics still see float64, but the store's view, downloads and pages give it back as
+integers. The first value that is not whole (or beyond 2**53) ends that for good
+(`Schema.widened`), so nothing is ever rounded.
 """
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +23,7 @@ import pyarrow.compute as pc
 from .errors import UserError
 
 KINDS = ("number", "bool", "text", "time")
+INT_EXACT = 2 ** 53          # float64 holds every integer up to this exactly
 TIME_LIMIT_US = 2 ** 53      # event time is float64 microseconds: exact within this of 1970
 TIME_YEARS = "1685 to 2254"  # the whole years inside that limit (1684-07-28 to 2255-06-05)
 RESERVED = ("_rid", "_ingest", "_segment")   # the store's own columns in every rows table (and its view's)
@@ -66,6 +72,7 @@ class Column:
     utc: bool = False   # time columns: the source carried a zone offset
     key: str | None = None   # JSON Lines: the key in the source, when `name` had to differ from it
     format: str | None = None   # time columns: strptime pattern of the text (None: ISO 8601)
+    integer: bool = False       # number columns: every value so far was a whole number within INT_EXACT
 
     def arrow_type(self) -> pa.DataType:
         if self.kind == "number":
@@ -100,14 +107,28 @@ class Schema:
     def arrow(self) -> pa.Schema:
         return pa.schema([(c.name, c.arrow_type()) for c in self.columns])
 
+    @property
+    def integers(self) -> list[str]:
+        return [c.name for c in self.columns if c.integer]
+
+    def widened(self, rows: pa.Table) -> "Schema | None":
+        """This schema with `integer` turned off for each integer column in which `rows` holds a value
+        that is not whole or lies beyond INT_EXACT; None when every value fits."""
+        off = {n for n in self.integers if n in rows.column_names and not all_whole(rows.column(n))}
+        if not off:
+            return None
+        return Schema(tuple(replace(c, integer=False) if c.name in off else c for c in self.columns))
+
     def to_json(self) -> str:
         return json.dumps([{"name": c.name, "kind": c.kind, "utc": c.utc, **({"key": c.key} if c.key is not None else {}),
-                            **({"format": c.format} if c.format else {})}
+                            **({"format": c.format} if c.format else {}), **({"integer": True} if c.integer else {})}
                            for c in self.columns])
 
     @classmethod
     def from_json(cls, text: str) -> "Schema":
-        return cls(tuple(Column(d["name"], d["kind"], d.get("utc", False), d.get("key"), d.get("format"))
+        # a schema stored before `integer` existed reads as floats, as its rows table was made
+        return cls(tuple(Column(d["name"], d["kind"], d.get("utc", False), d.get("key"), d.get("format"),
+                                bool(d.get("integer", False)))
                          for d in json.loads(text)))
 
     @classmethod
@@ -123,6 +144,29 @@ def kind_of(t: pa.DataType) -> str:
     if pa.types.is_timestamp(t) or pa.types.is_date(t):
         return "time"
     return "text"
+
+
+def all_whole(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether every present value is a whole number within INT_EXACT (NaN is not)."""
+    if pa.types.is_integer(arr.type):
+        return True
+    if not pa.types.is_floating(arr.type):
+        return False
+    ok = pc.and_(pc.equal(pc.floor(arr), arr), pc.less_equal(pc.abs(arr), float(INT_EXACT)))
+    return bool(pc.all(ok).as_py() is not False)      # null (nothing present) counts as whole
+
+
+def whole_numbers(table: pa.Table, names) -> pa.Table:
+    """`table` with its float columns among `names` as int64, each one whose values are all whole
+    (all_whole); a column holding any other value stays float, so nothing is rounded."""
+    for name in names:
+        if name not in table.column_names:
+            continue
+        i = table.column_names.index(name)
+        col = table.column(i)
+        if pa.types.is_floating(col.type) and all_whole(col):
+            table = table.set_column(i, pa.field(name, pa.int64()), pc.cast(col, pa.int64()))
+    return table
 
 
 def _is_utc(t: pa.DataType) -> bool:

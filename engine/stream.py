@@ -333,6 +333,11 @@ class Stream:
                     extra.setdefault(predictions_table(self.id), []).append(part)
                 clear_trial |= self.config.get("deploy_trial") == work.deployment.model_id
         rows = _concat(tables) if tables else None
+        widened = self.schema.widened(rows) if rows is not None and self.schema is not None else None
+        if widened is not None:
+            # before the rows: a column is never stored as integers while it holds a fraction
+            self.store.set_schema(self.id, widened)
+            self.source.schema = widened
         self.store.commit(self.id, rows, bad, self.source.kind, offsets,
                           {**c.__dict__, "cumulative": cumulative.to_bytes() if cumulative is not None else None},
                           {table: _concat(parts) for table, parts in extra.items()} or None)

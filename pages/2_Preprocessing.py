@@ -85,10 +85,10 @@ def preview_panel(name: str, steps: list[dict]):
     c1, c2 = st.columns(2)
     with c1:
         st.markdown("**Before** (as parsed)")
-        st.dataframe(p.before.to_pandas(), hide_index=True, width="stretch", height=380, column_order=before_cols)
+        st.dataframe(fmt.frame(p.before), hide_index=True, width="stretch", height=380, column_order=before_cols)
     with c2:
         st.markdown("**After** (as the statistics and models would see them)")
-        st.dataframe(p.after.to_pandas(), hide_index=True, width="stretch", height=380, column_order=after_cols,
+        st.dataframe(fmt.frame(p.after), hide_index=True, width="stretch", height=380, column_order=after_cols,
                      column_config={c: st.column_config.Column(f"{c} (new)") for c in p.added})
     return p
 

@@ -132,7 +132,7 @@ def data_export() -> None:
                + (" Text cells starting with = + - @ get a leading apostrophe so spreadsheets do not run "
                   "them as formulas." if out_fmt == "csv" else ""))
     shown = table.slice(max(0, table.num_rows - 200))
-    st.dataframe(shown.to_pandas(), hide_index=True, width="stretch", height=min(280, 38 + 35 * shown.num_rows))
+    st.dataframe(fmt.frame(shown), hide_index=True, width="stretch", height=min(280, 38 + 35 * shown.num_rows))
 
 
 if engine is not None:

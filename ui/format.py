@@ -22,6 +22,14 @@ def plain(text) -> str:
     return MARKDOWN.sub(r"\\\1", " ".join(str(text).split()))
 
 
+def frame(table):
+    """A pyarrow table as pandas for st.dataframe: integer columns stay integers where values are
+    missing (nullable Int64; plain to_pandas makes them floats, shown as 3.0)."""
+    import pandas as pd
+    import pyarrow as pa
+    return table.to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+
+
 def num(x) -> str:
     """A statistic: thousands separators for big values, 4 significant digits for small ones, whole numbers bare."""
     if x is None:

@@ -57,7 +57,7 @@ def live_score(engine: Engine, name: str, every: float | None) -> None:
 def newest_predictions(engine: Engine, name: str, status: dict) -> None:
     """The newest rows with the prediction made for each, beside the true label once it arrived."""
     target = status.get("target")
-    table = engine.models.predictions(name, last=ROWS, target=target).to_pandas()
+    table = fmt.frame(engine.models.predictions(name, last=ROWS, target=target))
     if table.empty or table["prediction"].isna().all():
         return
     table = table.iloc[::-1]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import replace
 
 import numpy as np
 import pyarrow as pa
@@ -173,12 +174,17 @@ def infer_schema(sample: bytes) -> Schema | None:
     """
     read, _ = read_lines(sample, None)
     seen: dict[str, Column] = {}
+    fractions: set[str] = set()          # keys with a JSON number that is not an integer in some block
     for table, _, _ in read:
         for f in table.schema:
+            if pa.types.is_floating(f.type):
+                fractions.add(f.name)
             if f.name in seen or pa.types.is_nested(f.type):
                 continue
             kind = "text" if pa.types.is_null(f.type) else kind_of(f.type)
-            seen[f.name] = Column(f.name, kind, pa.types.is_timestamp(f.type) and f.type.tz is not None)
+            seen[f.name] = Column(f.name, kind, pa.types.is_timestamp(f.type) and f.type.tz is not None,
+                                  integer=pa.types.is_integer(f.type))
+    seen = {k: replace(c, integer=False) if k in fractions else c for k, c in seen.items()}
     tables = [t for t, _, _ in read]
     for key, col in seen.items():       # text in a common date/time layout (2012/01/01, 31.01.2012 13:45)
         if col.kind == "text":
@@ -188,7 +194,7 @@ def infer_schema(sample: bytes) -> Schema | None:
     if not seen:
         return None
     names = safe_names(seen)
-    return Schema(tuple(Column(n, c.kind, c.utc, None if n == c.name else c.name, c.format)
+    return Schema(tuple(Column(n, c.kind, c.utc, None if n == c.name else c.name, c.format, c.integer)
                         for n, c in zip(names, seen.values())))
 
 

@@ -600,10 +600,11 @@ def _to_time(s: pa.Array, ok: pa.Array, t: pa.DataType) -> tuple[pa.Array, pa.Ar
 def infer_schema(fmt: CsvFormat, sample: bytes) -> Schema:
     """Column kinds from the first records: numbers win when 90% of values parse."""
     table = sample_text(fmt, sample)
-    numbers = _numbers(table, fmt.names)
+    numbers, integers = _numbers(table, fmt.names)
     guessed = (("number", False, None) if number else _guess(table.column(name).combine_chunks())
                for name, number in zip(fmt.names, numbers))
-    return Schema(tuple(Column(name, kind, utc, format=pattern) for name, (kind, utc, pattern) in zip(fmt.names, guessed)))
+    return Schema(tuple(Column(name, kind, utc, format=pattern, integer=bool(integer) and kind == "number")
+                        for name, (kind, utc, pattern), integer in zip(fmt.names, guessed, integers)))
 
 
 def sample_text(fmt: CsvFormat, sample: bytes) -> pa.Table:
@@ -611,11 +612,12 @@ def sample_text(fmt: CsvFormat, sample: bytes) -> pa.Table:
     return Parser(fmt, Schema(tuple(Column(n, "text") for n in fmt.names)))._slow(sample, 0).table
 
 
-def _numbers(table: pa.Table, names: list[str]) -> np.ndarray:
-    """Which columns `_guess` reads as numbers, for all columns in one pass over their values stacked
-    end to end (a wide file's 1,000 columns cost a dozen calls, not a dozen per column)."""
+def _numbers(table: pa.Table, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Which columns `_guess` reads as numbers, and which of those hold only integer literals (`3`,
+    not `3.0` or `3e0`), for all columns in one pass over their values stacked end to end (a wide
+    file's 1,000 columns cost a dozen calls, not a dozen per column)."""
     if not names or table.num_rows == 0:
-        return np.zeros(len(names), bool)
+        return np.zeros(len(names), bool), np.zeros(len(names), bool)
     values = pa.concat_arrays([table.column(n).combine_chunks().cast(pa.string()) for n in names])
     column = np.repeat(np.arange(len(names)), table.num_rows)
     present = values.is_valid().to_numpy(zero_copy_only=False)
@@ -623,13 +625,16 @@ def _numbers(table: pa.Table, names: list[str]) -> np.ndarray:
     numeric = pc.fill_null(pc.match_substring_regex(s, _NUMBER), False).to_numpy(zero_copy_only=False)
     digits = pc.utf8_ltrim(pc.utf8_ltrim(s, "+-"), "0")
     n = pc.utf8_length(digits)
-    big = pc.and_(pc.match_substring_regex(s, _INTEGER),
-                  pc.or_(pc.greater(n, len(_FLOAT_EXACT)),
-                         pc.and_(pc.equal(n, len(_FLOAT_EXACT)), pc.greater(digits, _FLOAT_EXACT))))
+    integer = pc.match_substring_regex(s, _INTEGER)
+    big = pc.and_(integer, pc.or_(pc.greater(n, len(_FLOAT_EXACT)),
+                                  pc.and_(pc.equal(n, len(_FLOAT_EXACT)), pc.greater(digits, _FLOAT_EXACT))))
     big = pc.fill_null(big, False).to_numpy(zero_copy_only=False)
+    integer = pc.fill_null(integer, False).to_numpy(zero_copy_only=False)
     count = np.bincount(column, present, len(names))
-    share = np.bincount(column, numeric & present, len(names)) / np.maximum(count, 1)
-    return (count > 0) & (share >= 0.9) & (np.bincount(column, big & present, len(names)) == 0)
+    numbers = np.bincount(column, numeric & present, len(names))
+    number = (count > 0) & (numbers / np.maximum(count, 1) >= 0.9) & (np.bincount(column, big & present, len(names)) == 0)
+    # values that are not numbers at all become missing; every number must be an integer literal
+    return number, number & (np.bincount(column, integer & present, len(names)) == numbers)
 
 
 def _guess(arr: pa.Array) -> tuple[str, bool, str | None]:

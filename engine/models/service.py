@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import UserError
+from ..schema import whole_numbers
 from .data import Rows, column_kinds, feature_roles, training_rows
 from .deploy import Deployment
 from .registry import Registry, make_card
@@ -29,7 +30,8 @@ class Models:
 
     # --- training data -------------------------------------------------------------
     def history(self, stream: str, slice: dict | None = None) -> pa.Table:
-        """Stored rows of a stream after its current pipeline, oldest first.
+        """Stored rows of a stream after its current pipeline, oldest first; columns the source wrote as
+        integers are int64 while every value is whole (schema.whole_numbers), the other numbers float64.
 
         slice: None or {} for every retained row, {"last": N}, or {"start": t0, "end": t1}
         (epoch seconds or ISO 8601) on the stream's time column, else on ingest time.
@@ -43,6 +45,8 @@ class Models:
         if table.num_rows == 0:
             raise UserError(f"stream {stream!r} has no stored rows yet")
         table = s.pipeline.apply(table, keep=("_rid", "_ingest"))
+        if s.schema is not None:
+            table = whole_numbers(table, s.pipeline.integers(s.schema))
         if "start" in slice or "end" in slice:
             # event time, as the stream's views use it (a pipeline's cast to time included), else arrival
             column = next((c for c in (getattr(s.operators, "time_column", None), s.source.time_column)

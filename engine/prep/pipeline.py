@@ -186,6 +186,16 @@ class Pipeline:
         # a column that keeps its kind keeps its arrow type (a time column keeps its zone)
         return pa.schema([(c, tz[c] if c in tz and kind_of(tz[c]) == k else arrow_type(k)) for c, k in kinds.items()])
 
+    def integers(self, schema: Schema) -> list[str]:
+        """The source's integer columns (Column.integer) that hold only whole numbers after the steps,
+        by their names there: what downloads and pages give back as integers (schema.whole_numbers)."""
+        kinds: Kinds = kinds_of(schema.arrow())
+        names = set(schema.integers)
+        for step in self.build():
+            kinds = step.output(kinds)
+            names = step.integers(names) & {c for c, k in kinds.items() if k == "number"}
+        return [c for c in kinds if c in names]
+
     def fit(self, schema: pa.Schema | Schema, sample: pa.Table) -> tuple["Pipeline", pa.Schema]:
         """Check against a stream and its recent rows, freeze statistics from them: (spec, output schema)."""
         self.check(schema, sample)

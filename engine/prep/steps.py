@@ -94,6 +94,10 @@ def _number(v, what: str) -> float:
     return float(v)
 
 
+def _whole(v) -> bool:
+    return is_number(v) and float(v).is_integer()
+
+
 def _short(v) -> str:
     text = repr(v) if not isinstance(v, int) or abs(v) < 10 ** 40 else f"an integer of {len(str(abs(v)))} digits"
     return text if len(text) <= 60 else text[:57] + "..."
@@ -118,6 +122,11 @@ class Step:
 
     def output(self, kinds: Kinds) -> Kinds:
         return kinds
+
+    def integers(self, names: set[str]) -> set[str]:
+        """Which of the integer columns `names` hold only whole numbers after this step, by what it
+        does to them (renamed ones by their new name): by default it leaves them alone."""
+        return names
 
     def needs_freeze(self) -> bool:
         return False
@@ -203,6 +212,13 @@ class FillMissing(Step):
                     raise UserError(f"the value {_short(v)} does not fit column {c!r}, which is {kinds[c]}")
         return kinds
 
+    def integers(self, names):
+        if self.method == "ffill":
+            return names
+        if self.method == "value":
+            return names - {c for c, v in self.values.items() if not _whole(v)}
+        return names - set(self.columns)
+
     def needs_freeze(self):
         return self.method in ("mean", "median") and self.stats == "frozen" and self.values is None
 
@@ -270,6 +286,9 @@ class Cast(Step):
     def output(self, kinds):
         _need(kinds, self.columns)
         return {**kinds, **{c: self.to for c in self.columns}}
+
+    def integers(self, names):
+        return names if self.to == "number" else names - set(self.columns)     # number to number: unchanged
 
     def check_sample(self, table):
         for c in self.columns:
@@ -359,6 +378,9 @@ class Normalise(Step):
         _need(kinds, self.columns, ("number", "bool"))
         return {**kinds, **{c: "number" for c in self.columns}}
 
+    def integers(self, names):
+        return names - set(self.columns)
+
     def needs_freeze(self):
         return self.stats == "frozen" and self.values is None
 
@@ -444,6 +466,10 @@ class Clip(Step):
         _need(kinds, self.columns, ("number",))
         return kinds
 
+    def integers(self, names):
+        whole = all(np.isinf(b) or _whole(b) for b in (self.lower, self.upper))
+        return names if whole else names - set(self.columns)
+
     def run(self, table, state):
         for c in self.columns:
             table = replace(table, c, number_array(np.clip(floats(table.column(c)), self.lower, self.upper)))
@@ -467,6 +493,9 @@ class Derive(Step):
     def output(self, kinds):
         self.expr = Expr.parse(self.params["expr"], kinds)
         return {**kinds, self.name: self.expr.kind}
+
+    def integers(self, names):
+        return names - {self.name}
 
     def run(self, table, state):
         if self.expr is None:
@@ -597,6 +626,9 @@ class Select(Step):
             raise UserError(why)
         return {c: kinds[c] for c in self.columns}
 
+    def integers(self, names):
+        return names & set(self.columns)
+
     def run(self, table, state):
         return table.select(self.columns), state
 
@@ -619,6 +651,9 @@ class Rename(Step):
         if len(out) != len(kinds):
             raise UserError("renaming would give two columns the same name")
         return out
+
+    def integers(self, names):
+        return {self.mapping.get(c, c) for c in names}
 
     def run(self, table, state):
         return table.rename_columns([self.mapping.get(c, c) for c in table.column_names]), state
