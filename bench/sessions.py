@@ -417,7 +417,8 @@ def main() -> None:
         # ended would count its missing rows against the viewers
         opening = OPEN_SECONDS if args.clients == "chromium" else 0
         planned = 60 + args.alone + len(args.browser) * (args.seconds + 5 + opening + args.drain)
-        long_file(path, math.ceil(args.rate * planned / BLOCK))
+        blocks = math.ceil(args.rate * planned / BLOCK)
+        long_file(path, blocks)
         prepare(data_dir, path, args.rate)
         port = free_port()
         server = start_server(data_dir, port)
@@ -440,8 +441,11 @@ def main() -> None:
         rows = [["ingest alone", f"{alone:,.0f}", "1.00", f"{(c1 - c0) / (a1 - a0):.2f}",
                  f"{(w1 - w0) / (a1 - a0):.2f}", *["-"] * 11]]
         newest = ingested_between(data_dir, a0, float("inf"), newest=True)
+        # every row stored and none since the phase's end: the file ran out (a starved server that has
+        # not stored its last second yet still has rows to store)
+        ran_out = ingested_between(data_dir, 0, float("inf")) >= blocks * BLOCK
         for priority, stats, (b0, cb0, wb0), (b1, cb1, wb1) in phases:
-            if newest < b1 - 1:
+            if ran_out and newest < b1 - 1:
                 raise SystemExit(f"the replayed file ran out {b1 - newest:.0f} s before the {priority} phase ended: "
                                  "its ingest rate would be wrong")
             loaded = ingested_between(data_dir, b0, b1) / (b1 - b0)
