@@ -98,7 +98,7 @@ def page() -> None:
             if p.view.rows < 3:
                 st.warning("Fewer than 3 rows in the time range: widen it or loosen the filters.")
                 return
-            left, right = st.columns([4, 3], gap="medium")   # the matrix needs the room
+            left, right = st.columns(2, gap="medium")     # the pairs table needs half to show its five columns
             with left:
                 st.subheader("Correlation matrix")
                 st.plotly_chart(p.heatmap, key="corr_heatmap", config={"displayModeBar": False})
@@ -108,8 +108,7 @@ def page() -> None:
                     st.dataframe([{"pair": f"{q['a']} × {q['b']}", "r": q["r"], "|r|": abs(q["r"]),
                                    "strength": strength(q["r"]), "rows": q["n"]} for q in p.pairs],
                                  hide_index=True, width="stretch", height=38 + 35 * len(p.pairs),
-                                 column_config={"pair": st.column_config.TextColumn(width="medium"),
-                                                "r": st.column_config.NumberColumn(format="%+.3f", width="small"),
+                                 column_config={"r": st.column_config.NumberColumn(format="%+.3f", width="small"),
                                                 "|r|": st.column_config.ProgressColumn(
                                                     "|r|", min_value=0, max_value=1, format=" ", width="small"),
                                                 "strength": st.column_config.TextColumn(width="small"),
