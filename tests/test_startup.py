@@ -1,0 +1,62 @@
+"""What the command line imports, in fresh processes: `--help` and a small replay load only what they use.
+Module presence, never timing (bench/startup.py times it)."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+# run `python -m engine ARGS` in this process, then print which modules were loaded
+_PROBE = """
+import json, runpy, sys
+sys.argv = ["engine", *sys.argv[1:]]
+try:
+    runpy.run_module("engine", run_name="__main__")
+except SystemExit as e:
+    code = e.code
+else:
+    code = 0
+sys.stderr.write("\\nMODULES " + json.dumps(sorted(sys.modules)) + " " + json.dumps(code) + "\\n")
+"""
+
+NEVER = ["sklearn", "scipy", "plotly", "streamlit", "skops", "deltalake", "redis", "dask", "distributed"]
+
+
+def loaded(*args: str) -> tuple[str, set[str]]:
+    """The stdout of `python -m engine ARGS` and the modules the process had loaded when it ended."""
+    out = subprocess.run([sys.executable, "-c", _PROBE, *args], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    last = out.stderr.rstrip().splitlines()[-1]
+    assert last.startswith("MODULES "), out.stderr[-2000:]
+    modules, code = last[len("MODULES "):].rsplit(" ", 1)
+    assert json.loads(code) == 0, out.stderr[-2000:]
+    return out.stdout, set(json.loads(modules))
+
+
+def tops(modules: set[str]) -> set[str]:
+    return {m.split(".")[0] for m in modules}
+
+
+@pytest.mark.parametrize("command", ["replay", "tail", "status", "quarantine"])
+def test_help_loads_no_data_library(command):
+    stdout, modules = loaded(command, "--help")
+    assert "usage:" in stdout
+    heavy = tops(modules) & {*NEVER, "pandas", "numpy", "pyarrow", "duckdb", "watchdog"}
+    assert not heavy, heavy
+
+
+def test_small_replay_loads_only_what_it_uses(tmp_path):
+    path = tmp_path / "small.csv"
+    path.write_text("ts,a,b,site\n" + "".join(f"2024-01-01T00:{i // 60:02d}:{i % 60:02d},{i},{i % 7}.5,s{i % 3}\n"
+                                              for i in range(1000)))
+    stdout, modules = loaded("replay", str(path), "--data-dir", str(tmp_path / "d"), "--json")
+    assert json.loads(stdout)["rows"]["ingested"] == 1000
+    assert not tops(modules) & set(NEVER), tops(modules) & set(NEVER)
+    # the tail's inotify and folder-scan modules, the models and the cluster: not for a replay
+    # (engine.models.commands only declares the train/predict arguments)
+    assert "watchdog" not in tops(modules)
+    unused = {m for m in modules if m.startswith(("engine.ingest.tail", "engine.ingest.watch", "engine.models.",
+                                                  "engine.cluster."))} - {"engine.models.commands"}
+    assert not unused, unused
