@@ -60,3 +60,16 @@ def test_small_replay_loads_only_what_it_uses(tmp_path):
     unused = {m for m in modules if m.startswith(("engine.ingest.tail", "engine.ingest.watch", "engine.models.",
                                                   "engine.cluster."))} - {"engine.models.commands"}
     assert not unused, unused
+
+
+def test_status_and_quarantine_load_no_parquet_writer_nor_pandas(tmp_path):
+    path = tmp_path / "small.csv"
+    path.write_text("a,b\n" + "".join(f"{i},{i * 2}\n" for i in range(20)) + "1,2,3\n")     # one bad row
+    data = str(tmp_path / "d")
+    loaded("replay", str(path), "--data-dir", data)
+    for args in (["status"], ["quarantine", "small"]):
+        stdout, modules = loaded(*args, "--data-dir", data, "--json")
+        assert json.loads(stdout), args
+        # read-only opens write no segment files, and nothing here converts Arrow to Python
+        assert not {m for m in modules if m.startswith("pyarrow.parquet")}, args
+        assert not tops(modules) & {*NEVER, "pandas", "watchdog"}, args
