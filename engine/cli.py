@@ -155,7 +155,25 @@ def _window(args):
     return WindowSpec("count", args.window_rows or 10_000)
 
 
+def _numpy_with_one_blas_thread() -> None:
+    """Load numpy with OpenBLAS on one thread, as the Engine sets it anyway (runtime.single_thread_blas):
+    otherwise OpenBLAS starts a thread per core at import only to have them parked (about 10-60 ms of a
+    short command's start-up on a busy machine). Child processes get the environment as it was."""
+    if "numpy" in sys.modules:
+        return
+    before = os.environ.get("OPENBLAS_NUM_THREADS")
+    os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    try:
+        import numpy  # noqa: F401
+    finally:
+        if before is None:
+            del os.environ["OPENBLAS_NUM_THREADS"]
+        else:
+            os.environ["OPENBLAS_NUM_THREADS"] = before
+
+
 def cmd_replay(args) -> int:
+    _numpy_with_one_blas_thread()
     from .errors import UserError
     from .ingest.paths import regular_file
     from .prep.pipeline import Pipeline
@@ -214,6 +232,7 @@ def cmd_tail(args) -> int:
     import signal
     import time
 
+    _numpy_with_one_blas_thread()
     from .errors import UserError
     from .ingest.paths import no_nul
     from .prep.pipeline import Pipeline

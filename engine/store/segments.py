@@ -14,7 +14,6 @@ import os
 import uuid
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 FOLDER = "segments"
 ANCHOR = "_schema.parquet"      # no rows, never in the catalog: the view's glob always matches a file
@@ -37,6 +36,7 @@ def write(data_dir: str, stream_id: int, rows: pa.Table, first_rid: int) -> str:
     """Write `rows` as a new segment file (on disk before the commit that names it); returns its name."""
     where = folder(data_dir, stream_id)
     os.makedirs(where, exist_ok=True)
+    import pyarrow.parquet as pq        # here, not at the top: read-only opens (status, quarantine) never write
     name = f"{first_rid:015d}-{uuid.uuid4().hex[:12]}.parquet"
     path = os.path.join(where, name)
     try:
@@ -57,6 +57,7 @@ def write(data_dir: str, stream_id: int, rows: pa.Table, first_rid: int) -> str:
 
 def anchor(data_dir: str, stream_id: int, schema: pa.Schema) -> str:
     """The folder's empty schema file (rewritten each time, so it always has the table's columns); its glob."""
+    import pyarrow.parquet as pq
     where = folder(data_dir, stream_id)
     os.makedirs(where, exist_ok=True)
     path = os.path.join(where, ANCHOR)
