@@ -15,8 +15,10 @@ entry's first sight in Redis to the merged snapshot counting its rows (p50/p99 o
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -66,6 +68,7 @@ def main() -> None:
     n = args.rows
     load_before = os.getloadavg()[0]
     work = tempfile.mkdtemp(prefix="rivulet-bench-cluster-")
+    atexit.register(shutil.rmtree, work, True)           # about 600 MB of files and history a run
     path = os.path.join(work, "bench.csv")
     make_file(path, n)
     tiny = os.path.join(work, "tiny.csv")
