@@ -71,8 +71,10 @@ def test_concurrent_uploads_peak_memory_is_bounded_and_all_start(tmp_path):
     assert all(os.path.getsize(tmp_path / "data" / "uploads" / n) == first.stat().st_size for n in names)
     assert received == []
     # held in memory, the uploads alone are 6 x 60 = 360 MB (the peak grew 687 MB before). What remains
-    # does not grow with the files' size (the same with 6 x 5 MB): each session's page runs and threads
-    assert peak < 2 * FILE_MB, f"server peak RSS grew {peak:.0f} MB with {UPLOADS} uploads of {FILE_MB} MB at once"
+    # does not grow with the files' size (the same with 6 x 5 MB): six sessions' page runs and threads,
+    # 87-140 MB as they happen to overlap, so the bound is half of what holding the bodies would take
+    assert peak < UPLOADS * FILE_MB / 2, \
+        f"server peak RSS grew {peak:.0f} MB with {UPLOADS} uploads of {FILE_MB} MB at once"
 
 
 def test_many_sessions_keep_getting_their_runs(tmp_path):
