@@ -13,6 +13,9 @@ from tests.conftest import ROOT
 _PROBE = """
 import json, os, runpy, sys
 sys.argv = ["engine", *sys.argv[1:]]
+def leave(code):                 # engine/__main__.py ends with os._exit: come back here instead
+    raise SystemExit(code)
+os._exit = leave
 try:
     runpy.run_module("engine", run_name="__main__")
 except SystemExit as e:
