@@ -14,6 +14,21 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
 
+# browser-driving files: under `--dist loadgroup` they run one after another on one worker, as two
+# Chromiums and two servers at once on two cores made their waits fail at random
+BROWSER_FILES = {"test_browser.py", "test_browser_first_visit.py", "test_cluster_browser.py", "test_load.py"}
+
+
+@pytest.hookimpl(tryfirst=True)                     # before xdist reads the groups
+def pytest_collection_modifyitems(items):
+    """Each file is a group of its own (module fixtures start once; test_cluster_browser's tests
+    build on each other in order), but the browser files share one."""
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        name = "browser" if os.path.basename(path) in BROWSER_FILES else path
+        item.add_marker(pytest.mark.xdist_group(name))
+
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "tests", "data")
 
