@@ -19,14 +19,23 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 BROWSER_FILES = {"test_browser.py", "test_browser_first_visit.py", "test_cluster_browser.py", "test_load.py"}
 
 
+# the longest groups (about 100-370 s each in a 2-worker run) start first, so no worker is left with
+# one at the end while the other idles (run with --no-loadscope-reorder: xdist would sort by test count)
+LONGEST = ["browser", "tests/test_models_train.py", "tests/test_crash_many.py", "tests/test_models_safety.py",
+           "tests/test_models_raw_export.py"]
+
+
 @pytest.hookimpl(tryfirst=True)                     # before xdist reads the groups
 def pytest_collection_modifyitems(items):
     """Each file is a group of its own (module fixtures start once; test_cluster_browser's tests
     build on each other in order), but the browser files share one."""
+    groups = {}
     for item in items:
         path = item.nodeid.split("::")[0]
-        name = "browser" if os.path.basename(path) in BROWSER_FILES else path
+        groups[item] = name = "browser" if os.path.basename(path) in BROWSER_FILES else path
         item.add_marker(pytest.mark.xdist_group(name))
+    rank = {name: i for i, name in enumerate(LONGEST)}
+    items.sort(key=lambda item: rank.get(groups[item], len(LONGEST)))      # stable: file order kept inside
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

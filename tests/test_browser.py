@@ -118,11 +118,21 @@ def test_upload_is_replayed_counted_and_quarantine_listed(server, page, tmp_path
     assert re.search(r"plant_data.*?400", grid.text_content()), grid.text_content()[:1000]
 
 
-def choose(page, label: str, option: str) -> None:
-    """Pick `option` in the selectbox labelled `label`."""
+def choose(page, label: str, option: str, timeout: float = 60.0) -> None:
+    """Pick `option` in the selectbox labelled `label`. A script run that ends while the list is open
+    draws the box anew and closes the list (seen on a loaded machine), so open it again, as a user would."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     box = page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text(label, exact=True)).first
-    box.click()
-    page.get_by_role("option", name=option, exact=True).click()
+    end = time.time() + timeout
+    while True:
+        box.click()
+        try:
+            page.get_by_role("option", name=option, exact=True).click(timeout=5_000)
+            return
+        except PlaywrightTimeout:
+            if time.time() > end:
+                raise
+            page.keyboard.press("Escape")
 
 
 def wait_text(page, text: str, timeout: float = 120_000):
