@@ -332,3 +332,17 @@ def test_a_batch_spanning_years_reduces_each_row_at_the_width_that_keeps_it(seed
                 np.testing.assert_allclose(s["mean"][:, j], want[col].mean().to_numpy(), rtol=1e-12)
                 np.testing.assert_allclose(s["var"][:, j], want[col].var().to_numpy(), rtol=1e-9, atol=1e-12)
                 np.testing.assert_array_equal(s["min"][:, j], want[col].min().to_numpy())
+
+
+def test_a_column_with_itself_is_its_variance_and_correlation_one():
+    """The diagonal of cov is the variance the stats report (not the co-moment's rounding of it) and of
+    corr exactly 1, also with missing values; a constant or single-value column stays NaN."""
+    rng = np.random.default_rng(3)
+    df = pd.DataFrame({"a": rng.normal(60, 13, 1704).round(3), "b": rng.lognormal(17, 2, 1704).round(0),
+                       "c": rng.normal(7e3, 1e4, 1704), "const": np.full(1704, 2.5)})
+    df.loc[rng.random(1704) < 0.2, "c"] = np.nan
+    m = Moments.of(df.to_numpy()[:1])
+    for part in np.array_split(df.to_numpy()[1:], 7):    # merged batches, as ingest adds them
+        m += Moments.of(part)
+    np.testing.assert_array_equal(np.diagonal(m.cov()), m.var())
+    np.testing.assert_array_equal(np.diagonal(m.corr()), [1.0, 1.0, 1.0, np.nan])

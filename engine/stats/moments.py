@@ -249,14 +249,19 @@ class Moments:
     def cov(self, ddof: int = 1) -> np.ndarray:
         """(pairs x pairs): the first `pairs` columns."""
         with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(self.n - ddof > 0, self.c / (self.n - ddof), np.nan)
+            out = np.where(self.n - ddof > 0, self.c / (self.n - ddof), np.nan)
+        # a column with itself is its variance: the per-column sum, so cov and var never differ in the last digits
+        np.fill_diagonal(out, self.var(ddof)[:self.pairs])
+        return out
 
     def corr(self) -> np.ndarray:
         """Pearson correlation of the first `pairs` columns, pairwise complete like pandas; NaN where undefined."""
         denom = np.sqrt(self.m2 * self.m2.T)
         with np.errstate(invalid="ignore", divide="ignore"):
             r = np.where((self.n > 0) & (denom > 0), self.c / denom, np.nan)
-        return np.clip(r, -1.0, 1.0)
+        r = np.clip(r, -1.0, 1.0)
+        np.fill_diagonal(r, np.where(np.diagonal(denom) > 0, 1.0, np.nan))     # not 0.9999999999999992
+        return r
 
     # --- persistence -----------------------------------------------------
     def _broadcast(self) -> bool:
