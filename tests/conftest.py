@@ -14,28 +14,40 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
 
-# browser-driving files: under `--dist loadgroup` they run one after another on one worker, as two
-# Chromiums and two servers at once on two cores made their waits fail at random
+# Under `-n 2 --dist loadfile` a worker takes a whole file (module fixtures start once; the tests of
+# test_cluster_browser build on each other in order) and the browser-driving files go to one worker,
+# one after another: two Chromiums and two servers at once on two cores made their waits fail at random.
 BROWSER_FILES = {"test_browser.py", "test_browser_first_visit.py", "test_cluster_browser.py", "test_load.py"}
-
-
-# the longest groups (about 100-370 s each in a 2-worker run) start first, so no worker is left with
-# one at the end while the other idles (run with --no-loadscope-reorder: xdist would sort by test count)
+# the longest units (about 100-370 s each under xdist) are handed out first, so that no worker is left
+# with one at the end while the other idles
 LONGEST = ["browser", "tests/test_models_train.py", "tests/test_crash_many.py", "tests/test_models_safety.py",
            "tests/test_models_raw_export.py"]
 
 
-@pytest.hookimpl(tryfirst=True)                     # before xdist reads the groups
+def unit(nodeid: str) -> str:
+    path = nodeid.split("::", 1)[0]
+    return "browser" if os.path.basename(path) in BROWSER_FILES else path
+
+
 def pytest_collection_modifyitems(items):
-    """Each file is a group of its own (module fixtures start once; test_cluster_browser's tests
-    build on each other in order), but the browser files share one."""
-    groups = {}
-    for item in items:
-        path = item.nodeid.split("::")[0]
-        groups[item] = name = "browser" if os.path.basename(path) in BROWSER_FILES else path
-        item.add_marker(pytest.mark.xdist_group(name))
     rank = {name: i for i, name in enumerate(LONGEST)}
-    items.sort(key=lambda item: rank.get(groups[item], len(LONGEST)))      # stable: file order kept inside
+    items.sort(key=lambda item: rank.get(unit(item.nodeid), len(LONGEST)))     # stable: file order kept inside
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` with the browser files as one unit, units handed out in collection order.
+    (xdist's own `loadgroup` does not group on pytest 9.2: it renames `item._nodeid`, which pytest no
+    longer reads.)"""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class FileUnits(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return unit(nodeid)
+
+    config.option.loadscopereorder = False       # not by test count: LONGEST's order, above
+    return FileUnits(config, log)
 
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
