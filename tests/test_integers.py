@@ -171,6 +171,9 @@ def test_a_store_that_kept_integers_as_double_takes_big_ones_exactly(tmp_path):
     con.execute("ALTER TABLE rows_1_table ALTER COLUMN n TYPE DOUBLE")
     con.execute("CREATE OR REPLACE VIEW rows_1 AS SELECT * REPLACE (CAST(n AS BIGINT) AS n) FROM rows_1_table")
     con.close()
+    Engine(str(data)).close()                # opened, no new rows: the view still gives BIGINT
+    with duck(data) as con:
+        assert types(con)["n"] == "BIGINT"
     with open(tmp_path / "a.csv", "a") as f:
         f.write(f"{EXACT + 1},2.5\n")
     with Engine(str(data)) as e:
@@ -385,3 +388,17 @@ def test_tailed_csv_and_json_lines_keep_integers_beyond_2_53(tmp_path):
         with duck(data) as con:
             assert [r[0] for r in con.execute("SELECT id FROM rows_1 ORDER BY _rid").fetchall()] == [1] + BIG
         assert snap["cumulative"]["id"]["max"] == float(2 ** 63 - 1)
+
+
+def test_a_column_of_fractions_flags_only_the_integers_float64_would_change():
+    """Big floats (1.5e18, 10**20 written out) are kept; 9007199254740993 is not what float64 holds."""
+    from engine.ingest.parse import Parser
+    body = f"1.5e18,a\n100000000000000000000,b\n-{EXACT + 1},c\n{EXACT + 2},d\n0.25,e\n".encode()
+    fmt = sniff(b"x,k\n", final=True)
+    schema = Schema((Column("x", "number"), Column("k", "text")))
+    parsed = Parser(fmt, schema).parse(body, fmt.data_start, positions=True)
+    assert parsed.table.column("x").to_pylist() == [1.5e18, 1e20, None, float(EXACT + 2), 0.25]
+    assert [(b.raw, b.kept) for b in parsed.bad] == [(f"-{EXACT + 1},c", True)]
+    assert "cannot hold exactly" in parsed.bad[0].reason
+    exact = body.replace(f"-{EXACT + 1}".encode(), b"-2e300")
+    assert Parser(fmt, schema).parse(exact, fmt.data_start).bad == []

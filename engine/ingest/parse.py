@@ -321,7 +321,7 @@ class Parser:
                 return Parsed(table, [], base + ends[~blank])
         return self._slow(data, base)
 
-    def _read(self, data: bytes, types: dict, handler=None, threads: bool = True) -> pa.Table:
+    def _read(self, data: bytes, types: dict, handler=None, threads: bool = True, columns=None) -> pa.Table:
         if self.fmt.encoding != "utf-8":
             data = _transcode(data, self.fmt.encoding)
         return pcsv.read_csv(
@@ -331,7 +331,7 @@ class Parser:
             parse_options=pcsv.ParseOptions(delimiter=self.fmt.delimiter, newlines_in_values=b'"' in data,
                                             invalid_row_handler=handler),
             convert_options=pcsv.ConvertOptions(column_types=types, null_values=NA_VALUES,
-                                                include_columns=list(self.schema.names),
+                                                include_columns=list(columns or self.schema.names),
                                                 strings_can_be_null=True, quoted_strings_can_be_null=False))
 
     def _fast(self, data: bytes) -> pa.Table | None:
@@ -360,8 +360,11 @@ class Parser:
                 return None
         # a float at or beyond 2**53 may be an integer literal a float cannot hold, and one that is not
         # finite is flagged: the slow path reads their text
-        if not _within_floats(table, [c.name for c in self.schema.columns if c.kind == "number" and not c.integer]):
-            return None
+        floats = [c.name for c in self.schema.columns if c.kind == "number" and not c.integer]
+        if not _within_floats(table, floats):
+            near = [n for n in floats if not _within_floats(table, [n])]
+            if not all(_finite(table.column(n)) for n in near) or self._inexact(data, near):
+                return None
         for col in self.schema.columns:
             arr = table.column(col.name)
             if col.integer and col.name not in self.ints.wide and beyond_floats(arr):
@@ -375,6 +378,17 @@ class Parser:
             if col.kind == "text" and len(arr) and (pc.max(pc.utf8_length(arr)).as_py() or 0) > self.max_line // 2:
                 return None
         return table
+
+    def _inexact(self, data: bytes, names: list[str]) -> bool:
+        """Whether the float columns `names` hold an integer literal that float64 changes (their text read
+        again: cheaper than the slow path for a stream whose floats are often beyond 2**53)."""
+        text = self._read(data, {n: pa.string() for n in names}, columns=names)
+        for n in names:
+            s = pc.utf8_trim_whitespace(text.column(n).combine_chunks())
+            long = _np(pc.and_(pc.match_substring_regex(s, _INTEGER), _beyond(s, _FLOAT_EXACT)))
+            if any(int(v) != int(float(v)) for v in s.filter(pa.array(long)).to_pylist()):
+                return True
+        return False
 
     def _has_header(self, data: bytes) -> bool:
         h = self.fmt.header
@@ -567,6 +581,11 @@ def _within_floats(table: pa.Table, names: list[str]) -> bool:
         return True
     both = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
     return bool(np.abs(both).max() < INT_EXACT) if len(both) else True
+
+
+def _finite(arr: pa.ChunkedArray) -> bool:
+    """Whether every present number is finite."""
+    return pc.all(pc.fill_null(pc.is_finite(arr), True)).as_py() is not False
 
 
 def usable(arr: pa.Array | pa.ChunkedArray, col: Column) -> pa.Array | None:

@@ -140,8 +140,8 @@ class DuckStore:
             self._open_segments()
 
     def _open_segments(self) -> None:
-        """Each stream's view (the folder may have moved, or hold a store from before segments), and
-        no segment file that a crash left uncommitted."""
+        """Each stream's view (the folder may have moved, or hold a store from before segments or from
+        before integer columns were BIGINT), and no segment file that a crash left uncommitted."""
         with self._writing() as w:
             ids = [r[0] for r in w.execute("SELECT id FROM streams").fetchall()]
             for sid in ids:
@@ -151,6 +151,9 @@ class DuckStore:
                     w.execute(f"ALTER TABLE {rows_table(sid)} RENAME TO {db_table(sid)}")
                     kinds[db_table(sid)] = "BASE TABLE"
                 if db_table(sid) in kinds:
+                    stored = w.execute("SELECT schema FROM streams WHERE id = ?", [sid]).fetchone()
+                    if stored and stored[0]:
+                        self._retype(w, sid, Schema.from_json(stored[0]))
                     self._define_view(w, sid)
                 known = {r[0] for r in w.execute("SELECT name FROM segments WHERE stream = ?", [sid]).fetchall()}
                 segments.remove(self.data_dir, sid, segments.orphans(self.data_dir, sid, known))
