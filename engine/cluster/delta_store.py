@@ -74,7 +74,8 @@ def quarantine_uri(history: str, stream: str) -> str:
 def stored_schema(schema: Schema) -> pa.Schema:
     """The rows table's columns: what the embedded store keeps, plus the partition; numbers as float64
     (integer columns too: the embedded store's int64 is not kept across partitions)."""
-    return pa.schema([("_rid", pa.int64()), ("_ingest", pa.timestamp("us")), *as_floats(schema.arrow().empty_table()).schema,
+    columns = as_floats(schema.arrow().empty_table()).schema
+    return pa.schema([("_rid", pa.int64()), ("_ingest", pa.timestamp("us")), *columns,
                       ("_part", pa.int32())])
 
 

@@ -565,9 +565,8 @@ def _what(col: Column) -> str:
 
 
 def _within_floats(table: pa.Table, names: list[str]) -> bool:
-    """Whether every value of the float columns `names` is present or missing and within ±2**53 (so
-    finite), from one pass over the plain ones stacked end to end (a 1,000-column batch paid a call
-    a column)."""
+    """Whether every present value of the float columns `names` lies within ±2**53 (so is finite), from
+    one pass over the plain ones stacked end to end (a 1,000-column batch paid a call a column)."""
     arrays = []
     for name in names:
         arr = table.column(name)
@@ -612,7 +611,8 @@ BEYOND_INT64 = f"an integer beyond the 64-bit range (±{INT64_MAX})"
 INEXACT = "an integer beyond 2**53 that this column of fractions (float64) cannot hold exactly"
 
 
-def convert(arr: pa.Array, col: Column, ints: Integers | None = None) -> tuple[pa.Array, list[tuple[np.ndarray, str]]]:
+def convert(arr: pa.Array, col: Column, ints: Integers | None = None
+            ) -> tuple[pa.Array, list[tuple[np.ndarray, str]]]:
     """Text -> the column's kind; returns the values and (mask, what the value is) for the rows whose
     value was lost. `ints`: the source's integer columns, which an integer column may move on."""
     present = arr.is_valid()

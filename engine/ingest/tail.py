@@ -36,7 +36,8 @@ import pyarrow as pa
 
 from ..errors import UserError
 from .jsonl import JsonParser, infer_schema as infer_json, json_text, lines
-from .parse import MAX_LINE, RAW_KEEP, SAMPLE, Bad, Integers, Parser, infer_schema as infer_csv, sample_records, sample_text
+from .parse import (MAX_LINE, RAW_KEEP, SAMPLE, Bad, Integers, Parser, infer_schema as infer_csv, sample_records,
+                    sample_text)
 from . import find
 from .paths import Outside, fixed_part, open_inside
 from .times import name_time_column
