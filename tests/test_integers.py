@@ -402,3 +402,19 @@ def test_a_column_of_fractions_flags_only_the_integers_float64_would_change():
     assert "cannot hold exactly" in parsed.bad[0].reason
     exact = body.replace(f"-{EXACT + 1}".encode(), b"-2e300")
     assert Parser(fmt, schema).parse(exact, fmt.data_start).bad == []
+
+
+def test_tailed_json_lines_flag_an_integer_a_column_of_fractions_cannot_hold(tmp_path):
+    path = tmp_path / "f.jsonl"
+    path.write_text(json.dumps({"i": 1, "f": 1.5}) + "\n")
+    data = tmp_path / "data"
+    tail_once(path, data)
+    with open(path, "a") as f:
+        for i, v in ((2, EXACT + 1), (3, 10 ** 20), (4, -(EXACT + 3)), (5, 2.25)):
+            f.write(json.dumps({"i": i, "f": v}) + "\n")
+    snap, bad, rows = tail_once(path, data)
+    assert rows.column("f").to_pylist() == [1.5, None, 1e20, None, 2.25]
+    assert sorted(b["raw"] for b in bad) == sorted([json.dumps({"i": 2, "f": EXACT + 1}),
+                                                    json.dumps({"i": 4, "f": -(EXACT + 3)})])
+    assert all("cannot hold exactly" in b["reason"] and b["kept"] for b in bad)
+    assert snap["rows"]["flagged"] == 2

@@ -18,6 +18,7 @@ the good lines. Values a stream cannot use (NaN, Infinity, times far from
 from __future__ import annotations
 
 import io
+import json
 import re
 from dataclasses import replace
 
@@ -26,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from .parse import MAX_LINE, Bad, Integers, Parsed, _raw, bad_utf8, blank, flagged, keep_usable
+from .parse import INEXACT, MAX_LINE, Bad, Integers, Parsed, _raw, bad_utf8, blank, flagged, keep_usable
 from ..schema import INT_EXACT, Column, Schema, all_whole, beyond_floats, kind_of, safe_names
 from . import times
 
@@ -162,9 +163,14 @@ class JsonParser:
         columns, lost = [], []
         for col in self.schema.columns:
             arr, refused = keep_usable(table.column(col.name).combine_chunks(), col)
-            columns.append(arr)
             if refused is not None:
                 lost.append((col, pc.cast(table.column(col.name), pa.string()), refused.to_numpy(zero_copy_only=False)))
+            if col.kind == "number" and not col.integer:
+                inexact = _inexact(data, starts, ends, arr, col.key if col.key is not None else col.name)
+                if inexact is not None:
+                    arr = pc.if_else(pa.array(inexact[0]), pa.scalar(None, pa.float64()), arr)
+                    lost.append((col, inexact[1], inexact[0], INEXACT))
+            columns.append(arr)
         if lost:
             table = pa.Table.from_arrays(columns, schema=self.stored)
             bad = bad + flagged(lost, data, starts, ends, base)
@@ -192,6 +198,22 @@ class JsonParser:
         self.ints.floats |= floats
         self._set(schema)
         return True
+
+
+def _inexact(data: bytes, starts, ends, arr: pa.Array, key: str) -> tuple[np.ndarray, pa.Array] | None:
+    """Where a float column holds a JSON integer float64 changed (9007199254740993), with its digits: the
+    lines of values beyond 2**53 read again by Python's json, which keeps integers whole. None: nowhere."""
+    v = np.abs(np.nan_to_num(arr.to_numpy(zero_copy_only=False).astype(np.float64)))
+    rows = np.flatnonzero(v >= INT_EXACT)
+    mask, shown = np.zeros(len(v), bool), [None] * len(v)
+    for r in rows:          # rare: only values beyond 2**53 are looked at
+        try:
+            value = json.loads(data[starts[r]:ends[r]]).get(key)
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and float(value) != value:
+            mask[r], shown[r] = True, str(value)
+    return (mask, pa.array(shown, pa.string())) if mask.any() else None
 
 
 def infer_schema(sample: bytes) -> Schema | None:
