@@ -11,7 +11,9 @@ the demo stream's window.
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -56,7 +58,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=30)
     args = ap.parse_args()
-    os.environ["RIVULET_DATA_DIR"] = tempfile.mkdtemp(prefix="rivulet-pages-")
+    data = tempfile.mkdtemp(prefix="rivulet-pages-")
+    atexit.register(shutil.rmtree, data, True)          # the demo stream's store, segments and uploads
+    os.environ["RIVULET_DATA_DIR"] = data
     os.environ["RIVULET_DEMO"] = "1"
     os.chdir(ROOT)
     sys.path.insert(0, ROOT)

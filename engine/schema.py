@@ -5,10 +5,11 @@ Four kinds: ``number`` (float64; integers too, so a later 1.5 is not an error),
 source carried an offset). Numbers never turn into text after inference: a value
 that does not parse becomes missing and its row is flagged.
 
-A number column whose sampled values were all written as integers is `integer`: the
-statistics still see float64, but the store's view, downloads and pages give it back as
-integers. The first value that is not whole (or beyond 2**53) ends that for good
-(`Schema.widened`), so nothing is ever rounded.
+A number column whose sampled values were all written as integers is `integer`: it is parsed
+and stored as int64, exactly, and the statistics, pipeline and models see it as float64
+(`as_floats`). The first value that is not whole turns it to float64 for good (`Schema.settled`),
+unless it already held an integer beyond 2**53 (`wide`), which floats would round: then it stays
+int64 and such a value is flagged. Nothing stored is ever rounded.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from .errors import UserError
 
 KINDS = ("number", "bool", "text", "time")
 INT_EXACT = 2 ** 53          # float64 holds every integer up to this exactly
+INT64_MAX = 2 ** 63 - 1      # integer columns hold int64; a literal beyond it is flagged (CSV) or text (inferred)
 TIME_LIMIT_US = 2 ** 53      # event time is float64 microseconds: exact within this of 1970
 TIME_YEARS = "1685 to 2254"  # the whole years inside that limit (1684-07-28 to 2255-06-05)
 RESERVED = ("_rid", "_ingest", "_segment")   # the store's own columns in every rows table (and its view's)
@@ -72,11 +74,12 @@ class Column:
     utc: bool = False   # time columns: the source carried a zone offset
     key: str | None = None   # JSON Lines: the key in the source, when `name` had to differ from it
     format: str | None = None   # time columns: strptime pattern of the text (None: ISO 8601)
-    integer: bool = False       # number columns: every value so far was a whole number within INT_EXACT
+    integer: bool = False       # number columns: every value so far was an integer literal, stored as int64
+    wide: bool = False          # integer columns: held a value beyond INT_EXACT, so they never turn to floats
 
     def arrow_type(self) -> pa.DataType:
         if self.kind == "number":
-            return pa.float64()
+            return pa.int64() if self.integer else pa.float64()
         if self.kind == "bool":
             return pa.bool_()
         if self.kind == "time":
@@ -111,24 +114,32 @@ class Schema:
     def integers(self) -> list[str]:
         return [c.name for c in self.columns if c.integer]
 
-    def widened(self, rows: pa.Table) -> "Schema | None":
-        """This schema with `integer` turned off for each integer column in which `rows` holds a value
-        that is not whole or lies beyond INT_EXACT; None when every value fits."""
-        off = {n for n in self.integers if n in rows.column_names and not all_whole(rows.column(n))}
-        if not off:
-            return None
-        return Schema(tuple(replace(c, integer=False) if c.name in off else c for c in self.columns))
+    def settled(self, rows: pa.Table) -> "Schema | None":
+        """This schema after `rows` (as parsed): `integer` off for each integer column the parser gave
+        as floats (it took a fraction), `wide` on for each that holds a value beyond INT_EXACT; None
+        when nothing changes."""
+        cols = []
+        for c in self.columns:
+            if c.integer and c.name in rows.column_names:
+                arr = rows.column(c.name)
+                if not pa.types.is_integer(arr.type):
+                    c = replace(c, integer=False, wide=False)
+                elif not c.wide and beyond_floats(arr):
+                    c = replace(c, wide=True)
+            cols.append(c)
+        return None if tuple(cols) == self.columns else Schema(tuple(cols))
 
     def to_json(self) -> str:
         return json.dumps([{"name": c.name, "kind": c.kind, "utc": c.utc, **({"key": c.key} if c.key is not None else {}),
-                            **({"format": c.format} if c.format else {}), **({"integer": True} if c.integer else {})}
+                            **({"format": c.format} if c.format else {}), **({"integer": True} if c.integer else {}),
+                            **({"wide": True} if c.wide else {})}
                            for c in self.columns])
 
     @classmethod
     def from_json(cls, text: str) -> "Schema":
         # a schema stored before `integer` existed reads as floats, as its rows table was made
         return cls(tuple(Column(d["name"], d["kind"], d.get("utc", False), d.get("key"), d.get("format"),
-                                bool(d.get("integer", False)))
+                                bool(d.get("integer", False)), bool(d.get("wide", False)))
                          for d in json.loads(text)))
 
     @classmethod
@@ -156,15 +167,44 @@ def all_whole(arr: pa.Array | pa.ChunkedArray) -> bool:
     return bool(pc.all(ok).as_py() is not False)      # null (nothing present) counts as whole
 
 
-def whole_numbers(table: pa.Table, names) -> pa.Table:
+def beyond_floats(arr: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether an int64 column holds a value float64 cannot be trusted to hold (beyond INT_EXACT)."""
+    lo, hi = pc.min_max(arr).values()
+    return lo.is_valid and (lo.as_py() < -INT_EXACT or hi.as_py() > INT_EXACT)
+
+
+def as_floats(table: pa.Table) -> pa.Table:
+    """`table` with its int64 value columns (integer columns, as parsed and stored) as float64, which
+    statistics, the pipeline and models compute in: beyond 2**53 that rounds, necessarily."""
+    fields = [pa.field(f.name, pa.float64()) if pa.types.is_integer(f.type) and f.name not in RESERVED else f
+              for f in table.schema]
+    return table.cast(pa.schema(fields), safe=False) if fields != list(table.schema) else table
+
+
+def whole_numbers(table: pa.Table, names, exact: pa.Table | None = None) -> pa.Table:
     """`table` with its float columns among `names` as int64, each one whose values are all whole
-    (all_whole); a column holding any other value stays float, so nothing is rounded."""
+    (all_whole); a column holding any other value stays float, so nothing is rounded. `exact`: the
+    stored rows `table` was computed from (both with `_rid`): where a value is still the float of the
+    stored int64 under its name, the stored integer is given, so a value beyond 2**53 comes back whole."""
+    if exact is not None and "_rid" in table.column_names and "_rid" in exact.column_names:
+        at = pc.index_in(table.column("_rid"), exact.column("_rid"))
+    else:
+        exact = None
     for name in names:
         if name not in table.column_names:
             continue
         i = table.column_names.index(name)
         col = table.column(i)
-        if pa.types.is_floating(col.type) and all_whole(col):
+        if not pa.types.is_floating(col.type):
+            continue
+        if exact is not None and name in exact.column_names and pa.types.is_integer(exact.column(name).type):
+            stored = exact.column(name).take(at)
+            same = pc.fill_null(pc.equal(pc.cast(stored, pa.float64(), safe=False), col), False)
+            rest = pc.if_else(same, pa.scalar(None, pa.float64()), col)       # values a step computed
+            if all_whole(rest):
+                table = table.set_column(i, pa.field(name, pa.int64()),
+                                         pc.if_else(same, stored, pc.cast(rest, pa.int64())))
+        elif all_whole(col):
             table = table.set_column(i, pa.field(name, pa.int64()), pc.cast(col, pa.int64()))
     return table
 
@@ -186,5 +226,5 @@ def time_seconds(arr: pa.ChunkedArray | pa.Array) -> np.ndarray:
         us = pc.cast(pc.cast(arr, pa.timestamp("us", tz=t.tz)), pa.int64())
         # unsafe: rows stored before times were range-checked may lie beyond 2**53 us; they round
         return pc.divide(pc.cast(us, pa.float64(), safe=False), 1e6).to_numpy(zero_copy_only=False).astype(np.float64)
-    v = pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    v = pc.cast(arr, pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype(np.float64)
     return np.where(np.abs(v) > 1e11, v / 1e3, v)

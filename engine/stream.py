@@ -27,7 +27,7 @@ from .errors import UserError
 from .stats.moments import Moments
 from .stats.operators import Operators, Prepared, WindowSpec
 from .prep.pipeline import Pipeline, Runner
-from .schema import Schema, kind_of
+from .schema import Schema, as_floats, kind_of
 from .read.snapshot import Snapshot
 from .ingest.source import Batch
 from .seams import Log, Snapshots, Store
@@ -46,7 +46,7 @@ def event_column(kinds: dict[str, str], named: str | None) -> str | None:
 
 def _concat(tables: list[pa.Table]) -> pa.Table:
     """Tables of the same columns one after another (a type that widened between batches is unified)."""
-    return pa.concat_tables(tables, promote_options="default")
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 @dataclass
@@ -253,11 +253,11 @@ class Stream:
     # --- ingest thread -------------------------------------------------------------
     def prepare(self, batch: Batch) -> Work:
         now_us = int(batch.read_at * 1e6)
-        if self.runner is None and batch.table.num_rows:
-            self._start_pipeline(batch.table)
+        table = as_floats(batch.table)      # integer columns are stored exactly; computed in float64
+        if self.runner is None and table.num_rows:
+            self._start_pipeline(table)
         runner = self._runner_for(batch)
-        rows, kept = runner.run_indexed(batch.table) if runner is not None and batch.table.num_rows \
-            else (batch.table, None)
+        rows, kept = runner.run_indexed(table) if runner is not None and table.num_rows else (table, None)
         if self.operators is None and self.schema is not None and self.runner is not None:
             self.store.set_schema(self.id, self.schema)
             self.operators = self.operators_for(self.pipeline)
@@ -333,11 +333,11 @@ class Stream:
                     extra.setdefault(predictions_table(self.id), []).append(part)
                 clear_trial |= self.config.get("deploy_trial") == work.deployment.model_id
         rows = _concat(tables) if tables else None
-        widened = self.schema.widened(rows) if rows is not None and self.schema is not None else None
-        if widened is not None:
+        settled = self.schema.settled(rows) if rows is not None and self.schema is not None else None
+        if settled is not None:
             # before the rows: a column is never stored as integers while it holds a fraction
-            self.store.set_schema(self.id, widened)
-            self.source.schema = widened
+            self.store.set_schema(self.id, settled)
+            self.source.schema = settled
         self.store.commit(self.id, rows, bad, self.source.kind, offsets,
                           {**c.__dict__, "cumulative": cumulative.to_bytes() if cumulative is not None else None},
                           {table: _concat(parts) for table, parts in extra.items()} or None)

@@ -65,4 +65,6 @@ def test_bad_input_case(engine, tmp_path, name):
         assert doc["cumulative"][col]["count"] == n
     for col, value in want.get("text", {}).items():
         assert value in stored(col)
+    for col, values in want.get("exact", {}).items():       # integers as written, not their floats
+        assert stored(col) == values
     assert all(b["raw"] for b in bad), "every quarantined row keeps its raw text"

@@ -12,12 +12,9 @@ from engine.ingest.replay import Speed
 from engine.stats.operators import WindowSpec
 from tests.conftest import wait_for
 from tests.test_cluster_engine import engine  # noqa: F401  (the fixture: a ClusterEngine of 2 partitions)
-from tests.test_replay_once import N, assert_cumulative_is_the_file_once, days  # noqa: F401  (fixture)
-
-
-def ingested(engine, name, key="ingested"):
-    snap = engine.snapshot(name)
-    return snap.counts.get(key, 0) if snap is not None else 0
+from tests.test_replay_once import (N, assert_cumulative_is_the_file_once, days,  # noqa: F401  (fixture)
+                                    loop_then_stop, stored_ids)
+from tests.test_replay_once import count as ingested
 
 
 def paused(engine, name) -> int:
@@ -28,10 +25,6 @@ def paused(engine, name) -> int:
         return engine.progress(name)["settled"] and ingested(engine, name) == before
     assert wait_for(still, timeout=60)
     return ingested(engine, name)
-
-
-def stored_ids(engine, name):
-    return engine.store.rows(engine.streams[name].id, columns=["id"]).column("id").to_pylist()
 
 
 def same_window(out, df, first):
@@ -72,13 +65,6 @@ def test_a_seek_back_replays_rows_on_the_partitions_without_storing_them_again(e
 def test_loop_passes_on_the_cluster_are_replayed_not_stored(engine, days):
     path, df = days
     name = engine.add_replay(path, loop=True, partitions=1, window=WindowSpec("count", 500))
-    assert wait_for(lambda: ingested(engine, name, "replayed") > 2 * N, timeout=120)
-    engine.set_loop(name, False)
-    snap = engine.wait(name, timeout=120)
-    out = snap.to_json()
-    assert snap.source["loops"] >= 2
-    assert out["rows"]["ingested"] == N and out["rows"]["replayed"] >= 2 * N
-    assert stored_ids(engine, name) == list(range(N))
-    assert_cumulative_is_the_file_once(out, df)
+    out = loop_then_stop(engine, name, df, passes=2, timeout=120).to_json()
     got, want = out["stats"]["x"], df["x"].iloc[-500:]          # one partition: the count window is exact
     assert got["count"] == 500 and got["mean"] == pytest.approx(want.mean(), rel=1e-9)

@@ -158,12 +158,21 @@ def test_header_names_of_any_text_keep_every_row(names, values):
 @example(2 ** 53, 0)
 @example(-(2 ** 53) - 1, 0)
 @example(2 ** 53 + 1, 2)
-def test_an_integer_column_is_text_when_float64_cannot_hold_every_value(n, zeros):
+@example(2 ** 63 - 1, 0)
+@example(-(2 ** 63), 1)
+@example(2 ** 63, 0)
+@example(-(2 ** 63) - 1, 0)
+def test_an_integer_column_is_exact_int64_or_else_text(n, zeros):
     fmt = sniff(b"id\n", final=True)
     digits = str(abs(n)).rjust(len(str(abs(n))) + zeros, "0")
     value = ("-" if n < 0 else "") + digits
-    schema = sample_schema(fmt, f"1\n{value}\n2\n".encode(), more=False)
-    assert schema["id"].kind == ("text" if abs(n) > 2 ** 53 else "number")
+    body = f"1\n{value}\n2\n".encode()
+    schema = sample_schema(fmt, body, more=False)
+    if not -2 ** 63 <= n < 2 ** 63:
+        assert schema["id"].kind == "text"          # no number type holds it: an id
+        return
+    assert (schema["id"].kind, schema["id"].integer, schema["id"].wide) == ("number", True, abs(n) > 2 ** 53)
+    assert Parser(fmt, schema).parse(body, 0).table.column("id").to_pylist() == [1, n, 2]
 
 
 EPOCH = datetime(1970, 1, 1)

@@ -10,6 +10,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from dataclasses import replace
 
 from engine.ingest.jsonl import infer_schema as infer_json
 from engine.ingest.parse import infer_schema, sniff
@@ -42,7 +43,10 @@ def test_integer_literals_are_marked_when_inferred():
     s = csv_schema("a,b,c,d,e,f,g\n" + "\n".join(rows + ["oops,4,6.0,10,w,4,"]) + "\n")
     assert s.integers == ["a", "d"]       # `oops` (under 10% of a) goes missing; 3.0 and 1e3 are not integers
     assert [c.kind for c in s.columns] == ["number", "number", "number", "number", "text", "number", "text"]
-    assert csv_schema(f"big\n{EXACT + 1}\n").columns[0].kind == "text"     # beyond 2**53: an id, as before
+    big = csv_schema(f"big\n{EXACT + 1}\n").columns[0]         # beyond 2**53: int64, never floats
+    assert (big.kind, big.integer, big.wide) == ("number", True, True)
+    assert csv_schema(f"id\n{2 ** 63}\n").columns[0].kind == "text"                # beyond int64: text (ids)
+    assert csv_schema(f"x\n{EXACT + 1}\n2.5\n").columns[0].kind == "text"        # floats would round it
     j = infer_json(b'{"n": 1, "x": 1.5, "m": 2, "t": "a"}\n{"n": 2, "x": 2, "m": 2.5}\n')
     assert j.integers == ["n"]
 
@@ -52,12 +56,14 @@ def test_schema_json_keeps_the_flag_and_reads_old_schemas_as_floats():
     assert Schema.from_json(s.to_json()) == s
     old = '[{"name": "n", "kind": "number", "utc": false}, {"name": "t", "kind": "text", "utc": false}]'
     assert Schema.from_json(old).integers == []
-    t = pa.table({"n": [1.0, 2.0, None], "x": [1.0, 2.5, 3.0]})
-    assert s.widened(t) is None                   # x holds 2.5, but it was never an integer column
-    assert s.widened(pa.table({"n": [1.0, 2.5]})).integers == []
-    assert s.widened(pa.table({"n": [1.0, float(EXACT) * 2]})).integers == []
-    assert s.widened(pa.table({"n": [1.0, float("nan")]})).integers == []
-    assert s.widened(pa.table({"n": [1.0, -float(EXACT)]})) is None
+    assert Schema.from_json(replace(s, columns=(Column("n", "number", integer=True, wide=True),)).to_json()
+                            ).columns[0].wide
+    t = pa.table({"n": pa.array([1, 2, None], pa.int64()), "x": [1.0, 2.5, 3.0]})
+    assert s.settled(t) is None                   # x holds 2.5, but it was never an integer column
+    assert s.settled(pa.table({"n": [1.0, 2.5]})).integers == []       # the parser gave floats: a fraction
+    assert s.settled(pa.table({"n": pa.array([1, -EXACT], pa.int64())})) is None
+    wide = s.settled(pa.table({"n": pa.array([1, -EXACT - 1], pa.int64())}))
+    assert wide.integers == ["n"] and wide["n"].wide
     shown = whole_numbers(pa.table({"n": [3.0, None], "x": [1.0, 2.0], "y": [1.0, 2.5]}), ["n", "y"])
     assert shown.schema.types == [pa.int64(), pa.float64(), pa.float64()]        # x was not integer; y is not whole
     assert shown.column("n").to_pylist() == [3, None]
@@ -96,7 +102,7 @@ def test_rows_view_is_bigint_for_plain_duckdb_in_table_and_segments(tmp_path):
 
 def widening_file(path, n=120_000):
     """`i` stays whole; `n` is whole for over 1 MiB (the sample kinds come from), then 2.5;
-    `big` is whole, then 1e20 (beyond 2**53: float64 cannot hold every integer up there)."""
+    `big` is whole, then 10**20 (beyond int64: flagged, the column stays integer)."""
     lines = ["i,n,big"] + [f"{i},{i * 7},{i}" for i in range(n)]
     lines += [f"{n},2.5,{n}", f"{n + 1},9,100000000000000000000", f"{n + 2},11,{n + 2}"]
     path.write_text("\n".join(lines) + "\n")
@@ -109,15 +115,17 @@ def test_a_fraction_after_the_sample_turns_the_column_to_floats_for_good(tmp_pat
     with Engine(str(data)) as e:
         name = e.add_replay(str(tmp_path / "w.csv"), name="w")
         e.wait(name, timeout=120)
-        assert e._get(name).schema.integers == ["i"]
+        assert e._get(name).schema.integers == ["i", "big"]
+        bad = e.quarantine(name).to_pydict()
+    assert bad["raw"] == ["120001,9,100000000000000000000"] and "beyond the 64-bit range" in bad["reason"][0]
     with duck(data) as con:
-        assert types(con)["i"] == "BIGINT" and types(con)["n"] == "DOUBLE" and types(con)["big"] == "DOUBLE"
+        assert types(con)["i"] == "BIGINT" and types(con)["n"] == "DOUBLE" and types(con)["big"] == "BIGINT"
         tail = con.execute("SELECT i, n, big FROM rows_1 ORDER BY _rid DESC LIMIT 4").fetchall()[::-1]
-        assert tail == [(119_999, 839_993.0, 119_999.0), (120_000, 2.5, 120_000.0),
-                        (120_001, 9.0, 1e20), (120_002, 11.0, 120_002.0)]
+        assert tail == [(119_999, 839_993.0, 119_999), (120_000, 2.5, 120_000),
+                        (120_001, 9.0, None), (120_002, 11.0, 120_002)]
         assert con.execute("SELECT sum(n) FROM rows_1 WHERE i < 120000").fetchone()[0] == 7 * 119_999 * 120_000 / 2
         stored = json.loads(con.execute("SELECT schema FROM streams").fetchone()[0])
-    assert [c.get("integer", False) for c in stored] == [True, False, False]
+    assert [c.get("integer", False) for c in stored] == [True, False, True]
     # resumed with whole values only: the column does not turn back, and a restart reads it as floats
     with open(tmp_path / "w.csv", "a") as f:
         f.write("120003,13,5\n")
@@ -150,6 +158,31 @@ def test_a_store_from_before_the_flag_stays_floats(tmp_path):
         assert e.models.history(name).column("n").to_pylist() == [1.0, 2.0, 3.0]
     with duck(data) as con:
         assert types(con)["n"] == "DOUBLE"
+
+
+def test_a_store_that_kept_integers_as_double_takes_big_ones_exactly(tmp_path):
+    """A store from before int64 storage kept an integer column as DOUBLE (its view cast it): the
+    next start makes the column BIGINT, so a value beyond 2**53 is not cast to a float on insert."""
+    (tmp_path / "a.csv").write_text("n,x\n1,0.5\n2,1.5\n")
+    data = tmp_path / "data"
+    with Engine(str(data)) as e:
+        e.wait(e.add_replay(str(tmp_path / "a.csv"), name="a"), timeout=60)
+    con = duckdb.connect(str(data / "rivulet.duckdb"))       # the layout the code before this wrote
+    con.execute("ALTER TABLE rows_1_table ALTER COLUMN n TYPE DOUBLE")
+    con.execute("CREATE OR REPLACE VIEW rows_1 AS SELECT * REPLACE (CAST(n AS BIGINT) AS n) FROM rows_1_table")
+    con.close()
+    Engine(str(data)).close()                # opened, no new rows: the view still gives BIGINT
+    with duck(data) as con:
+        assert types(con)["n"] == "BIGINT"
+    with open(tmp_path / "a.csv", "a") as f:
+        f.write(f"{EXACT + 1},2.5\n")
+    with Engine(str(data)) as e:
+        name = e.add_replay(str(tmp_path / "a.csv"), name="a")
+        e.wait(name, timeout=60)
+        assert e.models.history(name).column("n").to_pylist() == [1, 2, EXACT + 1]
+    with duck(data) as con:
+        assert types(con)["n"] == "BIGINT"
+        assert con.execute("SELECT n FROM rows_1 ORDER BY _rid").fetchall() == [(1,), (2,), (EXACT + 1,)]
 
 
 def test_tailed_json_lines_integers_are_bigint_until_a_fraction(tmp_path):
@@ -274,3 +307,114 @@ def test_predict_output_and_a_model_trained_on_integer_columns(tmp_path):
         assert set(got["prediction"]) <= {str(k) for k in range(1, 7)}     # classes as written: 2, not 2.0
     assert pd.read_csv(io.StringIO(out["cli"]))["prediction"].tolist() == \
         pd.read_csv(io.StringIO(out["engine"]))["prediction"].tolist()
+
+
+# --- integers beyond 2**53: no input bends a number --------------------------------------------
+
+BIG = [EXACT + 1, -(EXACT + 3), 2 ** 63 - 1, -(2 ** 63), 1_700_000_000_123_456_789]    # ids, ns stamps
+
+
+def big_file(path, n=80_000):
+    """`id` is small for over 1 MiB (the sample), then integers floats cannot hold; `x` holds fractions,
+    then an integer literal beyond 2**53 (flagged: float64 would change it) and one it holds (1e20)."""
+    lines = ["id,x"] + [f"{i},{i}.5" for i in range(n)]
+    lines += [f"{v},1.5" for v in BIG] + [f"{n},{EXACT + 1}", f"{n + 1},{10 ** 20}", f"{n + 2},0.5"]
+    path.write_text("\n".join(lines) + "\n")
+    assert len("\n".join(lines[:n]).encode()) > 1 << 20
+    return list(range(n)) + BIG + [n, n + 1, n + 2]
+
+
+def check_exact(data, want: list[int], history: pa.Table):
+    with duck(data) as con:
+        assert types(con)["id"] == "BIGINT"
+        assert [r[0] for r in con.execute("SELECT id FROM rows_1 ORDER BY _rid").fetchall()] == want
+    assert history.schema.field("id").type == pa.int64() and history.column("id").to_pylist() == want
+    back = pq.read_table(io.BytesIO(downloads.to_bytes(history, "parquet")))
+    assert back.column("id").to_pylist() == want
+    csv = pd.read_csv(io.BytesIO(downloads.to_bytes(history, "csv")), dtype=str)
+    assert [int(v) if isinstance(v, str) else None for v in csv["id"]] == want
+
+
+def test_a_replay_stores_and_downloads_integers_beyond_2_53_exactly(tmp_path):
+    want = big_file(tmp_path / "b.csv")
+    data = tmp_path / "data"
+    with Engine(str(data)) as e:
+        name = e.add_replay(str(tmp_path / "b.csv"), name="b")
+        snap = e.wait(name, timeout=120).to_json()
+        history = e.models.history(name)
+        bad = e.quarantine(name).to_pylist()
+        schema = e._get(name).schema
+    check_exact(data, want, history)
+    assert schema["id"].wide
+    # the statistics are float64 (as documented): the mean of the values as floats
+    assert snap["cumulative"]["id"]["mean"] == pytest.approx(float(np.mean(np.array(want, np.float64))), rel=1e-12)
+    x = history.column("x").to_pylist()
+    assert x[-3:] == [None, 1e20, 0.5]
+    assert [(b["raw"], b["kept"]) for b in bad] == [(f"{want[-3]},{EXACT + 1}", True)]
+    assert "cannot hold exactly" in bad[0]["reason"]
+
+
+def test_a_fraction_after_big_integers_is_flagged_and_the_column_stays_exact(tmp_path):
+    """Big integers in the sample (inferred wide), then in a later batch a fraction: flagged, never a
+    turn to floats that would round what is stored."""
+    want = [EXACT + i for i in range(1, 4)]
+    (tmp_path / "w.csv").write_text("id,k\n" + "".join(f"{v},a\n" for v in want))
+    data = tmp_path / "data"
+    with Engine(str(data)) as e:
+        e.wait(e.add_replay(str(tmp_path / "w.csv"), name="w"), timeout=60)
+    with open(tmp_path / "w.csv", "a") as f:
+        f.write("2.5,b\n9223372036854775808,c\n")
+    with Engine(str(data)) as e:
+        name = e.add_replay(str(tmp_path / "w.csv"), name="w")
+        e.wait(name, timeout=60)
+        history = e.models.history(name)
+        reasons = [b["reason"] for b in e.quarantine(name).to_pylist()]
+    check_exact(data, want + [None, None], history)
+    assert sorted("not a whole number" in r for r in reasons) == [False, True]
+    assert sorted("beyond the 64-bit range" in r for r in reasons) == [False, True]
+
+
+def test_tailed_csv_and_json_lines_keep_integers_beyond_2_53(tmp_path):
+    csv_path, json_path = tmp_path / "t.csv", tmp_path / "t.jsonl"
+    csv_path.write_text("id,v\n1,2\n")
+    json_path.write_text(json.dumps({"id": 1, "v": 2}) + "\n")
+    for path, data in ((csv_path, tmp_path / "csv"), (json_path, tmp_path / "json")):
+        tail_once(path, data)
+        with open(path, "a") as f:       # after the columns were fixed on small integers
+            for v in BIG:
+                f.write(f"{v},3\n" if path == csv_path else json.dumps({"id": v, "v": 3}) + "\n")
+        snap, bad, rows = tail_once(path, data)
+        assert bad == [] and rows.column("id").to_pylist() == [1] + BIG, path
+        with duck(data) as con:
+            assert [r[0] for r in con.execute("SELECT id FROM rows_1 ORDER BY _rid").fetchall()] == [1] + BIG
+        assert snap["cumulative"]["id"]["max"] == float(2 ** 63 - 1)
+
+
+def test_a_column_of_fractions_flags_only_the_integers_float64_would_change():
+    """Big floats (1.5e18, 10**20 written out) are kept; 9007199254740993 is not what float64 holds."""
+    from engine.ingest.parse import Parser
+    body = f"1.5e18,a\n100000000000000000000,b\n-{EXACT + 1},c\n{EXACT + 2},d\n0.25,e\n".encode()
+    fmt = sniff(b"x,k\n", final=True)
+    schema = Schema((Column("x", "number"), Column("k", "text")))
+    parsed = Parser(fmt, schema).parse(body, fmt.data_start, positions=True)
+    assert parsed.table.column("x").to_pylist() == [1.5e18, 1e20, None, float(EXACT + 2), 0.25]
+    assert [(b.raw, b.kept) for b in parsed.bad] == [(f"-{EXACT + 1},c", True)]
+    assert "cannot hold exactly" in parsed.bad[0].reason
+    exact = body.replace(f"-{EXACT + 1}".encode(), b"-2e300")
+    assert Parser(fmt, schema).parse(exact, fmt.data_start).bad == []
+
+
+def test_tailed_json_lines_flag_an_integer_a_column_of_fractions_cannot_hold(tmp_path):
+    path = tmp_path / "f.jsonl"
+    path.write_text(json.dumps({"i": 1, "f": 1.5}) + "\n")
+    data = tmp_path / "data"
+    tail_once(path, data)
+    with open(path, "a") as f:
+        for i, v in ((2, EXACT + 1), (3, 10 ** 20), (4, -(EXACT + 3)), (5, 2.25)):
+            f.write(json.dumps({"i": i, "f": v}) + "\n")
+    snap, bad, rows = tail_once(path, data)
+    assert rows.column("f").to_pylist() == [1.5, None, 1e20, None, 2.25]
+    assert sorted(b["raw"] for b in bad) == sorted([json.dumps({"i": 2, "f": EXACT + 1}),
+                                                    json.dumps({"i": 4, "f": -(EXACT + 3)})])
+    assert all("cannot hold exactly" in b["reason"] and b["kept"] for b in bad)
+    assert snap["rows"]["flagged"] == 2

@@ -442,6 +442,16 @@ def test_stratified_folds_hold_out_a_share_of_every_class_of_a_class_sorted_file
     assert evaluate.holdout_rows(np.array(["a"] * 5 + ["b"]), 0.2, "stratified")[1].tolist() == [4]   # b: 1 row
 
 
+@pytest.mark.parametrize("n,share", [(2, 0.2), (3, 0.5), (10, 0.9)])
+def test_both_holdout_kinds_refuse_too_few_rows_alike(n, share):
+    from engine.models import evaluate
+    y = np.array(["a", "b"] * n)[:n]
+    for kind in ("time", "stratified"):
+        with pytest.raises(UserError, match=f"^{n} rows are too few to train and keep a holdout; add rows$"):
+            evaluate.holdout_rows(y, share, kind)
+    assert evaluate.holdout_size(20, share) == max(1, round(20 * share))
+
+
 def test_roc_needs_both_of_a_binary_models_classes_in_the_rows():
     import warnings
     from engine.models import evaluate

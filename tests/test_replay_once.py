@@ -67,6 +67,20 @@ def stored_ids(e, name):
     return e.store.rows(e.streams[name].id, columns=["id"]).column("id").to_pylist()
 
 
+def loop_then_stop(e, name, df, passes, timeout):
+    """Let a looping replay of `days` play `passes` more times, stop its loop and wait for the end: every
+    row stored once, however many passes replayed it; the final snapshot (also on a cluster)."""
+    assert wait_for(lambda: count(e, name, "replayed") > passes * N, timeout=timeout)
+    e.set_loop(name, False)
+    snap = e.wait(name, timeout=timeout)
+    out = snap.to_json()
+    assert snap.source["loops"] >= passes
+    assert out["rows"]["ingested"] == N and out["rows"]["replayed"] >= passes * N
+    assert stored_ids(e, name) == list(range(N))
+    assert_cumulative_is_the_file_once(out, df)
+    return snap
+
+
 def assert_cumulative_is_the_file_once(snap, df):
     for col in ("x", "y"):
         got, want = snap["cumulative"][col], df[col]
@@ -118,15 +132,7 @@ def test_loop_passes_are_replayed_not_stored(tmp_path, days):
     path, df = days
     with Engine(str(tmp_path / "d")) as e:
         name = e.add_replay(path, loop=True, window=WindowSpec("count", 500))
-        assert wait_for(lambda: count(e, name, "replayed") > 3 * N,
-                        timeout=60)
-        e.set_loop(name, False)
-        snap = e.wait(name, timeout=60)
-        out = snap.to_json()
-        assert snap.source["loops"] >= 3
-        assert out["rows"]["ingested"] == N and out["rows"]["replayed"] >= 3 * N
-        assert stored_ids(e, name) == list(range(N))
-        assert_cumulative_is_the_file_once(out, df)
+        snap = loop_then_stop(e, name, df, passes=3, timeout=60)
         assert snap.window_table().column("id").to_pylist() == list(range(N - 500, N))
         assert sorted(e.models.history(name).column("id").to_pylist()) == list(range(N))
 

@@ -31,7 +31,7 @@ import pyarrow.fs as pafs
 
 from ..errors import UserError
 from ..ingest.parse import Bad
-from ..schema import Schema
+from ..schema import Schema, as_floats
 
 COMMIT_EVERY = 1.0          # seconds between Delta commits of a partition
 COMMIT_ROWS = 500_000       # rows buffered at most before a commit
@@ -72,8 +72,10 @@ def quarantine_uri(history: str, stream: str) -> str:
 
 
 def stored_schema(schema: Schema) -> pa.Schema:
-    """The rows table's columns: what the embedded store keeps, plus the partition."""
-    return pa.schema([("_rid", pa.int64()), ("_ingest", pa.timestamp("us")), *schema.arrow(),
+    """The rows table's columns: what the embedded store keeps, plus the partition; numbers as float64
+    (integer columns too: the embedded store's int64 is not kept across partitions)."""
+    columns = as_floats(schema.arrow().empty_table()).schema
+    return pa.schema([("_rid", pa.int64()), ("_ingest", pa.timestamp("us")), *columns,
                       ("_part", pa.int32())])
 
 
@@ -248,7 +250,7 @@ class DeltaStore:
         import pyarrow.parquet as pq
         from deltalake.transaction import AddAction
         if not rows.schema.equals(self.file_schema):
-            rows = rows.select(self.file_schema.names).cast(self.file_schema)
+            rows = as_floats(rows).select(self.file_schema.names).cast(self.file_schema)
         name = f"_part={self.partition}/part-{uuid.uuid4()}-c000.parquet"
         fs, root = pafs.FileSystem.from_uri(self.uri if "://" in self.uri else os.path.abspath(self.uri))
         path = f"{root.rstrip('/')}/{name}"

@@ -18,6 +18,7 @@ the good lines. Values a stream cannot use (NaN, Infinity, times far from
 from __future__ import annotations
 
 import io
+import json
 import re
 from dataclasses import replace
 
@@ -26,8 +27,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from .parse import MAX_LINE, Bad, Parsed, _raw, bad_utf8, blank, flagged, keep_usable
-from ..schema import Column, Schema, kind_of, safe_names
+from .parse import INEXACT, MAX_LINE, Bad, Integers, Parsed, _raw, bad_utf8, blank, flagged, keep_usable
+from ..schema import INT_EXACT, Column, Schema, all_whole, beyond_floats, kind_of, safe_names
 from . import times
 
 MAX_DEPTH = 64      # nesting levels a line may have; pyarrow's recursive reader overflows its stack far deeper
@@ -131,16 +132,23 @@ def read_lines(data: bytes, schema: pa.Schema | None, base: int = 0, max_line: i
 class JsonParser:
     """Parses blocks of whole JSON lines into tables of one fixed schema."""
 
-    def __init__(self, schema: Schema, max_line: int = MAX_LINE):
-        self.schema = schema
+    def __init__(self, schema: Schema, max_line: int = MAX_LINE, ints: Integers | None = None):
+        self.ints = ints if ints is not None else Integers(schema)
+        self.max_line = max_line
+        self._set(schema)
+
+    def _set(self, schema: Schema, floats=()) -> None:
+        self.schema = schema = self.ints.current(schema)
         # read by the keys in the file (formatted times as text first); stored under the schema's names
-        types = times.read_types(schema)
+        types = {**times.read_types(schema), **{n: pa.float64() for n in floats}}
         self.read = pa.schema([(c.key if c.key is not None else c.name, types[c.name]) for c in schema.columns])
         self.stored = schema.arrow()
-        self.max_line = max_line
 
     def parse(self, data: bytes, base: int) -> Parsed:
         read, bad = read_lines(data, self.read, base, self.max_line)
+        narrow = [c.name for c in self.schema.columns if c.integer and c.name not in self.ints.wide]
+        if bad and narrow and self._widen(data, base, narrow, len(bad)):
+            read, bad = read_lines(data, self.read, base, self.max_line)
         if not read:
             return Parsed(self.stored.empty_table(), bad)
         table = pa.concat_tables([t for t, _, _ in read]).select(self.read.names).rename_columns(self.schema.names)
@@ -155,14 +163,57 @@ class JsonParser:
         columns, lost = [], []
         for col in self.schema.columns:
             arr, refused = keep_usable(table.column(col.name).combine_chunks(), col)
-            columns.append(arr)
             if refused is not None:
                 lost.append((col, pc.cast(table.column(col.name), pa.string()), refused.to_numpy(zero_copy_only=False)))
+            if col.kind == "number" and not col.integer:
+                inexact = _inexact(data, starts, ends, arr, col.key if col.key is not None else col.name)
+                if inexact is not None:
+                    arr = pc.if_else(pa.array(inexact[0]), pa.scalar(None, pa.float64()), arr)
+                    lost.append((col, inexact[1], inexact[0], INEXACT))
+            columns.append(arr)
         if lost:
             table = pa.Table.from_arrays(columns, schema=self.stored)
             bad = bad + flagged(lost, data, starts, ends, base)
+        for name in self.schema.integers:
+            if name not in self.ints.wide and beyond_floats(table.column(name)):
+                self.ints.wide.add(name)
         bad.sort(key=lambda b: b.position)
         return Parsed(table, bad)
+
+    def _widen(self, data: bytes, base: int, narrow: list[str], failed: int) -> bool:
+        """A JSON fraction in an integer column fails its line: read the block with those columns as
+        floats, and turn the ones holding a fraction to floats for good, when every integer they hold
+        fits a float (else the lines stay quarantined)."""
+        schema, read = self.schema, self.read
+        self._set(schema, narrow)
+        tried, bad = read_lines(data, self.read, base, self.max_line)
+        self.schema, self.read = schema, read
+        if len(bad) >= failed or not tried:
+            return False
+        keys = {c.name: c.key if c.key is not None else c.name for c in schema.columns}
+        table = pa.concat_tables([t.select(self.read.names) for t, _, _ in tried])
+        floats = {n for n in narrow if not all_whole(table.column(keys[n]))}
+        if not floats or any((pc.max(pc.abs(table.column(keys[n]))).as_py() or 0) > INT_EXACT for n in floats):
+            return False
+        self.ints.floats |= floats
+        self._set(schema)
+        return True
+
+
+def _inexact(data: bytes, starts, ends, arr: pa.Array, key: str) -> tuple[np.ndarray, pa.Array] | None:
+    """Where a float column holds a JSON integer float64 changed (9007199254740993), with its digits: the
+    lines of values beyond 2**53 read again by Python's json, which keeps integers whole. None: nowhere."""
+    v = np.abs(np.nan_to_num(arr.to_numpy(zero_copy_only=False).astype(np.float64)))
+    rows = np.flatnonzero(v >= INT_EXACT)
+    mask, shown = np.zeros(len(v), bool), [None] * len(v)
+    for r in rows:          # rare: only values beyond 2**53 are looked at
+        try:
+            value = json.loads(data[starts[r]:ends[r]]).get(key)
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(value, int) and not isinstance(value, bool) and float(value) != value:
+            mask[r], shown[r] = True, str(value)
+    return (mask, pa.array(shown, pa.string())) if mask.any() else None
 
 
 def infer_schema(sample: bytes) -> Schema | None:
@@ -186,6 +237,10 @@ def infer_schema(sample: bytes) -> Schema | None:
                                   integer=pa.types.is_integer(f.type))
     seen = {k: replace(c, integer=False) if k in fractions else c for k, c in seen.items()}
     tables = [t for t, _, _ in read]
+    for key, col in seen.items():       # an integer beyond 2**53: the column never turns to floats
+        if col.integer and any(beyond_floats(t.column(key)) for t in tables
+                               if key in t.column_names and pa.types.is_integer(t.schema.field(key).type)):
+            seen[key] = replace(col, wide=True)
     for key, col in seen.items():       # text in a common date/time layout (2012/01/01, 31.01.2012 13:45)
         if col.kind == "text":
             layout = times.guess(pc.utf8_trim_whitespace(_values(tables, key).drop_null()))
@@ -194,7 +249,7 @@ def infer_schema(sample: bytes) -> Schema | None:
     if not seen:
         return None
     names = safe_names(seen)
-    return Schema(tuple(Column(n, c.kind, c.utc, None if n == c.name else c.name, c.format, c.integer)
+    return Schema(tuple(Column(n, c.kind, c.utc, None if n == c.name else c.name, c.format, c.integer, c.wide)
                         for n, c in zip(names, seen.values())))
 
 

@@ -20,7 +20,7 @@ import io
 import math
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from ..errors import UserError
-from ..schema import TIME_YEARS, Column, Schema, safe_names, time_usable
+from ..schema import INT_EXACT, INT64_MAX, TIME_YEARS, Column, Schema, beyond_floats, safe_names, time_usable
 from . import times
 
 NA_VALUES = ["", "NA", "N/A", "n/a", "NaN", "nan", "NULL", "null", "None", "none", "#N/A", "<NA>"]
@@ -47,7 +47,8 @@ _BLANK_LINES = re.compile(rb"(?:[ \t\r]*\n)*")
 _SEP_LINE = re.compile(rb"sep=([^\r\n])[ \t]*(?:\r?\n|\Z)", re.IGNORECASE)    # Excel's delimiter line
 _INTEGER = r"^[-+]?\d+$"
 _SPACE_LINE = re.compile(rb"(?m)^[ \t]+\r?$")
-_FLOAT_EXACT = "9007199254740992"     # 2**53: integers above it do not all fit a float64
+_FLOAT_EXACT = str(INT_EXACT)        # integers above it do not all fit a float64
+_INT64 = str(INT64_MAX)
 csv.field_size_limit(MAX_HEADER)     # the csv module's 128 KiB default would refuse long names and fields
 _NUMBER = r"^[-+]?(\d+\.?\d*([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|inf|Inf|INF|infinity|Infinity|nan|NaN)$"
 _ISO_TIME = r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?)?(Z|[+-]\d{2}:?\d{2})?$"
@@ -272,18 +273,43 @@ def _field_counts(data: bytes, ends: np.ndarray, delimiter: str) -> np.ndarray:
 
 # --- parsing -----------------------------------------------------------------
 
+class Integers:
+    """Where a source's integer columns stand, shared by its parsers (a tail reads many files) and moved
+    on in the order batches are parsed: `wide` ones hold a value beyond 2**53, which floats would round,
+    so they stay int64 and a fraction there is flagged; `floats` ones took a fraction first and are
+    float64 from then on (the stream records both in the stored schema: Schema.settled)."""
+
+    def __init__(self, schema: Schema | None):
+        cols = schema.columns if schema is not None else ()
+        self.wide = {c.name for c in cols if c.integer and c.wide}
+        self.floats: set[str] = set()
+
+    def current(self, schema: Schema) -> Schema:
+        """`schema` with the columns that turned to floats as floats."""
+        if not any(c.integer and c.name in self.floats for c in schema.columns):
+            return schema
+        return Schema(tuple(replace(c, integer=False, wide=False) if c.integer and c.name in self.floats else c
+                            for c in schema.columns))
+
+
 class Parser:
     """Parses blocks of one CSV stream into tables of its fixed schema."""
 
-    def __init__(self, fmt: CsvFormat, schema: Schema, max_line: int = MAX_LINE):
+    def __init__(self, fmt: CsvFormat, schema: Schema, max_line: int = MAX_LINE, ints: Integers | None = None):
         self.fmt = fmt
-        self.schema = schema
+        self.ints = ints if ints is not None else Integers(schema)
         self.max_line = max_line
-        self._types = times.read_types(schema)     # time columns in a non-ISO format: text, parsed after
+        self._set(schema)
         self._read_names = list(schema.names) + [f"_trailing_{i}" for i in range(fmt.trailing)]
+
+    def _set(self, schema: Schema) -> None:
+        self.schema = self.ints.current(schema)
+        self._types = times.read_types(self.schema)     # time columns in a non-ISO format: text, parsed after
 
     def parse(self, data: bytes, base: int, positions: bool = False) -> Parsed:
         """Parse whole records; `base` is the source offset of data[0]."""
+        if self.ints.floats and any(c.integer and c.name in self.ints.floats for c in self.schema.columns):
+            self._set(self.schema)          # a column turned to floats in another parser of the source
         if not data:
             return Parsed(self.schema.arrow().empty_table(), [], np.zeros(0, np.int64) if positions else None)
         table = self._fast(data)
@@ -295,7 +321,7 @@ class Parser:
                 return Parsed(table, [], base + ends[~blank])
         return self._slow(data, base)
 
-    def _read(self, data: bytes, types: dict, handler=None, threads: bool = True) -> pa.Table:
+    def _read(self, data: bytes, types: dict, handler=None, threads: bool = True, columns=None) -> pa.Table:
         if self.fmt.encoding != "utf-8":
             data = _transcode(data, self.fmt.encoding)
         return pcsv.read_csv(
@@ -305,7 +331,7 @@ class Parser:
             parse_options=pcsv.ParseOptions(delimiter=self.fmt.delimiter, newlines_in_values=b'"' in data,
                                             invalid_row_handler=handler),
             convert_options=pcsv.ConvertOptions(column_types=types, null_values=NA_VALUES,
-                                                include_columns=list(self.schema.names),
+                                                include_columns=list(columns or self.schema.names),
                                                 strings_can_be_null=True, quoted_strings_can_be_null=False))
 
     def _fast(self, data: bytes) -> pa.Table | None:
@@ -332,10 +358,18 @@ class Parser:
             table, lost = times.convert_table(table, self.schema)
             if lost:           # the slow path flags those rows
                 return None
-        finite = _finite_together(table, [c.name for c in self.schema.columns if c.kind == "number"])
+        # a float at or beyond 2**53 may be an integer literal a float cannot hold, and one that is not
+        # finite is flagged: the slow path reads their text
+        floats = [c.name for c in self.schema.columns if c.kind == "number" and not c.integer]
+        if not _within_floats(table, floats):
+            near = [n for n in floats if not _within_floats(table, [n])]
+            if not all(_finite(table.column(n)) for n in near) or self._inexact(data, near):
+                return None
         for col in self.schema.columns:
             arr = table.column(col.name)
-            if col.kind == "number" and (finite or _finite(arr)):
+            if col.integer and col.name not in self.ints.wide and beyond_floats(arr):
+                self.ints.wide.add(col.name)
+            if col.kind == "number":
                 continue
             ok = usable(arr, col)
             if ok is not None and arr.null_count < len(arr) and not pc.all(ok).as_py():
@@ -344,6 +378,17 @@ class Parser:
             if col.kind == "text" and len(arr) and (pc.max(pc.utf8_length(arr)).as_py() or 0) > self.max_line // 2:
                 return None
         return table
+
+    def _inexact(self, data: bytes, names: list[str]) -> bool:
+        """Whether the float columns `names` hold an integer literal that float64 changes (their text read
+        again: cheaper than the slow path for a stream whose floats are often beyond 2**53)."""
+        text = self._read(data, {n: pa.string() for n in names}, columns=names)
+        for n in names:
+            s = pc.utf8_trim_whitespace(text.column(n).combine_chunks())
+            long = _np(pc.and_(pc.match_substring_regex(s, _INTEGER), _beyond(s, _FLOAT_EXACT)))
+            if any(int(v) != int(float(v)) for v in s.filter(pa.array(long)).to_pylist()):
+                return True
+        return False
 
     def _has_header(self, data: bytes) -> bool:
         h = self.fmt.header
@@ -412,9 +457,11 @@ class Parser:
         columns, lost = [], []
         for col in self.schema.columns:
             text = table.column(col.name).combine_chunks()
-            arr, problem = convert(text, col)
+            arr, problems = convert(text, col, self.ints)
             columns.append(arr)
-            lost.append((col, text, problem))
+            lost += [(col, text, mask, what) for mask, what in problems]
+        if any(c.integer and c.name in self.ints.floats for c in self.schema.columns):
+            self._set(self.schema)          # this block turned a column to floats
         bad += flagged(lost, data, starts[rows], ends[rows], base, self.fmt.encoding)
         bad.sort(key=lambda b: b.position)
         return Parsed(pa.Table.from_arrays(columns, schema=self.schema.arrow()), bad, base + ends[rows])
@@ -474,14 +521,14 @@ def _joined(a: Parsed, b: Parsed) -> Parsed:
     return Parsed(pa.concat_tables([a.table, b.table]), a.bad + b.bad, np.concatenate([a.ends, b.ends]))
 
 
-def flagged(lost: list[tuple[Column, pa.Array, np.ndarray]], data: bytes, starts, ends, base: int,
-            encoding: str = "utf-8") -> list[Bad]:
+def flagged(lost: list[tuple], data: bytes, starts, ends, base: int, encoding: str = "utf-8") -> list[Bad]:
     """Rows kept with values lost, one Bad each: per column its value (as shown) where `lost` is set.
-    Row r's record is data[starts[r]:ends[r]]."""
+    Row r's record is data[starts[r]:ends[r]]. `lost` holds (column, shown, mask[, what it is])."""
     why: dict[int, list[str]] = {}
-    for col, shown, mask in lost:
+    for col, shown, mask, *what in lost:
+        what = what[0] if what else _what(col)
         for r in np.flatnonzero(mask):
-            why.setdefault(int(r), []).append(f"column {col.name!r}: {shown[int(r)].as_py()!r} is {_what(col)}")
+            why.setdefault(int(r), []).append(f"column {col.name!r}: {shown[int(r)].as_py()!r} is {what}")
     return [Bad(base + int(starts[r]), _raw(data[starts[r]:ends[r]], encoding), "; ".join(w), kept=True)
             for r, w in why.items()]
 
@@ -517,25 +564,27 @@ def _what(col: Column) -> str:
             "time": f"not an ISO 8601 time in the years {TIME_YEARS}"}.get(col.kind, "invalid")
 
 
-def _finite_together(table: pa.Table, names: list[str]) -> bool:
-    """Whether every value of the number columns `names` is finite, from one sum over all of them when
-    they are plain float columns (a 1,000-column batch paid a sum a column); False: check each."""
+def _within_floats(table: pa.Table, names: list[str]) -> bool:
+    """Whether every present value of the float columns `names` lies within ±2**53 (so is finite), from
+    one pass over the plain ones stacked end to end (a 1,000-column batch paid a call a column)."""
     arrays = []
     for name in names:
         arr = table.column(name)
-        if arr.num_chunks != 1 or arr.null_count or arr.type != pa.float64():
-            return False
-        arrays.append(arr.chunk(0).to_numpy())
-    return len(arrays) > 1 and bool(np.isfinite(np.concatenate(arrays).sum()))
+        if arr.num_chunks == 1 and arr.null_count == 0:
+            arrays.append(arr.chunk(0).to_numpy())
+        elif arr.null_count < len(arr):
+            lo, hi = pc.min_max(arr).values()
+            if not (-INT_EXACT < lo.as_py() < INT_EXACT and -INT_EXACT < hi.as_py() < INT_EXACT):
+                return False        # NaN compares False too
+    if not arrays:
+        return True
+    both = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+    return bool(np.abs(both).max() < INT_EXACT) if len(both) else True
 
 
 def _finite(arr: pa.ChunkedArray) -> bool:
-    """Whether every present number is finite, in one pass: a finite sum has no NaN or infinity in it
-    (a sum that overflows says no, and the exact check decides)."""
-    if arr.num_chunks == 1 and arr.null_count == 0 and arr.type == pa.float64():
-        return bool(np.isfinite(arr.chunk(0).to_numpy().sum()))
-    total = pc.sum(arr).as_py()
-    return total is None or math.isfinite(total)
+    """Whether every present number is finite."""
+    return pc.all(pc.fill_null(pc.is_finite(arr), True)).as_py() is not False
 
 
 def usable(arr: pa.Array | pa.ChunkedArray, col: Column) -> pa.Array | None:
@@ -556,15 +605,22 @@ def keep_usable(arr: pa.Array, col: Column) -> tuple[pa.Array, pa.Array | None]:
     return pc.if_else(ok, arr, pa.scalar(None, arr.type)), pc.invert(ok)
 
 
-def convert(arr: pa.Array, col: Column) -> tuple[pa.Array, np.ndarray]:
-    """Text -> the column's kind; returns the values and a mask of rows whose value was lost."""
+NOT_WHOLE = ("not a whole number, and the column holds integers beyond 2**53 that floats would round, "
+             "so it stays integer")
+BEYOND_INT64 = f"an integer beyond the 64-bit range (±{INT64_MAX})"
+INEXACT = "an integer beyond 2**53 that this column of fractions (float64) cannot hold exactly"
+
+
+def convert(arr: pa.Array, col: Column, ints: Integers | None = None
+            ) -> tuple[pa.Array, list[tuple[np.ndarray, str]]]:
+    """Text -> the column's kind; returns the values and (mask, what the value is) for the rows whose
+    value was lost. `ints`: the source's integer columns, which an integer column may move on."""
     present = arr.is_valid()
     if col.kind == "text":
-        return arr, np.zeros(len(arr), bool)
+        return arr, []
     s = pc.utf8_trim_whitespace(arr)
     if col.kind == "number":
-        ok = pc.match_substring_regex(s, _NUMBER)
-        out = pc.cast(pc.if_else(ok, s, pa.scalar(None, pa.string())), pa.float64())
+        return _number(s, present, col, ints if ints is not None else Integers(None))
     elif col.kind == "bool":
         low = pc.utf8_lower(s)
         ok = pc.is_in(low, pa.array(["true", "false", "1", "0", "yes", "no"]))
@@ -579,7 +635,59 @@ def convert(arr: pa.Array, col: Column) -> tuple[pa.Array, np.ndarray]:
     if refused is not None:
         ok = pc.and_(ok, pc.invert(refused))
     lost = pc.and_(present, pc.invert(pc.fill_null(ok, False)))
-    return out, lost.to_numpy(zero_copy_only=False)
+    return out, [(lost.to_numpy(zero_copy_only=False), _what(col))]
+
+
+def _np(mask) -> np.ndarray:
+    return pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+
+
+def _beyond(s: pa.Array, limit: str) -> pa.Array:
+    """Where an integer literal's magnitude is beyond `limit` (its digits), decided on the digits."""
+    digits = pc.utf8_ltrim(pc.utf8_ltrim(s, "+-"), "0")
+    n = pc.utf8_length(digits)
+    return pc.or_(pc.greater(n, len(limit)), pc.and_(pc.equal(n, len(limit)), pc.greater(digits, limit)))
+
+
+def _beyond_int64(s: pa.Array) -> pa.Array:
+    """Where an integer literal lies outside int64 (-2**63 is inside)."""
+    return pc.if_else(pc.starts_with(s, "-"), _beyond(s, str(INT64_MAX + 1)), _beyond(s, _INT64))
+
+
+def _number(s: pa.Array, present: pa.Array, col: Column, ints: Integers) -> tuple[pa.Array, list]:
+    """Number text -> int64 (an integer column) or float64. An integer column takes its first fraction by
+    turning to floats, unless it holds integers beyond 2**53 (then the fraction is flagged)."""
+    ok = _np(pc.match_substring_regex(s, _NUMBER))
+    literal = _np(pc.match_substring_regex(s, _INTEGER))
+    beyond = literal & _np(_beyond_int64(s))
+    lost = [(~ok & _np(present), _what(col))]
+    if col.integer and col.name not in ints.floats:
+        whole = literal & ~beyond
+        out = pc.cast(pc.replace_substring_regex(pc.if_else(pa.array(whole), s, pa.scalar(None, pa.string())),
+                                                 r"^\+", ""), pa.int64())
+        other = ok & ~literal
+        fraction = other & _np(pc.is_finite(pc.cast(pc.if_else(pa.array(other), s, pa.scalar(None, pa.string())),
+                                                     pa.float64())))
+        lost[0] = (lost[0][0] | (other & ~fraction), _what(col))        # inf, 1e400
+        wide = col.name in ints.wide or beyond_floats(out)
+        if wide or not fraction.any():
+            if wide:
+                ints.wide.add(col.name)
+            return out, lost + [(beyond, BEYOND_INT64), (fraction, NOT_WHOLE)]
+        ints.floats.add(col.name)           # its first fraction, and every integer so far fits a float
+    out = pc.cast(pc.if_else(pa.array(ok), s, pa.scalar(None, pa.string())), pa.float64())
+    out, refused = keep_usable(out, col)
+    if refused is not None:
+        lost[0] = (lost[0][0] | (ok & _np(refused)), _what(col))
+    inexact = literal & _np(_beyond(s, _FLOAT_EXACT))
+    for r in np.flatnonzero(inexact):       # rare: only integers of 16 digits or more are looked at
+        text = s[int(r)].as_py()
+        if not math.isfinite(float(text)) or int(text) == int(float(text)):
+            inexact[r] = False          # held exactly (10**20), or flagged as not finite already
+    if inexact.any():
+        out = pc.if_else(pa.array(inexact), pa.scalar(None, pa.float64()), out)
+        lost.append((inexact, INEXACT))
+    return out, lost
 
 
 def _to_time(s: pa.Array, ok: pa.Array, t: pa.DataType) -> tuple[pa.Array, pa.Array]:
@@ -600,11 +708,12 @@ def _to_time(s: pa.Array, ok: pa.Array, t: pa.DataType) -> tuple[pa.Array, pa.Ar
 def infer_schema(fmt: CsvFormat, sample: bytes) -> Schema:
     """Column kinds from the first records: numbers win when 90% of values parse."""
     table = sample_text(fmt, sample)
-    numbers, integers = _numbers(table, fmt.names)
+    numbers, integers, wide = _numbers(table, fmt.names)
     guessed = (("number", False, None) if number else _guess(table.column(name).combine_chunks())
                for name, number in zip(fmt.names, numbers))
-    return Schema(tuple(Column(name, kind, utc, format=pattern, integer=bool(integer) and kind == "number")
-                        for name, (kind, utc, pattern), integer in zip(fmt.names, guessed, integers)))
+    return Schema(tuple(Column(name, kind, utc, format=pattern, integer=bool(integer) and kind == "number",
+                               wide=bool(w) and kind == "number")
+                        for name, (kind, utc, pattern), integer, w in zip(fmt.names, guessed, integers, wide)))
 
 
 def sample_text(fmt: CsvFormat, sample: bytes) -> pa.Table:
@@ -612,12 +721,12 @@ def sample_text(fmt: CsvFormat, sample: bytes) -> pa.Table:
     return Parser(fmt, Schema(tuple(Column(n, "text") for n in fmt.names)))._slow(sample, 0).table
 
 
-def _numbers(table: pa.Table, names: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Which columns `_guess` reads as numbers, and which of those hold only integer literals (`3`,
-    not `3.0` or `3e0`), for all columns in one pass over their values stacked end to end (a wide
-    file's 1,000 columns cost a dozen calls, not a dozen per column)."""
+def _numbers(table: pa.Table, names: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which columns `_guess` reads as numbers, which of those hold only integer literals (`3`, not
+    `3.0` or `3e0`), and which of those hold one beyond 2**53 (`wide`), for all columns in one pass over
+    their values stacked end to end (a wide file's 1,000 columns cost a dozen calls, not a dozen per column)."""
     if not names or table.num_rows == 0:
-        return np.zeros(len(names), bool), np.zeros(len(names), bool)
+        return np.zeros(len(names), bool), np.zeros(len(names), bool), np.zeros(len(names), bool)
     values = pa.concat_arrays([table.column(n).combine_chunks().cast(pa.string()) for n in names])
     column = np.repeat(np.arange(len(names)), table.num_rows)
     present = values.is_valid().to_numpy(zero_copy_only=False)
@@ -628,13 +737,16 @@ def _numbers(table: pa.Table, names: list[str]) -> tuple[np.ndarray, np.ndarray]
     integer = pc.match_substring_regex(s, _INTEGER)
     big = pc.and_(integer, pc.or_(pc.greater(n, len(_FLOAT_EXACT)),
                                   pc.and_(pc.equal(n, len(_FLOAT_EXACT)), pc.greater(digits, _FLOAT_EXACT))))
-    big = pc.fill_null(big, False).to_numpy(zero_copy_only=False)
+    big = np.bincount(column, _np(big) & present, len(names)) > 0
+    beyond = np.bincount(column, _np(pc.and_(integer, _beyond_int64(s))) & present, len(names)) > 0
     integer = pc.fill_null(integer, False).to_numpy(zero_copy_only=False)
     count = np.bincount(column, present, len(names))
     numbers = np.bincount(column, numeric & present, len(names))
-    number = (count > 0) & (numbers / np.maximum(count, 1) >= 0.9) & (np.bincount(column, big & present, len(names)) == 0)
     # values that are not numbers at all become missing; every number must be an integer literal
-    return number, number & (np.bincount(column, integer & present, len(names)) == numbers)
+    integers = np.bincount(column, integer & present, len(names)) == numbers
+    # an integer beyond int64, or beyond 2**53 beside fractions, has no exact number type: text (ids)
+    number = (count > 0) & (numbers / np.maximum(count, 1) >= 0.9) & ~beyond & (integers | ~big)
+    return number, number & integers, number & integers & big
 
 
 def _guess(arr: pa.Array) -> tuple[str, bool, str | None]:
@@ -645,8 +757,8 @@ def _guess(arr: pa.Array) -> tuple[str, bool, str | None]:
     numeric = pc.match_substring_regex(s, _NUMBER)
     share = pc.sum(numeric).as_py() / len(s)
     if share >= 0.9:
-        # integers beyond 2**53 lose digits as float64: keep them as text (ids). Decided on the
-        # digits, since 2**53 + 1 already reads as 2**53 once it is a float
+        # here when _numbers found integers no number type holds exactly (beyond int64, or beyond
+        # 2**53 beside fractions): text (ids). Decided on the digits: 2**53 + 1 reads as 2**53 as a float
         digits = pc.utf8_ltrim(pc.utf8_ltrim(s.filter(pc.match_substring_regex(s, _INTEGER)), "+-"), "0")
         n = pc.utf8_length(digits)
         big = pc.or_(pc.greater(n, len(_FLOAT_EXACT)),

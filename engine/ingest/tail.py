@@ -36,7 +36,8 @@ import pyarrow as pa
 
 from ..errors import UserError
 from .jsonl import JsonParser, infer_schema as infer_json, json_text, lines
-from .parse import MAX_LINE, RAW_KEEP, SAMPLE, Bad, Parser, infer_schema as infer_csv, sample_records, sample_text
+from .parse import (MAX_LINE, RAW_KEEP, SAMPLE, Bad, Integers, Parser, infer_schema as infer_csv, sample_records,
+                    sample_text)
 from . import find
 from .paths import Outside, fixed_part, open_inside
 from .times import name_time_column
@@ -115,7 +116,8 @@ class TailSource(Source):
         self.time_column, self.time_format = time_column, time_format
         if schema is not None:        # resumed: the stored schema already reads the time column
             self.schema, self.time_column = name_time_column(schema, time_column, time_format, self._no_sample)
-        self.json_parser = JsonParser(self.schema, max_line) if schema is not None and not self.csv else None
+        self.ints = Integers(self.schema)        # shared by every file's parser
+        self.json_parser = JsonParser(self.schema, max_line, self.ints) if schema is not None and not self.csv else None
         self.stored = {k: v for k, v in (position or {}).items() if k.startswith("tail:") and v}
         # files renamed next to a followed one after this time are its rotated generations
         self.since = float((position or {}).get(SCAN_KEY, {}).get("at", time.time() - CTIME_SLACK))
@@ -533,7 +535,7 @@ class TailSource(Source):
             f.counted(0, used)
             return None, skipped + self._unreadable(f, data, start), used
         if f.parser is None:
-            f.parser = Parser(f.fmt, self.schema, self.max_line) if self.csv else self.json_parser
+            f.parser = Parser(f.fmt, self.schema, self.max_line, self.ints) if self.csv else self.json_parser
         out = f.parser.parse(data, start)
         f.counted(out.table.num_rows, used)
         return out.table, skipped + [replace(b, source=f.path) for b in out.bad], used
@@ -551,8 +553,9 @@ class TailSource(Source):
         if schema is None:
             return
         self.schema, self.time_column = name_time_column(schema, self.time_column, self.time_format, texts)
+        self.ints = Integers(self.schema)
         if not self.csv:
-            self.json_parser = JsonParser(self.schema, self.max_line)
+            self.json_parser = JsonParser(self.schema, self.max_line, self.ints)
 
     def _no_sample(self, name: str):
         raise UserError(f"the stored columns of this stream do not read {name!r} as a time; "

@@ -176,12 +176,17 @@ def baseline(y_train, y_test, task: str, classes=None) -> dict:
 
 # --- splits -------------------------------------------------------------------------
 
+def holdout_size(n: int, share: float) -> int:
+    """Rows in a holdout of `share` of n rows (at least one); refused when under two would be left to train."""
+    size = max(1, int(round(n * share)))
+    if n - size < 2:
+        raise UserError(f"{n} rows are too few to train and keep a holdout; add rows")
+    return size
+
+
 def holdout_split(n: int, share: float) -> int:
     """Index where the newest `share` of n rows starts."""
-    cut = n - max(1, int(round(n * share)))
-    if cut < 2:
-        raise UserError(f"{n} rows are too few to train and keep a holdout; add rows")
-    return cut
+    return n - holdout_size(n, share)
 
 
 def holdout_rows(y, share: float, kind: str = "time") -> tuple[np.ndarray, np.ndarray]:
@@ -192,9 +197,10 @@ def holdout_rows(y, share: float, kind: str = "time") -> tuple[np.ndarray, np.nd
     in training): a file sorted by its target then still gets every class in its holdout.
     """
     n = len(y)
-    cut = holdout_split(n, share)
     if kind != "stratified":
+        cut = holdout_split(n, share)
         return np.arange(cut), np.arange(cut, n)
+    holdout_size(n, share)          # too few rows are refused as with time folds, whatever the classes
     rng = np.random.default_rng(0)
     held = np.zeros(n, bool)
     codes = pd.factorize(pd.Series(np.asarray(y)))[0]

@@ -41,12 +41,12 @@ class Models:
         last = slice.get("last")
         if last is not None and int(last) < 1:
             raise UserError(f"the slice needs at least one row, got last={last}")
-        table = self.engine.store.rows(s.id, last=int(last) if last else None)
-        if table.num_rows == 0:
+        stored = self.engine.store.rows(s.id, last=int(last) if last else None)
+        if stored.num_rows == 0:
             raise UserError(f"stream {stream!r} has no stored rows yet")
-        table = s.pipeline.apply(table, keep=("_rid", "_ingest"))
-        if s.schema is not None:
-            table = whole_numbers(table, s.pipeline.integers(s.schema))
+        table = s.pipeline.apply(stored, keep=("_rid", "_ingest"))
+        if s.schema is not None:     # the stored integers where a step left them as they were: exact
+            table = whole_numbers(table, s.pipeline.integers(s.schema), exact=stored)
         if "start" in slice or "end" in slice:
             # event time, as the stream's views use it (a pipeline's cast to time included), else arrival
             column = next((c for c in (getattr(s.operators, "time_column", None), s.source.time_column)

@@ -56,7 +56,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import UserError
-from ..schema import Schema, kind_of, name_clash
+from ..schema import Schema, as_floats, kind_of, name_clash
 from .steps import STEPS, Kinds, Step, arrow_type, kinds_of
 
 FREEZE_ROWS = 10_000      # newest stored rows that frozen statistics and data checks come from
@@ -167,10 +167,10 @@ class Pipeline:
 
         With a `sample` of recent rows, data problems are found too (a cast that fails
         on every row, statistics to freeze from a column without values)."""
-        arrow = schema.arrow() if isinstance(schema, Schema) else schema
+        arrow = as_floats((schema.arrow() if isinstance(schema, Schema) else schema).empty_table()).schema
         kinds: Kinds = kinds_of(arrow)
         tz = {f.name: f.type for f in arrow}
-        table = sample
+        table = as_floats(sample) if sample is not None else None
         for i, step in enumerate(self.build()):
             with _step(i, step.kind):
                 if table is not None and table.num_rows and step.needs_freeze():
@@ -229,7 +229,7 @@ class Pipeline:
 
     def freeze(self, sample: pa.Table) -> "Pipeline":
         """The same spec with statistics from `sample` written in where a step needs them."""
-        table, steps = sample, []
+        table, steps = as_floats(sample), []
         for i, (spec, step) in enumerate(zip(self.steps, self.build())):
             with _step(i, step.kind):
                 step.output(kinds_of(table.schema))
@@ -302,6 +302,7 @@ class Runner:
 
     def run_indexed(self, table: pa.Table) -> tuple[pa.Table, np.ndarray | None]:
         """The output and, when a step dropped rows, the input positions of the rows kept (else None)."""
+        table = as_floats(table)        # steps compute in float64 (integer columns are stored as int64)
         if not self.steps:
             return table, None
         state, kept = list(self.state), None

@@ -4,9 +4,9 @@ A batch's rows, its quarantined rows, its source offset and the stream's
 counters commit in one transaction, so after a crash the stored offset always
 matches the stored rows. A big commit's rows go to a Parquet segment file that the
 same transaction records (segments.py); `rows_N` is a view over the stream's table
-and its committed segments, and every reader goes through it. Numbers are stored as DOUBLE;
-the view gives a column the source wrote as integers (Column.integer) as BIGINT, and `rows`
-hands it back as float64, as parsed. One engine holds a folder at a time (an exclusive
+and its committed segments, and every reader goes through it. Numbers are stored as DOUBLE, a
+column the source wrote as integers (Column.integer) as BIGINT, exactly; `rows` hands them back
+as stored. One engine holds a folder at a time (an exclusive
 lock on `engine.lock`); a second one gets `EngineBusy`, never a shared file.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from . import segments
 from ..errors import EngineBusy, UserError
 from ..ingest.parse import Bad
-from ..schema import RESERVED, Schema, name_clash
+from ..schema import Column, Schema, name_clash
 
 DB_FILE = "rivulet.duckdb"
 LOCK_FILE = "engine.lock"
@@ -78,11 +78,8 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _as_parsed(table: pa.Table) -> pa.Table:
-    """Rows as the parser gave them: the view's BIGINT columns (integer numbers) back to float64."""
-    fields = [pa.field(f.name, pa.float64()) if pa.types.is_integer(f.type) and f.name not in RESERVED else f
-              for f in table.schema]
-    return table.cast(pa.schema(fields)) if fields != list(table.schema) else table
+def sql_type(c: Column) -> str:
+    return "TIMESTAMPTZ" if c.utc else "BIGINT" if c.integer else SQL_TYPES[c.kind]
 
 
 def disk_full(data_dir: str) -> UserError:
@@ -138,14 +135,13 @@ class DuckStore:
         self.write = self.con.cursor()          # used by the writer thread only
         self.write_lock = threading.Lock()
         self._columns: dict[int, pa.Schema] = {}     # each stream's stored columns, as a segment is written
-        self._integers: dict[int, tuple[str, ...]] = {}   # the columns each view gives as BIGINT
         self._dropped: dict[int, list[str]] = {}     # segments pruned, deleted at the next prune
         if not read_only:
             self._open_segments()
 
     def _open_segments(self) -> None:
-        """Each stream's view (the folder may have moved, or hold a store from before segments), and
-        no segment file that a crash left uncommitted."""
+        """Each stream's view (the folder may have moved, or hold a store from before segments or from
+        before integer columns were BIGINT), and no segment file that a crash left uncommitted."""
         with self._writing() as w:
             ids = [r[0] for r in w.execute("SELECT id FROM streams").fetchall()]
             for sid in ids:
@@ -155,6 +151,9 @@ class DuckStore:
                     w.execute(f"ALTER TABLE {rows_table(sid)} RENAME TO {db_table(sid)}")
                     kinds[db_table(sid)] = "BASE TABLE"
                 if db_table(sid) in kinds:
+                    stored = w.execute("SELECT schema FROM streams WHERE id = ?", [sid]).fetchone()
+                    if stored and stored[0]:
+                        self._retype(w, sid, Schema.from_json(stored[0]))
                     self._define_view(w, sid)
                 known = {r[0] for r in w.execute("SELECT name FROM segments WHERE stream = ?", [sid]).fetchall()}
                 segments.remove(self.data_dir, sid, segments.orphans(self.data_dir, sid, known))
@@ -166,10 +165,6 @@ class DuckStore:
             with self.con.cursor() as cur:         # not `w`, whose last statement may hold an unread result
                 columns = self._columns[stream_id] = cur.sql(f"SELECT * FROM {db_table(stream_id)} LIMIT 0"
                                                              ).to_arrow_table().schema
-        if stream_id not in self._integers:
-            with self.con.cursor() as cur:
-                stored = cur.execute("SELECT schema FROM streams WHERE id = ?", [stream_id]).fetchone()
-            self._integers[stream_id] = tuple(Schema.from_json(stored[0]).integers) if stored and stored[0] else ()
         glob = segments.anchor(self.data_dir, stream_id, columns)
         keep_rid, keep_ingest = w.execute("SELECT coalesce(keep_rid, 0), epoch_us(keep_ingest) FROM state "
                                           "WHERE stream = ?", [stream_id]).fetchone() or (0, None)
@@ -178,10 +173,6 @@ class DuckStore:
                 f"UNION ALL BY NAME SELECT * EXCLUDE (_segment) FROM read_parquet({_literal(glob)}, "
                 f"filename = '_segment') WHERE parse_filename(_segment) IN "
                 f"(SELECT name FROM segments WHERE stream = {int(stream_id)}) AND _rid >= {int(keep_rid)}{since}")
-        ints = [c for c in self._integers[stream_id] if c in columns.names]
-        if ints:     # exact: every stored value of such a column is whole and within 2**53 (Schema.widened)
-            rows = (f"SELECT * REPLACE ({', '.join(f'CAST({quote(c)} AS BIGINT) AS {quote(c)}' for c in ints)}) "
-                    f"FROM ({rows})")
         w.execute(f"CREATE OR REPLACE VIEW {rows_table(stream_id)} AS {rows}")
 
     def _open_error(self, e: Exception) -> UserError:
@@ -311,28 +302,43 @@ class DuckStore:
                 w.execute(f"DROP TABLE IF EXISTS predictions_{int(stream_id)}")
         shutil.rmtree(segments.folder(self.data_dir, stream_id), ignore_errors=True)
         self._columns.pop(stream_id, None)
-        self._integers.pop(stream_id, None)
 
     def set_schema(self, stream_id: int, schema: Schema) -> None:
         """Create the stream's rows table, or record a change of its schema: a column stops being an
-        integer one (Schema.widened), never starts again, so its view goes from BIGINT to DOUBLE."""
+        integer one (Schema.settled), never starts again, so it goes from BIGINT to DOUBLE (losing
+        nothing: it only does while its integers fit a float)."""
         why = name_clash(schema.names)
         if why:           # sources make names safe (schema.safe_names); this is the last guard
             raise UserError(f"the stream's columns cannot be stored: {why}")
-        cols = ", ".join(f"{quote(c.name)} {'TIMESTAMPTZ' if c.utc else SQL_TYPES[c.kind]}"
-                         for c in schema.columns)
         with self._writing() as w:
             stored = w.execute("SELECT schema FROM streams WHERE id = ?", [stream_id]).fetchone()
             if stored and stored[0]:
                 was = set(Schema.from_json(stored[0]).integers)
-                schema = Schema(tuple(replace(c, integer=c.integer and c.name in was) for c in schema.columns))
+                schema = Schema(tuple(c if c.integer <= (c.name in was) else replace(c, integer=False, wide=False)
+                                      for c in schema.columns))
+            cols = ", ".join(f"{quote(c.name)} {sql_type(c)}" for c in schema.columns)
             w.execute(f"CREATE TABLE IF NOT EXISTS {db_table(stream_id)} "
                       f"(_rid BIGINT, _ingest TIMESTAMP{', ' + cols if cols else ''})")
-            with self._transaction(w, undo=lambda: self._integers.pop(stream_id, None)):    # read again
+            with self._transaction(w, undo=lambda: self._columns.pop(stream_id, None)):    # read again
                 w.execute("UPDATE streams SET schema = ? WHERE id = ?", [schema.to_json(), stream_id])
-                if stream_id not in self._columns or self._integers.get(stream_id) != tuple(schema.integers):
-                    self._integers[stream_id] = tuple(schema.integers)
+                if self._retype(w, stream_id, schema) or stream_id not in self._columns:
+                    # read here: another cursor would not see the altered types before the commit
+                    self._columns[stream_id] = w.sql(f"SELECT * FROM {db_table(stream_id)} LIMIT 0"
+                                                     ).to_arrow_table().schema
                     self._define_view(w, stream_id)
+
+    def _retype(self, w, stream_id: int, schema: Schema) -> bool:
+        """Give the table's number columns their schema's type: DOUBLE once an integer column took a
+        fraction; BIGINT for an integer column a store from before kept as DOUBLE (its values are whole
+        and within 2**53, so exact), so a bigger integer is never cast to a float on insert."""
+        have = dict(w.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?",
+                              [db_table(stream_id)]).fetchall())
+        changed = False
+        for c in schema.columns:
+            if c.kind == "number" and have.get(c.name) not in (None, sql_type(c)):
+                w.execute(f"ALTER TABLE {db_table(stream_id)} ALTER COLUMN {quote(c.name)} TYPE {sql_type(c)}")
+                changed = True
+        return changed
 
     # --- pipeline versions ------------------------------------------------------------
     def add_pipeline(self, stream_id: int, spec: dict) -> int:
@@ -508,8 +514,7 @@ class DuckStore:
                                        [since_rid, int(limit)]).fetchall()
                     hi = edge[0][0] if edge else None
                 sql = f"SELECT {cols} FROM {table} WHERE _rid >= ?" + (" AND _rid < ?" if hi is not None else "")
-                return _as_parsed(cur.sql(sql + " ORDER BY _rid",
-                                          params=[lo] + ([hi] if hi is not None else [])).to_arrow_table())
+                return cur.sql(sql + " ORDER BY _rid", params=[lo] + ([hi] if hi is not None else [])).to_arrow_table()
             except duckdb.CatalogException:
                 return pa.table({})
 

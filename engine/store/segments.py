@@ -16,7 +16,7 @@ import uuid
 import pyarrow as pa
 
 FOLDER = "segments"
-ANCHOR = "_schema.parquet"      # no rows, never in the catalog: the view's glob always matches a file
+ANCHOR = "-schema.parquet"      # no rows, never in the catalog; sorts first, so its column types are the glob's
 SEGMENT_CELLS = 200_000         # a commit of at least this many values (rows x columns) goes to a segment
 
 
