@@ -208,12 +208,24 @@ class DeltaStore:
 
     def flush(self) -> bool:
         """Commit the buffered batches (rows, position, state) as one version; False if nothing was new."""
-        from deltalake import CommitProperties, Transaction
-        from deltalake.exceptions import CommitFailedError
         self.last_flush = time.time()
         if self.offset_now is None or self.offset_now["seq"] <= self.seq:
             return False
-        seq = self.offset_now["seq"]
+        self._commit(self.offset_now["seq"])
+        return True
+
+    def save(self, state: dict) -> None:
+        """Commit `state` (counters and cumulative) now, with what is buffered, even when the log did not move
+        on: the state a backfill rebuilt (cluster/backfill.py). A partition that never committed has no rows."""
+        if self.offset_now is None and self.saved is None:
+            return
+        self.state_now = dict(state)
+        self.offset_now = self.offset_now or self.saved["offset"]
+        self._commit(self.offset_now["seq"])
+
+    def _commit(self, seq: int) -> None:
+        from deltalake import CommitProperties, Transaction
+        from deltalake.exceptions import CommitFailedError
         self._check_owner()
         if self.bad:
             self._flush_quarantine(seq)
@@ -222,6 +234,7 @@ class DeltaStore:
         meta = {"part": self.partition, "seq": seq, "epoch": self.epoch, "offset": self.offset_now,
                 "pipeline": int(self.config.get("pipeline") or 0),
                 "pipeline_from": int(self.config.get("pipeline_from") or 0),
+                "backfilled": int(self.config.get("backfilled") or 0),
                 **{k: int(self.state_now[k]) for k in STATE_KEYS},
                 "cumulative": base64.b64encode(self.state_now["cumulative"]).decode()
                 if self.state_now.get("cumulative") else None}
@@ -235,7 +248,6 @@ class DeltaStore:
         self.buffer, self.buffered_rows, self.bad, self.predicted = [], 0, [], []
         self.commits += 1
         self._history = None
-        return True
 
     def _write_file(self, rows: pa.Table):
         """The commit's rows as one Parquet file in the partition's folder, written as the embedded store

@@ -1,0 +1,98 @@
+"""Re-running stored history on the cluster (backfill): each partition maps a task over its Delta rows on Dask
+and swaps the rebuilt state in at a batch boundary; the merged snapshot equals the embedded replay + backfill
+of the same file through the same versions.
+
+Through the dashboard's ClusterEngine on the session's servers (tests/test_cluster_engine.py's fixture).
+"""
+import pandas as pd
+import pytest
+
+from engine.ingest.replay import Speed
+from engine.runtime import Engine
+from engine.stats.operators import WindowSpec
+from tests.conftest import wait_for
+from tests.reference import close
+from tests.test_cluster_engine import engine  # noqa: F401  (the fixture: a ClusterEngine of 2 partitions)
+from tests.test_cluster_pipeline import RUNNING
+from tests.test_cluster_replay import make_csv, same_buckets, same_numbers
+
+FIRST = {"steps": [{"kind": "derive", "params": {"name": "z", "expr": "x * 3 + 1"}}]}
+STATELESS = {"steps": [     # nothing carried from row to row: every partition gives what one stream gives
+    {"kind": "fill_missing", "params": {"columns": ["x"], "method": "value", "value": 0}},
+    {"kind": "derive", "params": {"name": "xy", "expr": "x * 2 + y"}},
+    {"kind": "clip", "params": {"columns": ["x"], "lower": -1.5, "upper": 1.5}},
+    {"kind": "filter", "params": {"where": {"column": "site", "op": "!=", "value": "west"}}}]}
+
+
+def embedded(path, data_dir, window, specs):
+    """The embedded replay of `path`, then each spec applied with a backfill: its snapshot."""
+    with Engine(data_dir) as e:
+        name = e.add_replay(path, window=window)
+        e.wait(name, timeout=120)
+        for spec in specs:
+            e.apply(name, spec, backfill=True)
+            assert e.wait_backfill(name, timeout=120)["state"] == "done"
+        return e.snapshot(name)
+
+
+def same_snapshot(snap, ref):
+    out, want = snap.to_json(), ref.to_json()
+    assert out["rows"] == want["rows"] and out["window"] == want["window"]
+    assert (out["pipeline"], out["pipeline_from"]) == (want["pipeline"], want["pipeline_from"])
+    for key in ("stats", "cov", "corr", "cumulative"):
+        same_numbers(out[key], want[key], key)
+    same_buckets(snap, ref, snap.columns)
+
+
+def stored_ids(engine, name):
+    return engine.store.rows(engine.streams[name].id, columns=["id"]).column("id").to_pylist()
+
+
+@pytest.mark.parametrize("partitions, window, spec", [
+    (1, WindowSpec("count", 5_000), RUNNING),          # count windows and running statistics: one partition
+    (3, WindowSpec("time", 120, "event"), STATELESS)])
+def test_a_backfill_on_the_cluster_equals_the_embedded_one(engine, tmp_path, partitions, window, spec):
+    n = 30_000
+    path = make_csv(tmp_path / "bf.csv", n=n)
+    ref = embedded(path, str(tmp_path / "e"), window, [FIRST, spec])
+    name = engine.add_replay(path, window=window, partitions=partitions)
+    engine.wait(name, timeout=240)
+    for version, s in enumerate((FIRST, spec), start=1):
+        out = engine.apply(name, s, backfill=True)
+        assert out["version"] == version and out["backfill"]["state"] == "running"
+        status = engine.wait_backfill(name, timeout=240)
+        assert status["state"] == "done", status
+        assert status["rows"] >= n and status["version"] == version
+    snap = engine.wait(name, timeout=240)         # the tasks that ran the backfill have ended again
+    assert snap.pipeline == snap.pipeline_from == 2
+    same_snapshot(snap, ref)
+    assert stored_ids(engine, name) == list(range(n))
+    assert engine.health()["errors"] == []
+
+
+def test_a_backfill_while_rows_flow_counts_each_row_once(engine, tmp_path):
+    n = 16_000
+    path = make_csv(tmp_path / "flow.csv", n=n)
+    window = WindowSpec("time", 120, "event")
+    ref = embedded(path, str(tmp_path / "e"), window, [FIRST])
+    name = engine.add_replay(path, window=window, speed=Speed("rows", 4_000))
+    assert wait_for(lambda: (engine.snapshot(name) or None) is not None
+                    and engine.snapshot(name).counts["ingested"] > 2_000, 120)
+    engine.apply(name, FIRST, backfill=True)
+    with pytest.raises(Exception, match="already running"):
+        engine.backfill(name)
+    status = engine.wait_backfill(name, timeout=240)
+    assert status["state"] == "done", status
+    arrived = engine.snapshot(name).counts["ingested"]
+    snap = engine.wait(name, timeout=240)
+    assert arrived < n                      # rows still flowed after the swap
+    # every row counted once in the cumulative statistics: the ones before the cut by the tasks on Dask, the
+    # ones since at the swap or live, through the new version
+    df = pd.read_csv(path)
+    z = df["x"] * 3 + 1
+    cum = snap.to_json()["cumulative"]
+    assert cum["y"]["count"] == n and cum["z"]["count"] == z.count()
+    close(cum["z"]["mean"], z.mean(), 1e-9, 1e-12, "z mean")
+    close(cum["z"]["var"], z.var(), 1e-9, 1e-12, "z var")
+    same_snapshot(snap, ref)
+    assert stored_ids(engine, name) == list(range(n))
