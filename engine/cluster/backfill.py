@@ -110,7 +110,7 @@ class ClusterBackfill:
         return {"state": state, "version": self.version, "rows": rows, "total": total,
                 "progress": 1.0 if state == "done" else (rows / total if total else 0.0),
                 "seconds": round((self.finished or time.monotonic()) - self.started, 3), "error": error,
-                "partitions": [s for s in states]}
+                "partitions": states, "workers": [p.get("worker", "") if p else "" for p in mine]}
 
     def cancel(self) -> None:
         self.redis.hset(status_key(self.stream), "cancel", self.id)
@@ -150,7 +150,16 @@ def rebuild(cluster: dict, stream: str, partition: int, config: dict, pipeline, 
         r.hset(status_key(stream), field, json.dumps(done))
     rid = rerun(store, partition, runner, ops, 0, upto, window_from, progress=progress,
                 cancelled=_Cancel(r, stream, request_id))
-    return runner, ops, rid, done
+    return runner, ops, rid, {**done, "worker": _where()}
+
+
+def _where() -> str:
+    """The Dask worker running this task ("" outside one)."""
+    try:
+        from distributed import get_worker
+        return get_worker().address
+    except (ImportError, ValueError):
+        return ""
 
 
 class _Handle:
@@ -249,7 +258,7 @@ class PartitionBackfill:
         s._save_config(backfilled=request["id"])
         self.store.save({**s.counters.__dict__, "cumulative": s.operators.cumulative.to_bytes()})
         self.job = None
-        self._finish("done", rows=handle.rows, total=handle.rows)
+        self._finish("done", rows=handle.rows, total=handle.rows, worker=done["worker"])
         return True
 
     def _drop(self) -> None:
@@ -257,19 +266,20 @@ class PartitionBackfill:
             self.job[1].cancel()
             self.job = None
 
-    def _finish(self, state: str, error: str | None = None, rows: int = 0, total: int = 0) -> bool:
+    def _finish(self, state: str, error: str | None = None, rows: int = 0, total: int = 0, worker: str = "") -> bool:
         """A final state for the request; the partition applies it once (cancelled, failed or superseded too)."""
         request = self.request
         if state != "done":
             self.applied = request["id"]      # not retried in this run (a rerun after a crash tries again)
-        self._status(request, state, error, rows, total)
+        self._status(request, state, error, rows, total, worker)
         self.request = None
         return state == "done"
 
-    def _status(self, request: dict, state: str, error: str | None = None, rows: int = 0, total: int = 0) -> None:
+    def _status(self, request: dict, state: str, error: str | None = None, rows: int = 0, total: int = 0,
+                worker: str = "") -> None:
         self.redis.hset(status_key(self.stream), f"p{self.partition}", json.dumps(
             {"id": request["id"], "version": request["version"], "state": state, "rows": rows, "total": total,
-             "error": error}))
+             "error": error, "worker": worker}))
 
 
 def _submit(fn, *args, key: str):
