@@ -52,7 +52,7 @@ def stored_ids(engine, name):
     (1, WindowSpec("count", 5_000), RUNNING),          # count windows and running statistics: one partition
     (3, WindowSpec("time", 120, "event"), STATELESS)])
 def test_a_backfill_on_the_cluster_equals_the_embedded_one(engine, tmp_path, partitions, window, spec):
-    n = 30_000
+    n = 20_000
     path = make_csv(tmp_path / "bf.csv", n=n)
     ref = embedded(path, str(tmp_path / "e"), window, [FIRST, spec])
     name = engine.add_replay(path, window=window, partitions=partitions)
@@ -63,6 +63,7 @@ def test_a_backfill_on_the_cluster_equals_the_embedded_one(engine, tmp_path, par
         status = engine.wait_backfill(name, timeout=240)
         assert status["state"] == "done", status
         assert status["rows"] >= n and status["version"] == version
+        assert len(status["workers"]) == partitions and all(w.startswith("tcp://") for w in status["workers"])
     snap = engine.wait(name, timeout=240)         # the tasks that ran the backfill have ended again
     assert snap.pipeline == snap.pipeline_from == 2
     same_snapshot(snap, ref)
@@ -96,3 +97,42 @@ def test_a_backfill_while_rows_flow_counts_each_row_once(engine, tmp_path):
     close(cum["z"]["var"], z.var(), 1e-9, 1e-12, "z var")
     same_snapshot(snap, ref)
     assert stored_ids(engine, name) == list(range(n))
+
+
+def test_a_cancelled_backfill_leaves_the_state_as_it_was(engine, tmp_path):
+    n = 6_000
+    path = make_csv(tmp_path / "cancel.csv", n=n)
+    name = engine.add_replay(path, window=WindowSpec("time", 120, "event"))
+    before = engine.wait(name, timeout=240).to_json()
+    engine.apply(name, FIRST, backfill=True)
+    engine.cancel_backfill(name)        # before the ended replay's tasks run again for it
+    status = engine.wait_backfill(name, timeout=120)
+    assert status["state"] == "cancelled" and status["error"] is None
+    after = engine.wait(name, timeout=240).to_json()          # the tasks end again without it
+    assert after["rows"] == before["rows"] and "z" not in after["cumulative"]
+    same_numbers(after["cumulative"], before["cumulative"], "cumulative")
+    assert engine.backfill(name).wait(120)["state"] == "done"      # asked again, it runs
+    assert engine.wait(name, timeout=240).to_json()["cumulative"]["z"]["count"] == pd.read_csv(path)["x"].count()
+
+
+def test_replay_run_again_with_another_spec_re_runs_the_history(cluster, tmp_path):
+    """`replay --cluster` run again with another --pipeline, as the embedded command: a new version, history re-run."""
+    import json
+
+    from tests.test_cluster_replay import cluster_replay
+    n = 12_000
+    path = make_csv(tmp_path / "again.csv", n=n)
+    window = WindowSpec("time", 120, "event")
+    ref = embedded(path, str(tmp_path / "e"), window, [STATELESS]).to_json()
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(STATELESS))
+    args = ("--window-seconds", "120", "--partitions", "3")
+    first = cluster_replay(cluster, path, str(tmp_path / "c"), *args)
+    assert first["pipeline"] == 0 and "xy" not in first["cumulative"]
+    out = cluster_replay(cluster, path, str(tmp_path / "c"), *args, "--pipeline", str(spec))
+    assert out["cluster"]["log_entries"]["sent"] == 0                 # nothing new: the history was re-run
+    assert out["rows"] == ref["rows"] and (out["pipeline"], out["pipeline_from"]) == (1, 1)
+    for key in ("stats", "cov", "corr", "cumulative"):
+        same_numbers(out[key], ref[key], key)
+    again = cluster_replay(cluster, path, str(tmp_path / "c"), *args, "--pipeline", str(spec))
+    assert again["pipeline"] == 1                                      # the same spec: no new version
