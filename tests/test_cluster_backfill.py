@@ -76,7 +76,7 @@ def test_a_backfill_while_rows_flow_counts_each_row_once(engine, tmp_path):
     path = make_csv(tmp_path / "flow.csv", n=n)
     window = WindowSpec("time", 120, "event")
     ref = embedded(path, str(tmp_path / "e"), window, [FIRST])
-    name = engine.add_replay(path, window=window, speed=Speed("rows", 4_000))
+    name = engine.add_replay(path, window=window, speed=Speed("rows", 2_500))
     assert wait_for(lambda: (engine.snapshot(name) or None) is not None
                     and engine.snapshot(name).counts["ingested"] > 2_000, 120)
     engine.apply(name, FIRST, backfill=True)

@@ -5,6 +5,9 @@ It claims the partition (a new epoch in Redis), resumes from the position its la
 recorded (the app transaction), rebuilds its windows from the stored rows, then reads on. When
 Dask reruns it after its worker process died, the same steps make it resume exactly where the
 history ends: entries after the committed seq are read again, nothing before it is.
+
+Between batches it also looks for a request to re-run the stored history through a version (backfill.py):
+the re-run is a Dask task of its own, and the worker swaps the rebuilt state in at a batch boundary.
 """
 from __future__ import annotations
 
