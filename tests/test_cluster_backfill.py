@@ -136,3 +136,37 @@ def test_replay_run_again_with_another_spec_re_runs_the_history(cluster, tmp_pat
         same_numbers(out[key], ref[key], key)
     again = cluster_replay(cluster, path, str(tmp_path / "c"), *args, "--pipeline", str(spec))
     assert again["pipeline"] == 1                                      # the same spec: no new version
+
+
+def test_workers_killed_during_a_backfill_start_it_again(own_cluster, tmp_path, monkeypatch):
+    """kill -9 of every Dask worker once the partitions' tasks re-ran their history but before the swap (a replay
+    that had ended takes the version itself 2 s after the request): the reruns apply it once, as embedded."""
+    import json
+
+    from engine.cluster.backfill import status_key
+    from engine.cluster.engine import ClusterEngine
+    from tests.test_cluster_exactly_once import kill_workers
+    monkeypatch.setenv("RIVULET_DASK", own_cluster.scheduler)
+    monkeypatch.setenv("RIVULET_HISTORY", own_cluster.history)
+    n, window = 12_000, WindowSpec("time", 120, "event")
+    path = make_csv(tmp_path / "killed.csv", n=n)
+    ref = embedded(path, str(tmp_path / "e"), window, [STATELESS])
+    e = ClusterEngine(own_cluster.log, str(tmp_path / "c"), partitions=2)
+    try:
+        name = e.add_replay(path, window=window)
+        e.wait(name, timeout=240)
+        e.apply(name, STATELESS, backfill=True)
+        r = own_cluster.redis()
+
+        def re_run() -> bool:
+            rows = [json.loads(v) for f, v in r.hgetall(status_key(name)).items() if f.endswith(b":rows")]
+            return len(rows) == 2 and all(p["rows"] == p["total"] > 0 for p in rows)
+        assert wait_for(re_run, 60)
+        assert e.backfill_status(name)["state"] == "running"        # waiting to swap, the stream being idle
+        kill_workers(e.client)
+        assert e.wait_backfill(name, timeout=240)["state"] == "done"
+        snap = e.wait(name, timeout=240)
+        same_snapshot(snap, ref)
+        assert stored_ids(e, name) == list(range(n))
+    finally:
+        e.close()
