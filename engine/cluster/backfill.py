@@ -6,8 +6,8 @@ runs. Each partition worker owns its state, so each does its own hand-over (`Par
 between batches): it commits what it buffered, notes its cut (`upto`: the rows it stored so far) and maps a
 `rebuild` task over its stored history on Dask while it goes on with new entries. The task re-runs the
 partition's rows below the cut, oldest first and in chunks, through the version into fresh operators: the
-cumulative `Moments`, windows, buckets and group-by, and the running preprocessing state. When it is done,
-the worker (at a batch boundary) commits again, feeds the rebuilt state the rows stored since the cut and
+cumulative `Moments`, windows, buckets and group-by, and the running preprocessing state. When every
+partition's task is done (all or none), the worker (at a batch boundary) commits again, feeds the rebuilt state the rows stored since the cut and
 swaps it in (`Stream.install`, as embedded), then commits the rebuilt cumulative state with the id of the
 request it applied. So every stored row is counted once: those below the cut by the task, the rest at the
 swap, none by the old state. The merged snapshot combines the partitions' rebuilt parts as it combines
@@ -64,7 +64,7 @@ def pending(redis, stream: str, partitions: int) -> bool:
     if request is None:
         return False
     parts = _parts(redis, stream, partitions)
-    return any(p is None or p["id"] < request["id"] or p["state"] == "running" for p in parts)
+    return any(p is None or p["id"] < request["id"] or p["state"] in ("running", "ready") for p in parts)
 
 
 def _parts(redis, stream: str, partitions: int) -> list[dict | None]:
@@ -89,7 +89,7 @@ class ClusterBackfill:
         parts = _parts(self.redis, self.stream, self.partitions)
         mine = [p if p is not None and p["id"] == self.id else None for p in parts]
         newer = any(p is not None and p["id"] > self.id for p in parts)
-        states = [p["state"] if p else "running" for p in mine]
+        states = [p["state"] if p and p["state"] != "ready" else "running" for p in mine]
         if newer or "superseded" in states:
             state = "superseded"
         else:
@@ -183,13 +183,15 @@ class PartitionBackfill:
         self.request: dict | None = None      # the newest request seen and not applied
         self.job = None                       # (request id, future, when first seen, upto)
         self.looked = 0.0
+        self.ready = 0                        # the request this partition last said it is ready to swap for
 
     @property
     def pending(self) -> bool:
         return self.request is not None
 
-    def look(self, s, idle: bool) -> bool:
-        """Between batches: start, follow or finish the newest request; True when rebuilt state was swapped in."""
+    def look(self, s, idle: bool, ended: bool = False) -> bool:
+        """Between batches: start, follow or finish the newest request; True when rebuilt state was swapped in.
+        `idle`: no entry is waiting; `ended`: the producer sent its last entry (a replay that ended)."""
         if time.monotonic() - self.looked < LOOK_EVERY:
             return False
         self.looked = time.monotonic()
@@ -199,7 +201,7 @@ class PartitionBackfill:
             return False
         self.request = request
         try:
-            return self._step(s, request, idle)
+            return self._step(s, request, idle, ended)
         except Fenced:
             raise
         except Exception as e:              # the live state stays as it was; the stream goes on
@@ -207,7 +209,7 @@ class PartitionBackfill:
             self._drop()
             return self._finish("failed", str(e) if isinstance(e, UserError) else f"{type(e).__name__}: {e}")
 
-    def _step(self, s, request: dict, idle: bool) -> bool:
+    def _step(self, s, request: dict, idle: bool, ended: bool) -> bool:
         if self.job is not None and self.job[0] != request["id"]:
             self._drop()                      # a newer request: the older one's work is of no use
         if int(self.redis.hget(status_key(self.stream), "cancel") or 0) >= request["id"]:
@@ -222,7 +224,7 @@ class PartitionBackfill:
         future = self.job[1]
         if not future.done():
             return False
-        return self._hand_over(s, request, future, idle)
+        return self._hand_over(s, request, future, idle, ended)
 
     def _start(self, s, request: dict) -> None:
         pipeline = self.versions.pipeline(request["version"])
@@ -237,16 +239,31 @@ class PartitionBackfill:
         log.info("backfill %s of %s p%d: %d rows to re-run on the cluster", request["id"], self.stream,
                  self.partition, upto)
 
-    def _hand_over(self, s, request: dict, future, idle: bool) -> bool:
+    def _hand_over(self, s, request: dict, future, idle: bool, ended: bool) -> bool:
         try:
             runner, ops, rid, done = future.result()
         except Cancelled:
             self.job = None
             return self._finish("cancelled")
+        # all or none: a partition swaps once every partition's task is done, so a failed one leaves every
+        # partition's state as it was
+        if self.ready != request["id"]:
+            self._status(request, "ready", rows=done["rows"], total=done["total"], worker=done["worker"])
+            self.ready = request["id"]
+        parts = _parts(self.redis, self.stream, int(self.store.config.get("partitions") or 1))
+        mine = [p if p is not None and p["id"] == request["id"] else None for p in parts]
+        failed = next(((k, p) for k, p in enumerate(mine) if p is not None and p["state"] in ("failed", "cancelled")),
+                      None)
+        if failed is not None:
+            self.job = None
+            k, p = failed
+            return self._finish(p["state"], p["error"] and f"partition {k}: {p['error']}")
+        if not all(p is not None and p["state"] in ("ready", "done") for p in mine):
+            return False
         if s.pipeline.version != request["version"]:
             # the entries stamped with the version switch this partition; one that gets none (a replay that
             # ended, a paused or idle stream) runs it itself once older-stamped entries cannot still come
-            if not idle or time.monotonic() - self.job[2] < GRACE:
+            if not idle or not ended and time.monotonic() - self.job[2] < GRACE:
                 return False
             s.switch(self.versions.pipeline(request["version"]))
         self.store.flush()                    # the rows since the cut are in Delta for the catch-up

@@ -130,7 +130,7 @@ def _run(s, source, store, snaps, upkeep, versions, models, backfill, still_owne
             if RUNNING.stopping.is_set():       # the process exits: stop between batches (a rerun re-reads
                 raise Fenced(f"partition {partition} of {stream} stopped: its process exits")  # the rest)
             batch = source.next_batch()
-            if backfill.look(s, idle=batch is None):     # rebuilt state swapped in (and committed)
+            if backfill.look(s, batch is None, source.done):     # rebuilt state swapped in (and committed)
                 _see(s, source.newest)
                 s.publish()
                 snaps.publish_buckets(stream)
