@@ -362,9 +362,19 @@ class DeltaStore:
             self._history = t.drop_columns(["_part"]).sort_by("_rid")
         return self._history
 
+    def _rows_since(self, rid: int) -> pa.Table:
+        """The partition's rows from `rid` on: Delta prunes the other partitions' folders, Parquet's `_rid`
+        statistics the older row groups."""
+        self.table.update_incremental()
+        where = (ds.field("_part") == self.partition) & (ds.field("_rid") >= rid)
+        return self.table.to_pyarrow_dataset().to_table(filter=where).drop_columns(["_part"]).sort_by("_rid")
+
     def rows(self, stream_id: int, last: int | None = None, since_rid: int = 0,
              columns: list[str] | None = None, limit: int | None = None) -> pa.Table:
-        t = self._partition_rows()
+        if since_rid and last is None and self._history is None:
+            t = self._rows_since(since_rid)     # the newest rows only (a backfill's catch-up), not the whole partition
+        else:
+            t = self._partition_rows()
         rids = t.column("_rid")
         start = int(pc.sum(pc.less(rids, since_rid)).as_py() or 0)
         t = t.slice(start)
