@@ -145,34 +145,26 @@ def test_replay_run_again_with_another_spec_re_runs_the_history(cluster, tmp_pat
     assert again["pipeline"] == 1                                      # the same spec: no new version
 
 
-def test_workers_killed_during_a_backfill_start_it_again(own_cluster, tmp_path, monkeypatch):
-    """kill -9 of every Dask worker once the partitions' tasks re-ran their history, before or after the swap:
-    the reruns apply the request once (its id is in each partition's last commit), as embedded."""
-    import json
-
-    from engine.cluster.backfill import status_key
-    from engine.cluster.engine import ClusterEngine
-    from tests.test_cluster_exactly_once import kill_workers
-    monkeypatch.setenv("RIVULET_DASK", own_cluster.scheduler)
-    monkeypatch.setenv("RIVULET_HISTORY", own_cluster.history)
-    n, window = 12_000, WindowSpec("time", 120, "event")
-    path = make_csv(tmp_path / "killed.csv", n=n)
-    ref = embedded(path, str(tmp_path / "e"), window, [STATELESS])
-    e = ClusterEngine(own_cluster.log, str(tmp_path / "c"), partitions=2)
-    try:
-        name = e.add_replay(path, window=window)
-        e.wait(name, timeout=240)
-        e.apply(name, STATELESS, backfill=True)
-        r = own_cluster.redis()
-
-        def re_run() -> bool:
-            rows = [json.loads(v) for f, v in r.hgetall(status_key(name)).items() if f.endswith(b":rows")]
-            return len(rows) == 2 and all(p["rows"] == p["total"] > 0 for p in rows)
-        assert wait_for(re_run, 60)
-        kill_workers(e.client)
-        assert e.wait_backfill(name, timeout=240)["state"] == "done"
-        e.wait(name, timeout=240)
-        same_snapshot(e, name, ref)
-        assert stored_ids(e, name) == list(range(n))
-    finally:
-        e.close()
+def test_a_backfill_of_a_paused_stream_swaps_while_it_waits(engine, tmp_path):
+    """No entry comes while the stream is paused: each partition takes the version itself once entries stamped
+    before the request can no longer come, swaps, and the rows after the resume go through it."""
+    from tests.test_cluster_replay_once import paused
+    n = 8_000
+    path = make_csv(tmp_path / "paused.csv", n=n)
+    window = WindowSpec("time", 120, "event")
+    ref = embedded(path, str(tmp_path / "e"), window, [FIRST])
+    name = engine.add_replay(path, window=window, speed=Speed("rows", 2_000))
+    assert wait_for(lambda: (engine.snapshot(name) or None) is not None
+                    and engine.snapshot(name).counts["ingested"] > 1_000, 120)
+    engine.pause(name)
+    at_pause = paused(engine, name)
+    engine.apply(name, FIRST, backfill=True)
+    assert engine.wait_backfill(name, timeout=120)["state"] == "done"
+    snap = engine.snapshot(name)
+    assert snap.counts["ingested"] == at_pause < n and snap.pipeline_from == 1
+    assert snap.to_json()["cumulative"]["z"]["count"] == pd.read_csv(path)["x"].iloc[:at_pause].count()
+    engine.set_speed(name, "max")
+    engine.resume(name)
+    engine.wait(name, timeout=240)
+    same_snapshot(engine, name, ref)
+    assert stored_ids(engine, name) == list(range(n))
