@@ -1,6 +1,6 @@
 """Backfill throughput: stored history re-run through a 5-step pipeline, beside pandas, in one run.
 
-    python bench/backfill.py [--rows 1000000]
+    python bench/backfill.py [--rows 1000000] [--cluster PARTITIONS]
 
 Replays a generated file into a fresh data folder (not timed), applies a 5-step
 spec (forward fill, running z-score, clip, derive, filter) and times
@@ -8,7 +8,11 @@ spec (forward fill, running z-score, clip, derive, filter) and times
 the window, buckets, group-by and cumulative statistics. Beside it: the pipeline
 alone on the same rows in memory, and pandas doing the same transformations on
 an in-memory DataFrame (with and without a rolling mean/var/corr afterwards).
-Prints a table (case, rows/s, ratio to the backfill).
+Prints a table (case, rows/s, ratio to the backfill). With `--cluster P`, also the same file replayed
+on a `local` cluster (redis-server, a 2-worker Dask LocalCluster) over P partitions and the same spec
+applied with a re-run of the history (cluster/backfill.py: each partition's rows re-run as a Dask task and
+swapped in), timed from the request until every partition swapped (its tasks started again first, the
+replay having ended).
 """
 from __future__ import annotations
 
@@ -49,6 +53,7 @@ def pandas_steps(df):
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--cluster", type=int, default=0, help="partitions of a cluster run beside (0: none)")
     args = ap.parse_args()
     n = args.rows
     tmp = tempfile.mkdtemp(prefix="rivulet-bench-")
@@ -71,6 +76,10 @@ def main() -> None:
         stored = engine.store.rows(engine.streams[name].id).drop_columns(["_rid", "_ingest"])
         frozen = Pipeline.from_dict(engine.pipeline(name))
 
+    if args.cluster:
+        results.append((f"Rivulet on a local cluster, {args.cluster} partitions: Delta read + 5 steps + state, "
+                        f"one Dask task a partition", cluster_backfill(path, os.path.join(tmp, "cluster"), n,
+                                                                       args.cluster)))
     results.append(("Rivulet pipeline alone (5 steps, rows in memory, 200,000-row batches)",
                     n / timed(lambda: [frozen.runner().run(stored.slice(i, 200_000)) for i in range(0, n, 200_000)])))
     df = stored.to_pandas()
@@ -88,6 +97,22 @@ def main() -> None:
 
     print_rates(f"{n:,} stored rows, 12 columns", results, "backfill / case")
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def cluster_backfill(path: str, data_dir: str, n: int, partitions: int) -> float:
+    """Rows a second of a backfill on a `local` cluster (the replay before it not timed)."""
+    from engine.cluster.engine import ClusterEngine
+    from engine.stats.operators import WindowSpec
+    e = ClusterEngine("local", data_dir, partitions=partitions)
+    try:
+        name = e.add_replay(path, time_column="ts", window=WindowSpec("count", 10_000), retention_rows=n)
+        e.wait(name)
+        e.apply(name, SPEC, backfill=True)
+        status = e.wait_backfill(name)
+        assert status["state"] == "done" and status["rows"] == n, status
+        return n / status["seconds"]
+    finally:
+        e.close()
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The dashboard with RIVULET_CLUSTER=local in headless Chromium: `streamlit run app.py` starts its own
 redis-server and Dask cluster (in a child process), the demo stream and an uploaded replay run as Dask
 tasks, the pages read merged snapshots from Redis and history from Delta, a model is trained by clicks
-(its folds on Dask), no page shows an error, and stopping the server stops the cluster.
+(its folds on Dask), a version applied with a re-run of the history by clicks, no page shows an error, and
+stopping the server stops the cluster.
 Screenshots go to $RIVULET_ARTIFACTS as cluster-<page>.png."""
 import glob
 import json
@@ -11,7 +12,7 @@ import subprocess
 import pytest
 
 from tests.conftest import wait_for
-from tests.test_browser import (CHROMIUM, PAGES, assert_no_exception, browser, page,  # noqa: F401
+from tests.test_browser import (CHROMIUM, PAGES, assert_no_exception, browser, choose, page,  # noqa: F401
                                 screenshot, streamlit_server, train_plant, upload_plant, wait_metric, wait_text)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
@@ -67,15 +68,30 @@ def test_every_page_renders_without_an_error(server, page):
         screenshot(page, f"cluster-{name}")
 
 
-def test_controls_the_cluster_refuses_are_replaced_by_why(server, page):
+def test_sources_offers_partitions_seek_and_loop_on_the_cluster(server, page):
     url, _, _ = server
     page.goto(url + "/Sources")
     wait_text(page, "Partition key", START * 1000)                  # a replay can be spread by a column
     wait_text(page, "Loop at the end", START * 1000)                 # seek and loop run on the cluster too
-    page.goto(url + "/Preprocessing")
-    wait_text(page, "Re-running stored history is not available on the cluster yet", START * 1000)
-    assert page.get_by_text("Re-run stored history", exact=True).count() == 0
     assert_no_exception(page)
+
+
+def test_a_version_applied_by_clicks_re_runs_the_history_on_the_cluster(server, page):
+    url, _, _ = server
+    page.goto(url + "/Preprocessing")
+    wait_text(page, "Add a step", START * 1000)
+    choose(page, "Kind", "Derive a column")
+    page.get_by_role("textbox", name="New column").fill("power_per_degree")
+    page.get_by_role("textbox", name="Expression").fill("power / (temperature + 273.15)")
+    page.get_by_role("textbox", name="Expression").press("Enter")
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Add step").click()
+    wait_text(page, "adds power_per_degree", 30_000)
+    assert page.get_by_text("Re-run stored history", exact=True).count() == 1     # offered on the cluster too
+    page.get_by_role("button", name="Apply").click()
+    wait_text(page, "History re-run with version 1", 120_000)      # the demo's partitions swapped their state
+    assert_no_exception(page)
+    screenshot(page, "cluster-Preprocessing-backfilled")
 
 
 def test_stopping_the_dashboard_stops_its_cluster(server):

@@ -3,7 +3,8 @@
 Worker processes die while a file streams (Dask reruns the partition tasks, which resume from the
 Delta app transaction); the producer and the workers die mid-file and the command is run again (the
 entries the log already holds are refused by id); two workers claim one partition (the stale one is
-fenced). Every time the history holds each written id once and the snapshot agrees with it.
+fenced); every worker dies while a backfill re-runs the history (the reruns apply it once). Every time the
+history holds each written id once and the snapshot agrees with it.
 """
 import json
 import os
@@ -192,3 +193,34 @@ def test_a_stale_store_is_fenced_by_the_history(cluster, tmp_path):
     with pytest.raises(Fenced):
         b.flush()
     assert sorted(history(cluster, "fence")["id"]) == list(range(100))
+
+
+def test_workers_killed_during_a_backfill_start_it_again(own_cluster, tmp_path, monkeypatch):
+    """kill -9 of every Dask worker once the partitions' tasks re-ran their history, before or after the swap:
+    the reruns apply the request once (its id is in each partition's last commit), as embedded."""
+    from engine.cluster.backfill import status_key
+    from engine.cluster.engine import ClusterEngine
+    from tests.test_cluster_backfill import STATELESS, embedded, same_snapshot, stored_ids
+    monkeypatch.setenv("RIVULET_DASK", own_cluster.scheduler)
+    monkeypatch.setenv("RIVULET_HISTORY", own_cluster.history)
+    n, window = 12_000, WindowSpec("time", 120, "event")
+    path = make_csv(tmp_path / "killed.csv", n=n)
+    ref = embedded(path, str(tmp_path / "e"), window, [STATELESS])
+    e = ClusterEngine(own_cluster.log, str(tmp_path / "c"), partitions=2)
+    try:
+        name = e.add_replay(path, window=window)
+        e.wait(name, timeout=240)
+        e.apply(name, STATELESS, backfill=True)
+        r = own_cluster.redis()
+
+        def re_run() -> bool:
+            rows = [json.loads(v) for f, v in r.hgetall(status_key(name)).items() if f.endswith(b":rows")]
+            return len(rows) == 2 and all(p["rows"] == p["total"] > 0 for p in rows)
+        assert wait_for(re_run, 60)
+        kill_workers(e.client)
+        assert e.wait_backfill(name, timeout=240)["state"] == "done"
+        e.wait(name, timeout=240)
+        same_snapshot(e, name, ref)
+        assert stored_ids(e, name) == list(range(n))
+    finally:
+        e.close()

@@ -68,3 +68,57 @@ def test_loop_passes_on_the_cluster_are_replayed_not_stored(engine, days):
     out = loop_then_stop(engine, name, df, passes=2, timeout=120).to_json()
     got, want = out["stats"]["x"], df["x"].iloc[-500:]          # one partition: the count window is exact
     assert got["count"] == 500 and got["mean"] == pytest.approx(want.mean(), rel=1e-9)
+
+
+@pytest.fixture
+def own_engine(own_cluster, tmp_path, monkeypatch):
+    """A ClusterEngine of 2 partitions on servers of its own (the test kills a Dask worker)."""
+    from engine.cluster.engine import ClusterEngine
+    monkeypatch.setenv("RIVULET_DASK", own_cluster.scheduler)
+    monkeypatch.setenv("RIVULET_HISTORY", own_cluster.history)
+    e = ClusterEngine(own_cluster.log, str(tmp_path / "c"), partitions=2)
+    yield e
+    e.close()
+
+
+def kill_producer(engine, name) -> None:
+    """kill -9 of the Dask worker process running the stream's producer task (Dask runs it again elsewhere)."""
+    import os
+    import signal
+    key = engine.tasks[name]["producer"].key
+    where = None
+    for _ in range(100):
+        where = next((w for w, keys in engine.client.processing().items() if key in keys), None)
+        if where is not None:
+            break
+        time.sleep(0.05)
+    assert where is not None, "the producer task runs nowhere"
+    pid = engine.client.run(os.getpid, workers=[where])[where]
+    os.kill(pid, signal.SIGKILL)
+
+
+def test_a_producer_killed_right_after_a_seek_applies_it_once(own_engine, days):
+    engine, (path, df) = own_engine, days
+    name = engine.add_replay(path, speed=Speed("rows", 500), window=WindowSpec("count", 100_000))
+    assert wait_for(lambda: ingested(engine, name) >= 600, timeout=120)
+    engine.pause(name)
+    at_pause = paused(engine, name)
+    engine.seek(name, row=100)
+    # the paused producer applied the seek in memory (its source now reads stored rows again) and sent nothing
+    # since: a rerun knows of it only from the request, and must apply it (the log's newest entry has the old id)
+    assert wait_for(lambda: engine.streams[name].source.status().get("replaying"), timeout=30)
+    kill_producer(engine, name)
+    time.sleep(1.0)
+    engine.resume(name)
+    assert wait_for(lambda: ingested(engine, name, "replayed") >= 200, timeout=120)
+    # entries with the seek's id are in the log now: a producer run again after this kill must not seek again
+    kill_producer(engine, name)
+    engine.set_speed(name, "max")
+    out = engine.wait(name, timeout=240).to_json()
+    assert out["rows"]["ingested"] == N and out["rows"]["replayed"] == at_pause - 100
+    assert stored_ids(engine, name) == list(range(N))      # nothing stored twice, nothing lost
+    assert_cumulative_is_the_file_once(out, df)
+    # the window: every row stored since the pause, and no row before the seek. (A partition the kill restarted
+    # rebuilds it from stored rows: rows it had replayed and committed the position of are not in it.)
+    assert N - at_pause <= out["window"]["count"] <= N - 100
+    assert engine.health()["errors"] == []

@@ -12,4 +12,5 @@ Nothing here is imported unless a command or the dashboard asks for a cluster (`
     worker.py           one partition worker (a Dask task): log -> pipeline -> operators -> store
     replay.py           `replay --cluster`: parse at the edge, run the partitions, merge
     pipelines.py        pipeline versions and deployed models, stamped on log entries by the producer
+    backfill.py         re-running a partition's stored history through a version on Dask, swapped in between batches
 """

@@ -24,6 +24,7 @@ IDS = "rivulet:stream-ids"
 
 def stream_keys(stream: str, partitions: int) -> list[str]:
     """Every Redis key of a stream: its partitions' logs, snapshot parts, claims, controls."""
+    from .backfill import counter_key, status_key
     from .pipelines import control_key, versions_key
     from .producer import seeks_key, source_key
     from .redis_log import end_key, log_key
@@ -31,7 +32,7 @@ def stream_keys(stream: str, partitions: int) -> list[str]:
     return [*(log_key(stream, p) for p in range(partitions)), snapshot_key(stream), owners_key(stream),
             end_key(stream), control_key(stream), source_key(stream), f"rivulet:{stream}:partitions",
             f"rivulet:{stream}:partition-key", seeks_key(stream),
-            versions_key(stream)]
+            versions_key(stream), counter_key(stream), status_key(stream)]
 
 
 class ClusterStore:

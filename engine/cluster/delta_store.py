@@ -210,12 +210,24 @@ class DeltaStore:
 
     def flush(self) -> bool:
         """Commit the buffered batches (rows, position, state) as one version; False if nothing was new."""
-        from deltalake import CommitProperties, Transaction
-        from deltalake.exceptions import CommitFailedError
         self.last_flush = time.time()
         if self.offset_now is None or self.offset_now["seq"] <= self.seq:
             return False
-        seq = self.offset_now["seq"]
+        self._commit(self.offset_now["seq"])
+        return True
+
+    def save(self, state: dict) -> None:
+        """Commit `state` (counters and cumulative) now, with what is buffered, even when the log did not move
+        on: the state a backfill rebuilt (cluster/backfill.py). A partition that never committed has no rows."""
+        if self.offset_now is None and self.saved is None:
+            return
+        self.state_now = dict(state)
+        self.offset_now = self.offset_now or self.saved["offset"]
+        self._commit(self.offset_now["seq"])
+
+    def _commit(self, seq: int) -> None:
+        from deltalake import CommitProperties, Transaction
+        from deltalake.exceptions import CommitFailedError
         self._check_owner()
         if self.bad:
             self._flush_quarantine(seq)
@@ -224,6 +236,7 @@ class DeltaStore:
         meta = {"part": self.partition, "seq": seq, "epoch": self.epoch, "offset": self.offset_now,
                 "pipeline": int(self.config.get("pipeline") or 0),
                 "pipeline_from": int(self.config.get("pipeline_from") or 0),
+                "backfilled": int(self.config.get("backfilled") or 0),
                 **{k: int(self.state_now[k]) for k in STATE_KEYS},
                 "cumulative": base64.b64encode(self.state_now["cumulative"]).decode()
                 if self.state_now.get("cumulative") else None}
@@ -237,7 +250,6 @@ class DeltaStore:
         self.buffer, self.buffered_rows, self.bad, self.predicted = [], 0, [], []
         self.commits += 1
         self._history = None
-        return True
 
     def _write_file(self, rows: pa.Table):
         """The commit's rows as one Parquet file in the partition's folder, written as the embedded store
@@ -352,9 +364,19 @@ class DeltaStore:
             self._history = t.drop_columns(["_part"]).sort_by("_rid")
         return self._history
 
+    def _rows_since(self, rid: int) -> pa.Table:
+        """The partition's rows from `rid` on: Delta prunes the other partitions' folders, Parquet's `_rid`
+        statistics the older row groups."""
+        self.table.update_incremental()
+        where = (ds.field("_part") == self.partition) & (ds.field("_rid") >= rid)
+        return self.table.to_pyarrow_dataset().to_table(filter=where).drop_columns(["_part"]).sort_by("_rid")
+
     def rows(self, stream_id: int, last: int | None = None, since_rid: int = 0,
              columns: list[str] | None = None, limit: int | None = None) -> pa.Table:
-        t = self._partition_rows()
+        if since_rid and last is None and self._history is None:
+            t = self._rows_since(since_rid)     # the newest rows only (a backfill's catch-up), not the whole partition
+        else:
+            t = self._partition_rows()
         rids = t.column("_rid")
         start = int(pc.sum(pc.less(rids, since_rid)).as_py() or 0)
         t = t.slice(start)

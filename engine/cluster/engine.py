@@ -15,7 +15,11 @@ Seek and loop reach the producer the same way (a request in the control hash); t
 stored byte spans travel in the log, so rows played again are flagged as replayed and never stored twice.
 A replay whose tasks had ended is run again when a seek or loop asks for more (`_watch`).
 
-Not built on the cluster yet, refused in one line: re-running history (backfill), an online learner.
+Re-running stored history through a version (backfill) is a request in the control hash too: each partition
+worker maps a task over its stored rows on Dask and swaps the rebuilt state in at a batch boundary
+(backfill.py); a replay whose tasks had ended runs them again for it.
+
+Not built on the cluster yet, refused in one line: an online learner.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from ..ingest.logs import open_log
 from ..runtime import Engine, default_data_dir
 from ..schema import Schema
 from ..stream import Stream
+from .backfill import ClusterBackfill, ask, pending
 from .catalog import ClusterStore
 from .config import open_cluster
 from .dask_compute import DaskCompute
@@ -169,8 +174,6 @@ class RemoteDeployment:
 class ClusterEngine(Engine):
     on_cluster = True            # add_replay and add_tail take `partitions` and `partition_key`
     refused = {
-        "backfill": "Re-running stored history is not available on the cluster yet: a new version runs from "
-                    "the next batch, and the statistics restart with it when its columns differ.",
         "online": "The online learner is not available on the cluster yet; deploy a trained model instead.",
     }
 
@@ -297,7 +300,8 @@ class ClusterEngine(Engine):
         """A finished replay was asked to loop, or to seek after its producer's last seek."""
         control = self.store.redis.hgetall(control_key(name))
         seek = json.loads(control[b"seek"]) if b"seek" in control else None
-        return control.get(b"loop") == b"1" or (seek is not None and seek["id"] > producer.get("seek", 0))
+        return control.get(b"loop") == b"1" or (seek is not None and seek["id"] > producer.get("seek", 0)) \
+            or pending(self.store.redis, name, int(self.streams[name].config["partitions"]))
 
     def _run_again(self, name: str, s: Stream) -> None:
         """The tasks of an ended replay, started again: the producer resumes after the log's newest entry and
@@ -402,11 +406,9 @@ class ClusterEngine(Engine):
             config.update(pipeline=version, pipeline_from=version)
             self.store.update_config(sid, config)
 
-    def _switch(self, s: Stream, pipeline, backfill: bool) -> dict:
-        """Run `pipeline` from the next batch the producer sends, on every partition (pipelines.py)."""
-        if backfill:
-            raise UserError(NOT_ON_CLUSTER.format(what="Re-running stored history") +
-                            "; apply without it: the new version runs from the next batch")
+    def _switch(self, s: Stream, pipeline, rerun: bool) -> dict:
+        """Run `pipeline` from the next batch the producer sends, on every partition (pipelines.py); with
+        `rerun`, also re-run the stored history through it (backfill.py)."""
         versions = self.store.versions(s.id)
         before = s.operators_for(versions.pipeline(versions.current()))
         after = s.operators_for(pipeline)          # refuses a spec that does not fit the columns
@@ -416,8 +418,11 @@ class ClusterEngine(Engine):
         self._set_config(s, pipeline=pipeline.version)
         s.pipeline = pipeline
         rows = s.source.status().get("rows") or 0
-        return {"version": pipeline.version, "spec": pipeline.to_dict(), "from_row": int(rows),
-                "rebuilt": not after.schema.equals(before.schema) or after.columns != before.columns}
+        out = {"version": pipeline.version, "spec": pipeline.to_dict(), "from_row": int(rows),
+               "rebuilt": not after.schema.equals(before.schema) or after.columns != before.columns}
+        if rerun:
+            out["backfill"] = self._ask_backfill(s).status()
+        return out
 
     # --- deploying: the model's file in Redis, stamped on the log by the producer ---------------
     def _set_deployment(self, name: str, deployment) -> None:
@@ -437,9 +442,31 @@ class ClusterEngine(Engine):
         self._set_config(s, deployed=deployment.model_id)
         s.deployment, s.deploy_error = RemoteDeployment(self, name, deployment), None
 
+    # --- re-running history: each partition rebuilds its state on Dask (backfill.py) -----------
+    def backfill(self, name: str) -> ClusterBackfill:
+        """Re-run the stored history of every partition through the version the stream runs, on Dask, while
+        new entries go on; each partition swaps its rebuilt state in at a batch boundary. `.status()`, `.cancel()`."""
+        with self.lock:
+            s = self._get(name)
+            running = s.backfill
+            if running is not None and running.state == "running":
+                raise UserError(f"a backfill of {name!r} is already running "
+                                f"({running.status()['progress']:.0%}); wait for it or cancel it")
+            return self._ask_backfill(s)
+
+    def _ask_backfill(self, s: Stream) -> ClusterBackfill:
+        """A request for the version in the control hash; a running one for an older version is superseded."""
+        snap = self.published.latest(s.name)
+        if snap is None or not snap.counts.get("ingested"):
+            raise UserError(f"stream {s.name!r} has no rows yet; there is nothing to backfill")
+        redis = self.store.redis
+        with self.lock:
+            s.backfill = ClusterBackfill(redis, s.name, int(s.config["partitions"]),
+                                         ask(redis, s.name, Versions(redis, s.name).current()))
+            s.source.ended = False          # a replay whose tasks ended runs them again for it (_watch)
+            return s.backfill
+
     # --- not on the cluster yet ---------------------------------------------------------
-    def backfill(self, name: str):
-        raise UserError(NOT_ON_CLUSTER.format(what="Re-running history"))
 
     def deploy_online(self, name: str, *args, **kw) -> dict:
         raise UserError(NOT_ON_CLUSTER.format(what="An online learner") + "; train, compare and export work")

@@ -83,21 +83,27 @@ class Versions:
         self.redis.hset(control_key(self.stream), "pipeline", int(version))
 
 
-def start_with(versions: Versions, pipeline: Pipeline | None, schema) -> None:
+def start_with(versions: Versions, pipeline: Pipeline | None, schema, sample=None) -> int | None:
     """A spec given when a stream starts (`--pipeline`): recorded as the version it runs, to be checked against
-    the first rows. A stream that already runs a version keeps it; a different spec is refused, since
-    re-running its history through a new version (a backfill) is not built on the cluster."""
+    the first rows. On a stream that has stored rows (`sample` given: it returns the newest, as `apply` takes
+    them) a spec other than the one it runs becomes a new version frozen from them, and its number is returned:
+    the caller re-runs the stored history through it (backfill.py), as the embedded engine does."""
     if pipeline is None or not pipeline.steps:
-        return
+        return None
     current = versions.current()
+    if current and pipeline.matches(versions.pipeline(current)):
+        return None
+    if sample is not None:
+        frozen, _ = pipeline.fit(schema, sample())
+        version = versions.add(frozen.to_dict())
+        versions.use(version)
+        return version
     if current:
-        if not pipeline.matches(versions.pipeline(current)):
-            raise UserError(f"stream {versions.stream} runs pipeline version {current} already; a different spec "
-                            f"needs its history re-run, which the cluster does not do yet: apply it on the "
-                            f"Preprocessing page (from the next batch), or replay under another name")
-        return
+        raise UserError(f"stream {versions.stream} runs pipeline version {current} already and has stored no row "
+                        f"yet; apply the new spec on the Preprocessing page, or replay under another name")
     pipeline.check(schema)
     versions.use(versions.add(pipeline.to_dict(), checked=False))
+    return None
 
 
 class Stamper:

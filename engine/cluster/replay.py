@@ -9,7 +9,8 @@ Run it again after a crash and it resumes. At full speed a file is cut into the 
 batch's end, so the producer starts after the oldest batch every partition has committed to the
 history: entries the log still holds are refused by id (counted), any it lost are sent again. A paced
 replay cuts by the clock, so it resumes after the log's newest entry instead (a batch is in every
-partition or in none: one MULTI/EXEC).
+partition or in none: one MULTI/EXEC). Run again with another `--pipeline`, the spec becomes a new version and
+the partitions re-run their stored history through it before they end (backfill.py), as embedded.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import time
 
 from ..errors import UserError
 from ..ingest.replay import FAST_BLOCK, ReplaySource, Speed
-from ..prep.pipeline import Pipeline
+from ..prep.pipeline import FREEZE_ROWS, Pipeline
+from .backfill import ClusterBackfill, ask
 from .config import Cluster, open_cluster
 from .delta_store import committed, create_tables
 from .pipelines import Stamper, Versions, start_with
@@ -60,7 +62,10 @@ def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_co
     check_key(probe.schema, partition_key)
     config = stream_config(name, path, probe, window, retention_rows, partitions, partition_key)
     _check_partitions(r, name, partitions, partition_key)
-    start_with(Versions(r, name), pipeline, probe.schema)
+    stored = any(committed(cluster.history, name, partitions))
+    rerun = start_with(Versions(r, name), pipeline, probe.schema,
+                       (lambda: _sample(cluster, name, partitions)) if stored else None)
+    request = ask(r, name, rerun) if rerun else None     # the partitions re-run their history, then end
     create_tables(cluster.history, name, probe.schema)
     source, producer = _resume(r, cluster, name, path, partitions, probe, speed, block or FAST_BLOCK)
     producer.key = partition_key
@@ -83,6 +88,10 @@ def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_co
         results = _wait(client, cluster, name, config, futures)
     if stamper.error:
         raise UserError(f"{stamper.error}; the rows were stored and counted without the pipeline")
+    if request is not None:
+        status = ClusterBackfill(r, name, partitions, request).status()
+        if status["state"] != "done":
+            raise UserError(f"the backfill did not finish: {status['error'] or status['state']}")
     snap = RedisSnapshots(r).latest(name)
     if snap is None:
         raise UserError(f"no partition of {name} published a snapshot")
@@ -92,6 +101,13 @@ def run(cluster: Cluster, name: str, path: str, window, partitions: int, time_co
                       "log_entries": {"sent": producer.sent, "refused": producer.refused},
                       "producer_s": round(sent_s, 3)}
     return out
+
+
+def _sample(cluster: Cluster, name: str, partitions: int):
+    """The newest stored raw rows, which a new version's frozen statistics come from (as `Engine.apply`)."""
+    from .history import History
+    rows = History(cluster.history, name, partitions).rows(last=FREEZE_ROWS)
+    return rows.drop_columns([c for c in ("_rid", "_ingest") if c in rows.column_names])
 
 
 def check_key(schema, partition_key: str | None) -> None:

@@ -5,6 +5,9 @@ It claims the partition (a new epoch in Redis), resumes from the position its la
 recorded (the app transaction), rebuilds its windows from the stored rows, then reads on. When
 Dask reruns it after its worker process died, the same steps make it resume exactly where the
 history ends: entries after the committed seq are read again, nothing before it is.
+
+Between batches it also looks for a request to re-run the stored history through a version (backfill.py):
+the re-run is a Dask task of its own, and the worker swaps the rebuilt state in at a batch boundary.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import time
 from ..errors import UserError
 from ..schema import Schema
 from ..stream import Stream
+from .backfill import PartitionBackfill
 from .config import connect
 from .delta_store import DeltaStore, Fenced
 from .pipelines import Versions, model_key
@@ -92,7 +96,7 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
     saved = store.saved or {}
     # the version this partition last committed with (the entries after it say which come next)
     config = {**config, "pipeline": saved.get("pipeline", 0), "pipeline_from": saved.get("pipeline_from", 0),
-              "pipelines": versions.all()}
+              "backfilled": saved.get("backfilled", 0), "pipelines": versions.all()}
     store.config = config
     source = PartitionLog(r, stream, partition, Schema.from_json(config["schema"]), config.get("time_column"),
                           store.offsets(partition).get("log"), count=READ_ENTRIES)
@@ -101,12 +105,13 @@ def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop
     s = Stream(partition, stream, config, source, store, snaps)
     models = DeployedModels(r, stream)
     upkeep = Upkeep(r, stream, partition, store, config, lambda: s.counters.next_rid)
+    backfill = PartitionBackfill(r, cluster, stream, partition, store, versions)
     with RUNNING:
-        return _run(s, source, store, snaps, upkeep, versions, models, still_owner, stream, partition, epoch,
-                    stop_when_done)
+        return _run(s, source, store, snaps, upkeep, versions, models, backfill, still_owner, stream, partition,
+                    epoch, stop_when_done)
 
 
-def _run(s, source, store, snaps, upkeep, versions, models, still_owner, stream, partition, epoch,
+def _run(s, source, store, snaps, upkeep, versions, models, backfill, still_owner, stream, partition, epoch,
          stop_when_done) -> dict:
     try:
         s.restore()
@@ -125,6 +130,10 @@ def _run(s, source, store, snaps, upkeep, versions, models, still_owner, stream,
             if RUNNING.stopping.is_set():       # the process exits: stop between batches (a rerun re-reads
                 raise Fenced(f"partition {partition} of {stream} stopped: its process exits")  # the rest)
             batch = source.next_batch()
+            if backfill.look(s, batch is None, source.done):     # rebuilt state swapped in (and committed)
+                _see(s, source.newest)
+                s.publish()
+                snaps.publish_buckets(stream)
             if batch is None:
                 if dirty:                   # idle: show what the last batches did
                     s.publish()
@@ -137,7 +146,7 @@ def _run(s, source, store, snaps, upkeep, versions, models, still_owner, stream,
                     looked = time.monotonic()
                     if not still_owner():
                         raise Fenced(f"partition {partition} of {stream} was claimed by another worker")
-                if stop_when_done and source.done and store.seq >= source.seq:
+                if stop_when_done and source.done and store.seq >= source.seq and not backfill.pending:
                     break
                 continue
             _follow(s, versions, models, batch.position)
