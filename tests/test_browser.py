@@ -189,8 +189,15 @@ def test_deploy_on_the_demo_and_draft_a_step(server, page):
     assert_no_exception(page)
     screenshot(page, "Models")
 
-    page.goto(url + "/Preprocessing")                     # a draft step, previewed, not applied
-    wait_text(page, "Add a step", 30_000)
+    draft_power_per_degree(page, url)                     # a draft step, previewed, not applied
+    assert_no_exception(page)
+    screenshot(page, "Preprocessing")
+
+
+def draft_power_per_degree(page, url: str, timeout: float = 30_000) -> None:
+    """On Preprocessing, add the draft step power_per_degree = power / (temperature + 273.15) to the demo."""
+    page.goto(url + "/Preprocessing")
+    wait_text(page, "Add a step", timeout)
     choose(page, "Kind", "Derive a column")
     page.get_by_role("textbox", name="New column").fill("power_per_degree")
     page.get_by_role("textbox", name="Expression").fill("power / (temperature + 273.15)")
@@ -198,8 +205,6 @@ def test_deploy_on_the_demo_and_draft_a_step(server, page):
     page.wait_for_timeout(1000)
     page.get_by_role("button", name="Add step").click()
     wait_text(page, "adds power_per_degree", 30_000)
-    assert_no_exception(page)
-    screenshot(page, "Preprocessing")
 
 
 def test_every_other_page_renders_and_is_saved(server, page):

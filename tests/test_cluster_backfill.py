@@ -55,6 +55,14 @@ def stored_ids(engine, name):
     return engine.store.rows(engine.streams[name].id, columns=["id"]).column("id").to_pylist()
 
 
+def flowing(engine, path, window, rate: int, after: int) -> str:
+    """A replay of `path` paced at `rate` rows/s, once it has ingested more than `after` rows."""
+    name = engine.add_replay(path, window=window, speed=Speed("rows", rate))
+    assert wait_for(lambda: (engine.snapshot(name) or None) is not None
+                    and engine.snapshot(name).counts["ingested"] > after, 120)
+    return name
+
+
 @pytest.mark.parametrize("partitions, window, spec", [
     (1, WindowSpec("count", 5_000), RUNNING),          # count windows and running statistics: one partition
     (3, WindowSpec("time", 120, "event"), STATELESS)])
@@ -83,9 +91,7 @@ def test_a_backfill_while_rows_flow_counts_each_row_once(engine, tmp_path):
     path = make_csv(tmp_path / "flow.csv", n=n)
     window = WindowSpec("time", 120, "event")
     ref = embedded(path, str(tmp_path / "e"), window, [FIRST])
-    name = engine.add_replay(path, window=window, speed=Speed("rows", 2_500))
-    assert wait_for(lambda: (engine.snapshot(name) or None) is not None
-                    and engine.snapshot(name).counts["ingested"] > 2_000, 120)
+    name = flowing(engine, path, window, 2_500, after=2_000)
     engine.apply(name, FIRST, backfill=True)
     with pytest.raises(Exception, match="already running"):
         engine.backfill(name)
@@ -171,9 +177,7 @@ def test_a_backfill_of_a_paused_stream_swaps_while_it_waits(engine, tmp_path):
     path = make_csv(tmp_path / "paused.csv", n=n)
     window = WindowSpec("time", 120, "event")
     ref = embedded(path, str(tmp_path / "e"), window, [FIRST])
-    name = engine.add_replay(path, window=window, speed=Speed("rows", 2_000))
-    assert wait_for(lambda: (engine.snapshot(name) or None) is not None
-                    and engine.snapshot(name).counts["ingested"] > 1_000, 120)
+    name = flowing(engine, path, window, 2_000, after=1_000)
     engine.pause(name)
     at_pause = paused(engine, name)
     engine.apply(name, FIRST, backfill=True)

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 
 from tests.conftest import wait_for
-from tests.test_browser import (CHROMIUM, PAGES, assert_no_exception, browser, choose, page,  # noqa: F401
+from tests.test_browser import (CHROMIUM, PAGES, assert_no_exception, browser, draft_power_per_degree, page,  # noqa: F401
                                 screenshot, streamlit_server, train_plant, upload_plant, wait_metric, wait_text)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
@@ -78,15 +78,7 @@ def test_sources_offers_partitions_seek_and_loop_on_the_cluster(server, page):
 
 def test_a_version_applied_by_clicks_re_runs_the_history_on_the_cluster(server, page):
     url, _, _ = server
-    page.goto(url + "/Preprocessing")
-    wait_text(page, "Add a step", START * 1000)
-    choose(page, "Kind", "Derive a column")
-    page.get_by_role("textbox", name="New column").fill("power_per_degree")
-    page.get_by_role("textbox", name="Expression").fill("power / (temperature + 273.15)")
-    page.get_by_role("textbox", name="Expression").press("Enter")
-    page.wait_for_timeout(1000)
-    page.get_by_role("button", name="Add step").click()
-    wait_text(page, "adds power_per_degree", 30_000)
+    draft_power_per_degree(page, url, START * 1000)
     assert page.get_by_text("Re-run stored history", exact=True).count() == 1     # offered on the cluster too
     page.get_by_role("button", name="Apply").click()
     wait_text(page, "History re-run with version 1", 120_000)      # the demo's partitions swapped their state

@@ -23,13 +23,18 @@ from tests.test_cluster_replay import make_csv, same_buckets, same_numbers
 WINDOW = WindowSpec("time", 120, "event")
 
 
-@pytest.fixture
-def engine(cluster, tmp_path, monkeypatch):
-    monkeypatch.setenv("RIVULET_DASK", cluster.scheduler)
-    monkeypatch.setenv("RIVULET_HISTORY", cluster.history)
-    e = ClusterEngine(cluster.log, str(tmp_path / "c"), partitions=2)
+def cluster_engine(servers, tmp_path, monkeypatch):
+    """A ClusterEngine of 2 partitions on `servers` (a `cluster` fixture's), closed at the end."""
+    monkeypatch.setenv("RIVULET_DASK", servers.scheduler)
+    monkeypatch.setenv("RIVULET_HISTORY", servers.history)
+    e = ClusterEngine(servers.log, str(tmp_path / "c"), partitions=2)
     yield e
     e.close()
+
+
+@pytest.fixture
+def engine(cluster, tmp_path, monkeypatch):
+    yield from cluster_engine(cluster, tmp_path, monkeypatch)
 
 
 def test_a_replay_runs_on_the_cluster_and_reads_like_the_embedded_one(engine, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from engine.ingest.replay import Speed
 from engine.stats.operators import WindowSpec
 from tests.conftest import wait_for
-from tests.test_cluster_engine import engine  # noqa: F401  (the fixture: a ClusterEngine of 2 partitions)
+from tests.test_cluster_engine import cluster_engine, engine  # noqa: F401  (engine: a fixture)
 from tests.test_replay_once import (N, assert_cumulative_is_the_file_once, days,  # noqa: F401  (fixture)
                                     loop_then_stop, stored_ids)
 from tests.test_replay_once import count as ingested
@@ -73,12 +73,7 @@ def test_loop_passes_on_the_cluster_are_replayed_not_stored(engine, days):
 @pytest.fixture
 def own_engine(own_cluster, tmp_path, monkeypatch):
     """A ClusterEngine of 2 partitions on servers of its own (the test kills a Dask worker)."""
-    from engine.cluster.engine import ClusterEngine
-    monkeypatch.setenv("RIVULET_DASK", own_cluster.scheduler)
-    monkeypatch.setenv("RIVULET_HISTORY", own_cluster.history)
-    e = ClusterEngine(own_cluster.log, str(tmp_path / "c"), partitions=2)
-    yield e
-    e.close()
+    yield from cluster_engine(own_cluster, tmp_path, monkeypatch)
 
 
 def kill_producer(engine, name) -> None:
