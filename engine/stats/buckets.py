@@ -72,7 +72,7 @@ def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, s
     """
     ok = ~np.isnan(times)
     if not ok.all():
-        times, X = times[ok], X[ok]
+        times, X = times[ok], _rows(X, ok)
         codes = codes[ok] if codes is not None else None
     grouped = codes is not None and slots > 0
     per = slots if grouped else 1
@@ -92,7 +92,7 @@ def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, s
             direct = KeyedStats.of_rows(keys * slots + codes if grouped else keys, X)
         elif rows.any():
             keys = keys_of(times[rows], w)
-            direct = KeyedStats.of_rows(keys * slots + codes[rows] if grouped else keys, X[rows])
+            direct = KeyedStats.of_rows(keys * slots + codes[rows] if grouped else keys, _rows(X, rows))
         levels[w] = direct if finer is None else _coarser(levels[finer], finer, w, per).merge(direct)
         kept = _newest(levels[w], keep[w], per)
         if grouped:
@@ -101,6 +101,11 @@ def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, s
         else:
             series[w] = kept
     return BucketPartial(series, groups if grouped else None, slots)
+
+
+def _rows(X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """X[mask] keeping X column-major (a batch's matrix is), as `KeyedStats.of_rows` reduces it."""
+    return X.T.compress(mask, axis=1).T
 
 
 def _coarser(ks: KeyedStats, finer: int, width: int, per: int) -> KeyedStats:

@@ -41,37 +41,42 @@ class KeyedStats:
         """Group the rows of X (n x k, NaN = missing) by integer key, in a few passes.
 
         Rows are sorted by key once (usually they already are: time order), then
-        every statistic is one `reduceat` over all columns at once.
+        every statistic is one `reduceat` over all columns at once, down each column:
+        the work runs on X's transpose (k x n, a column's rows contiguous; no copy for
+        the column-major matrix a batch has), 2-3x faster than across rows.
         """
-        X = np.asarray(X, dtype=np.float64)
+        XT = np.asarray(X, dtype=np.float64).T
         keys = np.asarray(keys, dtype=np.int64)
-        k = X.shape[1]
+        k = XT.shape[0]
         if len(keys) == 0:
             return cls.empty(k)
         if not np.all(keys[1:] >= keys[:-1]):
             order = _order(keys)
-            keys, X = keys[order], X[order]
+            keys, XT = keys[order], np.take(XT, order, axis=1)
         first = np.concatenate(([True], keys[1:] != keys[:-1]))
         starts = np.flatnonzero(first)
         if len(starts) <= FEW_KEYS:
-            return cls._of_slices(keys[starts], X, np.append(starts, len(keys)))
+            return cls._of_slices(keys[starts], XT.T, np.append(starts, len(keys)))
+        XT = np.ascontiguousarray(XT)
         sizes = np.diff(np.append(starts, len(keys)))     # rows of each key (a repeat, not a gather, spreads
-        valid = ~np.isnan(X)                              # a key's value over its rows: 1.5x faster)
+        valid = ~np.isnan(XT)                             # a key's value over its rows: 1.5x faster)
         if valid.all():                       # the common case: no masks needed
-            n = np.repeat(sizes[:, None].astype(np.float64), k, axis=1)
-            mean = np.add.reduceat(X, starts, axis=0) / n
-            dev = X - np.repeat(mean, sizes, axis=0)
-            lo = hi = X
+            n = np.repeat(sizes[None, :].astype(np.float64), k, axis=0)
+            mean = np.add.reduceat(XT, starts, axis=1) / n
+            dev = XT - np.repeat(mean, sizes, axis=1)
+            lo = hi = XT
         else:
-            X0 = np.where(valid, X, 0.0)
-            n = np.add.reduceat(valid, starts, axis=0, dtype=np.float64)
+            X0 = np.where(valid, XT, 0.0)
+            n = np.add.reduceat(valid, starts, axis=1, dtype=np.float64)
             with np.errstate(invalid="ignore", divide="ignore"):
-                mean = np.where(n > 0, np.add.reduceat(X0, starts, axis=0) / n, 0.0)
-            dev = np.where(valid, X0 - np.repeat(mean, sizes, axis=0), 0.0)
-            lo, hi = np.where(valid, X, np.inf), np.where(valid, X, -np.inf)
-        m2 = np.add.reduceat(dev * dev, starts, axis=0)
-        return cls(keys[starts], n, mean, m2, np.minimum.reduceat(lo, starts, axis=0),
-                   np.maximum.reduceat(hi, starts, axis=0))
+                mean = np.where(n > 0, np.add.reduceat(X0, starts, axis=1) / n, 0.0)
+            dev = np.where(valid, X0 - np.repeat(mean, sizes, axis=1), 0.0)
+            lo, hi = np.where(valid, XT, np.inf), np.where(valid, XT, -np.inf)
+        np.multiply(dev, dev, out=dev)
+        m2 = np.add.reduceat(dev, starts, axis=1)
+        # transposes back: (m x k) views, column-major, as `_reduce` and `merge` keep them
+        return cls(keys[starts], n.T, mean.T, m2.T, np.minimum.reduceat(lo, starts, axis=1).T,
+                   np.maximum.reduceat(hi, starts, axis=1).T)
 
     @classmethod
     def _of_slices(cls, keys: np.ndarray, X: np.ndarray, bounds: np.ndarray) -> "KeyedStats":
@@ -105,9 +110,7 @@ class KeyedStats:
         if len(self) == 0:
             return other
         return _reduce(np.concatenate([self.keys, other.keys]),
-                       np.concatenate([self.n, other.n]), np.concatenate([self.mean, other.mean]),
-                       np.concatenate([self.m2, other.m2]), np.concatenate([self.min, other.min]),
-                       np.concatenate([self.max, other.max]))
+                       *(_stack([getattr(self, f), getattr(other, f)]) for f in ("n", "mean", "m2", "min", "max")))
 
     def rollup(self, divisor: int) -> "KeyedStats":
         """Coarser keys (key // divisor), e.g. 1 s buckets into 10 s buckets."""
@@ -161,7 +164,8 @@ def merge_many(parts: list[KeyedStats], k: int) -> KeyedStats:
     keys = _union_keys(parts)
     if len(keys) * max(k, 1) <= ALIGN_CELLS:
         return _merge_aligned(parts, keys, k)
-    return _reduce(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("keys", "n", "mean", "m2", "min", "max")))
+    return _reduce(np.concatenate([p.keys for p in parts]),
+                   *(_stack([getattr(p, f) for p in parts]) for f in ("n", "mean", "m2", "min", "max")))
 
 
 def _union_keys(parts: list[KeyedStats]) -> np.ndarray:
@@ -224,25 +228,33 @@ def _order(keys: np.ndarray) -> np.ndarray:
     return np.argsort(keys, kind="stable")
 
 
+def _stack(parts: list[np.ndarray]) -> np.ndarray:
+    """(m x k) arrays one after another, column-major like `of_rows` gives them."""
+    return np.concatenate([p.T for p in parts], axis=1).T
+
+
 def _reduce(keys, n, mean, m2, mn, mx) -> KeyedStats:
     """Combine partials (one per row of the inputs) that share a key.
 
     For rows, n is 0/1, mean is the value and m2 is 0. The combined mean is the
     weighted mean; M2 adds each part's spread around the combined mean
     (sum M2_p + n_p * (mean_p - mean)^2), which is Chan's merge for many parts.
+    Runs down columns on the transposes (k x m), as `of_rows` does.
     """
     k = n.shape[1] if n.ndim == 2 else 0
     if len(keys) == 0:
         return KeyedStats.empty(k)
+    n, mean, m2, mn, mx = (np.ascontiguousarray(a.T) for a in (n, mean, m2, mn, mx))
     if not np.all(keys[1:] >= keys[:-1]):
         order = _order(keys)
-        keys, n, mean, m2, mn, mx = (a[order] for a in (keys, n, mean, m2, mn, mx))
+        keys = keys[order]
+        n, mean, m2, mn, mx = (np.take(a, order, axis=1) for a in (n, mean, m2, mn, mx))
     starts = np.flatnonzero(np.concatenate(([True], keys[1:] != keys[:-1])))
     sizes = np.diff(np.append(starts, len(keys)))
-    tot_n = np.add.reduceat(n, starts, axis=0)
+    tot_n = np.add.reduceat(n, starts, axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        tot_mean = np.where(tot_n > 0, np.add.reduceat(n * mean, starts, axis=0) / tot_n, 0.0)
-    dev = np.where(n > 0, mean - np.repeat(tot_mean, sizes, axis=0), 0.0)
-    tot_m2 = np.add.reduceat(m2 + n * dev * dev, starts, axis=0)
-    return KeyedStats(keys[starts], tot_n, tot_mean, tot_m2,
-                      np.minimum.reduceat(mn, starts, axis=0), np.maximum.reduceat(mx, starts, axis=0))
+        tot_mean = np.where(tot_n > 0, np.add.reduceat(n * mean, starts, axis=1) / tot_n, 0.0)
+    dev = np.where(n > 0, mean - np.repeat(tot_mean, sizes, axis=1), 0.0)
+    tot_m2 = np.add.reduceat(m2 + n * dev * dev, starts, axis=1)
+    return KeyedStats(keys[starts], tot_n.T, tot_mean.T, tot_m2.T,
+                      np.minimum.reduceat(mn, starts, axis=1).T, np.maximum.reduceat(mx, starts, axis=1).T)
