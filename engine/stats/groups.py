@@ -111,8 +111,16 @@ class KeyedStats:
             return self
         if len(self) == 0:
             return other
-        return _reduce(np.concatenate([self.keys, other.keys]),
-                       *(_stack([getattr(self, f), getattr(other, f)]) for f in ("n", "mean", "m2", "min", "max")))
+        # keys below other's first (older buckets: a stream's batches come in time order) pass through as
+        # they are, and only the overlap is reduced; disjoint keys need no reduction at all
+        lo = int(np.searchsorted(self.keys, other.keys[0]))
+        tail = other if lo == len(self) else _reduce(
+            np.concatenate([self.keys[lo:], other.keys]),
+            *(_stack([getattr(self, f)[lo:], getattr(other, f)]) for f in ("n", "mean", "m2", "min", "max")))
+        if lo == 0:
+            return tail
+        return KeyedStats(np.concatenate([self.keys[:lo], tail.keys]),
+                          *(_stack([getattr(self, f)[:lo], getattr(tail, f)]) for f in ("n", "mean", "m2", "min", "max")))
 
     def rollup(self, divisor: int) -> "KeyedStats":
         """Coarser keys (key // divisor), e.g. 1 s buckets into 10 s buckets."""
