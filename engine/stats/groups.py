@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 STAT_NAMES = ("count", "mean", "var", "std", "min", "max")
+STATE = ("n", "mean", "m2", "min", "max")     # the per-key arrays, in the constructor's order
 FEW_KEYS = 8        # up to this many distinct keys in a batch, each run of rows is reduced as one block
 
 
@@ -38,7 +39,7 @@ class KeyedStats:
 
     @classmethod
     def of_rows(cls, keys: np.ndarray, X: np.ndarray, shift: np.ndarray | None = None) -> "KeyedStats":
-        """Group the rows of X - shift (n x k, NaN = missing; `shift` per column) by integer key, in a few passes.
+        """Group the rows of X - shift (n x k, NaN = missing; `shift` per column) by integer key in a few passes.
 
         Rows are sorted by key once (usually they already are: time order), then
         every statistic is one `reduceat` over all columns at once, down each column:
@@ -60,7 +61,10 @@ class KeyedStats:
         starts = np.flatnonzero(first)
         if len(starts) <= FEW_KEYS:
             return cls._of_slices(keys[starts], XT.T, np.append(starts, len(keys)), shift)
-        XT = np.subtract(XT, shift[:, None], out=np.empty(XT.shape)) if shift is not None else np.ascontiguousarray(XT)
+        if shift is not None:
+            XT = np.subtract(XT, shift[:, None], out=np.empty(XT.shape))
+        else:
+            XT = np.ascontiguousarray(XT)
         sizes = np.diff(np.append(starts, len(keys)))     # rows of each key (a repeat, not a gather, spreads
         valid = ~np.isnan(XT)                             # a key's value over its rows: 1.5x faster)
         if valid.all():                       # the common case: no masks needed
@@ -116,11 +120,11 @@ class KeyedStats:
         lo = int(np.searchsorted(self.keys, other.keys[0]))
         tail = other if lo == len(self) else _reduce(
             np.concatenate([self.keys[lo:], other.keys]),
-            *(_stack([getattr(self, f)[lo:], getattr(other, f)]) for f in ("n", "mean", "m2", "min", "max")))
+            *(_stack([getattr(self, f)[lo:], getattr(other, f)]) for f in STATE))
         if lo == 0:
             return tail
         return KeyedStats(np.concatenate([self.keys[:lo], tail.keys]),
-                          *(_stack([getattr(self, f)[:lo], getattr(tail, f)]) for f in ("n", "mean", "m2", "min", "max")))
+                          *(_stack([getattr(self, f)[:lo], getattr(tail, f)]) for f in STATE))
 
     def rollup(self, divisor: int) -> "KeyedStats":
         """Coarser keys (key // divisor), e.g. 1 s buckets into 10 s buckets."""
