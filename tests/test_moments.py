@@ -309,9 +309,9 @@ def test_a_batch_spanning_years_reduces_each_row_at_the_width_that_keeps_it(seed
     reduced = []
     of_rows = groups.KeyedStats.of_rows.__func__
 
-    def spy(cls, keys, Y):
+    def spy(cls, keys, Y, *more):
         reduced.append(len(keys))
-        return of_rows(cls, keys, Y)
+        return of_rows(cls, keys, Y, *more)
     saved, groups.KeyedStats.of_rows = groups.KeyedStats.of_rows, classmethod(spy)
     try:
         p = buckets.partial(times, X, codes, slots=32)

@@ -62,8 +62,10 @@ class BucketPartial:
 
 
 def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, slots: int = 0,
-            widths: tuple[int, ...] = WIDTHS, keep: dict[int, int] = KEEP) -> BucketPartial:
-    """Reduce rows to buckets of each width; rows without a time are left out.
+            widths: tuple[int, ...] = WIDTHS, keep: dict[int, int] = KEEP,
+            shift: np.ndarray | None = None) -> BucketPartial:
+    """Reduce rows (of X - shift: buckets keep values relative to a per-column shift, without a shifted
+    copy of the batch) to buckets of each width; rows without a time are left out.
 
     Each width keeps only its newest `keep[w]` buckets, so a row older than those only matters to
     coarser widths: a width gets the rows of its kept range that its finer width does not keep, reduced
@@ -72,7 +74,7 @@ def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, s
     """
     ok = ~np.isnan(times)
     if not ok.all():
-        times, X = times[ok], X[ok]
+        times, X = times[ok], _rows(X, ok)
         codes = codes[ok] if codes is not None else None
     grouped = codes is not None and slots > 0
     per = slots if grouped else 1
@@ -89,10 +91,10 @@ def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, s
         direct = KeyedStats.empty(X.shape[1])
         if rows.all():            # the usual case at the finest width: no copy
             keys = keys_of(times, w)
-            direct = KeyedStats.of_rows(keys * slots + codes if grouped else keys, X)
+            direct = KeyedStats.of_rows(keys * slots + codes if grouped else keys, X, shift)
         elif rows.any():
             keys = keys_of(times[rows], w)
-            direct = KeyedStats.of_rows(keys * slots + codes[rows] if grouped else keys, X[rows])
+            direct = KeyedStats.of_rows(keys * slots + codes[rows] if grouped else keys, _rows(X, rows), shift)
         levels[w] = direct if finer is None else _coarser(levels[finer], finer, w, per).merge(direct)
         kept = _newest(levels[w], keep[w], per)
         if grouped:
@@ -101,6 +103,11 @@ def partial(times: np.ndarray, X: np.ndarray, codes: np.ndarray | None = None, s
         else:
             series[w] = kept
     return BucketPartial(series, groups if grouped else None, slots)
+
+
+def _rows(X: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """X[mask] keeping X column-major (a batch's matrix is), as `KeyedStats.of_rows` reduces it."""
+    return X.T.compress(mask, axis=1).T
 
 
 def _coarser(ks: KeyedStats, finer: int, width: int, per: int) -> KeyedStats:

@@ -130,8 +130,7 @@ class Operators:
         if self.shift is None and n:
             with np.errstate(all="ignore"):
                 self.shift = np.nan_to_num(np.nanmean(X, axis=0)) if np.isfinite(X).any() else np.zeros(self.k)
-        shift = self.shift if self.shift is not None else 0.0
-        bucket = partial(times, X - shift, codes, self.codes.slots if codes is not None else 0)
+        bucket = partial(times, X, codes, self.codes.slots if codes is not None else 0, shift=self.shift)
         return Prepared(chunk, bucket)
 
     def add(self, p: Prepared, cumulative: bool = True) -> None:
