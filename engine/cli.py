@@ -131,13 +131,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except Exception as e:
         import duckdb
-        if not isinstance(e, duckdb.Error):
-            raise
-        # a store that fails after it opened (damaged pages): one line, not DuckDB's traceback
-        sys.stderr.write(f"error: the store in the data folder failed: {str(e).splitlines()[0]}\n")
-        return 2
+        if isinstance(e, duckdb.Error):
+            # a store that fails after it opened (damaged pages): one line, not DuckDB's traceback
+            sys.stderr.write(f"error: the store in the data folder failed: {first_line(e)}\n")
+            return 2
+        # our fault, not the user's: still one line (what failed), and a status that tells it from a user error
+        sys.stderr.write(f"error: {args.command} failed unexpectedly: {type(e).__name__}: {first_line(e)}\n")
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+def first_line(e: BaseException) -> str:
+    return (str(e).strip().splitlines() or [""])[0]
 
 
 def _models_command(name: str):

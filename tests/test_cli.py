@@ -1,10 +1,12 @@
 """The command-line contract of DESIGN.md, in fresh processes."""
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 
-from tests.conftest import run_cli
+from tests.conftest import ROOT, run_cli
 from tests.reference import check_matrix, check_stats
 
 
@@ -66,3 +68,18 @@ def test_help_on_every_command():
     for cmd in ([], ["replay"], ["status"], ["quarantine"]):
         out = run_cli(*cmd, "--help")
         assert out.returncode == 0 and "usage" in out.stdout
+
+
+def test_an_error_of_ours_is_one_line_with_exit_1(tmp_path):
+    """A bug in a command (here one made to raise, as scikit-learn did on sparse input) still prints one
+    line, not a traceback, and exits 1 so that scripts tell it from a user error (2)."""
+    code = ("import sys, engine.cli as cli\n"
+            "def broken(args):\n"
+            "    raise TypeError('Sparse data was passed for X, but dense data is required.\\nUse toarray()')\n"
+            "cli.cmd_status = broken\n"
+            "sys.exit(cli.main(['status', '--data-dir', sys.argv[1]]))\n")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 1
+    assert r.stderr == ("error: status failed unexpectedly: TypeError: Sparse data was passed for X, "
+                        "but dense data is required.\n")

@@ -480,3 +480,22 @@ def test_id_like_text_columns_are_left_out_of_the_default_features():
     assert split_features(table, ["order", "x"], "label") == (["x"], ["order"])      # named: taken as asked
     few = table.slice(0, 15)                                                          # under 20 values: no id
     assert id_like(few, few.column_names) == []
+
+
+@pytest.mark.parametrize("task, target", [("classification", "continent"), ("regression", "lifeExp")])
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_every_algorithm_trains_with_a_category_of_many_values(algorithm, task, target):
+    """plotly's gapminder: 142 countries one-hot make the encoded rows 3% filled, which scikit-learn
+    passes on sparse; gradient boosting refused sparse input with a traceback."""
+    import plotly.express as px
+    if ALGORITHMS[algorithm][TASKS.index(task)] is None:
+        pytest.skip(f"{algorithm} does not do {task}")
+    df = px.data.gapminder()[["country", "continent", "year", "lifeExp", "pop", "gdpPercap"]]
+    df = df.sample(frac=1.0, random_state=0).reset_index(drop=True)          # every country on both sides
+    numeric = [c for c in ("year", "lifeExp", "pop", "gdpPercap") if c != target]
+    spec = ModelSpec(task, target, tuple(numeric), ("country",), algorithm, FAST.get(algorithm, {}), cv=3)
+    result = train(rows_of(df, target, spec.numeric, spec.categorical, task), spec)
+    if task == "classification":                  # a country has one continent
+        assert result.report["holdout"]["accuracy"] > result.report["baseline"]["accuracy"] + 0.2
+    else:
+        assert result.report["holdout"]["rmse"] < result.report["baseline"]["rmse"]

@@ -51,6 +51,8 @@ ALGORITHMS = {
             lambda p: SGDRegressor(alpha=p.get("alpha", 1e-4), random_state=0)),
 }
 
+DENSE_ONLY = {"hgb"}          # algorithms that take no sparse input
+
 
 def algorithms_for(task: str) -> list[str]:
     """The algorithms that do `task`, in ALGORITHMS order."""
@@ -129,7 +131,9 @@ def preprocessor(spec: ModelSpec) -> ColumnTransformer:
                                        ("scale", StandardScaler())]), list(spec.numeric)))
     if spec.categorical:
         parts.append(("cat", OneHotEncoder(handle_unknown="ignore", dtype=np.float64), list(spec.categorical)))
-    return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False)
+    # many categories make the encoded rows sparse (under 30% filled), which gradient boosting refuses
+    sparse = 0.0 if spec.algorithm in DENSE_ONLY else 0.3
+    return ColumnTransformer(parts, remainder="drop", verbose_feature_names_out=False, sparse_threshold=sparse)
 
 
 def build(spec: ModelSpec) -> Pipeline:
