@@ -50,6 +50,7 @@ from .worker import run_partition
 
 log = logging.getLogger("rivulet")
 WATCH_EVERY = 1.0           # seconds between looks at the streams' tasks
+RESULT_WAIT = 10.0          # seconds to fetch a finished task's small result
 PROBE_SECONDS = 3.0         # a new tail's first read, for its columns (the producer reads it again)
 STOP_TIMEOUT = 30.0         # seconds a removed stream's tasks get to notice they no longer own it
 NOT_ON_CLUSTER = "{what} is not available for a stream that runs on the cluster yet"
@@ -273,28 +274,40 @@ class ClusterEngine(Engine):
                                   pure=False, key=key)
 
     def _watch(self) -> None:
-        """Run a task again when Dask gave up on it; a task that failed otherwise is the stream's error."""
-        from distributed.scheduler import KilledWorker
+        """Look at every stream's tasks each WATCH_EVERY seconds, until the engine closes."""
         while not self.stopping.wait(WATCH_EVERY):
             for name, parts in list(self.tasks.items()):
                 s = self.streams.get(name)
                 if s is None:
                     continue
-                for part, f in list(parts.items()):
-                    if f.status == "error":
-                        e = f.exception()
-                        if isinstance(e, KilledWorker):
-                            parts[part] = self._submit(name, s.config, part)
-                        else:
-                            self.errors[name] = f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e)
-                    elif f.status == "finished" and f.result().get("fenced"):
-                        self.errors[name] = "another dashboard or command took this stream over"
-                ended = s.config["source"] == "replay" and all(f.status == "finished" for f in parts.values())
-                with self.lock:             # a seek or loop asked meanwhile (seek, set_loop) is seen here
-                    if ended and name not in self.errors and self._asks_more(name, parts["producer"].result()):
-                        self._run_again(name, s)
-                    else:
-                        s.source.ended = ended
+                try:
+                    self._look(name, s, parts)
+                except OSError as e:
+                    # a finished task's result went with its worker (kill -9) as we fetched it: Dask computes
+                    # it again, so look again next time; the watcher itself must not die of it
+                    log.info("cluster: %s: a task's result was lost (%s); looking again", name, e)
+                except Exception:
+                    log.exception("cluster: watching %s failed; looking again", name)
+
+    def _look(self, name: str, s: Stream, parts: dict) -> None:
+        """Run a task again when Dask gave up on it; a task that failed otherwise is the stream's error."""
+        from distributed.scheduler import KilledWorker
+        for part, f in list(parts.items()):
+            if f.status == "error":
+                e = f.exception()
+                if isinstance(e, KilledWorker):
+                    parts[part] = self._submit(name, s.config, part)
+                else:
+                    self.errors[name] = f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e)
+            elif f.status == "finished" and f.result(timeout=RESULT_WAIT).get("fenced"):
+                self.errors[name] = "another dashboard or command took this stream over"
+        ended = s.config["source"] == "replay" and all(f.status == "finished" for f in parts.values())
+        with self.lock:             # a seek or loop asked meanwhile (seek, set_loop) is seen here
+            if ended and name not in self.errors and \
+                    self._asks_more(name, parts["producer"].result(timeout=RESULT_WAIT)):
+                self._run_again(name, s)
+            else:
+                s.source.ended = ended
 
     def _asks_more(self, name: str, producer: dict) -> bool:
         """A finished replay was asked to loop, or to seek after its producer's last seek."""
