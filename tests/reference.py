@@ -32,3 +32,13 @@ def check_matrix(ours: dict, want: pd.DataFrame, rtol=RTOL, atol=1e-12, what="")
     for a in want.columns:
         for b in want.columns:
             close(ours[a][b], want.loc[a, b], rtol, atol, f"{what}[{a},{b}]")
+
+
+def peak_of(fn):
+    """fn()'s result and the peak of the memory Python and numpy allocated while it ran (tracemalloc)."""
+    import tracemalloc
+    tracemalloc.start()
+    try:
+        return fn(), tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

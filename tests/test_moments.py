@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from engine.stats.moments import Moments
 from engine.read.snapshot import matrix_dict, stats_dict
-from tests.reference import check_matrix, check_stats
+from tests.reference import check_matrix, check_stats, peak_of
 
 
 @st.composite
@@ -195,7 +195,6 @@ def test_256_partitions_buckets_merge_without_a_parts_by_keys_array():
     partitions' do) merges like the sort of every part's rows, and the merge's memory is of the order of
     the union of keys (a few arrays of keys x columns), not parts x keys x columns (81 MB here): the
     merge adds one part at a time instead of stacking them."""
-    import tracemalloc
 
     import engine.stats.groups as groups
     rng = np.random.default_rng(7)
@@ -211,12 +210,7 @@ def test_256_partitions_buckets_merge_without_a_parts_by_keys_array():
         parts.append(groups.KeyedStats.of_rows(np.repeat(keys, 3), X))
     want = groups._reduce(*(np.concatenate([getattr(p, f) for p in parts])
                             for f in ("keys", "n", "mean", "m2", "min", "max")))
-    tracemalloc.start()
-    try:
-        got = groups.merge_many(parts, k)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    got, peak = peak_of(lambda: groups.merge_many(parts, k))
     assert peak < 12 * m * k * 8, f"the merge held {peak / 1e6:.1f} MB"
     np.testing.assert_array_equal(got.keys, want.keys)
     np.testing.assert_array_equal(got.n, want.n)

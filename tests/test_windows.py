@@ -8,7 +8,7 @@ from engine.stats.moments import Moments
 from engine.stats.operators import WindowSpec
 from engine.stats.windows import last_rows
 from engine.runtime import Engine
-from tests.reference import check_matrix, check_stats, close
+from tests.reference import check_matrix, check_stats, close, peak_of
 
 NUMERIC = ["big", "small", "mixed"]
 
@@ -184,7 +184,6 @@ def test_a_wide_batch_is_reduced_into_buckets_without_a_copy_of_its_size():
     temporary of its deviations: each was fresh memory every batch, whose page faults cost a 200-column
     replay 0.15 s of system CPU (issue 15). Prepare then holds the batch's matrix and the moments' one
     temporary at most (3 matrices before); the bucket equals pandas over the same rows."""
-    import tracemalloc
 
     from engine.stats.operators import Operators
     rng = np.random.default_rng(5)
@@ -195,12 +194,7 @@ def test_a_wide_batch_is_reduced_into_buckets_without_a_copy_of_its_size():
     ops = Operators(table.schema, names, WindowSpec(), None, None)
     ingest = np.full(n, 1.7e9 + 0.25)
     ops.prepare(table.slice(0, 10), ingest[:10])       # the shift comes from the first batch
-    tracemalloc.start()
-    try:
-        prepared = ops.prepare(table, ingest)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    prepared, peak = peak_of(lambda: ops.prepare(table, ingest))
     assert peak < 2.5 * X.nbytes, f"prepare peaked at {peak / X.nbytes:.2f} batch matrices"
     bucket = prepared.buckets.series[1]
     assert len(bucket) == 1
