@@ -117,3 +117,21 @@ def test_a_producer_killed_right_after_a_seek_applies_it_once(own_engine, days):
     # rebuilds it from stored rows: rows it had replayed and committed the position of are not in it.)
     assert N - at_pause <= out["window"]["count"] <= N - 100
     assert engine.health()["errors"] == []
+
+
+def test_an_old_task_computed_again_does_not_take_its_part_from_the_running_one(engine, days):
+    """Dask computes a finished task again when the worker holding its result dies (kill -9; CI saw an old
+    task fence its successor: "claimed by another worker"). An old task, here one of p0's run on purpose
+    while the stream runs, finds it is not the task the engine runs for the part and leaves it alone."""
+    from engine.cluster.worker import run_partition
+    path, df = days
+    name = engine.add_replay(path, speed=Speed("rows", 4_000))
+    assert wait_for(lambda: (engine.snapshot(name) or None) is not None
+                    and engine.snapshot(name).counts["ingested"] > 500, 120)
+    old = engine.client.submit(run_partition, engine.cluster.to_json(), name, 0, engine.streams[name].config,
+                               True, task="rivulet-an-old-task", pure=False)
+    assert old.result(timeout=60) == {"partition": 0, "fenced": False, "stale": True}
+    engine.set_speed(name, "max")
+    out = engine.wait(name, timeout=240).to_json()           # raises if a part was fenced
+    assert out["rows"]["ingested"] == len(df)
+    assert engine.health()["errors"] == []

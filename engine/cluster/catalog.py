@@ -28,8 +28,9 @@ def stream_keys(stream: str, partitions: int) -> list[str]:
     from .pipelines import control_key, versions_key
     from .producer import seeks_key, source_key
     from .redis_log import end_key, log_key
-    from .redis_snapshots import owners_key, snapshot_key
+    from .redis_snapshots import owners_key, snapshot_key, tasks_key
     return [*(log_key(stream, p) for p in range(partitions)), snapshot_key(stream), owners_key(stream),
+            tasks_key(stream),
             end_key(stream), control_key(stream), source_key(stream), f"rivulet:{stream}:partitions",
             f"rivulet:{stream}:partition-key", seeks_key(stream),
             versions_key(stream), counter_key(stream), status_key(stream)]

@@ -45,7 +45,7 @@ from .history import RecentChunks
 from .pipelines import Versions, control_key, model_key
 from .producer import run_producer, source_key, seeks_key
 from .redis_log import end_key
-from .redis_snapshots import RedisSnapshots, owners_key
+from .redis_snapshots import RedisSnapshots, owners_key, tasks_key
 from .worker import run_partition
 
 log = logging.getLogger("rivulet")
@@ -172,6 +172,13 @@ class RemoteDeployment:
                                      window=merged.get("window_size", self.local.metrics.window))
 
 
+def release(futures) -> None:
+    """Let Dask forget tasks we no longer watch: a finished task whose result is still wanted is computed
+    again when its worker dies (an old task computed again is refused its part: worker.claim)."""
+    for f in futures:
+        f.release()
+
+
 class ClusterEngine(Engine):
     on_cluster = True            # add_replay and add_tail take `partitions` and `partition_key`
     refused = {
@@ -268,9 +275,11 @@ class ClusterEngine(Engine):
     def _submit(self, name: str, config: dict, part):
         finite = config["source"] == "replay"
         key = f"rivulet-{name}-{part}-{time.time_ns()}"
+        self.cluster.redis().hset(tasks_key(name), "producer" if part == "producer" else f"p{part}", key)
         if part == "producer":
-            return self.client.submit(run_producer, self.cluster.to_json(), name, config, finite, pure=False, key=key)
-        return self.client.submit(run_partition, self.cluster.to_json(), name, part, config, finite,
+            return self.client.submit(run_producer, self.cluster.to_json(), name, config, finite, task=key,
+                                      pure=False, key=key)
+        return self.client.submit(run_partition, self.cluster.to_json(), name, part, config, finite, task=key,
                                   pure=False, key=key)
 
     def _watch(self) -> None:
@@ -296,11 +305,16 @@ class ClusterEngine(Engine):
             if f.status == "error":
                 e = f.exception()
                 if isinstance(e, KilledWorker):
-                    parts[part] = self._submit(name, s.config, part)
+                    self._resubmit(name, s, parts, part)
                 else:
                     self.errors[name] = f"{type(e).__name__}: {e}" if not isinstance(e, UserError) else str(e)
-            elif f.status == "finished" and f.result(timeout=RESULT_WAIT).get("fenced"):
-                self.errors[name] = "another dashboard or command took this stream over"
+            elif f.status == "finished":
+                result = f.result(timeout=RESULT_WAIT)
+                if result.get("exited"):             # its worker process shut down: run it on another
+                    self._resubmit(name, s, parts, part)
+                elif result.get("fenced"):
+                    self.errors[name] = ("another dashboard or command took this stream over"
+                                         f" ({result.get('reason', part)})")
         ended = s.config["source"] == "replay" and all(f.status == "finished" for f in parts.values())
         with self.lock:             # a seek or loop asked meanwhile (seek, set_loop) is seen here
             if ended and name not in self.errors and \
@@ -322,9 +336,15 @@ class ClusterEngine(Engine):
         if self.streams.get(name) is not s:
             return
         self.store.redis.delete(end_key(name))
+        old = self.tasks.get(name, {})
         self.tasks[name] = {part: self._submit(name, s.config, part)
                             for part in ["producer", *range(int(s.config["partitions"]))]}
+        release(old.values())
         s.source.ended = False
+
+    def _resubmit(self, name: str, s: Stream, parts: dict, part) -> None:
+        old, parts[part] = parts[part], self._submit(name, s.config, part)
+        release([old])
 
     def _claim_all(self, name: str, partitions: int) -> None:
         """Stop a stream's tasks: every part claimed anew, so each finds it no longer owns its part."""

@@ -49,10 +49,13 @@ def resume_offsets(kind: str, offset: dict | None) -> dict:
     return dict(position) if kind == "tail" else {kind: position}
 
 
-def run_producer(cluster: dict, stream: str, config: dict, stop_when_done: bool = True) -> dict:
+def run_producer(cluster: dict, stream: str, config: dict, stop_when_done: bool = True,
+                 task: str | None = None) -> dict:
     _leave_worker_pool()
     r = connect(cluster["log"])
-    epoch = claim(r, stream, "producer")
+    epoch = claim(r, stream, "producer", task)
+    if epoch is None:                   # an old task Dask computed again (worker.claim)
+        return {"fenced": False, "stale": True, "seq": 0}
     seq, offset = newest_entry(r, stream)
     kind = config["source"]
     offsets = resume_offsets(kind, offset)

@@ -57,6 +57,11 @@ def owners_key(stream: str) -> str:
     return f"rivulet:{stream}:owners"
 
 
+def tasks_key(stream: str) -> str:
+    """Per part, the Dask key of the task the engine runs for it now (a stale task may not claim it)."""
+    return f"rivulet:{stream}:tasks"
+
+
 # --- the part codec ----------------------------------------------------------------------
 def pack(header: dict, arrays: dict[str, np.ndarray]) -> bytes:
     meta, body, offset = [], [], 0

@@ -179,7 +179,7 @@ def _wait(client, cluster: Cluster, name: str, config: dict, futures: dict) -> d
             if not f.done():
                 continue
             del futures[p]
-            if f.status == "finished" and not f.result()["fenced"]:
+            if f.status == "finished" and not (f.result()["fenced"] or f.result().get("exited")):
                 results[p] = f.result()
                 continue
             if f.status == "error" and not isinstance(f.exception(), KilledWorker):
@@ -193,6 +193,7 @@ def _wait(client, cluster: Cluster, name: str, config: dict, futures: dict) -> d
 
 def _reason(future) -> str:
     if future.status == "finished":
-        return future.result().get("reason", "fenced")
+        result = future.result()
+        return result.get("reason", "its worker process exited" if result.get("exited") else "fenced")
     e = future.exception()
     return f"{type(e).__name__}: {e}"

@@ -25,7 +25,7 @@ from .config import connect
 from .delta_store import DeltaStore, Fenced
 from .pipelines import Versions, model_key
 from .redis_log import PartitionLog, log_key
-from .redis_snapshots import RedisSnapshots, owners_key
+from .redis_snapshots import RedisSnapshots, owners_key, tasks_key
 
 log = logging.getLogger("rivulet")
 PUBLISH_EVERY = 0.05        # seconds between provisional parts at most (each is a write Redis fsyncs)
@@ -71,9 +71,15 @@ class _Running:
 RUNNING = _Running()
 
 
-def claim(redis, stream: str, part: str) -> int:
+def claim(redis, stream: str, part: str, task: str | None = None) -> int | None:
     """A new epoch for a part of the stream (`p0`, `producer`): from now on only its claimer may
-    publish or commit it. Claiming every part is also how a stream is stopped (engine.py)."""
+    publish or commit it. Claiming every part is also how a stream is stopped (engine.py).
+
+    None for a task that is not the one the engine runs for the part now (`task`, its Dask key): Dask
+    computes a finished task again when the worker holding its result dies, and such an old task would
+    otherwise claim the part from its successor and fence it."""
+    if task is not None and redis.hget(tasks_key(stream), part) != task.encode():
+        return None
     return int(redis.hincrby(owners_key(stream), part, 1))
 
 
@@ -81,12 +87,15 @@ def owns(redis, stream: str, part: str, epoch: int) -> bool:
     return int(redis.hget(owners_key(stream), part) or 0) == epoch
 
 
-def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop_when_done: bool = True) -> dict:
+def run_partition(cluster: dict, stream: str, partition: int, config: dict, stop_when_done: bool = True,
+                  task: str | None = None) -> dict:
     """Read, process and commit one partition until the producer's last entry is committed (a replay)
     or forever (a tail). Returns what it did, or {"fenced": True} when another worker took over."""
     _leave_worker_pool()
     r = connect(cluster["log"])
-    epoch = claim(r, stream, f"p{partition}")
+    epoch = claim(r, stream, f"p{partition}", task)
+    if epoch is None:
+        return {"partition": partition, "fenced": False, "stale": True}
 
     def still_owner() -> bool:
         return owns(r, stream, f"p{partition}", epoch)
@@ -127,8 +136,10 @@ def _run(s, source, store, snaps, upkeep, versions, models, backfill, still_owne
             snaps.publish_buckets(stream)
             upkeep.after_commit()
         while True:
-            if RUNNING.stopping.is_set():       # the process exits: stop between batches (a rerun re-reads
-                raise Fenced(f"partition {partition} of {stream} stopped: its process exits")  # the rest)
+            if RUNNING.stopping.is_set():       # the process exits: stop between batches; not fenced: the
+                # engine runs the partition again, which re-reads what was not committed
+                log.warning("partition %s of %s stopped: its process exits", partition, stream)
+                return {"partition": partition, "fenced": False, "exited": True, "epoch": epoch, "seq": store.seq}
             batch = source.next_batch()
             if backfill.look(s, batch is None, source.done):     # rebuilt state swapped in (and committed)
                 _see(s, source.newest)
