@@ -362,6 +362,7 @@ def test_aggregates_time_range_is_event_time(app):
     at.switch_page(AGGREGATES).run()
     at = rerun_until(at, lambda a: "weather" in a.selectbox(key="view_stream").options)   # the replay has begun
     at.selectbox(key="view_stream").set_value("weather").run()
+    at = rerun_until(at, lambda a: a.selectbox(key="agg_range"))      # drawn once its first batch is committed
     at.selectbox(key="agg_range").set_value("Absolute range").run()
     at.text_input(key="agg_since").set_value("2015-06-01").run()
     at.selectbox(key="agg_width").set_value("1 month").run()
