@@ -136,7 +136,28 @@ def choose(page, label: str, option: str, timeout: float = 60.0) -> None:
 
 
 def wait_text(page, text: str, timeout: float = 120_000):
-    page.get_by_text(text).first.wait_for(timeout=timeout)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    try:
+        page.get_by_text(text).first.wait_for(timeout=timeout)
+    except PlaywrightTimeout:          # say what the page showed instead
+        shown = page.locator('[data-testid="stMain"]').inner_text(timeout=5_000)
+        raise AssertionError(f"{text!r} not shown within {timeout / 1000:.0f} s; the page shows:\n{shown[:3000]}")
+
+
+def start_training(page, tries: int = 3) -> None:
+    """Click Train and see the job start (its Cancel button) or end. A click that lands while a script run
+    redraws the button is lost (seen on a loaded machine), so click again, as a user would."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    started = page.get_by_role("button", name="Cancel").or_(page.get_by_text("done, stored as")) \
+        .or_(page.get_by_text(" failed: "))
+    for attempt in range(tries):
+        page.get_by_role("button", name="Train", exact=True).click()
+        try:
+            started.first.wait_for(timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == tries - 1:
+                raise
 
 
 def train_plant(page, url: str, slow: float = 1.0) -> float:
@@ -148,7 +169,7 @@ def train_plant(page, url: str, slow: float = 1.0) -> float:
     page.wait_for_timeout(500)
     choose(page, "Algorithm", "Logistic regression")
     page.wait_for_timeout(500)
-    page.get_by_role("button", name="Train", exact=True).click()
+    start_training(page)
     wait_text(page, "done, stored as", 120_000 * slow)
     shown = metric_value(page, "Macro F1")
     assert_no_exception(page)
@@ -179,7 +200,7 @@ def test_deploy_on_the_demo_and_draft_a_step(server, page):
     url, _ = server
     page.goto(url + "/Models")
     wait_text(page, "Cross-validation", 30_000)
-    page.get_by_role("button", name="Train", exact=True).click()        # demo stream, target alarm
+    start_training(page)                                  # demo stream, target alarm
     wait_text(page, "done, stored as")
     page.get_by_role("button", name="Deploy onto demo").click()
     wait_text(page, "deployed", 30_000)
