@@ -179,8 +179,9 @@ def _wait(client, cluster: Cluster, name: str, config: dict, futures: dict) -> d
             if not f.done():
                 continue
             del futures[p]
-            if f.status == "finished" and not (f.result()["fenced"] or f.result().get("exited")):
-                results[p] = f.result()
+            result = f.result() if f.status == "finished" else None
+            if result is not None and not (result["fenced"] or result.get("exited")):
+                results[p] = result
                 continue
             if f.status == "error" and not isinstance(f.exception(), KilledWorker):
                 raise UserError(f"partition {p} of {name} stopped: {_reason(f)}")
