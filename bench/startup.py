@@ -48,11 +48,12 @@ def once(tree: str, args: list[str], importtime: bool) -> tuple[float, float, fl
 
 def loaded(tree: str, args: list[str]) -> list[str]:
     """The HEAVY modules left in sys.modules after a run of the command line."""
-    code = ("import runpy, sys\nsys.argv = ['engine', *sys.argv[1:]]\ntry:\n"
-            "    runpy.run_module('engine', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-            f"print(' '.join(m for m in {HEAVY!r} if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code, *args], cwd=tree, capture_output=True, text=True, check=True)
-    return out.stdout.split("\n")[-2].split()
+    # at exit: `python -m engine` leaves through os._exit after running the exit handlers
+    code = ("import atexit, runpy, sys\nsys.argv = ['engine', *sys.argv[1:]]\n"
+            f"atexit.register(lambda: print('heavy:', *(m for m in {HEAVY!r} if m in sys.modules), "
+            "file=sys.stderr))\nrunpy.run_module('engine', run_name='__main__')")
+    out = subprocess.run([sys.executable, "-c", code, *args], cwd=tree, capture_output=True, text=True, check=False)
+    return next(line.split()[1:] for line in out.stderr.splitlines()[::-1] if line.startswith("heavy:"))
 
 
 def main() -> None:
