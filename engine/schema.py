@@ -173,11 +173,12 @@ def beyond_floats(arr: pa.Array | pa.ChunkedArray) -> bool:
     return lo.is_valid and (lo.as_py() < -INT_EXACT or hi.as_py() > INT_EXACT)
 
 
-def as_floats(table: pa.Table) -> pa.Table:
+def as_floats(table: pa.Table, keep=()) -> pa.Table:
     """`table` with its int64 value columns (integer columns, as parsed and stored) as float64, which
-    statistics, the pipeline and models compute in: beyond 2**53 that rounds, necessarily."""
-    fields = [pa.field(f.name, pa.float64()) if pa.types.is_integer(f.type) and f.name not in RESERVED else f
-              for f in table.schema]
+    statistics, the pipeline and models compute in: beyond 2**53 that rounds, necessarily. `keep`: names
+    left as they are."""
+    fields = [pa.field(f.name, pa.float64()) if pa.types.is_integer(f.type) and f.name not in RESERVED
+              and f.name not in keep else f for f in table.schema]
     return table.cast(pa.schema(fields), safe=False) if fields != list(table.schema) else table
 
 

@@ -64,6 +64,24 @@ def test_a_replay_runs_on_the_cluster_and_reads_like_the_embedded_one(engine, tm
     assert engine.health()["errors"] == [] and engine.health()["ingest_alive"] == 1
 
 
+def test_integers_beyond_2_53_stay_exact_in_the_delta_history(engine, tmp_path):
+    """Snowflake-like ids (about 1.6e18, odd: float64 cannot hold them) over 2 partitions are stored as
+    int64 in Delta and read back whole, as the embedded store keeps them; `n`, small integers, stays
+    float64 there (a partition may turn it to floats at its first fraction) and loses nothing."""
+    from deltalake import DeltaTable
+    from engine.cluster.delta_store import rows_uri
+    big = 1_600_000_000_000_000_001 + 2 * np.arange(3_000, dtype=np.int64)
+    path = tmp_path / "snow.csv"
+    path.write_text("snow,n,x\n" + "".join(f"{b},{i},{i * 0.5}\n" for i, b in enumerate(big.tolist())))
+    name = engine.add_replay(str(path))
+    engine.wait(name, timeout=240)
+    table = DeltaTable(rows_uri(os.environ["RIVULET_HISTORY"], name)).to_pyarrow_dataset().to_table()
+    assert table.schema.field("snow").type == "int64" and table.schema.field("n").type == "double"
+    stored = engine.store.rows(engine._get(name).id, columns=["snow", "n"])
+    assert stored.column("snow").to_pylist() == big.tolist()
+    assert stored.column("n").to_pylist() == list(range(3_000))
+
+
 def test_a_model_trains_on_the_delta_history_with_folds_on_dask(engine, cluster, tmp_path):
     import pandas as pd
     rng = np.random.default_rng(3)

@@ -72,9 +72,12 @@ def quarantine_uri(history: str, stream: str) -> str:
 
 
 def stored_schema(schema: Schema) -> pa.Schema:
-    """The rows table's columns: what the embedded store keeps, plus the partition; numbers as float64
-    (integer columns too: the embedded store's int64 is not kept across partitions)."""
-    columns = as_floats(schema.arrow().empty_table()).schema
+    """The rows table's columns: what the embedded store keeps, plus the partition. Integer columns that
+    held a value beyond 2**53 when the stream was made (ids, nanosecond stamps) stay int64: they never
+    turn to floats, so every partition writes them alike, and float64 would round them. Other numbers
+    are float64 (an integer column turns to floats at its first fraction, in each partition on its own,
+    and a Delta table's column has one type); their integers up to 2**53 are exact as floats."""
+    columns = as_floats(schema.arrow().empty_table(), keep=[c.name for c in schema.columns if c.wide]).schema
     return pa.schema([("_rid", pa.int64()), ("_ingest", pa.timestamp("us")), *columns,
                       ("_part", pa.int32())])
 
@@ -262,7 +265,8 @@ class DeltaStore:
         import pyarrow.parquet as pq
         from deltalake.transaction import AddAction
         if not rows.schema.equals(self.file_schema):
-            rows = as_floats(rows).select(self.file_schema.names).cast(self.file_schema)
+            ints = [f.name for f in self.file_schema if pa.types.is_integer(f.type)]
+            rows = as_floats(rows, keep=ints).select(self.file_schema.names).cast(self.file_schema)
         name = f"_part={self.partition}/part-{uuid.uuid4()}-c000.parquet"
         fs, root = pafs.FileSystem.from_uri(self.uri if "://" in self.uri else os.path.abspath(self.uri))
         path = f"{root.rstrip('/')}/{name}"
