@@ -448,14 +448,15 @@ class Engine:
         """Block until a finite source has been read to its end and every batch is committed."""
         s = self._get(name)
         deadline = None if timeout is None else time.monotonic() + timeout
+        finished = lambda: s.restored and s.source.done and not s.busy and s.inflight == 0   # noqa: E731
         while True:
             if s.error:
                 raise UserError(f"stream {name!r} stopped: {s.error}")
-            if s.restored and s.source.done and not s.busy and s.inflight == 0:
+            if finished():
                 return s.snapshot
             if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"stream {name!r} still running after {timeout}s")
-            time.sleep(0.005)
+            s.wait_until(lambda: s.error or finished(), 0.05)
 
     # --- threads ---------------------------------------------------------------------
     def _ingest_loop(self, s: Stream) -> None:
@@ -472,7 +473,8 @@ class Engine:
                 time.sleep(0.2)
                 continue
             if s.source.max_inflight and s.inflight >= s.source.max_inflight:
-                time.sleep(0.002)        # let what arrives meanwhile join the next batch
+                # until the writer takes one: what arrives meanwhile joins the next batch
+                s.wait_until(lambda: s.inflight < s.source.max_inflight or self.stopping.is_set(), 0.05)
                 continue
             s.busy, batch = True, None
             try:
@@ -485,6 +487,7 @@ class Engine:
                 if batch is None:
                     s.busy = False
                     if s.source.done or getattr(s.source, "paused", False):
+                        s.moved()
                         if s.inflight == 0 and s.snapshot and s.snapshot.state != s.source.status().get("state"):
                             with s.lock:     # not over a pipeline switch publishing at the same time
                                 s.publish()  # show "ended" / "paused" without waiting for data
@@ -504,10 +507,12 @@ class Engine:
         except UserError as e:
             s.error = f"{prefix}{e}"
             s.publish()
+            s.moved()
         except Exception as e:
             log.exception("%s %s failed", stage, s.name)
             s.error = f"{prefix}{e}" if prefix else f"{type(e).__name__}: {e}"
             s.publish()
+            s.moved()
 
     def _write_loop(self) -> None:
         last_prune: dict[int, float] = {}
@@ -543,10 +548,11 @@ class Engine:
                                      s.config.get("retention_seconds"))
         finally:
             s.done_count += len(works)
+            s.moved()
 
     def _drain(self, s: Stream) -> None:
-        while s.inflight > 0:
-            time.sleep(0.005)
+        while not s.wait_until(lambda: s.inflight == 0, 0.05):
+            pass
 
     def close(self) -> None:
         """Stop the threads after the queued batches are committed, then release the folder."""

@@ -102,6 +102,9 @@ class Stream:
     # held by the ingest thread while it reads and prepares a batch: whoever holds it and sees
     # `inflight == 0` may swap the pipeline and operators at a batch boundary
     lock: threading.RLock = field(default_factory=threading.RLock)
+    # notified when a batch is committed, the source stops giving batches or the stream fails: waiting
+    # on it instead of polling every few ms leaves the GIL to the threads doing the work
+    progress: threading.Condition = field(default_factory=threading.Condition)
 
     # --- set-up ----------------------------------------------------------------------
     @property
@@ -225,8 +228,18 @@ class Stream:
             return True
 
     def _drain(self) -> None:
-        while self.inflight > 0:
-            time.sleep(0.002)
+        while not self.wait_until(lambda: self.inflight == 0, 0.05):
+            pass
+
+    def wait_until(self, ready, timeout: float) -> bool:
+        """Block until ready() holds or `timeout` s pass (what `moved` does not announce is seen then)."""
+        with self.progress:
+            return self.progress.wait_for(ready, timeout)
+
+    def moved(self) -> None:
+        """Wake whoever waits in `wait_until`."""
+        with self.progress:
+            self.progress.notify_all()
 
     def _save_config(self, **changes) -> None:
         self.config.update(changes)
