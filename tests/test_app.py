@@ -353,6 +353,27 @@ def test_sources_offers_slash_dates_as_the_time_column(app):
     at = rerun_until(at, lambda a: any("real time" in p.proto.text for p in a.get("progress")))
 
 
+def weekly_csv(weeks: int = 12) -> bytes:
+    """Weekly closing prices as plotly's stocks table has them, dated day-first (`15/01/2018 00:00`)."""
+    days = pd.date_range("2018-01-01", periods=weeks, freq="7D")
+    return pd.DataFrame({"date": days.strftime("%d/%m/%Y %H:%M"),
+                         "GOOG": np.linspace(1.0, 1.2, weeks)}).to_csv(index=False).encode()
+
+
+def test_weekly_data_replays_at_a_week_a_second_and_more(app):
+    """× real time reaches multiples that move weekly data: at the old 10,000x cap a week took a minute."""
+    at = open_app(SOURCES)
+    at = upload(at, "stocks.csv", weekly_csv())
+    assert any("**date** (time, %d/%m/%Y %H:%M)" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.radio(key="upload_speed").set_value("× real time").run()
+    at.number_input(key="upload_multiple").set_value(20 * 604_800.0).run()     # 20 weeks a second
+    assert not at.exception, at.exception
+    button(at, "Start replay").click().run()
+    assert not at.error, [e.value for e in at.error]
+    at = rerun_until(at, lambda a: any("12,096,000× real time" in p.proto.text for p in a.get("progress")))
+    at = rerun_until(at, lambda a: number(metric(a, "Rows")) == 12, timeout=30)
+
+
 def test_aggregates_time_range_is_event_time(app):
     """'From 2015-06-01' narrows every panel to the rows dated from then, by the `date` column."""
     at = open_app(SOURCES)

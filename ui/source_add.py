@@ -16,6 +16,8 @@ from ui.uploads import session_spools, spooled_uploader
 SPEEDS = {"Full speed": "max", "Rows per second": "rows", "× real time": "realtime"}
 AUTO_TIME = "(first column of dates or times)"
 AUTO_FORMAT = "(detected)"
+REALTIME_HELP = ("1 keeps the file's own gaps between rows; 3600 plays an hour of data a second, 604800 a week "
+                 "a second (daily or weekly data needs such multiples).")
 
 
 def time_format_box(box, key: str) -> str | None:
@@ -50,7 +52,7 @@ def upload_panel(engine: Engine) -> None:
         value = c2.number_input("Rows per second", *SPEED_LIMITS["rows"], 100.0, step=10.0, key="upload_rows_per_s")
     elif SPEEDS[mode] == "realtime":
         value = c2.number_input("Multiple of real time", *SPEED_LIMITS["realtime"], 1.0, step=0.5,
-                                key="upload_multiple")
+                                key="upload_multiple", help=REALTIME_HELP)
     # dates and times first; numbers are epoch seconds (or ms); text whose layout was not detected
     times = sorted((c for c in columns.columns if c.kind != "bool"), key=lambda c: ("time", "number", "text").index(
         c.kind)) if columns else []
