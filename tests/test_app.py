@@ -357,7 +357,8 @@ def weekly_csv(weeks: int = 12) -> bytes:
     """Weekly closing prices as plotly's stocks table has them, dated day-first (`15/01/2018 00:00`)."""
     days = pd.date_range("2018-01-01", periods=weeks, freq="7D")
     return pd.DataFrame({"date": days.strftime("%d/%m/%Y %H:%M"),
-                         "GOOG": np.linspace(1.0, 1.2, weeks)}).to_csv(index=False).encode()
+                         "GOOG": np.linspace(1.0, 1.2, weeks), "AAPL": np.cos(np.arange(weeks))}
+                        ).to_csv(index=False).encode()
 
 
 def test_weekly_data_replays_at_a_week_a_second_and_more(app):
@@ -372,6 +373,29 @@ def test_weekly_data_replays_at_a_week_a_second_and_more(app):
     assert not at.error, [e.value for e in at.error]
     at = rerun_until(at, lambda a: any("12,096,000× real time" in p.proto.text for p in a.get("progress")))
     at = rerun_until(at, lambda a: number(metric(a, "Rows")) == 12, timeout=30)
+
+
+def test_bucket_width_follows_the_stream_until_one_is_picked(app):
+    """Weekly rows chart by day on Aggregates (the old fixed 10 s default showed one dot) and by month on
+    Correlations' r over time (a day holds one row); a width the user picks stays when the stream changes."""
+    at = open_app(SOURCES)
+    at = upload(at, "stocks.csv", weekly_csv(30))
+    button(at, "Start replay").click().run()
+    at.switch_page(AGGREGATES).run()
+    at = rerun_until(at, lambda a: "stocks" in a.selectbox(key="view_stream").options)
+    at.selectbox(key="view_stream").set_value("stocks").run()
+    at = rerun_until(at, lambda a: rows_shown(a) == 30)
+    at.run()
+    assert at.selectbox(key="agg_width").value == "1 day"
+    assert any(c.value.startswith("Newest 30 buckets of 1 day") for c in at.caption), [c.value for c in at.caption]
+    at.selectbox(key="view_stream").set_value("demo").run()
+    assert at.selectbox(key="agg_width").value != "1 day"          # the demo's own: seconds of rows
+    at.selectbox(key="agg_width").set_value("1 week").run()
+    at.selectbox(key="view_stream").set_value("stocks").run()
+    assert at.selectbox(key="agg_width").value == "1 week"         # picked: kept
+    at.switch_page(CORRELATIONS).run()
+    assert at.selectbox(key="corr_width").value == "1 month"
+    assert not at.exception, at.exception
 
 
 def test_aggregates_time_range_is_event_time(app):
