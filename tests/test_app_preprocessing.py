@@ -90,3 +90,13 @@ def test_reorder_remove_refuse_and_go_back(page):
     assert steps_shown(at) == []
     history = at.dataframe[-1].value.set_index("version")
     assert history.loc[0, "running"] == "● running" and history.loc[1, "running"] == ""
+
+
+def test_normalise_with_no_column_picked_takes_every_number_column(page):
+    """A wide file (breast_cancer: 30 columns) needed a click per column before Add step could be pressed."""
+    at, df, _ = page
+    add(at, "normalise")
+    assert steps_shown(at) == ["Normalise x, y (z-score, running statistics)"]
+    add(at, "clip", clip_upper="1")
+    assert steps_shown(at)[1] == "Clip x, y to [−∞, 1]"
+    assert at.dataframe[1].value[["x", "y"]].max().max() <= 1
