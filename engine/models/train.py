@@ -39,7 +39,7 @@ def check_rows(rows: Rows, spec: ModelSpec) -> None:
     if spec.task == "classification":
         classes = np.unique(rows.y)
         if len(classes) < 2:
-            raise UserError(f"the target {spec.target!r} has one class only ({classes[0]!r}); "
+            raise UserError(f"the target {spec.target!r} has one class only ({_plain(classes[0])}); "
                             f"a classifier needs at least two")
 
 
@@ -58,9 +58,19 @@ def fit(spec: ModelSpec, X, y, where: str = "training"):
             raise UserError(f"{where}: {msg}") from None
 
 
+def _plain(value) -> str:
+    """A class as the user wrote it: 0, not np.int64(0)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def fit_fold(spec: ModelSpec, X, y, splits: list, k: int) -> dict:
     """Fit on fold k's training rows, score on its test rows."""
     tr, te = splits[k]
+    if spec.task == "classification" and len(one := np.unique(y[tr])) < 2:
+        # said before scikit-learn says it in its own words ("... only one class: np.int64(0)")
+        raise UserError(f"fold {k + 1} of {len(splits)} trains on one class only ({_plain(one[0])}): the older "
+                        f"rows hold one class, as in a file sorted by its target; use stratified folds if the "
+                        f"rows are not a time series, or fewer folds")
     model = fit(spec, X.iloc[tr], y[tr], where=f"fold {k + 1} of {len(splits)}")
     return evaluate.score(model, X.iloc[te], y[te], spec.task)
 
