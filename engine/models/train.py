@@ -32,6 +32,11 @@ def _quiet(progress: Progress | None) -> Progress:
     return progress or (lambda done, total, message: None)
 
 
+def _plain(value) -> str:
+    """A class as the user wrote it: 0, not np.int64(0)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def check_rows(rows: Rows, spec: ModelSpec) -> None:
     if len(rows.y) == 0:
         raise UserError(f"no rows with a value for the target {spec.target!r}"
@@ -52,25 +57,20 @@ def fit(spec: ModelSpec, X, y, where: str = "training"):
             return model.fit(X, y)
         except ValueError as e:
             msg = str(e).splitlines()[0]
+            if spec.task == "classification" and len(one := np.unique(y)) < 2:
+                # a forest fits one class; a linear model refuses it in its own words ("np.int64(0)")
+                raise UserError(f"{where} trains on one class only ({_plain(one[0])}): the older rows hold one "
+                                f"class, as in a file sorted by its target; use stratified folds if the rows "
+                                f"are not a time series, or fewer folds") from None
             if "class" in msg and spec.task == "classification":
                 raise UserError(f"{where}: {msg} (a time-ordered fold saw one class only; "
                                 f"use fewer folds, stratified folds, or more rows)") from None
             raise UserError(f"{where}: {msg}") from None
 
 
-def _plain(value) -> str:
-    """A class as the user wrote it: 0, not np.int64(0)."""
-    return repr(value.item() if isinstance(value, np.generic) else value)
-
-
 def fit_fold(spec: ModelSpec, X, y, splits: list, k: int) -> dict:
     """Fit on fold k's training rows, score on its test rows."""
     tr, te = splits[k]
-    if spec.task == "classification" and len(one := np.unique(y[tr])) < 2:
-        # said before scikit-learn says it in its own words ("... only one class: np.int64(0)")
-        raise UserError(f"fold {k + 1} of {len(splits)} trains on one class only ({_plain(one[0])}): the older "
-                        f"rows hold one class, as in a file sorted by its target; use stratified folds if the "
-                        f"rows are not a time series, or fewer folds")
     model = fit(spec, X.iloc[tr], y[tr], where=f"fold {k + 1} of {len(splits)}")
     return evaluate.score(model, X.iloc[te], y[te], spec.task)
 
