@@ -395,6 +395,9 @@ def test_bucket_width_follows_the_stream_until_one_is_picked(app):
     assert at.selectbox(key="agg_width").value == "1 week"         # picked: kept
     at.switch_page(CORRELATIONS).run()
     assert at.selectbox(key="corr_width").value == "1 month"
+    at.switch_page("pages/6_Export.py").run()
+    at.radio(key="x_data").set_value("Bucket series").run()
+    assert at.selectbox(key="x_width").value == "1 day"             # the download holds every week
     assert not at.exception, at.exception
 
 
