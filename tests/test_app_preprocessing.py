@@ -100,3 +100,11 @@ def test_normalise_with_no_column_picked_takes_every_number_column(page):
     add(at, "clip", clip_upper="1")
     assert steps_shown(at)[1] == "Clip x, y to [−∞, 1]"
     assert at.dataframe[1].value[["x", "y"]].max().max() <= 1
+
+
+def test_a_cast_to_time_names_its_format():
+    """Day-first dates cast with %d/%m/%Y showed as 'Cast date to time': which way round was not said."""
+    from ui.steps import describe
+    step = {"kind": "cast", "params": {"columns": ["date"], "to": "time", "format": "%d/%m/%Y"}}
+    assert describe(step) == "Cast date to time (%d/%m/%Y)"
+    assert describe({"kind": "cast", "params": {"columns": ["x"], "to": "number"}}) == "Cast x to number"

@@ -44,7 +44,7 @@ def describe(step: dict) -> str:
             what = "with " + ", ".join(f"{v!r}" for v in dict.fromkeys(value.values()))
         return f"Fill missing {_cols(cols)} {what}"
     if k == "cast":
-        return f"Cast {_cols(p.get('columns'))} to {p.get('to')}"
+        return f"Cast {_cols(p.get('columns'))} to {p.get('to')}" + (f" ({p['format']})" if p.get("format") else "")
     if k == "normalise":
         method = "z-score" if p.get("method", "zscore") == "zscore" else "min-max"
         return f"Normalise {_cols(p.get('columns'))} ({method}, {p.get('stats', 'running')} statistics)"
