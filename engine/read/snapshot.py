@@ -193,15 +193,15 @@ class Snapshot:
         buckets of `fill` rows or more on average: a chart of the whole stream (weekly rows from 2018 by
         day, not one 10 s bucket); the coarsest width when none does, None before a row has a time. A
         width holds every row when its per-column counts add up to the coarsest width's (finer widths
-        keep only their newest buckets)."""
+        keep only their newest buckets); the first column's counts stand for the rows, so a stream of
+        thousands of columns costs no more."""
         widths = sorted(self.series)
         if not widths or not len(self.series[widths[-1]]):
             return None
-        every = self.series[widths[-1]].n.sum(axis=0)
+        every = self.series[widths[-1]].n[:, :1].sum()
         for w in widths:
             ks = self.series[w]
-            if len(ks) <= most and len(ks) * fill <= every.max(initial=0) \
-                    and np.array_equal(ks.n.sum(axis=0), every):
+            if len(ks) <= most and len(ks) * fill <= every and ks.n[:, :1].sum() == every:
                 return w
         return widths[-1]
 
