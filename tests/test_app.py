@@ -401,6 +401,22 @@ def test_bucket_width_follows_the_stream_until_one_is_picked(app):
     assert not at.exception, at.exception
 
 
+def test_looping_an_ended_replay_can_be_paused_at_once(app):
+    """Loop turned on for a replay that had ended started it again, but its Pause button stayed disabled
+    (drawn for the ended replay) while a 150-row file looped thousands of passes a minute."""
+    at = open_app(SOURCES)
+    at = upload(at, "small.csv", weekly_csv())
+    button(at, "Start replay").click().run()
+    at = rerun_until(at, lambda a: any("100% of the file" in p.proto.text for p in a.get("progress")))
+    at.run()
+    assert button(at, "Pause").disabled                     # ended: nothing to pause
+    at.toggle(key="loop_small").set_value(True).run()
+    assert not at.exception, at.exception
+    assert not button(at, "Pause").disabled
+    button(at, "Pause").click().run()
+    at = rerun_until(at, lambda a: any("paused" in m.value for m in a.markdown))
+
+
 def test_aggregates_time_range_is_event_time(app):
     """'From 2015-06-01' narrows every panel to the rows dated from then, by the `date` column."""
     at = open_app(SOURCES)

@@ -85,6 +85,7 @@ def controls(engine: Engine, name: str) -> None:
         if loop != bool(src.get("loop")):
             with guard("Changing loop"):
                 engine.set_loop(name, loop)
+                st.rerun()       # Pause was drawn above for an ended replay (disabled); looping, it runs again
         by = s2.radio("Seek to", ["row", "time"], horizontal=True, key=f"seek_by_{name}")
         if by == "row":
             target = s3.number_input("Row (0 = first data row)", 0, None, 0, step=1000, key=f"seek_row_{name}")
