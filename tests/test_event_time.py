@@ -347,3 +347,18 @@ def test_a_bucket_width_for_r_over_time_has_rows_to_correlate(tmp_path):
     snap, _, _ = replay(tmp_path / "s", path)
     assert snap.fitting_width(240, fill=10) == 10
     assert snap.bucket_series(10)["count"][:, 0].min() == 10
+
+
+def test_a_column_of_whole_years_read_with_a_year_format(tmp_path):
+    """gapminder's `year` (1952, 1957, ...) named as the time column with %Y: the integer column kept its
+    integer mark, the parser checked its timestamps as integers and the stream stopped with a TypeError."""
+    years = np.repeat(np.arange(1952, 2008, 5), 3)
+    df = pd.DataFrame({"country": np.tile(["a", "b", "c"], len(years) // 3), "year": years,
+                       "lifeExp": np.linspace(30, 80, len(years))})
+    path = tmp_path / "gapminder.csv"
+    df.to_csv(path, index=False)
+    snap, schema, bad = replay(tmp_path, str(path), time_column="year", time_format="%Y")
+    assert snap.error is None and snap.counts["ingested"] == len(df) and bad == []
+    want = (pd.to_datetime(df["year"].astype(str), format="%Y") - pd.Timestamp("1970-01-01")) / pd.Timedelta("1s")
+    assert list(event_times(snap)) == want.tolist()
+    assert snap.time_column == "year" and "year" not in snap.columns
