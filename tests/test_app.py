@@ -417,6 +417,23 @@ def test_looping_an_ended_replay_can_be_paused_at_once(app):
     at = rerun_until(at, lambda a: any("paused" in m.value for m in a.markdown))
 
 
+def test_a_column_of_years_as_the_time_column(app):
+    """gapminder's `year` named as the time column was read as epoch seconds (1952 s after 1970) without a
+    word, and with %Y typed as its format the replay stopped with a TypeError."""
+    df = pd.DataFrame({"country": ["a", "b"] * 6, "year": np.repeat(np.arange(1952, 1982, 5), 2),
+                       "lifeExp": np.linspace(30, 60, 12)})
+    at = open_app(SOURCES)
+    at = upload(at, "gapminder.csv", df.to_csv(index=False).encode())
+    at.selectbox(key="upload_time_column").set_value("year").run()
+    assert any("pick %Y as its time format" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.selectbox(key="upload_time_format").set_value("%Y").run()
+    assert not any("%Y as its time format" in c.value for c in at.caption)
+    button(at, "Start replay").click().run()
+    assert not at.error, [e.value for e in at.error]
+    at = rerun_until(at, lambda a: number(metric(a, "Rows")) == 12)
+    assert not any("stopped" in e.value for e in at.error), [e.value for e in at.error]
+
+
 def test_aggregates_time_range_is_event_time(app):
     """'From 2015-06-01' narrows every panel to the rows dated from then, by the `date` column."""
     at = open_app(SOURCES)
