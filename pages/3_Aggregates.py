@@ -8,7 +8,7 @@ import streamlit as st
 from engine import Snapshot, bucket_label, stats_dict
 from ui import charts
 from ui import format as fmt
-from ui.controls import WIDTHS, pick_columns, pick_time, stream_row
+from ui.controls import pick_columns, pick_time, pick_width, stream_row
 from ui.filters import filters_panel, latest, window_caption, window_of
 from ui.guard import guard
 from ui.page import header
@@ -116,8 +116,7 @@ def page() -> None:
         pick = pick_time("agg")
     columns = pick_columns(snap, "agg")
     c1, c2, c3, c4 = st.columns(4)
-    remember("agg_width", "10 s", list(WIDTHS))
-    width = WIDTHS[c1.selectbox("Bucket width", list(WIDTHS), key="agg_width", on_change=keep, args=("agg_width",))]
+    width = pick_width(c1, "agg_width", snap, "Bucket width", CHART_BUCKETS)
     remember("agg_band", BANDS[0], BANDS)
     band = c2.radio("Band", BANDS, key="agg_band", horizontal=True, on_change=keep, args=("agg_band",))
     categorical = [f.name for f in snap.schema if f.name != snap.time_column

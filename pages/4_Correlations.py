@@ -10,7 +10,7 @@ import streamlit as st
 from engine import BUFFER_ROWS, Snapshot, bucket_label, strongest_pairs, view
 from ui import charts
 from ui import format as fmt
-from ui.controls import WIDTHS, pick_columns, pick_time, stream_row
+from ui.controls import pick_columns, pick_time, pick_width, stream_row
 from ui.filters import filters_panel, latest, window_caption, window_of
 from ui.guard import guard
 from ui.page import header
@@ -22,6 +22,7 @@ engine, every = header(
     "Pearson correlation and covariance between numeric columns over a live window (pairwise complete "
     "rows, sample covariance).")
 SCATTER_ROWS = 3000
+ROWS_PER_BUCKET = 10      # the default width for r over time gives buckets of 10 rows or more (r needs several)
 
 
 def strength(r: float) -> str:
@@ -81,9 +82,7 @@ def page() -> None:
     remember("corr_y", columns[1], columns)
     x = c1.selectbox("Pair: x", columns, key="corr_x", on_change=keep, args=("corr_x",))
     y = c2.selectbox("Pair: y", columns, key="corr_y", on_change=keep, args=("corr_y",))
-    remember("corr_width", "10 s", list(WIDTHS))
-    width = WIDTHS[c3.selectbox("Bucket width (over time)", list(WIDTHS), key="corr_width",
-                                on_change=keep, args=("corr_width",))]
+    width = pick_width(c3, "corr_width", snap, "Bucket width (over time)", 240, fill=ROWS_PER_BUCKET)
     filters = filters_panel(snap)
 
     @live_fragment(every)

@@ -9,7 +9,7 @@ import streamlit as st
 from engine import bucket_label, downloads, upload_limit_bytes
 from engine.models import JOBLIB_WARNING, SUFFIX, export_bytes, raw_warning
 from ui import format as fmt
-from ui.controls import WIDTHS, pick_stream
+from ui.controls import pick_stream, pick_width
 from ui.guard import guard
 from ui.page import header
 from ui.uploads import opened
@@ -117,7 +117,8 @@ def data_export() -> None:
         table = downloads.window_stats(snap, rows=rows)
         note = f"count, mean, var, std, min, max of each numeric column over the last {rows:,} rows"
     elif kind == "buckets":
-        width = WIDTHS[c3.selectbox("Bucket width", list(WIDTHS), index=1, key="x_width")]
+        # the finest width holding every row (weekly rows: days; at 10 s the file gave one bucket)
+        width = pick_width(c3, "x_width", snap, "Bucket width", 10_000)
         table = downloads.bucket_series(snap, width)
         note = f"every {bucket_label(width)} bucket kept, one row per bucket and column"
     else:

@@ -353,6 +353,87 @@ def test_sources_offers_slash_dates_as_the_time_column(app):
     at = rerun_until(at, lambda a: any("real time" in p.proto.text for p in a.get("progress")))
 
 
+def weekly_csv(weeks: int = 12) -> bytes:
+    """Weekly closing prices as plotly's stocks table has them, dated day-first (`15/01/2018 00:00`)."""
+    days = pd.date_range("2018-01-01", periods=weeks, freq="7D")
+    return pd.DataFrame({"date": days.strftime("%d/%m/%Y %H:%M"),
+                         "GOOG": np.linspace(1.0, 1.2, weeks), "AAPL": np.cos(np.arange(weeks))}
+                        ).to_csv(index=False).encode()
+
+
+def test_weekly_data_replays_at_a_week_a_second_and_more(app):
+    """× real time reaches multiples that move weekly data: at the old 10,000x cap a week took a minute."""
+    at = open_app(SOURCES)
+    at = upload(at, "stocks.csv", weekly_csv())
+    assert any("**date** (time, %d/%m/%Y %H:%M)" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.radio(key="upload_speed").set_value("× real time").run()
+    at.number_input(key="upload_multiple").set_value(20 * 604_800.0).run()     # 20 weeks a second
+    assert not at.exception, at.exception
+    button(at, "Start replay").click().run()
+    assert not at.error, [e.value for e in at.error]
+    at = rerun_until(at, lambda a: any("12,096,000× real time" in p.proto.text for p in a.get("progress")))
+    at = rerun_until(at, lambda a: number(metric(a, "Rows")) == 12, timeout=30)
+
+
+def test_bucket_width_follows_the_stream_until_one_is_picked(app):
+    """Weekly rows chart by day on Aggregates (the old fixed 10 s default showed one dot) and by month on
+    Correlations' r over time (a day holds one row); a width the user picks stays when the stream changes."""
+    at = open_app(SOURCES)
+    at = upload(at, "stocks.csv", weekly_csv(30))
+    button(at, "Start replay").click().run()
+    at.switch_page(AGGREGATES).run()
+    at = rerun_until(at, lambda a: "stocks" in a.selectbox(key="view_stream").options)
+    at.selectbox(key="view_stream").set_value("stocks").run()
+    at = rerun_until(at, lambda a: rows_shown(a) == 30)
+    at.run()
+    assert at.selectbox(key="agg_width").value == "1 day"
+    assert any(c.value.startswith("Newest 30 buckets of 1 day") for c in at.caption), [c.value for c in at.caption]
+    at.selectbox(key="view_stream").set_value("demo").run()
+    assert at.selectbox(key="agg_width").value != "1 day"          # the demo's own: seconds of rows
+    at.selectbox(key="agg_width").set_value("1 week").run()
+    at.selectbox(key="view_stream").set_value("stocks").run()
+    assert at.selectbox(key="agg_width").value == "1 week"         # picked: kept
+    at.switch_page(CORRELATIONS).run()
+    assert at.selectbox(key="corr_width").value == "1 month"
+    at.switch_page("pages/6_Export.py").run()
+    at.radio(key="x_data").set_value("Bucket series").run()
+    assert at.selectbox(key="x_width").value == "1 day"             # the download holds every week
+    assert not at.exception, at.exception
+
+
+def test_looping_an_ended_replay_can_be_paused_at_once(app):
+    """Loop turned on for a replay that had ended started it again, but its Pause button stayed disabled
+    (drawn for the ended replay) while a 150-row file looped thousands of passes a minute."""
+    at = open_app(SOURCES)
+    at = upload(at, "small.csv", weekly_csv())
+    button(at, "Start replay").click().run()
+    at = rerun_until(at, lambda a: any("100% of the file" in p.proto.text for p in a.get("progress")))
+    at.run()
+    assert button(at, "Pause").disabled                     # ended: nothing to pause
+    at.toggle(key="loop_small").set_value(True).run()
+    assert not at.exception, at.exception
+    assert not button(at, "Pause").disabled
+    button(at, "Pause").click().run()
+    at = rerun_until(at, lambda a: any("paused" in m.value for m in a.markdown))
+
+
+def test_a_column_of_years_as_the_time_column(app):
+    """gapminder's `year` named as the time column was read as epoch seconds (1952 s after 1970) without a
+    word, and with %Y typed as its format the replay stopped with a TypeError."""
+    df = pd.DataFrame({"country": ["a", "b"] * 6, "year": np.repeat(np.arange(1952, 1982, 5), 2),
+                       "lifeExp": np.linspace(30, 60, 12)})
+    at = open_app(SOURCES)
+    at = upload(at, "gapminder.csv", df.to_csv(index=False).encode())
+    at.selectbox(key="upload_time_column").set_value("year").run()
+    assert any("pick %Y as its time format" in c.value for c in at.caption), [c.value for c in at.caption]
+    at.selectbox(key="upload_time_format").set_value("%Y").run()
+    assert not any("%Y as its time format" in c.value for c in at.caption)
+    button(at, "Start replay").click().run()
+    assert not at.error, [e.value for e in at.error]
+    at = rerun_until(at, lambda a: number(metric(a, "Rows")) == 12)
+    assert not any("stopped" in e.value for e in at.error), [e.value for e in at.error]
+
+
 def test_aggregates_time_range_is_event_time(app):
     """'From 2015-06-01' narrows every panel to the rows dated from then, by the `date` column."""
     at = open_app(SOURCES)

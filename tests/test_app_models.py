@@ -305,3 +305,18 @@ def test_a_holdout_of_one_class_is_called_out(app, monkeypatch):
     at = train_clicked(at)
     assert not [w.value for w in at.warning if "holdout rows are" in w.value]
     assert any("stratified random 60 rows" in c.value for c in at.caption), [c.value for c in at.caption]
+
+
+def test_the_target_stays_the_label_after_a_step_appends_a_column(app, monkeypatch):
+    """A derive step appends its column last; the form took the last column as the target, so the
+    derived ratio became the target and the label a feature (seen on breast_cancer's `target`)."""
+    import os
+    from ui.engine import _shared_engine
+    at = uploaded(frame(), "plant", monkeypatch)
+    assert at.selectbox(key="m_target").value == "label"
+    engine = _shared_engine(os.environ["RIVULET_DATA_DIR"], False)      # the page's own engine
+    engine.apply("plant", {"steps": [{"kind": "derive", "params": {"name": "ratio", "expr": "x / (abs(y) + 1)"}}]})
+    at = rerun_until(at, lambda a: "ratio" in a.selectbox(key="m_target").options)
+    for page in (at, open_app(MODELS)):         # this session, and a new one's first visit
+        assert page.selectbox(key="m_target").value == "label", page.selectbox(key="m_target").options
+        assert "label" not in page.multiselect(key="m_features").value

@@ -90,3 +90,21 @@ def test_reorder_remove_refuse_and_go_back(page):
     assert steps_shown(at) == []
     history = at.dataframe[-1].value.set_index("version")
     assert history.loc[0, "running"] == "● running" and history.loc[1, "running"] == ""
+
+
+def test_normalise_with_no_column_picked_takes_every_number_column(page):
+    """A wide file (breast_cancer: 30 columns) needed a click per column before Add step could be pressed."""
+    at, df, _ = page
+    add(at, "normalise")
+    assert steps_shown(at) == ["Normalise x, y (z-score, running statistics)"]
+    add(at, "clip", clip_upper="1")
+    assert steps_shown(at)[1] == "Clip x, y to [−∞, 1]"
+    assert at.dataframe[1].value[["x", "y"]].max().max() <= 1
+
+
+def test_a_cast_to_time_names_its_format():
+    """Day-first dates cast with %d/%m/%Y showed as 'Cast date to time': which way round was not said."""
+    from ui.steps import describe
+    step = {"kind": "cast", "params": {"columns": ["date"], "to": "time", "format": "%d/%m/%Y"}}
+    assert describe(step) == "Cast date to time (%d/%m/%Y)"
+    assert describe({"kind": "cast", "params": {"columns": ["x"], "to": "number"}}) == "Cast x to number"

@@ -313,3 +313,52 @@ def test_typed_times_read_the_detected_layouts():
     for text in ["03/04/2012", "31.02.2012", "tomorrow"]:
         with pytest.raises(UserError, match="year-month-day|not a time"):
             parse_time(text)
+
+
+# (rows' times, the width a chart of the whole stream takes): the finest width whose kept buckets
+# hold every row in at most 240 buckets
+FITS = [
+    (pd.date_range("2018-01-01", periods=105, freq="7D"), DAY),     # plotly's stocks: 105 days hold a row each
+    (pd.date_range("2011-01-01", periods=1827, freq="D"), MONTH),   # 5 years daily: 261 weeks, 60 months
+    (pd.date_range("2024-01-01", periods=300, freq="s"), 10),       # 300 seconds: 30 buckets of 10 s
+    (pd.date_range("2024-01-01", periods=100, freq="s"), 1),
+]
+
+
+@pytest.mark.parametrize("times,width", FITS, ids=["weekly", "daily-5y", "300s", "100s"])
+def test_the_bucket_width_that_charts_the_whole_stream(tmp_path, times, width):
+    path = write(tmp_path, [t.strftime("%d/%m/%Y %H:%M:%S") for t in times])
+    snap, _, _ = replay(tmp_path, path, time_column="when", time_format="%d/%m/%Y %H:%M:%S")
+    assert snap.fitting_width(240) == width
+    series = snap.bucket_series(width)
+    want = pd.Series(1, index=times).resample(pd.Timedelta(seconds=width) if width < DAY else
+                                              {DAY: "D", MONTH: "MS"}[width]).count()
+    assert series["count"][:, 0].sum() == len(times) and len(series["start"]) == int((want > 0).sum())
+
+
+def test_a_bucket_width_for_r_over_time_has_rows_to_correlate(tmp_path):
+    """With 10 rows a bucket at least, weekly rows get months (a day holds one row: no r), 1 row a second 10 s."""
+    weekly = pd.date_range("2018-01-01", periods=105, freq="7D")
+    path = write(tmp_path, [t.strftime("%d/%m/%Y") for t in weekly], name="w.csv")
+    snap, _, _ = replay(tmp_path / "w", path, time_column="when", time_format="%d/%m/%Y")
+    assert snap.fitting_width(240, fill=10) == MONTH
+    seconds = pd.date_range("2024-01-01", periods=1000, freq="s")
+    path = write(tmp_path, [t.strftime("%Y-%m-%d %H:%M:%S") for t in seconds], name="s.csv")
+    snap, _, _ = replay(tmp_path / "s", path)
+    assert snap.fitting_width(240, fill=10) == 10
+    assert snap.bucket_series(10)["count"][:, 0].min() == 10
+
+
+def test_a_column_of_whole_years_read_with_a_year_format(tmp_path):
+    """gapminder's `year` (1952, 1957, ...) named as the time column with %Y: the integer column kept its
+    integer mark, the parser checked its timestamps as integers and the stream stopped with a TypeError."""
+    years = np.repeat(np.arange(1952, 2008, 5), 3)
+    df = pd.DataFrame({"country": np.tile(["a", "b", "c"], len(years) // 3), "year": years,
+                       "lifeExp": np.linspace(30, 80, len(years))})
+    path = tmp_path / "gapminder.csv"
+    df.to_csv(path, index=False)
+    snap, schema, bad = replay(tmp_path, str(path), time_column="year", time_format="%Y")
+    assert snap.error is None and snap.counts["ingested"] == len(df) and bad == []
+    want = (pd.to_datetime(df["year"].astype(str), format="%Y") - pd.Timestamp("1970-01-01")) / pd.Timedelta("1s")
+    assert list(event_times(snap)) == want.tolist()
+    assert snap.time_column == "year" and "year" not in snap.columns

@@ -1,4 +1,6 @@
 """Safe expressions: what they compute (against numpy) and what they refuse (anything reaching Python)."""
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -95,3 +97,15 @@ def test_backticks_name_columns_that_are_not_python_names():
                           ("`a`.real", "attribute access")]:
         with pytest.raises(UserError, match=message):
             Expr.parse(text, kinds)
+
+
+def test_a_name_with_spaces_typed_without_backticks_is_told_to_quote_it():
+    """`mean area / mean radius` (breast_cancer's names) said only 'invalid syntax at character 6'."""
+    kinds = {"mean area": "number", "mean radius": "number", "od280/od315": "number", "a": "number"}
+    for text, name in [("mean area / mean radius", "mean radius"), ("od280/od315 * 2", "od280/od315"),
+                       ("`mean area` / mean radius", "mean radius")]:
+        with pytest.raises(UserError, match=f"backticks: `{re.escape(name)}`"):
+            Expr.parse(text, kinds)
+    with pytest.raises(UserError) as e:            # nothing to quote: no hint
+        Expr.parse("a +* 2", kinds)
+    assert "backticks" not in str(e.value)

@@ -19,6 +19,7 @@ from engine.models.train import train
 from engine.runtime import Engine
 from engine.ingest.replay import Speed
 from models_data import Payload, mixed_frame
+from conftest import wait_for
 
 SPEC = ModelSpec("classification", "label", ("a", "b"), ("site",), "logreg", cv=3)
 
@@ -368,3 +369,23 @@ def test_leaderboard_ranks_by_holdout_and_flags_a_gap_with_cross_validation(engi
     assert leaky["holdout"] < 0.3 and leaky["gap"] < -0.5
     assert leaky["warning"].startswith("holdout much worse than cross-validation")
     assert board[0]["model"] != leaky["model"]               # ranked by CV it would lead
+
+
+def test_live_counts_say_since_when_they_count_after_a_restart(engine, tmp_path):
+    """After a restart the redeployed model counts from zero; the page said 'since deployment' beside a
+    count of the rows since the restart (395 for a model that had predicted thousands)."""
+    _, df, _, model_id = deployable(engine, tmp_path)
+    stream = paused_replay(engine, tmp_path, df)
+    before = time.time()
+    engine.deploy(stream, model_id)
+    engine.resume(stream)
+    engine.wait(stream, timeout=60)
+    first = engine.models.live(stream)
+    assert first["predicted"] == 2000 and before <= first["since"] <= time.time()
+    engine.close()
+    restart = time.time()
+    with Engine(str(tmp_path / "data")) as again:
+        assert wait_for(lambda: again.models.live(stream) is not None, timeout=60)
+        live = again.models.live(stream)
+        assert live["model_id"] == model_id and live["since"] >= restart and live["predicted"] == 0
+        assert again.store.predictions(again.streams[stream].id, last=10_000).num_rows == 2000   # kept

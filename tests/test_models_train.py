@@ -498,3 +498,19 @@ def test_every_algorithm_trains_with_a_category_of_many_values(algorithm, task, 
         assert result.report["holdout"]["accuracy"] > result.report["baseline"]["accuracy"] + 0.2
     else:
         assert result.report["holdout"]["rmse"] < result.report["baseline"]["rmse"]
+
+
+def test_a_file_sorted_by_its_target_says_which_fold_saw_one_class_in_plain_words():
+    """scikit-learn's wine rows are sorted by class: the first time-ordered fold trains on class 0 only. The
+    page showed 'This solver needs samples of at least 2 classes ... only one class: np.int64(0)'."""
+    from sklearn.datasets import load_wine
+    df = load_wine(as_frame=True).frame
+    features = [c for c in df.columns if c != "target"][:5]
+    spec = ModelSpec("classification", "target", tuple(features), algorithm="logreg", cv=5)
+    with pytest.raises(UserError) as e:
+        train(rows_of(df, "target", features), spec)
+    assert str(e.value).startswith("fold 1 of 5 trains on one class only (0)"), str(e.value)
+    assert "np." not in str(e.value) and "solver" not in str(e.value)
+    stratified = ModelSpec("classification", "target", tuple(features), algorithm="logreg", cv=5,
+                           cv_kind="stratified")
+    assert train(rows_of(df, "target", features), stratified).report["cv"]["k"] == 5    # what it suggests works

@@ -263,7 +263,7 @@ def live_score(curve: dict, drift_rows: list[int], metric: str, window: int) -> 
     for i, row in enumerate(shown):
         fig.add_vline(x=row, line=dict(color=PALETTE[4], width=1.5, dash="dash"),
                       annotation_text="drift" if i == len(shown) - 1 else None, annotation_position="top")
-    fig.update_xaxes(title_text="labelled rows seen since deployment")
+    fig.update_xaxes(title_text="labelled rows scored (since the time below)")
     fig.update_yaxes(title_text=f"{metric}, rolling {window:,} rows",
                      **({"range": [0, 1.02]} if metric == "macro F1" else {}))
     return _layout(fig, 300)

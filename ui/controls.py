@@ -113,6 +113,22 @@ def pick_columns(snap: Snapshot, prefix: str, limit: int = 4, label: str = "Colu
                           args=(f"{prefix}_columns",))
 
 
+def pick_width(box, key: str, snap: Snapshot, label: str, most: int, fill: int = 1) -> int:
+    """A bucket width picker that follows the stream (the width charting all of it in at most `most`
+    buckets of `fill` rows: days for weekly rows from 2018, where 10 s showed one dot) until this
+    session picks one."""
+    fit = bucket_label(snap.fitting_width(most, fill) or 10)
+    if not st.session_state.get("_picked_" + key):
+        st.session_state["_keep_" + key] = fit
+    remember(key, fit, list(WIDTHS))
+    return WIDTHS[box.selectbox(label, list(WIDTHS), key=key, on_change=_picked, args=(key,))]
+
+
+def _picked(key: str) -> None:
+    st.session_state["_picked_" + key] = True
+    keep(key)
+
+
 def flash(key: str, kind: str, text: str) -> None:
     """A message to show once, on the next run of the page (an action usually ends with st.rerun())."""
     st.session_state[f"_flash_{key}"] = (kind, text)

@@ -35,8 +35,11 @@ def live_score(engine: Engine, name: str, every: float | None) -> None:
                                 f"over the last {status['window']:,} labelled rows. The same score the table of "
                                 f"trained models ranks by. {'Accuracy' if second == 'accuracy' else 'MAE'}: "
                                 f"{fmt.score(status.get(second))}.")
-            cols[1].metric("Rows predicted", fmt.count(status["predicted"]))
-            cols[2].metric("Labelled rows", fmt.count(status["labelled"]))
+            started = fmt.clock(status["since"]) if status.get("since") else "deployment"
+            since = (f"Since {started}, when the model was deployed or the engine last started: a restart "
+                     "starts the live counts and score again (the predictions stay stored).")
+            cols[1].metric("Rows predicted", fmt.count(status["predicted"]), help=since)
+            cols[2].metric("Labelled rows", fmt.count(status["labelled"]), help=since)
             cols[3].metric("Drift alarms", fmt.count(status["drifts"]),
                            help="Page-Hinkley test on the error rate; a jump in errors raises an alarm.")
             if status.get("drift"):
@@ -48,7 +51,8 @@ def live_score(engine: Engine, name: str, every: float | None) -> None:
                                 key="m_chart_live", config={"displayModeBar": False})
             else:
                 st.caption("The chart starts with the first labelled row.")
-            st.caption(f"**{fmt.plain(status['name'])}** ({fmt.plain(status['model_id'])}) on {name} · updated {fmt.clock()}")
+            st.caption(f"**{fmt.plain(status['name'])}** ({fmt.plain(status['model_id'])}) on {name} · counted since "
+                       f"{started} · updated {fmt.clock()}")
             newest_predictions(engine, name, status)
     live()
     download_predictions(engine, name)

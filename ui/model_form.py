@@ -4,8 +4,8 @@ from __future__ import annotations
 import streamlit as st
 
 from engine import Snapshot, parse_time
-from engine.models import (GRIDS, ModelSpec, TASKS, algorithms_for, guess_task, id_like, model_columns,
-                           split_features)
+from engine.models import (GRIDS, ModelSpec, TASKS, algorithms_for, guess_target, guess_task, id_like,
+                           model_columns, split_features)
 from ui import format as fmt
 from ui.refresh import keep, remember
 
@@ -21,7 +21,8 @@ def training_form(snap: Snapshot) -> tuple[ModelSpec | None, dict]:
         return None, {}
     c1, c2, c3 = st.columns([2, 1, 2])
     with c1:
-        target = kept_select("Target", names, "m_target", names[-1], help="The column to predict.")
+        target = kept_select("Target", names, "m_target", guess_target(names, (snap.model or {}).get("target")),
+                             help="The column to predict.")
     recent = snap.window_table(rows=2000)
     guessed = guess_task(recent, target) if recent.num_rows else "classification"
     task = c2.radio("Task", TASKS, index=TASKS.index(guessed), key=f"m_task_{target}",

@@ -16,11 +16,14 @@ from ui.uploads import session_spools, spooled_uploader
 SPEEDS = {"Full speed": "max", "Rows per second": "rows", "× real time": "realtime"}
 AUTO_TIME = "(first column of dates or times)"
 AUTO_FORMAT = "(detected)"
+YEARS = "%Y"                # a column of years (gapminder's 1952, 1957, ...), offered beside the date layouts
+REALTIME_HELP = ("1 keeps the file's own gaps between rows; 3600 plays an hour of data a second, 604800 a week "
+                 "a second (daily or weekly data needs such multiples).")
 
 
 def time_format_box(box, key: str) -> str | None:
     """A strptime pattern picked from the common ones (or typed), None to detect it."""
-    choice = box.selectbox("Time format", [AUTO_FORMAT, *TIME_FORMATS], key=key, accept_new_options=True,
+    choice = box.selectbox("Time format", [AUTO_FORMAT, *TIME_FORMATS, YEARS], key=key, accept_new_options=True,
                            format_func=lambda p: p if p == AUTO_FORMAT else f"{p}  ({time_example(p)})",
                            help="How the time column writes its dates, when it is not detected or when "
                                 "day and month could be either way round (01/02/2012). Type a pattern "
@@ -50,7 +53,7 @@ def upload_panel(engine: Engine) -> None:
         value = c2.number_input("Rows per second", *SPEED_LIMITS["rows"], 100.0, step=10.0, key="upload_rows_per_s")
     elif SPEEDS[mode] == "realtime":
         value = c2.number_input("Multiple of real time", *SPEED_LIMITS["realtime"], 1.0, step=0.5,
-                                key="upload_multiple")
+                                key="upload_multiple", help=REALTIME_HELP)
     # dates and times first; numbers are epoch seconds (or ms); text whose layout was not detected
     times = sorted((c for c in columns.columns if c.kind != "bool"), key=lambda c: ("time", "number", "text").index(
         c.kind)) if columns else []
@@ -60,6 +63,10 @@ def upload_panel(engine: Engine) -> None:
                                     "(milliseconds above 1e11).")
     c4, c5, c7, c6 = st.columns([2, 1, 2, 2])
     time_format = time_format_box(c7, "upload_time_format") if time_column != AUTO_TIME else None
+    if time_format is None and any(c.name == time_column and c.kind == "number" for c in times):
+        # gapminder's `year` read as epoch seconds lands minutes after 1970
+        c7.caption(f"{time_column} is a number: read as epoch seconds (milliseconds above 1e11). For years "
+                   "such as 1952, pick %Y as its time format.")
     if "loop" in engine.refused:
         loop = False
         c4.caption(engine.refused["loop"])

@@ -9,7 +9,7 @@ from ui import format as fmt
 from ui.guard import guard
 from ui.refresh import live_fragment
 from ui.shared import SHARED
-from ui.source_add import SPEEDS
+from ui.source_add import REALTIME_HELP, SPEEDS
 from ui.uploads import forget_stream
 
 
@@ -71,7 +71,8 @@ def controls(engine: Engine, name: str) -> None:
         shown = src.get("speed_value") if src.get("speed") == SPEEDS[mode] else None
         value = c3.number_input("rows/s" if paced == "rows" else "× real time", *SPEED_LIMITS[paced],
                                 float(shown or (100.0 if paced == "rows" else 1.0)),
-                                key=f"speed_value_{name}_{SPEEDS[mode]}", disabled=SPEEDS[mode] == "max")
+                                key=f"speed_value_{name}_{SPEEDS[mode]}", disabled=SPEEDS[mode] == "max",
+                                help=None if paced == "rows" else REALTIME_HELP)
         if c4.button("Set speed", width="stretch"):
             with guard("Changing the speed"):
                 engine.set_speed(name, SPEEDS[mode], value)
@@ -84,6 +85,7 @@ def controls(engine: Engine, name: str) -> None:
         if loop != bool(src.get("loop")):
             with guard("Changing loop"):
                 engine.set_loop(name, loop)
+                st.rerun()       # Pause was drawn above for an ended replay (disabled); looping, it runs again
         by = s2.radio("Seek to", ["row", "time"], horizontal=True, key=f"seek_by_{name}")
         if by == "row":
             target = s3.number_input("Row (0 = first data row)", 0, None, 0, step=1000, key=f"seek_row_{name}")

@@ -13,8 +13,11 @@ KINDS = {"drop_missing": "Drop rows with missing values", "fill_missing": "Fill 
          "rename": "Rename columns", "onehot": "One-hot encode"}
 
 
-def _cols(cols) -> str:
-    return ", ".join(cols) if cols else "every column"
+def _cols(cols, shown: int = 6) -> str:
+    if not cols:
+        return "every column"
+    cols = list(cols)
+    return ", ".join(cols) if len(cols) <= shown else ", ".join(cols[:shown - 1]) + f" and {len(cols) - shown + 1} more"
 
 
 def _cond(c: dict) -> str:
@@ -41,7 +44,7 @@ def describe(step: dict) -> str:
             what = "with " + ", ".join(f"{v!r}" for v in dict.fromkeys(value.values()))
         return f"Fill missing {_cols(cols)} {what}"
     if k == "cast":
-        return f"Cast {_cols(p.get('columns'))} to {p.get('to')}"
+        return f"Cast {_cols(p.get('columns'))} to {p.get('to')}" + (f" ({p['format']})" if p.get("format") else "")
     if k == "normalise":
         method = "z-score" if p.get("method", "zscore") == "zscore" else "min-max"
         return f"Normalise {_cols(p.get('columns'))} ({method}, {p.get('stats', 'running')} statistics)"
@@ -116,14 +119,15 @@ def step_form(kind: str, kinds: dict[str, str]) -> dict | None:
                    "cast here becomes the stream's event time when it has none.")
         return ({"columns": cols, "to": to} | ({"format": fmt.strip()} if fmt.strip() else {})) if cols else None
     if kind == "normalise":
-        cols = c1.multiselect("Columns", numbers, key="pp_norm_cols")
+        # none picked means all of them: a wide file (breast_cancer's 30 columns) took a click per column
+        cols = c1.multiselect("Columns (none = every number column)", numbers, key="pp_norm_cols") or numbers
         method = c2.radio("Method", ["zscore", "minmax"], horizontal=True, key="pp_norm_method",
                           format_func={"zscore": "z-score", "minmax": "min-max"}.get)
         stats = c3.radio("Statistics", ["running", "frozen"], horizontal=True, key="pp_norm_stats",
                          help="Running: from every row so far. Frozen: from the recent rows when you apply.")
         return {"columns": cols, "method": method, "stats": stats} if cols else None
     if kind == "clip":
-        cols = c1.multiselect("Columns", numbers, key="pp_clip_cols")
+        cols = c1.multiselect("Columns (none = every number column)", numbers, key="pp_clip_cols") or numbers
         lower = c2.text_input("Lower (empty = none)", key="pp_clip_lower")
         upper = c3.text_input("Upper (empty = none)", key="pp_clip_upper")
         if not cols or not (lower.strip() or upper.strip()):

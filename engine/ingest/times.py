@@ -210,8 +210,10 @@ def check_pattern(pattern: str) -> None:
 
 def _as_time(schema: Schema, name: str, utc: bool, pattern: str) -> Schema:
     """`schema` with column `name` read as times in `pattern` (a JSON Lines column keeps its key)."""
-    return Schema(tuple(replace(c, kind="time", utc=utc, format=pattern) if c.name == name else c
-                        for c in schema.columns))
+    # a number column read as times (gapminder's `year` with %Y) drops its integer marks: the parser checked
+    # its timestamps as integers and the stream stopped with a TypeError
+    return Schema(tuple(replace(c, kind="time", utc=utc, format=pattern, integer=False, wide=False)
+                        if c.name == name else c for c in schema.columns))
 
 
 def present(arr: pa.Array) -> pa.Array:

@@ -11,6 +11,7 @@ _EXPORTS = {
     "TASKS": (".spec", "TASKS"),
     "algorithms_for": (".spec", "algorithms_for"),
     "guess_task": (".data", "guess_task"),
+    "guess_target": (".data", "guess_target"),
     "model_columns": (".data", "model_columns"),
     "id_like": (".data", "id_like"),
     "split_features": (".data", "split_features"),

@@ -164,6 +164,20 @@ def guess_task(table: pa.Table, target: str) -> str:
     return "classification" if whole and len(values) <= 20 else "regression"
 
 
+TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome", "species")
+
+
+def guess_target(names: list[str], deployed: str | None = None) -> str:
+    """The column a model most likely predicts: the deployed model's target, else one named like a label
+    (`target`, `label`, `class`, ...; case aside), else the last column, where data sets put it. The name
+    comes before the place because a pipeline step appends its columns last: after a derive step the
+    last column was the derived one, and the real target became a feature."""
+    if deployed in names:
+        return deployed
+    lower = {n.lower(): n for n in reversed(names)}
+    return next((lower[t] for t in TARGET_NAMES if t in lower), names[-1])
+
+
 MODEL_TYPES = ("string", "large_string", "bool", "double", "float", "int64", "int32")
 
 

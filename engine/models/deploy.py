@@ -7,6 +7,7 @@ an online learner then learns from it.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,6 +46,7 @@ class Deployment:
         self.classes = card.get("classes")
         self.metrics = learner.metrics if learner is not None else LiveMetrics(self.task, window)
         self.predicted = 0
+        self.since = time.time()     # counts start here: at deployment, or again when the engine restarts
 
     @property
     def name(self) -> str:
@@ -119,5 +121,6 @@ class Deployment:
 
     def status(self) -> dict:
         return {"name": self.name, "model_id": self.model_id, "task": self.task, "target": self.target,
-                "online": self.learner is not None, "predicted": self.predicted, "classes": self.classes,
+                "online": self.learner is not None, "predicted": self.predicted, "since": self.since,
+                "classes": self.classes,
                 **self.metrics.status(), **({"resets": self.learner.resets} if self.learner else {})}

@@ -32,6 +32,11 @@ def _quiet(progress: Progress | None) -> Progress:
     return progress or (lambda done, total, message: None)
 
 
+def _plain(value) -> str:
+    """A class as the user wrote it: 0, not np.int64(0)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
 def check_rows(rows: Rows, spec: ModelSpec) -> None:
     if len(rows.y) == 0:
         raise UserError(f"no rows with a value for the target {spec.target!r}"
@@ -39,7 +44,7 @@ def check_rows(rows: Rows, spec: ModelSpec) -> None:
     if spec.task == "classification":
         classes = np.unique(rows.y)
         if len(classes) < 2:
-            raise UserError(f"the target {spec.target!r} has one class only ({classes[0]!r}); "
+            raise UserError(f"the target {spec.target!r} has one class only ({_plain(classes[0])}); "
                             f"a classifier needs at least two")
 
 
@@ -52,6 +57,11 @@ def fit(spec: ModelSpec, X, y, where: str = "training"):
             return model.fit(X, y)
         except ValueError as e:
             msg = str(e).splitlines()[0]
+            if spec.task == "classification" and len(one := np.unique(y)) < 2:
+                # a forest fits one class; a linear model refuses it in its own words ("np.int64(0)")
+                raise UserError(f"{where} trains on one class only ({_plain(one[0])}): the older rows hold one "
+                                f"class, as in a file sorted by its target; use stratified folds if the rows "
+                                f"are not a time series, or fewer folds") from None
             if "class" in msg and spec.task == "classification":
                 raise UserError(f"{where}: {msg} (a time-ordered fold saw one class only; "
                                 f"use fewer folds, stratified folds, or more rows)") from None

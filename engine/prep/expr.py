@@ -74,6 +74,14 @@ def parse_tree(text: str) -> ast.expr:
     return tree
 
 
+def _quote_hint(text: str, kinds: dict[str, str]) -> str:
+    """When the text holds a column name with spaces or signs outside backticks (`mean area / mean radius`,
+    as breast_cancer names them), the message says to quote it: the syntax error alone does not."""
+    bare = re.sub(_QUOTED, " ", text)
+    name = next((c for c in sorted(kinds, key=len, reverse=True) if not c.isidentifier() and c in bare), None)
+    return f"; put a column name with spaces or signs in backticks: `{name}`" if name else ""
+
+
 def is_number(v) -> bool:
     """A number that fits a float64 (a 400-digit integer or 1e400 does not); booleans are not numbers."""
     if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -103,10 +111,11 @@ class Expr:
         try:
             tree = parse_tree(text.strip())
         except SyntaxError as e:
-            raise UserError(f"the expression is not valid: {_where(text.strip(), e)}") from None
+            raise UserError(f"the expression is not valid: {_where(text.strip(), e)}{_quote_hint(text, kinds)}") \
+                from None
         if sum(1 for _ in ast.walk(tree)) > MAX_NODES:
             raise UserError(f"the expression has more than {MAX_NODES} parts; split it into several derive steps")
-        checker = _Checker(kinds)
+        checker = _Checker(kinds, text)
         kind = checker.kind(tree)
         return cls(text, tree, kind, checker.columns)
 
@@ -119,8 +128,9 @@ class Expr:
 
 
 class _Checker:
-    def __init__(self, kinds: dict[str, str]):
+    def __init__(self, kinds: dict[str, str], text: str = ""):
         self.kinds = kinds
+        self.text = text
         self.columns: set[str] = set()
 
     def kind(self, node: ast.AST) -> str:
@@ -139,6 +149,7 @@ class _Checker:
                 return "bool"
             if node.id not in self.kinds:
                 hint = " (it is a function; call it)" if node.id in FUNCTIONS else ""
+                hint = hint or _quote_hint(self.text, self.kinds)
                 raise UserError(f"unknown column {node.id!r}{hint}; columns: {', '.join(self.kinds)}")
             kind = self.kinds[node.id]
             if kind not in ("number", "bool"):

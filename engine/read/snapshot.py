@@ -188,6 +188,23 @@ class Snapshot:
             ks = ks.rows(int(hit[0]), int(hit[-1]) + 1) if len(hit) else ks.rows(0, 0)
         return {"start": starts_of(ks.keys, width), **ks.stats(self.bucket_shift)}
 
+    def fitting_width(self, most: int, fill: int = 1) -> int | None:
+        """The finest bucket width whose kept buckets hold every row of the stream, in at most `most`
+        buckets of `fill` rows or more on average: a chart of the whole stream (weekly rows from 2018 by
+        day, not one 10 s bucket); the coarsest width when none does, None before a row has a time. A
+        width holds every row when its per-column counts add up to the coarsest width's (finer widths
+        keep only their newest buckets); the first column's counts stand for the rows, so a stream of
+        thousands of columns costs no more."""
+        widths = sorted(self.series)
+        if not widths or not len(self.series[widths[-1]]):
+            return None
+        every = self.series[widths[-1]].n[:, :1].sum()
+        for w in widths:
+            ks = self.series[w]
+            if len(ks) <= most and len(ks) * fill <= every and ks.n[:, :1].sum() == every:
+                return w
+        return widths[-1]
+
     def bucket_groups(self, width: int) -> dict:
         ks = self.groups.get(width)
         if ks is None or self.codes is None:
