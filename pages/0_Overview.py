@@ -94,8 +94,9 @@ def live_status() -> None:
                 "quarantined": st.column_config.NumberColumn(format="localized"),
                 "flagged": st.column_config.NumberColumn(format="localized",
                                                          help="Rows kept with some values missing"),
-                "progress": st.column_config.ProgressColumn("replayed", min_value=0, max_value=1, format="percent",
-                                                            width="small"),
+                "progress": st.column_config.ProgressColumn("file read", min_value=0, max_value=1, format="percent",
+                                                            width="small", help="How much of a replayed file "
+                                                            "has been read (blank for tails and the demo)"),
                 "throughput": st.column_config.AreaChartColumn("throughput",
                                                                help=f"rows/s over the last {SPARK_SECONDS // 60} min",
                                                                y_min=0, width="small"),

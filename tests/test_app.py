@@ -112,6 +112,7 @@ def test_upload_replays_and_lists_the_quarantine(app):
     at = rerun_until(at, lambda a: metric(a, "Rows") == "500" and metric(a, "Quarantined") == "3")
     table = at.dataframe[-1].value
     assert len(table) == 3 and set(table["reason"]) == {"expected 4 fields, found 5"}
+    assert any(c.value.startswith("Newest 3 rows set aside") for c in at.caption)
     assert all(r.endswith(",EXTRA") for r in table["raw"])
     assert any(d.label == "Download as CSV" for d in at.get("download_button"))
     overview = rerun_until(open_app(), lambda a: "two_words" in a.dataframe[0].value["stream"].tolist())

@@ -17,3 +17,8 @@ def test_whole_numbers_have_no_decimals():
         ["0", "94", "1", "10", "3,600", "-2", "123,456"]
     assert [fmt.num(v) for v in (27.15, 0.875, 1013.04, 0.0206, None, float("nan"))] == \
         ["27.15", "0.875", "1,013.0", "0.0206", "—", "—"]
+
+
+def test_a_count_of_rows_agrees_with_its_number():
+    """The quarantine panel read "Newest 1 rows set aside"."""
+    assert fmt.rows(1) == "1 row" and fmt.rows(0) == "0 rows" and fmt.rows(2_500) == "2,500 rows"

@@ -51,6 +51,11 @@ def count(n) -> str:
     return "—" if n is None else f"{int(n):,}"
 
 
+def rows(n: int) -> str:
+    """"1 row", "2,000 rows"."""
+    return f"{int(n):,} row{'' if int(n) == 1 else 's'}"
+
+
 def rate(r) -> str:
     r = float(r or 0)
     return f"{r:,.0f}" if r >= 100 else f"{r:,.1f}"

@@ -140,7 +140,7 @@ def quarantine_panel(engine: Engine, name: str, every: float | None) -> None:
             if frame.empty:
                 st.success("No quarantined rows: every row so far parsed cleanly.", icon=":material/check_circle:")
                 return
-            st.caption(f"Newest {len(frame):,} rows set aside (up to 1,000 shown).")
+            st.caption(f"Newest {fmt.rows(len(frame))} set aside (up to 1,000 shown).")
             st.dataframe(frame, hide_index=True, width="stretch", height=min(420, 38 + 35 * len(frame)),
                          column_config={"raw": st.column_config.TextColumn("raw text", width="large"),
                                         "reason": st.column_config.TextColumn(width="medium"),
