@@ -116,6 +116,7 @@ def test_search_and_compare_run_as_engine_jobs(tmp_path):
         assert job.state == "done", job.error
         card = engine.models.registry.card(job.result)
         assert card["spec"]["params"] == card["metrics"]["search"]["best"]
+        assert card["name"] == "logreg · searched"        # the table lists it beside plain "logreg" runs
         job = engine.models.jobs.wait(engine.models.compare(stream, [spec, spec.with_(algorithm="sgd")]),
                                       timeout=120)
         assert job.state == "done", job.error

@@ -93,6 +93,8 @@ class Models:
                n_iter: int = 8, name: str | None = None) -> str:
         """A hyperparameter search job; the best candidate is trained, scored and stored."""
         rows, table = self.rows(stream, spec, slice)
+        # named apart from the plain training of the same algorithm, which the table lists beside it
+        name = name or f"{spec.algorithm} · searched"
         save = self._saver(stream, lambda t: spec.with_(params=t.report["params"]), table, rows, slice, name)
         return self.jobs.submit("search", {"rows": rows, "spec": spec.to_dict(), "method": method,
                                            "n_iter": n_iter}, f"search {spec.algorithm}", save)
