@@ -120,6 +120,23 @@ def test_upload_replays_and_lists_the_quarantine(app):
     assert rows.loc["two_words", "rows"] == 500 and rows.loc["two_words", "quarantined"] == 3
 
 
+def test_two_files_uploaded_at_once_offer_the_time_columns_both_have(app):
+    """Each file's columns are listed, and the time column is chosen among those every file has: a time
+    column of the first file only would not start the second."""
+    at = open_app(SOURCES)
+    other = pd.DataFrame({"when": pd.date_range("2024-01-01", periods=50, freq="s").astype(str),
+                          "ts": pd.date_range("2024-02-01", periods=50, freq="s").astype(str),
+                          "x": np.arange(50) * 0.5}).to_csv(index=False).encode()
+    firsts = pd.DataFrame({"when": pd.date_range("2024-03-01", periods=50, freq="s").astype(str),
+                           "y": np.arange(50)}).to_csv(index=False).encode()
+    at.file_uploader[0].set_value([("a.csv", other, "text/csv"), ("b.csv", firsts, "text/csv")]).run()
+    at = rerun_until(at, lambda a: sum("is ready" in c.value for c in a.caption) == 2 or a.error)
+    listed = [c.value for c in at.caption]
+    assert any(c.startswith("a.csv: **when**") for c in listed) and any(c.startswith("b.csv: **when**") for c in listed)
+    assert any(c.endswith("the columns every file has: **when**.") for c in listed), listed
+    assert at.selectbox(key="upload_time_column").options[1:] == ["when"]
+
+
 def test_replay_controls_and_their_errors(app):
     at = open_app(SOURCES)
     at = upload(at, "slow.csv", csv_bytes(2000, bad=0))

@@ -31,19 +31,33 @@ def time_format_box(box, key: str) -> str | None:
     return None if choice == AUTO_FORMAT else choice
 
 
+def shared_columns(chosen: list) -> list:
+    """Each chosen file's columns as a caption; the columns every one of them has (the first file's, in its
+    order), which the time column and partition key are chosen from: the same choice starts every file."""
+    headers = []
+    for sp in chosen:
+        with guard(f"Reading the header of {sp.name}"):
+            schema = sp.columns()
+            if schema is not None:
+                headers.append(schema.columns)
+                st.caption(f"{sp.name}: " + ", ".join(
+                    f"**{c.name}** ({c.kind}{', ' + c.format if c.format else ''})" for c in schema.columns))
+    if not headers:
+        return []
+    common = [c for c in headers[0] if all(any(d.name == c.name for d in h) for h in headers[1:])]
+    if len(common) < len(headers[0]):
+        shared = ", ".join(f"**{c.name}**" for c in common) or "none"
+        st.caption(f"The time column is chosen among the columns every file has: {shared}.")
+    return common
+
+
 def upload_panel(engine: Engine) -> None:
     """Files to replay, how fast, with which time column and window; Start replay; each upload's status."""
     limit_mb = upload_limit_bytes() / 1024 / 1024
     st.session_state.setdefault("upload_round", 0)
     chosen = spooled_uploader(f"upload_{st.session_state.upload_round}", engine.data_dir, label="CSV files",
                               type=["csv", "tsv", "txt"], max_upload_size=max(1, math.ceil(limit_mb)))
-    columns = None
-    if chosen:
-        with guard("Reading the file's header"):
-            columns = chosen[0].columns()
-        if columns is not None:
-            st.caption(f"{chosen[0].name}: " + ", ".join(
-                f"**{c.name}** ({c.kind}{', ' + c.format if c.format else ''})" for c in columns.columns))
+    columns = shared_columns(chosen)
     c1, c2, c3 = st.columns([2, 1, 2])
     mode = c1.radio("Speed", list(SPEEDS), horizontal=True, key="upload_speed",
                     help="Full speed reads as fast as the engine can; rows per second paces the replay; "
@@ -55,8 +69,7 @@ def upload_panel(engine: Engine) -> None:
         value = c2.number_input("Multiple of real time", *SPEED_LIMITS["realtime"], 1.0, step=0.5,
                                 key="upload_multiple", help=REALTIME_HELP)
     # dates and times first; numbers are epoch seconds (or ms); text whose layout was not detected
-    times = sorted((c for c in columns.columns if c.kind != "bool"), key=lambda c: ("time", "number", "text").index(
-        c.kind)) if columns else []
+    times = sorted((c for c in columns if c.kind != "bool"), key=lambda c: ("time", "number", "text").index(c.kind))
     time_column = c3.selectbox("Time column", [AUTO_TIME, *(c.name for c in times)], key="upload_time_column",
                                help="Gives rows their event time: used for × real time, seeking to a time, "
                                     "time ranges and buckets. A number column is read as epoch seconds "
@@ -80,7 +93,7 @@ def upload_panel(engine: Engine) -> None:
         partitions = int(p1.number_input("Partitions", 1, 64, 1, key="upload_partitions",
                                          help="Partition workers on the cluster. One keeps count windows and running "
                                               "preprocessing statistics exact; with more they are per partition."))
-        keys = [c.name for c in columns.columns] if columns else []
+        keys = [c.name for c in columns]
         key = p2.selectbox("Partition key", ["round-robin", *keys], key="upload_partition_key",
                            disabled=partitions == 1,
                            help="Rows with the same value go to the same partition, so a group-by on it is "
