@@ -12,7 +12,7 @@ import pytest
 import skops.io as sio
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from streamlit.runtime.media_file_manager import MediaFileManager
@@ -78,6 +78,9 @@ def test_train_deploy_export_and_import(app, monkeypatch, downloads):
     pred = ref.predict(df[["x", "y"]][cut:])
     assert metric(at, "Macro F1") == f"{f1_score(df['label'][cut:], pred, average='macro'):.3f}"
     assert metric(at, "Accuracy") == f"{accuracy_score(df['label'][cut:], pred):.3f}"
+    # macro averages, and named so: the threshold panel beside them shows one class's precision and recall
+    assert metric(at, "Macro precision") == f"{precision_score(df['label'][cut:], pred, average='macro'):.3f}"
+    assert metric(at, "Macro recall") == f"{recall_score(df['label'][cut:], pred, average='macro'):.3f}"
     charts = at.get("plotly_chart")
     assert len(charts) >= 3                        # confusion matrix, ROC, folds
     assert any(f"trained on {cut:,} of {len(df):,} rows (all stored rows), scored on the newest {len(df) - cut:,}"
@@ -215,7 +218,6 @@ def test_public_data_threshold_names_and_what_fits_the_target(app, monkeypatch):
     holdout; a model is renamed with a note; a regression target offers only time-ordered folds and keeps
     the Train button; a feature ranking shows only for the choice it was made for."""
     from sklearn.datasets import load_breast_cancer
-    from sklearn.metrics import precision_score, recall_score
     df = load_breast_cancer(as_frame=True).frame[["mean radius", "mean texture", "mean smoothness", "target"]]
     at = uploaded(df, "cancer", monkeypatch)
     at = train_clicked(at, target="target", features=("mean radius", "mean texture"))

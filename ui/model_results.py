@@ -10,8 +10,9 @@ from engine.models import HEADLINE
 from ui import charts
 from ui import format as fmt
 
-CLASS_METRICS = [("f1", "Macro F1"), ("accuracy", "Accuracy"), ("precision", "Precision"), ("recall", "Recall"),
-                 ("roc_auc", "ROC AUC")]
+# precision and recall are macro averages, named so beside the threshold panel's values for one class
+CLASS_METRICS = [("f1", "Macro F1"), ("accuracy", "Accuracy"), ("precision", "Macro precision"),
+                 ("recall", "Macro recall"), ("roc_auc", "ROC AUC")]
 REG_METRICS = [("r2", "R²"), ("mae", "MAE"), ("rmse", "RMSE")]
 HELP = {"f1": "The headline: F1 of each class, averaged with every class counting the same (macro). ",
         "precision": "Macro average over the classes. ", "recall": "Macro average over the classes. ",
