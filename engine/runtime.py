@@ -468,13 +468,19 @@ class Engine:
             s.error = f"could not restore from the store: {e}"
             s.publish()
             return
+        with self._failing(s, "ingest of"):     # a bug outside a batch's own guard stops the stream, visibly
+            self._read_batches(s)
+
+    def _read_batches(self, s: Stream) -> None:
         while not self.stopping.is_set() and not s.config.get("removed"):
             if s.error:
                 time.sleep(0.2)
                 continue
             if s.source.max_inflight and s.inflight >= s.source.max_inflight:
-                # until the writer takes one: what arrives meanwhile joins the next batch
-                s.wait_until(lambda: s.inflight < s.source.max_inflight or self.stopping.is_set(), 0.05)
+                # until the writer takes one: what arrives meanwhile joins the next batch (the limit is read
+                # again each time: a change of speed can lift it, to None, while we wait)
+                s.wait_until(lambda: not (s.source.max_inflight and s.inflight >= s.source.max_inflight)
+                             or self.stopping.is_set(), 0.05)
                 continue
             s.busy, batch = True, None
             try:

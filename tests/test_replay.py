@@ -283,3 +283,24 @@ def test_the_next_block_is_parsed_ahead_in_a_thread_and_a_seek_drops_it(tmp_path
         rows += b.table.column("i").to_pylist()
     assert seen == list(range(5000)) and rows == list(range(3, 5000))
     src.close()
+
+
+def test_full_speed_chosen_while_the_writer_is_behind_keeps_the_stream_reading(tmp_path, monkeypatch):
+    """A paced replay whose writer is behind (its queue at the paced limit) is switched to full speed,
+    which lifts the limit (None) while the ingest thread waits on it: the replay reads on to its end.
+    The wait's condition compared the count with None and its TypeError ended the thread silently."""
+    from engine.stream import Stream
+    path = tmp_path / "paced.csv"
+    path.write_text("t,v\n" + "".join(f"{i},{i}\n" for i in range(200_000)))
+    commit = Stream.commit
+
+    def slow_disk(self, *works):
+        time.sleep(0.3)
+        return commit(self, *works)
+    monkeypatch.setattr(Stream, "commit", slow_disk)
+    with Engine(str(tmp_path / "data")) as e:
+        name = e.add_replay(str(path), speed=Speed("rows", 100_000))
+        s = e.streams[name]
+        assert wait_for(lambda: s.source.max_inflight and s.inflight >= s.source.max_inflight, 30)
+        e.set_speed(name, "max")
+        assert e.wait(name, timeout=120).counts["ingested"] == 200_000
