@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import duckdb
 import pyarrow as pa
 
+from ..schema import as_floats
 from ..stats.operators import BUFFER_ROWS, chunk_of
 from ..stats.windows import Chunk
 from ..store.duck import quote
@@ -118,7 +119,8 @@ class History:
             chunks: tuple[Chunk, ...] = ()
         else:
             ingest = t.column("_ingest").cast(pa.int64()).to_numpy(zero_copy_only=False) / 1e6
-            rows = t.select(schema.names).cast(schema)
+            # the operators compute in float64; an int64 column (ids beyond 2**53) rounds here as in theirs
+            rows = as_floats(t.select(schema.names)).cast(schema)
             chunks = tuple(chunk_of(rows.slice(i, CHUNK_ROWS), columns, time_column, ingest[i:i + CHUNK_ROWS])
                            for i in range(0, t.num_rows, CHUNK_ROWS))
         self._recent = (key, chunks)
