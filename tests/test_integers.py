@@ -432,3 +432,12 @@ def test_the_fast_path_sends_a_batch_to_the_slow_one_for_any_float_beyond_2_53_i
     table = pa.table({f"c{i}": X[:, i] for i in range(50)})
     assert _within_floats(table, table.column_names) is (odd is None)
     assert _within_floats(table, [n for n in table.column_names if n != "c36"])
+
+
+def test_a_model_takes_an_integer_column_beyond_2_53_as_a_rounded_feature():
+    """A deployed model's raw rows can hold ids beyond 2**53 (stored int64): as a feature they round to
+    float64 as everywhere the engine computes; the safe cast raised ArrowInvalid."""
+    from engine.models.data import features_frame
+    t = pa.table({"id": pa.array([2 ** 60 + 1, 5], pa.int64()), "x": [1.0, 2.0]})
+    frame = features_frame(t, ["id", "x"], [])
+    assert frame["id"].tolist() == [float(2 ** 60), 5.0] and frame["x"].tolist() == [1.0, 2.0]

@@ -86,7 +86,8 @@ def features_frame(table: pa.Table, numeric, categorical) -> pd.DataFrame:
     """The raw feature columns as a model takes them: float64 numbers, object categories (NaN when missing)."""
     cols = {}
     for c in numeric:
-        cols[c] = pc.cast(table.column(c), pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        # unsafe: an integer beyond 2**53 rounds, as everywhere the engine computes (a safe cast raised)
+        cols[c] = pc.cast(table.column(c), pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype(np.float64)
     for c in categorical:
         arr = table.column(c)
         if not pa.types.is_string(arr.type):
