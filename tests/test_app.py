@@ -435,6 +435,22 @@ def test_looping_an_ended_replay_can_be_paused_at_once(app):
     at = rerun_until(at, lambda a: any("paused" in m.value for m in a.markdown))
 
 
+def test_loop_is_asked_once_while_the_source_has_not_shown_it_yet(app, monkeypatch):
+    """On a cluster the source shows a loop change a second or more later; until then each run asked
+    again and reran the page at once, a tight loop. Here the source never shows it: one request."""
+    from engine.runtime import Engine
+    asked = []
+    monkeypatch.setattr(Engine, "set_loop", lambda self, name, loop: asked.append(loop))
+    at = open_app(SOURCES)
+    at = upload(at, "lag.csv", weekly_csv())
+    button(at, "Start replay").click().run()
+    at = rerun_until(at, lambda a: any("100% of the file" in p.proto.text for p in a.get("progress")))
+    at.toggle(key="loop_lag").set_value(True).run()
+    at.run()
+    at.run()
+    assert asked == [True] and not at.exception
+
+
 def test_a_column_of_years_as_the_time_column(app):
     """gapminder's `year` named as the time column was read as epoch seconds (1952 s after 1970) without a
     word, and with %Y typed as its format the replay stopped with a TypeError."""

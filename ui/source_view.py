@@ -82,9 +82,15 @@ def controls(engine: Engine, name: str) -> None:
             return
         s1, s2, s3, s4 = st.columns([1, 1, 2, 1], vertical_alignment="bottom")
         loop = s1.toggle("Loop", value=bool(src.get("loop")), key=f"loop_{name}")
-        if loop != bool(src.get("loop")):
+        # asked once per change: a cluster's source shows it a second or more later, and asking again on
+        # every run until then (with the rerun below) spun the page
+        asked_key = f"_loop_asked_{name}"
+        if st.session_state.get(asked_key) == bool(src.get("loop")):
+            del st.session_state[asked_key]
+        if loop != st.session_state.get(asked_key, bool(src.get("loop"))):
             with guard("Changing loop"):
                 engine.set_loop(name, loop)
+                st.session_state[asked_key] = loop
                 st.rerun()       # Pause was drawn above for an ended replay (disabled); looping, it runs again
         by = s2.radio("Seek to", ["row", "time"], horizontal=True, key=f"seek_by_{name}")
         if by == "row":
