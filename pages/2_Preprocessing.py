@@ -6,6 +6,7 @@ import time
 import streamlit as st
 
 from engine import UserError, kinds_of
+from engine.models import likely_label
 from ui import format as fmt
 from ui.controls import flash, show_flash, stream_row
 from ui.guard import guard
@@ -54,12 +55,12 @@ def steps_editor(name: str, steps: list[dict]) -> None:
             st.rerun()
 
 
-def add_step(name: str, steps: list[dict], kinds: dict[str, str]) -> None:
+def add_step(name: str, steps: list[dict], kinds: dict[str, str], leave_out=()) -> None:
     with st.expander("Add a step", icon=":material/add:", expanded=not steps):
         kind = st.selectbox("Kind", list(KINDS), format_func=KINDS.get, key="pp_kind")
         params = None
         with guard("The step"):
-            params = step_form(kind, kinds)
+            params = step_form(kind, kinds, leave_out)
         if st.button("Add step", type="primary", icon=":material/add:", disabled=params is None):
             with guard("Adding the step"):
                 step = {"kind": kind, "params": params}
@@ -188,7 +189,9 @@ def page() -> None:
         # a new step sees the columns the steps before it produce
         kinds = kinds_of(preview.schema) if preview is not None else kinds_of(snap.schema)
         kinds = {c: k for c, k in kinds.items() if not c.startswith("_")}
-        add_step(name, steps, kinds)
+        # "every number column" leaves out the event time (z-scored, its buckets would land in 1970) and the
+        # label a model would predict (a z-scored 0/1 target reads as a regression)
+        add_step(name, steps, kinds, {snap.time_column, likely_label(list(kinds), (snap.model or {}).get("target"))})
     st.subheader("Preview")
     with guard("The preview"):
         preview_panel(name, steps)

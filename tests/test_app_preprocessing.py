@@ -102,6 +102,22 @@ def test_normalise_with_no_column_picked_takes_every_number_column(page):
     assert at.dataframe[1].value[["x", "y"]].max().max() <= 1
 
 
+def test_every_number_column_leaves_out_the_event_time_and_the_label(app, monkeypatch):
+    """Normalise with no column picked z-scored an epoch-seconds time column (its buckets landed in 1970)
+    and a 0/1 `target` (the Models page then guessed regression): both are left out, and the box says so."""
+    monkeypatch.setenv("RIVULET_DEMO", "0")
+    df = frame(200).assign(t=1.7e9 + np.arange(200.0), target=np.arange(200) % 2)
+    at = open_app(SOURCES)
+    at.file_uploader[0].set_value(("labelled.csv", df.to_csv(index=False).encode(), "text/csv")).run()
+    at.selectbox(key="upload_time_column").set_value("t").run()
+    button(at, "Start replay").click().run()
+    rerun_until(at, lambda a: metric(a, "Rows") == "200")
+    at.switch_page(PAGE).run()
+    add(at, "normalise")
+    assert at.multiselect(key="pp_norm_cols").label == "Columns (none = every number column but t, target)"
+    assert steps_shown(at) == ["Normalise x, y (z-score, running statistics)"]
+
+
 def test_a_cast_to_time_names_its_format():
     """Day-first dates cast with %d/%m/%Y showed as 'Cast date to time': which way round was not said."""
     from ui.steps import describe

@@ -78,10 +78,14 @@ def _value(text: str, kind: str):
     return text
 
 
-def step_form(kind: str, kinds: dict[str, str]) -> dict | None:
-    """Widgets for one step of `kind` over columns `kinds` (name -> kind); its params, or None if incomplete."""
+def step_form(kind: str, kinds: dict[str, str], leave_out=()) -> dict | None:
+    """Widgets for one step of `kind` over columns `kinds` (name -> kind); its params, or None if incomplete.
+    `leave_out`: number columns that "every number column" does not mean (the event time, the label)."""
     names = list(kinds)
     numbers = [c for c, k in kinds.items() if k == "number"]
+    every = [c for c in numbers if c not in leave_out]
+    but = [c for c in numbers if c in leave_out]
+    every_label = "Columns (none = every number column" + (f" but {', '.join(but)})" if but else ")")
     texts = [c for c, k in kinds.items() if k == "text"]
     c1, c2, c3 = st.columns(3)
     if kind == "drop_missing":
@@ -120,14 +124,14 @@ def step_form(kind: str, kinds: dict[str, str]) -> dict | None:
         return ({"columns": cols, "to": to} | ({"format": fmt.strip()} if fmt.strip() else {})) if cols else None
     if kind == "normalise":
         # none picked means all of them: a wide file (breast_cancer's 30 columns) took a click per column
-        cols = c1.multiselect("Columns (none = every number column)", numbers, key="pp_norm_cols") or numbers
+        cols = c1.multiselect(every_label, numbers, key="pp_norm_cols") or every
         method = c2.radio("Method", ["zscore", "minmax"], horizontal=True, key="pp_norm_method",
                           format_func={"zscore": "z-score", "minmax": "min-max"}.get)
         stats = c3.radio("Statistics", ["running", "frozen"], horizontal=True, key="pp_norm_stats",
                          help="Running: from every row so far. Frozen: from the recent rows when you apply.")
         return {"columns": cols, "method": method, "stats": stats} if cols else None
     if kind == "clip":
-        cols = c1.multiselect("Columns (none = every number column)", numbers, key="pp_clip_cols") or numbers
+        cols = c1.multiselect(every_label, numbers, key="pp_clip_cols") or every
         lower = c2.text_input("Lower (empty = none)", key="pp_clip_lower")
         upper = c3.text_input("Upper (empty = none)", key="pp_clip_upper")
         if not cols or not (lower.strip() or upper.strip()):

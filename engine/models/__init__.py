@@ -12,6 +12,7 @@ _EXPORTS = {
     "algorithms_for": (".spec", "algorithms_for"),
     "guess_task": (".data", "guess_task"),
     "guess_target": (".data", "guess_target"),
+    "likely_label": (".data", "likely_label"),
     "model_columns": (".data", "model_columns"),
     "id_like": (".data", "id_like"),
     "split_features": (".data", "split_features"),

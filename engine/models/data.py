@@ -179,6 +179,17 @@ def guess_target(names: list[str], deployed: str | None = None) -> str:
     return next((lower[t] for t in TARGET_NAMES if t in lower), names[-1])
 
 
+LABEL_NAMES = ("target", "label", "labels", "class", "outcome")   # not `y`: beside `x` it is as often a feature
+
+
+def likely_label(names: list[str], deployed: str | None = None) -> str | None:
+    """The deployed model's target, else a column named as only labels are; None when neither is there."""
+    if deployed in names:
+        return deployed
+    lower = {n.lower(): n for n in reversed(names)}
+    return next((lower[t] for t in LABEL_NAMES if t in lower), None)
+
+
 MODEL_TYPES = ("string", "large_string", "bool", "double", "float", "int64", "int32")
 
 
