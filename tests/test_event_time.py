@@ -362,3 +362,20 @@ def test_a_column_of_whole_years_read_with_a_year_format(tmp_path):
     want = (pd.to_datetime(df["year"].astype(str), format="%Y") - pd.Timestamp("1970-01-01")) / pd.Timedelta("1s")
     assert list(event_times(snap)) == want.tolist()
     assert snap.time_column == "year" and "year" not in snap.columns
+
+
+def test_the_fitting_width_counts_rows_by_their_fullest_column_and_needs_a_number(tmp_path):
+    """A first column missing in most rows made the fill rule see few rows (too coarse a width), and a stream
+    without number columns defaulted to "1 month" for 5 minutes of rows: now None (the page's 10 s)."""
+    seconds = pd.date_range("2024-01-01", periods=1000, freq="s")
+    sparse = np.where(np.arange(1000) % 10 == 0, 1.0, np.nan)
+    path = tmp_path / "sparse.csv"
+    pd.DataFrame({"when": seconds.strftime("%Y-%m-%d %H:%M:%S"), "a": sparse, "b": np.arange(1000.0)}).to_csv(
+        path, index=False)
+    snap, _, _ = replay(tmp_path / "sparse", str(path))
+    assert snap.fitting_width(240, fill=10) == 10            # 10 rows a 10 s bucket, though `a` has one
+    path = tmp_path / "text.csv"
+    pd.DataFrame({"when": seconds[:300].strftime("%Y-%m-%d %H:%M:%S"), "site": ["n", "s"] * 150}).to_csv(
+        path, index=False)
+    snap, _, _ = replay(tmp_path / "text", str(path))
+    assert snap.fitting_width(240) is None

@@ -191,17 +191,19 @@ class Snapshot:
     def fitting_width(self, most: int, fill: int = 1) -> int | None:
         """The finest bucket width whose kept buckets hold every row of the stream, in at most `most`
         buckets of `fill` rows or more on average: a chart of the whole stream (weekly rows from 2018 by
-        day, not one 10 s bucket); the coarsest width when none does, None before a row has a time. A
-        width holds every row when its per-column counts add up to the coarsest width's (finer widths
-        keep only their newest buckets); the first column's counts stand for the rows, so a stream of
-        thousands of columns costs no more."""
+        day, not one 10 s bucket); the coarsest width when none does, None before a row has a time or
+        without number columns. A width holds every row when its counts add up to the coarsest width's
+        (finer widths keep only their newest buckets); a bucket's rows are its fullest column's count."""
         widths = sorted(self.series)
-        if not widths or not len(self.series[widths[-1]]):
+        if not widths or not len(self.series[widths[-1]]) or not self.series[widths[-1]].n.shape[1]:
             return None
-        every = self.series[widths[-1]].n[:, :1].sum()
+        rows = {w: self.series[w].n.max(axis=1).sum() for w in widths}
+        every = rows[widths[-1]]
+        if not every:
+            return None
         for w in widths:
             ks = self.series[w]
-            if len(ks) <= most and len(ks) * fill <= every and ks.n[:, :1].sum() == every:
+            if len(ks) <= most and len(ks) * fill <= every and rows[w] == every:
                 return w
         return widths[-1]
 
