@@ -22,3 +22,10 @@ def test_whole_numbers_have_no_decimals():
 def test_a_count_of_rows_agrees_with_its_number():
     """The quarantine panel read "Newest 1 rows set aside"."""
     assert fmt.rows(1) == "1 row" and fmt.rows(0) == "0 rows" and fmt.rows(2_500) == "2,500 rows"
+
+
+def test_a_moment_of_another_day_carries_its_date():
+    """The live score's "counted since" showed only the clock, so a deployment days ago read as today."""
+    import time
+    assert len(fmt.moment(time.time())) == 8                       # HH:MM:SS
+    assert fmt.moment(time.time() - 3 * 86_400).count("-") == 2     # YYYY-MM-DD HH:MM:SS

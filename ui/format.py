@@ -103,6 +103,12 @@ def clock(ts: float | None = None) -> str:
     return time.strftime("%H:%M:%S", time.localtime(ts))
 
 
+def moment(ts: float) -> str:
+    """The clock for a time today, with its date before it otherwise (a deployment days ago)."""
+    same_day = time.localtime(ts)[:3] == time.localtime()[:3]
+    return clock(ts) if same_day else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
 def algorithm(key: str) -> str:
     """An algorithm's name, e.g. "Random forest" for "rf"; unknown keys as they are."""
     return ALGORITHMS.get(key, key)

@@ -35,7 +35,7 @@ def live_score(engine: Engine, name: str, every: float | None) -> None:
                                 f"over the last {status['window']:,} labelled rows. The same score the table of "
                                 f"trained models ranks by. {'Accuracy' if second == 'accuracy' else 'MAE'}: "
                                 f"{fmt.score(status.get(second))}.")
-            started = fmt.clock(status["since"]) if status.get("since") else "deployment"
+            started = fmt.moment(status["since"]) if status.get("since") else "deployment"
             since = (f"Since {started}, when the model was deployed or the engine last started: a restart "
                      "starts the live counts and score again (the predictions stay stored).")
             cols[1].metric("Rows predicted", fmt.count(status["predicted"]), help=since)
