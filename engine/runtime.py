@@ -186,7 +186,7 @@ class Engine:
             s.backfill.wait(timeout=10)
         if thread:
             thread.join(timeout=5)
-        self._drain(s)
+        s.drain()
         s.source.close()
         self.published.forget(name)
         self.store.delete_stream(s.id)
@@ -555,10 +555,6 @@ class Engine:
         finally:
             s.done_count += len(works)
             s.moved()
-
-    def _drain(self, s: Stream) -> None:
-        while not s.wait_until(lambda: s.inflight == 0, 0.05):
-            pass
 
     def close(self) -> None:
         """Stop the threads after the queued batches are committed, then release the folder."""

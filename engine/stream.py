@@ -178,7 +178,7 @@ class Stream:
         as a restart would rebuild them (a running stream kept its old window before: a resumed
         replay given a new window showed the old one until its next restart)."""
         with self.lock:
-            self._drain()
+            self.drain()
             self._save_config(window=window)
             if self.operators is None or self.runner is None:
                 return                  # restore or the first batch builds them from the config
@@ -194,7 +194,7 @@ class Stream:
         when the operators were rebuilt (empty) because the columns they see changed; otherwise windows
         keep their rows}."""
         with self.lock:
-            self._drain()
+            self.drain()
             rebuilt = False
             if self.schema is not None:
                 ops = self.operators_for(pipeline)
@@ -214,7 +214,7 @@ class Stream:
         """Swap in state a backfill rebuilt up to `rid`, after feeding it the rows committed since."""
         from .prep.backfill import rerun
         with self.lock:
-            self._drain()
+            self.drain()
             if self.pipeline.version != backfill.version:
                 return False
             c = self.counters
@@ -227,7 +227,8 @@ class Stream:
             self.publish()
             return True
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
+        """Block until every queued batch of this stream is committed."""
         while not self.wait_until(lambda: self.inflight == 0, 0.05):
             pass
 

@@ -168,26 +168,24 @@ def guess_task(table: pa.Table, target: str) -> str:
 TARGET_NAMES = ("target", "label", "labels", "class", "y", "outcome", "species")
 
 
-def guess_target(names: list[str], deployed: str | None = None) -> str:
-    """The column a model most likely predicts: the deployed model's target, else one named like a label
-    (`target`, `label`, `class`, ...; case aside), else the last column, where data sets put it. The name
-    comes before the place because a pipeline step appends its columns last: after a derive step the
-    last column was the derived one, and the real target became a feature."""
-    if deployed in names:
-        return deployed
-    lower = {n.lower(): n for n in reversed(names)}
-    return next((lower[t] for t in TARGET_NAMES if t in lower), names[-1])
-
-
 LABEL_NAMES = ("target", "label", "labels", "class", "outcome")   # not `y`: beside `x` it is as often a feature
 
 
-def likely_label(names: list[str], deployed: str | None = None) -> str | None:
-    """The deployed model's target, else a column named as only labels are; None when neither is there."""
+def likely_label(names: list[str], deployed: str | None = None, labels=LABEL_NAMES) -> str | None:
+    """The deployed model's target, else the first column named as one of `labels` (case aside); None when
+    neither is there."""
     if deployed in names:
         return deployed
     lower = {n.lower(): n for n in reversed(names)}
-    return next((lower[t] for t in LABEL_NAMES if t in lower), None)
+    return next((lower[t] for t in labels if t in lower), None)
+
+
+def guess_target(names: list[str], deployed: str | None = None) -> str:
+    """The column a model most likely predicts: the deployed model's target, else one named like a label
+    (`target`, `label`, `class`, `y`, ...), else the last column, where data sets put it. The name
+    comes before the place because a pipeline step appends its columns last: after a derive step the
+    last column was the derived one, and the real target became a feature."""
+    return likely_label(names, deployed, TARGET_NAMES) or names[-1]
 
 
 MODEL_TYPES = ("string", "large_string", "bool", "double", "float", "int64", "int32")
