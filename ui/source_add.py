@@ -44,7 +44,8 @@ def shared_columns(chosen: list) -> list:
                     f"**{c.name}** ({c.kind}{', ' + c.format if c.format else ''})" for c in schema.columns))
     if not headers:
         return []
-    common = [c for c in headers[0] if all(any(d.name == c.name for d in h) for h in headers[1:])]
+    others = [{d.name for d in h} for h in headers[1:]]
+    common = [c for c in headers[0] if all(c.name in names for names in others)]
     if len(common) < len(headers[0]):
         shared = ", ".join(f"**{c.name}**" for c in common) or "none"
         st.caption(f"The time column is chosen among the columns every file has: {shared}.")
